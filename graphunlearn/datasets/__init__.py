@@ -1,0 +1,23 @@
+"""Real datasets, the synthetic default, and protocol splits."""
+
+from .loaders import DATASETS, cache_dir, canonical_name, data_root, is_available, load, ogb_safe_globals
+from .splits import (
+    PROTOCOL_SEEDS,
+    LinkSplit,
+    NodeSplit,
+    RecSplit,
+    enclosing_nodes,
+    forget_edges,
+    forget_nodes,
+    link_split,
+    node_split,
+    sample_negatives,
+    user_item_split,
+)
+from .synthetic import synthetic
+
+__all__ = [
+    "DATASETS", "PROTOCOL_SEEDS", "LinkSplit", "NodeSplit", "RecSplit", "cache_dir", "canonical_name",
+    "data_root", "enclosing_nodes", "forget_edges", "forget_nodes", "is_available", "link_split", "load",
+    "node_split", "ogb_safe_globals", "sample_negatives", "synthetic", "user_item_split",
+]

@@ -1,0 +1,240 @@
+"""Real graph loaders (PyG / OGB) behind one ``load(name)``, reading from a configurable data root.
+
+Root resolution: the ``root`` argument, else the ``GRAPHUNLEARN_DATA`` environment variable, else the user
+cache folder (``GRAPHUNLEARN_CACHE``, else ``$XDG_CACHE_HOME/graphunlearn``, else ``~/.cache/graphunlearn``),
+where the loaders' normal download applies. Loaders write ``processed/`` folders, so a dataset found
+outside the cache is first copied (raw files only) into a working copy in the cache; the data root itself
+is never written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data, HeteroData
+
+from .synthetic import synthetic
+
+# name -> (folder under the data root, loader)
+_LAYOUT: dict[str, str] = {
+    "cora": "planetoid/Cora",
+    "citeseer": "planetoid/CiteSeer",
+    "pubmed": "planetoid/PubMed",
+    "ogbl-ddi": "ogb/ogbl_ddi",
+    "ogbl-collab": "ogb/ogbl_collab",
+    "movielens-100k": "rec/ml-100k",
+    "gowalla": "rec/gowalla",
+}
+DATASETS = (*_LAYOUT, "synthetic")
+_ALIASES = {"ml-100k": "movielens-100k", "movielens100k": "movielens-100k", "ddi": "ogbl-ddi",
+            "collab": "ogbl-collab"}
+
+
+def cache_dir() -> Path:
+    """The user cache folder of graphunlearn (created on demand)."""
+    if os.environ.get("GRAPHUNLEARN_CACHE"):
+        return Path(os.environ["GRAPHUNLEARN_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "graphunlearn"
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Where datasets are read from: ``root``, else ``$GRAPHUNLEARN_DATA``, else ``cache_dir() / "data"``."""
+    if root is not None:
+        return Path(root).expanduser()
+    if os.environ.get("GRAPHUNLEARN_DATA"):
+        return Path(os.environ["GRAPHUNLEARN_DATA"]).expanduser()
+    return cache_dir() / "data"
+
+
+def canonical_name(name: str) -> str:
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    return key
+
+
+def is_available(name: str, root: str | os.PathLike | None = None) -> bool:
+    """Whether ``name``'s raw files are present under the data root (``synthetic`` always is)."""
+    key = canonical_name(name)
+    if key == "synthetic":
+        return True
+    folder = data_root(root) / _LAYOUT[key]
+    return folder.is_dir() and any(folder.rglob("*"))
+
+
+def load(name: str, root: str | os.PathLike | None = None, **kwargs) -> Data:
+    """Load a dataset as a homogeneous ``torch_geometric.data.Data``.
+
+    Args:
+        name: one of ``cora``, ``citeseer``, ``pubmed``, ``ogbl-ddi``, ``ogbl-collab``, ``movielens-100k``,
+            ``gowalla``, ``synthetic`` (keyword arguments go to :func:`synthetic`).
+        root: data root (default: ``$GRAPHUNLEARN_DATA``, else the user cache, where downloads go).
+
+    OGB datasets carry their official split as ``data.split_edge`` (``train_pos``, ``val_pos``, ``val_neg``,
+    ``test_pos``, ``test_neg``; each [2, K]). User-item datasets number users ``0..U-1`` and items
+    ``U..U+I-1``, set ``node_type`` (0 user, 1 item), ``num_users``, ``num_items``, and carry their official
+    train/test interactions as ``data.split_edge`` (``train_pos``, ``test_pos``; user, item rows).
+    """
+    key = canonical_name(name)
+    if key == "synthetic":
+        return synthetic(**kwargs)
+    if kwargs:
+        raise TypeError(f"load({name!r}) takes no extra options, got {sorted(kwargs)}")
+    base = data_root(root)
+    source = base / _LAYOUT[key]
+    downloadable = base.resolve() == (cache_dir() / "data").resolve()
+    if not source.is_dir() and not downloadable:
+        raise FileNotFoundError(
+            f"dataset {key!r} not found: expected its raw files under {source} (data root {base}, set by "
+            f"{'the root argument' if root is not None else 'GRAPHUNLEARN_DATA'}); see the README for the layout")
+    work = _working_copy(source, key) if source.is_dir() and not _inside(source, cache_dir()) else source
+    return _LOADERS[key](work)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _working_copy(source: Path, key: str) -> Path:
+    """Copy ``source`` (without ``processed/``) into the cache, reusing an earlier copy of the same files."""
+    target = cache_dir() / "work" / _LAYOUT[key]
+    listing = {str(p.relative_to(source)): p.stat().st_size for p in sorted(source.rglob("*"))
+               if p.is_file() and "processed" not in p.relative_to(source).parts}
+    stamp = json.dumps({"source": str(source.resolve()), "files": listing}, sort_keys=True)
+    marker = target / ".graphunlearn-source.json"
+    if marker.is_file() and marker.read_text() == stamp:
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("processed"), copy_function=shutil.copyfile)
+    for folder in [tmp, *[p for p in tmp.rglob("*") if p.is_dir()]]:
+        folder.chmod(0o755)  # the shared root may be read-only; the loaders write next to raw/
+    os.replace(tmp, target)
+    marker.write_text(stamp)
+    return target
+
+
+@contextmanager
+def ogb_safe_globals():
+    """Scoped allowlist for the classes OGB's pickles hold, so they load with ``weights_only=True``.
+
+    ogb 1.3.x calls ``torch.load`` without ``weights_only``; with torch >= 2.6 that means weights-only
+    loading, which refuses numpy arrays and PyG's storage classes. This allowlists exactly those, for the
+    duration of the block, instead of switching weights-only loading off.
+    """
+    import numpy as np
+    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import GlobalStorage
+
+    core = getattr(np, "_core", None) or np.core
+    allowed = [DataEdgeAttr, DataTensorAttr, GlobalStorage, np.ndarray, np.dtype,
+               (core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct")]
+    allowed += [getattr(np.dtypes, n) for n in ("Int64DType", "Int32DType", "Float64DType", "Float32DType",
+                                                 "Int16DType", "UInt8DType", "BoolDType") if hasattr(np.dtypes, n)]
+    with torch.serialization.safe_globals(allowed):
+        yield
+
+
+def _planetoid(name: str) -> Callable[[Path], Data]:
+    def load_planetoid(work: Path) -> Data:
+        from torch_geometric.datasets import Planetoid
+
+        data = Planetoid(root=str(work.parent), name=name)[0]
+        data.name = name.lower()
+        return data
+
+    return load_planetoid
+
+
+def _ogbl(name: str) -> Callable[[Path], Data]:
+    def load_ogbl(work: Path) -> Data:
+        from ogb.linkproppred import PygLinkPropPredDataset
+
+        with ogb_safe_globals():
+            dataset = PygLinkPropPredDataset(name=name, root=str(work.parent))
+            split = dataset.get_edge_split()
+        data = dataset[0]
+        data.split_edge = _ogb_split(split)
+        data.name = name
+        return data
+
+    return load_ogbl
+
+
+def _ogb_split(split: dict) -> dict[str, Tensor]:
+    out = {}
+    for part, prefix in (("train", "train"), ("valid", "val"), ("test", "test")):
+        block = split[part]
+        if "edge" in block:
+            out[f"{prefix}_pos"] = torch.as_tensor(block["edge"]).long().t().contiguous()
+        if "edge_neg" in block:
+            out[f"{prefix}_neg"] = torch.as_tensor(block["edge_neg"]).long().t().contiguous()
+        if "weight" in block:
+            out[f"{prefix}_weight"] = torch.as_tensor(block["weight"]).float()
+    return out
+
+
+def _user_item(hetero: HeteroData, user: str, item: str, name: str) -> Data:
+    """Flatten a PyG user-item HeteroData into one bipartite ``Data`` (items after users)."""
+    num_users, num_items = hetero[user].num_nodes, hetero[item].num_nodes
+    store = hetero[user, "rates", item]
+    train = store.edge_index.clone()
+    test = store.edge_label_index.clone() if "edge_label_index" in store else torch.empty(2, 0, dtype=torch.long)
+    train[1] += num_users
+    test[1] += num_users
+    both = torch.cat([train, test], dim=1)
+    data = Data(num_nodes=num_users + num_items)
+    data.edge_index = torch.cat([both, both.flip(0)], dim=1)
+    data.node_type = torch.cat([torch.zeros(num_users, dtype=torch.long), torch.ones(num_items, dtype=torch.long)])
+    data.num_users, data.num_items, data.name = num_users, num_items, name
+    data.split_edge = {"train_pos": train, "test_pos": test}
+    if "rating" in store:
+        rating = torch.cat([store.rating.float(), store.edge_label.float()]) if "edge_label" in store \
+            else store.rating.float()
+        if rating.numel() == both.size(1):
+            data.rating = torch.cat([rating, rating])
+    if "x" in hetero[item]:
+        data.item_x = hetero[item].x  # for movielens-100k: one column per genre (item groups)
+    if "x" in hetero[user]:
+        data.user_x = hetero[user].x
+    return data
+
+
+def _movielens(work: Path) -> Data:
+    from torch_geometric.datasets import MovieLens100K
+
+    return _user_item(MovieLens100K(root=str(work))[0], "user", "movie", "movielens-100k")
+
+
+def _gowalla(work: Path) -> Data:
+    from torch_geometric.datasets import AmazonBook  # a generic reader of the LightGCN text format
+
+    return _user_item(AmazonBook(root=str(work))[0], "user", "book", "gowalla")
+
+
+_LOADERS: dict[str, Callable[[Path], Data]] = {
+    "cora": _planetoid("Cora"),
+    "citeseer": _planetoid("CiteSeer"),
+    "pubmed": _planetoid("PubMed"),
+    "ogbl-ddi": _ogbl("ogbl-ddi"),
+    "ogbl-collab": _ogbl("ogbl-collab"),
+    "movielens-100k": _movielens,
+    "gowalla": _gowalla,
+}

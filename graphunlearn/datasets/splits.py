@@ -1,0 +1,212 @@
+"""Splits as ../PROTOCOL (shared) defines them: link splits, in/out forget sets, node and user-item splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+from ..graph import build_csr, k_hop_layers, to_bidirected, undirected_unique
+
+PROTOCOL_SEEDS = (42, 21, 13, 87, 100)
+
+
+@dataclass
+class LinkSplit:
+    """A link-prediction split. ``train_data`` holds the training edges (both directions) and every node;
+    the pair tensors are [2, K], one direction per edge."""
+
+    train_data: Data
+    val_pos: Tensor
+    val_neg: Tensor
+    test_pos: Tensor
+    test_neg: Tensor
+    seed: int | None
+    official: bool = False
+
+    @property
+    def train_pos(self) -> Tensor:
+        """Training edges, once each (``u <= v``)."""
+        return undirected_unique(self.train_data.edge_index, self.train_data.num_nodes)[0]
+
+    def __repr__(self) -> str:
+        return (f"LinkSplit(train={self.train_pos.size(1)}, val={self.val_pos.size(1)}+{self.val_neg.size(1)}, "
+                f"test={self.test_pos.size(1)}+{self.test_neg.size(1)}, seed={self.seed}, official={self.official})")
+
+
+def _with_edges(data: Data, edges: Tensor) -> Data:
+    """A shallow copy of ``data``'s node-level content with ``edges`` ([2, E], one direction) as its graph."""
+    out = Data(edge_index=to_bidirected(edges), num_nodes=data.num_nodes)
+    for key in data.keys():
+        if key in ("edge_index", "split_edge", "num_nodes") or data.is_edge_attr(key):
+            continue
+        out[key] = data[key]
+    return out
+
+
+def sample_negatives(num_nodes: int, num: int, exclude: Tensor, generator: torch.Generator,
+                     bipartite: tuple[int, int] | None = None) -> Tensor:
+    """``num`` distinct node pairs [2, num] that are neither self loops nor (in either direction) in ``exclude``.
+
+    With ``bipartite=(num_users, num_items)`` pairs run from users to items (items numbered after users).
+    """
+    known = exclude.long()
+    known_keys = torch.unique(torch.cat([known[0] * num_nodes + known[1], known[1] * num_nodes + known[0]]))
+    if bipartite is None:
+        capacity = num_nodes * (num_nodes - 1) // 2 - known_keys.numel() // 2
+    else:
+        capacity = bipartite[0] * bipartite[1] - known_keys.numel() // 2
+    if num > capacity:
+        raise ValueError(f"sample_negatives: asked for {num} negative pairs but only {capacity} non-edges exist")
+    chosen = torch.empty(0, dtype=torch.long)
+    while chosen.numel() < num:
+        draw = max(2 * (num - chosen.numel()), 1024)
+        if bipartite is None:
+            u = torch.randint(num_nodes, (draw,), generator=generator)
+            v = torch.randint(num_nodes, (draw,), generator=generator)
+            u, v = torch.minimum(u, v), torch.maximum(u, v)
+        else:
+            u = torch.randint(bipartite[0], (draw,), generator=generator)
+            v = bipartite[0] + torch.randint(bipartite[1], (draw,), generator=generator)
+        keys = u * num_nodes + v
+        ok = (u != v) & ~torch.isin(keys, known_keys) & ~torch.isin(keys, chosen)
+        keys = keys[ok]
+        # keep the first occurrence of each key, in draw order, so the result depends only on the seed
+        uniq, inv = torch.unique(keys, return_inverse=True)
+        first = torch.full((uniq.numel(),), keys.numel(), dtype=torch.long).scatter_reduce_(
+            0, inv, torch.arange(keys.numel()), reduce="amin")
+        chosen = torch.cat([chosen, keys[torch.sort(first).values]])[:num]
+    return torch.stack([chosen // num_nodes, chosen % num_nodes])
+
+
+def link_split(data: Data, val_ratio: float = 0.05, test_ratio: float = 0.05, seed: int = 42,
+               official: bool = True) -> LinkSplit:
+    """Split an undirected graph's edges into train / validation / test, with seeded negatives.
+
+    Each edge is kept once (``u <= v``) for splitting; validation and test get as many negative pairs as
+    positives, none of them a known edge. Where ``data.split_edge`` holds an official split (OGB) and
+    ``official`` is true, that split is used as it is.
+    """
+    if official and isinstance(data.get("split_edge"), dict) and "test_neg" in data.split_edge:
+        s = data.split_edge
+        train = undirected_unique(s["train_pos"], data.num_nodes)[0]
+        return LinkSplit(_with_edges(data, train), s["val_pos"], s["val_neg"], s["test_pos"], s["test_neg"],
+                         seed=None, official=True)
+    if not (0 <= val_ratio < 1 and 0 <= test_ratio < 1 and val_ratio + test_ratio < 1):
+        raise ValueError(f"link_split: ratios must be in [0, 1) and sum below 1, got val={val_ratio}, "
+                         f"test={test_ratio}")
+    edges, _, _ = undirected_unique(data.edge_index, data.num_nodes)
+    edges = edges[:, edges[0] != edges[1]]
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(edges.size(1), generator=g)
+    n_val, n_test = int(val_ratio * edges.size(1)), int(test_ratio * edges.size(1))
+    val, test, train = perm[:n_val], perm[n_val:n_val + n_test], perm[n_val + n_test:]
+    neg = sample_negatives(data.num_nodes, n_val + n_test, edges, g)
+    return LinkSplit(_with_edges(data, edges[:, train]), edges[:, val], neg[:, :n_val], edges[:, test],
+                     neg[:, n_val:], seed=seed)
+
+
+def enclosing_nodes(edge_index: Tensor, num_nodes: int, seeds: Tensor, num_hops: int = 2) -> Tensor:
+    """Nodes within ``num_hops`` of ``seeds`` on the graph ``edge_index`` taken as undirected. Returns a bool mask [N]."""
+    both = to_bidirected(undirected_unique(edge_index, num_nodes)[0])
+    csr = build_csr(both[0], both[1], torch.arange(both.size(1)), num_nodes)
+    mask = torch.zeros(num_nodes, dtype=torch.bool)
+    mask[torch.cat(k_hop_layers(csr.rowptr, csr.col, None, seeds, num_hops, num_nodes))] = True
+    return mask
+
+
+def forget_edges(split: LinkSplit, fraction: float, setting: str = "in", seed: int = 0, num_hops: int = 2) -> Tensor:
+    """Sample the forget set Df [2, K] (``u <= v``) from training edges, as a fraction of them.
+
+    ``setting="in"``: edges inside the ``num_hops``-hop enclosing subgraph of the test edges' endpoints (both
+    endpoints within it; the harder case); ``"out"``: edges outside it. Neighbourhoods are computed on the
+    undirected training graph.
+    """
+    if setting not in ("in", "out"):
+        raise ValueError(f"forget_edges: setting must be 'in' or 'out', got {setting!r}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"forget_edges: fraction must lie in (0, 1), got {fraction}")
+    train = split.train_pos
+    n = split.train_data.num_nodes
+    inside = enclosing_nodes(split.train_data.edge_index, n, split.test_pos.reshape(-1), num_hops)
+    candidates = (inside[train[0]] & inside[train[1]]).nonzero().squeeze(1)
+    if setting == "out":
+        candidates = (~(inside[train[0]] & inside[train[1]])).nonzero().squeeze(1)
+    num = max(1, round(fraction * train.size(1)))
+    if num > candidates.numel():
+        raise ValueError(f"forget_edges: {num} edges ({fraction:.2%} of {train.size(1)}) requested but only "
+                         f"{candidates.numel()} training edges are {setting!r} the {num_hops}-hop test subgraph")
+    g = torch.Generator().manual_seed(seed)
+    pick = candidates[torch.randperm(candidates.numel(), generator=g)[:num]]
+    return train[:, torch.sort(pick).values]
+
+
+@dataclass
+class NodeSplit:
+    train_idx: Tensor
+    val_idx: Tensor
+    test_idx: Tensor
+    official: bool
+
+
+def node_split(data: Data, seed: int = 42, train_ratio: float = 0.8, val_ratio: float = 0.1,
+               official: bool = True) -> NodeSplit:
+    """Node split: the dataset's public masks where present (Planetoid), else a seeded random 80/10/10."""
+    if official and all(isinstance(data.get(k), Tensor) for k in ("train_mask", "val_mask", "test_mask")):
+        return NodeSplit(data.train_mask.nonzero().squeeze(1), data.val_mask.nonzero().squeeze(1),
+                         data.test_mask.nonzero().squeeze(1), official=True)
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(data.num_nodes, generator=g)
+    n_train, n_val = int(train_ratio * data.num_nodes), int(val_ratio * data.num_nodes)
+    return NodeSplit(torch.sort(perm[:n_train]).values, torch.sort(perm[n_train:n_train + n_val]).values,
+                     torch.sort(perm[n_train + n_val:]).values, official=False)
+
+
+def forget_nodes(split: NodeSplit, fraction: float | None = None, num: int | None = None, seed: int = 0) -> Tensor:
+    """Sample nodes to delete from the training nodes: ``num`` of them, or ``fraction`` of the training set."""
+    if (fraction is None) == (num is None):
+        raise ValueError("forget_nodes: give exactly one of fraction or num")
+    count = num if num is not None else max(1, round(fraction * split.train_idx.numel()))
+    if not 0 < count <= split.train_idx.numel():
+        raise ValueError(f"forget_nodes: cannot take {count} of {split.train_idx.numel()} training nodes")
+    g = torch.Generator().manual_seed(seed)
+    return torch.sort(split.train_idx[torch.randperm(split.train_idx.numel(), generator=g)[:count]]).values
+
+
+@dataclass
+class RecSplit:
+    """A user-item split: ``train_data`` (training interactions, both directions), pairs as [2, K] (user, item)."""
+
+    train_data: Data
+    train_pos: Tensor
+    test_pos: Tensor
+    num_users: int
+    num_items: int
+    official: bool
+
+
+def user_item_split(data: Data, test_ratio: float = 0.2, seed: int = 42, official: bool = True) -> RecSplit:
+    """Split interactions: the dataset's own train/test where present, else ``test_ratio`` of each user's."""
+    if data.get("num_users") is None:
+        raise ValueError("user_item_split: data has no num_users/num_items (load a user-item dataset)")
+    nu, ni = int(data.num_users), int(data.num_items)
+    s = data.get("split_edge")
+    if official and isinstance(s, dict) and s.get("test_pos") is not None and s["test_pos"].numel():
+        train, test = s["train_pos"], s["test_pos"]
+    else:
+        pairs = data.edge_index[:, data.edge_index[0] < nu]
+        pairs = undirected_unique(pairs, data.num_nodes)[0]
+        g = torch.Generator().manual_seed(seed)
+        r = torch.rand(pairs.size(1), generator=g)
+        # rank each interaction within its user by a random key; the top test_ratio of each user go to test
+        order = torch.argsort(pairs[0] * 2.0 + r)
+        counts = torch.bincount(pairs[0], minlength=nu)
+        start = torch.cumsum(counts, 0) - counts
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(order.numel()) - start[pairs[0][order]]
+        is_test = rank < (counts[pairs[0]] * test_ratio).floor().long()
+        train, test = pairs[:, ~is_test], pairs[:, is_test]
+        official = False
+    return RecSplit(_with_edges(data, train), train, test, nu, ni, official=official)

@@ -1,0 +1,104 @@
+r"""Deletion-aware convolutions: PyG's GCN, GraphSAGE and GIN layers run on a store's live view.
+
+Each layer keeps the parameter names of its PyTorch Geometric counterpart, so
+``layer.load_state_dict(pyg_layer.state_dict())`` works both ways, and computes the same function on the
+live graph that the PyG layer computes on a graph rebuilt without the deleted elements. Aggregation runs on
+``graphunlearn.kernels.masked_spmm`` over the store's cached CSR and live mask.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..kernels import masked_spmm
+from ..requests import LiveGraph
+
+
+def _aggregate(x: Tensor, graph: LiveGraph, *, reduce: str = "sum", normalize: bool = False) -> Tensor:
+    return masked_spmm(graph.rowptr, graph.col, x, graph.mask, graph.edge_weight if reduce == "sum" else None,
+                       reduce=reduce, normalize=normalize, deg=graph.gcn_deg if normalize else None)
+
+
+class GCNConv(nn.Module):
+    r"""GCN layer (Kipf and Welling, ICLR 2017) on the live graph:
+    :math:`X' = \hat D^{-1/2} (A + I) \hat D^{-1/2} X W + b` with :math:`\hat D` from live (weighted) degrees.
+
+    Args:
+        in_channels: input feature size.
+        out_channels: output feature size.
+        bias: add a learnable bias (default ``True``).
+        normalize: apply the symmetric normalisation with self loops (default ``True``); ``False`` sums.
+
+    Shapes: x [N, in_channels] -> [N, out_channels].
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True, normalize: bool = True):
+        super().__init__()
+        self.in_channels, self.out_channels, self.normalize = in_channels, out_channels, normalize
+        self.lin = nn.Linear(in_channels, out_channels, bias=False)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.lin.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
+        out = _aggregate(self.lin(x), graph, normalize=self.normalize)
+        return out if self.bias is None else out + self.bias
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_channels}, {self.out_channels})"
+
+
+class SAGEConv(nn.Module):
+    r"""GraphSAGE layer (Hamilton et al., NeurIPS 2017) with mean aggregation over live in-edges:
+    :math:`x'_i = W_1 x_i + W_2 \operatorname{mean}_{j \in N_{live}(i)} x_j`.
+
+    Args:
+        in_channels: input feature size.
+        out_channels: output feature size.
+        bias: bias of the neighbour transform ``lin_l`` (default ``True``).
+
+    Shapes: x [N, in_channels] -> [N, out_channels].
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.lin_l = nn.Linear(in_channels, out_channels, bias=bias)
+        self.lin_r = nn.Linear(in_channels, out_channels, bias=False)
+
+    def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
+        return self.lin_l(_aggregate(x, graph, reduce="mean")) + self.lin_r(x)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, aggr=mean)"
+
+
+class GINConv(nn.Module):
+    r"""GIN layer (Xu et al., ICLR 2019): :math:`x'_i = h_\Theta((1 + \epsilon) x_i + \sum_{j \in N_{live}(i)} x_j)`.
+
+    Args:
+        nn: the MLP :math:`h_\Theta`.
+        eps: initial :math:`\epsilon` (default 0).
+        train_eps: make :math:`\epsilon` learnable (default ``False``).
+
+    Shapes: x [N, F] -> [N, nn's output size].
+    """
+
+    def __init__(self, nn: torch.nn.Module, eps: float = 0.0, train_eps: bool = False):
+        super().__init__()
+        self.nn = nn
+        if train_eps:
+            self.eps = torch.nn.Parameter(torch.tensor([eps]))
+        else:
+            self.register_buffer("eps", torch.tensor([eps]))
+
+    def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
+        return self.nn((1 + self.eps) * x + _aggregate(x, graph))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(nn={self.nn})"

@@ -1,0 +1,152 @@
+"""The record of one deletion request and the views a store hands out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+KINDS = ("edges", "nodes", "edge_class", "node_features", "node_class")
+
+
+def _empty() -> Tensor:
+    return torch.empty(0, dtype=torch.long)
+
+
+@dataclass(frozen=True, eq=False)
+class DeletionRequest:
+    """One request registered with a :class:`~graphunlearn.GraphStore`.
+
+    Attributes:
+        id: the store's sequence number for the request (0, 1, 2, ...).
+        kind: one of ``"edges"``, ``"nodes"``, ``"edge_class"``, ``"node_features"``, ``"node_class"``.
+        node_ids: nodes the request deletes (with their features and incident edges).
+        edge_ids: edges the request deletes, in the store's edge numbering (``store.edge_index``),
+            including the live incident edges of deleted nodes.
+        feature_node_ids: nodes whose features the request deletes (``kind == "node_features"``).
+        feature_columns: the deleted feature columns, or ``None`` for all of them.
+        params: the request's arguments that are not ids (for example ``{"edge_class": 3}``).
+        hops: ``hops[h]`` holds the nodes at distance exactly ``h`` from the deleted elements (``hops[0]``:
+            endpoints of deleted edges, deleted nodes, nodes whose features were deleted), measured on the
+            live graph just before the request, along the direction messages flow.
+        subgraph_edge_ids: the edges of the enclosing subgraph: edges live before the request whose two
+            endpoints both lie within ``num_hops`` of the deleted elements (GNNDelete's subgraph of Df;
+            it includes the deleted edges themselves).
+        created: UNIX time at which the request was registered.
+        redacted: ``True`` once ``store.compact()`` erased the ids this record held.
+    """
+
+    id: int
+    kind: str
+    node_ids: Tensor = field(default_factory=_empty)
+    edge_ids: Tensor = field(default_factory=_empty)
+    feature_node_ids: Tensor = field(default_factory=_empty)
+    feature_columns: Tensor | None = None
+    params: dict = field(default_factory=dict)
+    hops: tuple[Tensor, ...] = ()
+    subgraph_edge_ids: Tensor = field(default_factory=_empty)
+    created: float = 0.0
+    redacted: bool = False
+
+    @property
+    def num_hops(self) -> int:
+        return len(self.hops) - 1
+
+    def affected_nodes(self, hop: int | None = None) -> Tensor:
+        """Sorted ids of the nodes within ``hop`` hops (default: the store's ``num_hops``) of the deleted elements."""
+        if self.redacted:
+            raise RuntimeError(f"request {self.id} was compacted: its ids were erased from the store")
+        if hop is None:
+            hop = self.num_hops
+        if not 0 <= hop <= self.num_hops:
+            raise ValueError(f"hop={hop} is outside 0..{self.num_hops} (the store's num_hops when request "
+                             f"{self.id} was registered)")
+        return torch.sort(torch.cat(self.hops[: hop + 1])).values
+
+    def affected_edges(self) -> Tensor:
+        """Edge ids of the enclosing subgraph (see ``subgraph_edge_ids``)."""
+        return self.subgraph_edge_ids
+
+    def summary(self) -> str:
+        parts = [f"request {self.id}: {self.kind}"]
+        if self.params:
+            parts.append(", ".join(f"{k}={v}" for k, v in self.params.items()))
+        if self.redacted:
+            parts.append("(compacted: ids erased)")
+        else:
+            parts.append(f"{self.node_ids.numel()} nodes, {self.edge_ids.numel()} edges")
+            if self.feature_node_ids.numel():
+                cols = "all" if self.feature_columns is None else self.feature_columns.numel()
+                parts.append(f"features of {self.feature_node_ids.numel()} nodes ({cols} columns)")
+            sizes = "/".join(str(h.numel()) for h in self.hops)
+            parts.append(f"affected per hop {sizes}")
+        return "; ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"DeletionRequest({self.summary()})"
+
+    def to_payload(self) -> dict:
+        """Tensors, lists and primitives only, so it loads back with ``weights_only=True``."""
+        return {
+            "node_ids": self.node_ids, "edge_ids": self.edge_ids, "feature_node_ids": self.feature_node_ids,
+            "feature_columns": self.feature_columns, "params": dict(self.params), "hops": list(self.hops),
+            "subgraph_edge_ids": self.subgraph_edge_ids,
+        }
+
+    @classmethod
+    def from_payload(cls, req_id: int, kind: str, created: float, payload: dict | None) -> DeletionRequest:
+        if payload is None:
+            return cls(id=req_id, kind=kind, created=created, redacted=True)
+        return cls(id=req_id, kind=kind, created=created, node_ids=payload["node_ids"],
+                   edge_ids=payload["edge_ids"], feature_node_ids=payload["feature_node_ids"],
+                   feature_columns=payload["feature_columns"], params=payload["params"],
+                   hops=tuple(payload["hops"]), subgraph_edge_ids=payload["subgraph_edge_ids"])
+
+
+@dataclass(frozen=True)
+class ForgetSet:
+    """What a set of requests removed, in the store's ids.
+
+    Shapes: ``node_ids`` [K], ``edge_ids`` [M], ``edge_index`` [2, M] (endpoints of the deleted edges, one
+    direction per edge for undirected graphs), ``feature_entries``: ``(node_ids, columns or None)`` pairs.
+    """
+
+    node_ids: Tensor
+    edge_ids: Tensor
+    edge_index: Tensor
+    feature_entries: tuple[tuple[Tensor, Tensor | None], ...]
+
+
+@dataclass(frozen=True)
+class LiveGraph:
+    """The store's live structure for masked message passing (no copy of the graph).
+
+    The tensors are the store's own caches and change in place when a deletion arrives; they are meant
+    to be read by the deletion-aware layers (``graphunlearn.nn``), not modified.
+
+    Shapes: ``rowptr`` [N + 1], ``col`` / ``mask`` / ``edge_weight`` [S] (CSR by destination: slot ``s`` of
+    row ``i`` carries the message ``col[s] -> i``), ``gcn_deg`` [N] (1 + live weighted in-degree),
+    ``rowptr_t`` / ``col_t`` / ``mask_t`` the transpose (CSC; the same tensors for undirected graphs),
+    ``x`` [N, F] with deleted nodes and feature values zeroed, ``node_mask`` [N].
+    """
+
+    num_nodes: int
+    rowptr: Tensor
+    col: Tensor
+    mask: Tensor
+    edge_weight: Tensor | None
+    gcn_deg: Tensor
+    rowptr_t: Tensor
+    col_t: Tensor
+    mask_t: Tensor
+    x: Tensor | None
+    node_mask: Tensor
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """Old-to-new id maps returned by ``store.compact()``; -1 marks an erased node or edge."""
+
+    node_map: Tensor
+    edge_map: Tensor

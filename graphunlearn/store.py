@@ -1,0 +1,653 @@
+"""The deletion-aware graph store: requests, masks, neighbourhoods, views, journal and erasure."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.utils import is_undirected as _pyg_is_undirected
+
+from .graph import PairIndex, build_csr, k_hop_layers, row_slots, undirected_unique
+from .io import Journal, atomic_save, safe_load, to_bytes
+from .requests import Compaction, DeletionRequest, ForgetSet, LiveGraph
+
+FORMAT_VERSION = 1
+STATE_FILE = "store.pt"
+JOURNAL_FILE = "journal.sqlite"
+# Attributes the store interprets itself; every other node- or edge-level tensor is carried along.
+_SPECIAL = {"x", "y", "edge_index", "edge_type", "edge_weight", "node_type", "num_nodes"}
+
+
+class DeletionError(ValueError):
+    """A deletion request was refused; the store is unchanged."""
+
+
+def _fmt(ids, limit: int = 10) -> str:
+    ids = ids.tolist() if isinstance(ids, Tensor) else list(ids)
+    more = f" ... ({len(ids)} in all)" if len(ids) > limit else ""
+    return f"{ids[:limit]}{more}"
+
+
+class GraphStore:
+    r"""A graph that forgets by masking: nodes, edges, edge classes, node classes and feature values.
+
+    The store wraps a ``torch_geometric.data.Data`` (``x``, ``edge_index``, optional ``y``, integer
+    ``edge_type``, ``edge_weight``, ``node_type``, and any other node- or edge-level tensors). An undirected
+    graph keeps each edge once (``u <= v``) with both directions tied to one edge id, so deleting
+    ``(u, v)`` deletes ``(v, u)`` too; ``store.edge_index`` lists the edges in that numbering.
+
+    Deletion is masking, not rebuilding: CSR (by destination) and CSC are computed once and cached, and a
+    request updates the live masks, live degrees and live features in time proportional to its size. The
+    live view (:meth:`live`) feeds the deletion-aware layers of ``graphunlearn.nn``; :meth:`retained`
+    rebuilds a plain ``Data`` without the deleted elements.
+
+    Args:
+        data: the graph. Its tensors are not modified.
+        undirected: treat the graph as undirected (default: detect from ``edge_index``).
+        num_hops: how many hops of affected neighbourhood to record per request (default 2).
+    """
+
+    def __init__(self, data: Data, *, undirected: bool | None = None, num_hops: int = 2):
+        if not isinstance(data, Data):
+            raise TypeError(f"GraphStore needs a torch_geometric.data.Data, got {type(data).__name__} "
+                            "(convert a HeteroData with .to_homogeneous() first)")
+        if not isinstance(num_hops, int) or num_hops < 0:
+            raise ValueError(f"num_hops must be a non-negative int, got {num_hops!r}")
+        state = _canonical_state(data, undirected)
+        state.update(num_hops=num_hops)
+        self._load_state(state)
+        self.requests: list[DeletionRequest] = []
+        self._dir: Path | None = None
+        self._journal: Journal | None = None
+
+    # ------------------------------------------------------------------ state and caches
+    def _load_state(self, s: dict) -> None:
+        self.num_nodes: int = s["num_nodes"]
+        self.undirected: bool = s["undirected"]
+        self.num_hops: int = s["num_hops"]
+        self.edge_index: Tensor = s["edge_index"]
+        self.x: Tensor | None = s["x"]
+        self.y: Tensor | None = s["y"]
+        self.node_type: Tensor | None = s["node_type"]
+        self.edge_type: Tensor | None = s["edge_type"]
+        self.edge_weight: Tensor | None = s["edge_weight"]
+        self.node_attrs: dict[str, Tensor] = dict(s["node_attrs"])
+        self.edge_attrs: dict[str, Tensor] = dict(s["edge_attrs"])
+        n, e = self.num_nodes, self.edge_index.size(1)
+        self.node_mask: Tensor = s.get("node_mask", torch.ones(n, dtype=torch.bool))
+        self.edge_mask: Tensor = s.get("edge_mask", torch.ones(e, dtype=torch.bool))
+        self.feature_mask: Tensor | None = s.get("feature_mask")  # [N, F] bool, made on first use
+        self.node_deleted_by: Tensor = s.get("node_deleted_by", torch.full((n,), -1, dtype=torch.long))
+        self.edge_deleted_by: Tensor = s.get("edge_deleted_by", torch.full((e,), -1, dtype=torch.long))
+        self._next_id: int = s.get("next_id", 0)
+        self._compacted_through: int = s.get("compacted_through", -1)
+        self._csr = self._csc = None
+        self._pairs: PairIndex | None = None
+        self._x_live: Tensor | None = None
+
+    def _state(self) -> dict:
+        return {
+            "format": FORMAT_VERSION, "num_nodes": self.num_nodes, "undirected": self.undirected,
+            "num_hops": self.num_hops, "edge_index": self.edge_index, "x": self.x, "y": self.y,
+            "node_type": self.node_type, "edge_type": self.edge_type, "edge_weight": self.edge_weight,
+            "node_attrs": self.node_attrs, "edge_attrs": self.edge_attrs, "node_mask": self.node_mask,
+            "edge_mask": self.edge_mask, "feature_mask": self.feature_mask,
+            "node_deleted_by": self.node_deleted_by, "edge_deleted_by": self.edge_deleted_by,
+            "next_id": self._next_id, "compacted_through": self._compacted_through,
+        }
+
+    def _structure(self) -> None:
+        """Build CSR/CSC, their live slot masks and the live degrees once; deletions then patch them."""
+        if self._csr is not None:
+            return
+        src, dst = self.edge_index
+        eid = torch.arange(src.numel())
+        if self.undirected:
+            loop = src == dst
+            rev = eid[~loop]
+            src, dst, eid = torch.cat([src, dst[rev]]), torch.cat([dst, src[rev]]), torch.cat([eid, rev])
+        csr = build_csr(dst, src, eid, self.num_nodes)
+        csc = csr if self.undirected else build_csr(src, dst, eid, self.num_nodes)
+        self._csr, self._csc = csr, csc
+        self._csr_live = self.edge_mask[csr.eid]
+        self._csc_live = self._csr_live if csc is csr else self.edge_mask[csc.eid]
+        self._csr_weight = None if self.edge_weight is None else self.edge_weight[csr.eid].float()
+        self._csr_dst = torch.repeat_interleave(torch.arange(self.num_nodes), csr.rowptr.diff())
+        w = torch.ones_like(self._csr_live, dtype=torch.float32) if self._csr_weight is None else self._csr_weight
+        w = torch.where(self._csr_live, w, torch.zeros(()))
+        self._gcn_deg = torch.ones(self.num_nodes).index_add_(0, self._csr_dst, w)
+        # Positions of each edge id in CSR (and CSC): an edge owns one slot, or two when undirected.
+        self._csr_pos = _positions_by_edge(csr.eid, self.edge_index.size(1))
+        self._csc_pos = self._csr_pos if csc is csr else _positions_by_edge(csc.eid, self.edge_index.size(1))
+
+    def _pair_index(self) -> PairIndex:
+        if self._pairs is None:
+            self._pairs = PairIndex(self.edge_index[0], self.edge_index[1], self.num_nodes)
+        return self._pairs
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_edges(self) -> int:
+        """Edges in the store's numbering (undirected edges count once)."""
+        return self.edge_index.size(1)
+
+    @property
+    def num_live_nodes(self) -> int:
+        return int(self.node_mask.sum())
+
+    @property
+    def num_live_edges(self) -> int:
+        return int(self.edge_mask.sum())
+
+    @property
+    def num_features(self) -> int:
+        return 0 if self.x is None else self.x.size(1)
+
+    def __repr__(self) -> str:
+        return (f"GraphStore(nodes={self.num_live_nodes}/{self.num_nodes}, edges={self.num_live_edges}/"
+                f"{self.num_edges}, undirected={self.undirected}, requests={len(self.requests)}"
+                f"{', path=' + str(self._dir) if self._dir else ''})")
+
+    # ------------------------------------------------------------------ requests
+    def delete_edges(self, edges) -> DeletionRequest:
+        """Delete edges given as edge ids (1-D ints), ``(u, v)`` pairs, or an ``edge_index`` tensor [2, K].
+
+        For an undirected graph ``(u, v)`` and ``(v, u)`` name the same edge.
+        """
+        ids = self._resolve_edges(edges)
+        self._refuse_deleted_edges(ids)
+        return self._commit("edges", edge_ids=ids)
+
+    def delete_nodes(self, nodes) -> DeletionRequest:
+        """Delete nodes, their features and every live incident edge."""
+        ids = self._check_node_ids(nodes, "nodes")
+        self._refuse_deleted_nodes(ids)
+        return self._commit("nodes", node_ids=ids, edge_ids=self._live_incident_edges(ids))
+
+    def delete_edge_class(self, edge_class: int) -> DeletionRequest:
+        """Delete every live edge whose ``edge_type`` equals ``edge_class``."""
+        if self.edge_type is None:
+            raise DeletionError("delete_edge_class: this store has no edge_type")
+        c = _check_int(edge_class, "edge_class")
+        members = self.edge_type == c
+        if not bool(members.any()):
+            known = torch.unique(self.edge_type).tolist()
+            raise DeletionError(f"delete_edge_class: unknown edge class {c}; known classes: {_fmt(known, 30)}")
+        ids = (members & self.edge_mask).nonzero().squeeze(1)
+        if ids.numel() == 0:
+            by = torch.unique(self.edge_deleted_by[members]).tolist()
+            raise DeletionError(f"delete_edge_class: every edge of class {c} is already deleted "
+                                f"(by requests {by})")
+        return self._commit("edge_class", edge_ids=ids, params={"edge_class": c})
+
+    def delete_node_class(self, node_class: int) -> DeletionRequest:
+        """Delete every live node whose label ``y`` equals ``node_class`` (with features and incident edges)."""
+        if self.y is None or self.y.dim() != 1:
+            raise DeletionError("delete_node_class: this store has no 1-D integer node labels y")
+        c = _check_int(node_class, "node_class")
+        members = self.y == c
+        if not bool(members.any()):
+            known = torch.unique(self.y).tolist()
+            raise DeletionError(f"delete_node_class: unknown node class {c}; known classes: {_fmt(known, 30)}")
+        ids = (members & self.node_mask).nonzero().squeeze(1)
+        if ids.numel() == 0:
+            by = torch.unique(self.node_deleted_by[members]).tolist()
+            raise DeletionError(f"delete_node_class: every node of class {c} is already deleted "
+                                f"(by requests {by})")
+        return self._commit("node_class", node_ids=ids, edge_ids=self._live_incident_edges(ids),
+                            params={"node_class": c})
+
+    def delete_node_features(self, nodes, columns=None) -> DeletionRequest:
+        """Delete feature values of live nodes: the given ``columns`` (1-D ints), or all columns (``None``).
+
+        The nodes and their edges stay; the deleted values read as zero from then on.
+        """
+        if self.x is None:
+            raise DeletionError("delete_node_features: this store has no node features x")
+        ids = self._check_node_ids(nodes, "nodes")
+        dead = ids[~self.node_mask[ids]]
+        if dead.numel():
+            raise DeletionError(f"delete_node_features: nodes {_fmt(dead)} are already deleted (with all "
+                                "their features)")
+        cols = None
+        if columns is not None:
+            cols = _as_index_tensor(columns, "columns")
+            bad = cols[(cols < 0) | (cols >= self.num_features)]
+            if bad.numel():
+                raise DeletionError(f"delete_node_features: columns {_fmt(bad)} are out of range "
+                                    f"0..{self.num_features - 1}")
+            cols = torch.unique(cols)
+        if self.feature_mask is not None:
+            sub = self.feature_mask[ids] if cols is None else self.feature_mask[ids][:, cols]
+            gone = ids[~sub.all(dim=1)]
+            if gone.numel():
+                raise DeletionError(f"delete_node_features: some requested features of nodes {_fmt(gone)} "
+                                    "are already deleted; request only the remaining columns")
+        return self._commit("node_features", feature_node_ids=ids, feature_columns=cols)
+
+    # ------------------------------------------------------------------ request plumbing
+    def _commit(self, kind: str, *, node_ids=None, edge_ids=None, feature_node_ids=None,
+                feature_columns=None, params=None) -> DeletionRequest:
+        empty = torch.empty(0, dtype=torch.long)
+        node_ids = empty if node_ids is None else node_ids
+        edge_ids = empty if edge_ids is None else edge_ids
+        feature_node_ids = empty if feature_node_ids is None else feature_node_ids
+        hops, sub_edges = self._neighbourhood(torch.cat([node_ids, self.edge_index[:, edge_ids].reshape(-1),
+                                                         feature_node_ids]))
+        req = DeletionRequest(id=self._next_id, kind=kind, node_ids=node_ids, edge_ids=edge_ids,
+                              feature_node_ids=feature_node_ids, feature_columns=feature_columns,
+                              params=params or {}, hops=tuple(hops), subgraph_edge_ids=sub_edges,
+                              created=time.time())
+        if self._journal is not None:  # write ahead: durable before it takes effect
+            self._journal.append(req.id, kind, req.summary(), to_bytes(req.to_payload()), created=req.created)
+        self._apply(req)
+        if self._journal is not None:
+            self._journal.mark_applied(req.id)
+        return req
+
+    def _apply(self, req: DeletionRequest) -> None:
+        """Update masks, live degrees and live features for ``req``: work proportional to its size."""
+        if self._csr is not None and req.edge_ids.numel():
+            pos = row_slots(self._csr_pos[0], req.edge_ids)
+            slots = self._csr_pos[1][pos]
+            self._csr_live[slots] = False
+            w = torch.ones(slots.numel()) if self._csr_weight is None else self._csr_weight[slots]
+            self._gcn_deg.index_add_(0, self._csr_dst[slots], -w)
+            if self._csc is not self._csr:
+                self._csc_live[self._csc_pos[1][row_slots(self._csc_pos[0], req.edge_ids)]] = False
+        self.edge_mask[req.edge_ids] = False
+        self.edge_deleted_by[req.edge_ids] = req.id
+        self.node_mask[req.node_ids] = False
+        self.node_deleted_by[req.node_ids] = req.id
+        if self._x_live is not None:
+            self._x_live[req.node_ids] = 0
+        if req.feature_node_ids.numel():
+            if self.feature_mask is None:
+                self.feature_mask = torch.ones(self.x.shape, dtype=torch.bool)
+            rows = req.feature_node_ids.unsqueeze(1)
+            cols = slice(None) if req.feature_columns is None else req.feature_columns.unsqueeze(0)
+            self.feature_mask[rows, cols] = False
+            if self._x_live is not None:
+                self._x_live[rows, cols] = 0
+        self.requests.append(req)
+        self._next_id = req.id + 1
+
+    def _neighbourhood(self, seeds: Tensor) -> tuple[list[Tensor], Tensor]:
+        self._structure()
+        # Influence travels along message direction: from a node to the nodes that aggregate from it,
+        # i.e. its out-neighbours, which are the rows of CSC. Undirected graphs: both directions.
+        hops = k_hop_layers(self._csc.rowptr, self._csc.col, self._csc_live, seeds, self.num_hops, self.num_nodes)
+        nodes = torch.cat(hops)
+        inside = torch.zeros(self.num_nodes, dtype=torch.bool)
+        inside[nodes] = True
+        slots = row_slots(self._csr.rowptr, nodes)
+        slots = slots[self._csr_live[slots] & inside[self._csr.col[slots]]]
+        return hops, torch.unique(self._csr.eid[slots])
+
+    def _live_incident_edges(self, nodes: Tensor) -> Tensor:
+        self._structure()
+        eids = []
+        for csr, live in ((self._csr, self._csr_live), (self._csc, self._csc_live)):
+            slots = row_slots(csr.rowptr, nodes)
+            eids.append(csr.eid[slots[live[slots]]])
+            if csr is self._csc:
+                break
+        return torch.unique(torch.cat(eids))
+
+    def _check_node_ids(self, nodes, what: str) -> Tensor:
+        ids = _as_index_tensor(nodes, what)
+        bad = ids[(ids < 0) | (ids >= self.num_nodes)]
+        if bad.numel():
+            raise DeletionError(f"node ids {_fmt(bad)} are out of range 0..{self.num_nodes - 1}")
+        return torch.unique(ids)
+
+    def _refuse_deleted_nodes(self, ids: Tensor) -> None:
+        dead = ids[~self.node_mask[ids]]
+        if dead.numel():
+            by = self.node_deleted_by[dead]
+            raise DeletionError(f"nodes {_fmt(dead)} are already deleted (by requests {_fmt(torch.unique(by))})")
+
+    def _refuse_deleted_edges(self, ids: Tensor) -> None:
+        dead = ids[~self.edge_mask[ids]]
+        if dead.numel():
+            pairs = self.edge_index[:, dead[:10]].t().tolist()
+            by = torch.unique(self.edge_deleted_by[dead])
+            raise DeletionError(f"edges {_fmt(dead)} (pairs {[tuple(p) for p in pairs]}) are already deleted "
+                                f"(by requests {_fmt(by)})")
+
+    def _resolve_edges(self, edges) -> Tensor:
+        if isinstance(edges, Tensor):
+            if edges.is_floating_point() or edges.dtype == torch.bool:
+                raise DeletionError(f"delete_edges: expected integer ids or pairs, got dtype {edges.dtype}")
+            if edges.dim() == 1:
+                return self._check_edge_ids(edges)
+            if edges.dim() == 2 and edges.size(0) == 2:
+                return self._lookup_pairs(edges[0], edges[1])
+            raise DeletionError(f"delete_edges: a tensor must be 1-D edge ids or an edge_index [2, K], got shape "
+                                f"{tuple(edges.shape)} (transpose a [K, 2] tensor with .t())")
+        if isinstance(edges, (int,)) or not isinstance(edges, Sequence) and not hasattr(edges, "__iter__"):
+            raise DeletionError(f"delete_edges: expected a sequence of edge ids or (u, v) pairs, got {edges!r}")
+        items = list(edges)
+        if not items:
+            raise DeletionError("delete_edges: empty request: no edges given")
+        if all(isinstance(i, Sequence) and not isinstance(i, str) for i in items):
+            if any(len(p) != 2 for p in items):
+                raise DeletionError(f"delete_edges: pairs must have two entries, got {[p for p in items if len(p) != 2][:5]}")
+            t = _as_index_tensor(items, "edge pairs").reshape(-1, 2).t()
+            return self._lookup_pairs(t[0], t[1])
+        return self._check_edge_ids(_as_index_tensor(items, "edge ids"))
+
+    def _check_edge_ids(self, ids: Tensor) -> Tensor:
+        ids = _as_index_tensor(ids, "edge ids")
+        bad = ids[(ids < 0) | (ids >= self.num_edges)]
+        if bad.numel():
+            raise DeletionError(f"delete_edges: edge ids {_fmt(bad)} are out of range 0..{self.num_edges - 1}")
+        return torch.unique(ids)
+
+    def _lookup_pairs(self, u: Tensor, v: Tensor) -> Tensor:
+        if u.numel() == 0:
+            raise DeletionError("delete_edges: empty request: no edges given")
+        u, v = u.long(), v.long()
+        bad = torch.unique(torch.cat([u, v])[(torch.cat([u, v]) < 0) | (torch.cat([u, v]) >= self.num_nodes)])
+        if bad.numel():
+            raise DeletionError(f"delete_edges: node ids {_fmt(bad)} are out of range 0..{self.num_nodes - 1}")
+        if self.undirected:
+            u, v = torch.minimum(u, v), torch.maximum(u, v)
+        found, _, ids = self._pair_index().lookup(u, v)
+        if not bool(found.all()):
+            missing = torch.stack([u, v], 1)[~found][:10].tolist()
+            raise DeletionError(f"delete_edges: {int((~found).sum())} pairs are not edges of the graph: "
+                                f"{[tuple(p) for p in missing]}")
+        return torch.unique(ids)
+
+    # ------------------------------------------------------------------ views
+    def live(self) -> LiveGraph:
+        """The live structure for masked message passing (see :class:`~graphunlearn.requests.LiveGraph`)."""
+        self._structure()
+        return LiveGraph(num_nodes=self.num_nodes, rowptr=self._csr.rowptr, col=self._csr.col,
+                         mask=self._csr_live, edge_weight=self._csr_weight, gcn_deg=self._gcn_deg,
+                         rowptr_t=self._csc.rowptr, col_t=self._csc.col, mask_t=self._csc_live,
+                         x=self.live_x(), node_mask=self.node_mask)
+
+    def live_x(self) -> Tensor | None:
+        """Node features with deleted nodes and deleted feature values set to zero (cached, patched in place)."""
+        if self.x is None:
+            return None
+        if self._x_live is None:
+            x = self.x.clone()
+            x[~self.node_mask] = 0
+            if self.feature_mask is not None:
+                x[~self.feature_mask] = 0
+            self._x_live = x
+        return self._x_live
+
+    def live_edge_index(self) -> Tensor:
+        """``edge_index`` [2, S] of the live graph in the store's node ids (both directions when undirected)."""
+        ids = self.edge_mask.nonzero().squeeze(1)
+        return self._directed(ids)[0]
+
+    def _directed(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        u, v = self.edge_index[:, ids]
+        if not self.undirected:
+            return torch.stack([u, v]), ids
+        nonloop = u != v
+        ei = torch.stack([torch.cat([u, v[nonloop]]), torch.cat([v, u[nonloop]])])
+        return ei, torch.cat([ids, ids[nonloop]])
+
+    def retained(self) -> Data:
+        """The graph without deleted elements as a new ``Data`` with consecutive ids.
+
+        Carries ``x`` (deleted feature values zeroed), ``y``, ``node_type``, ``edge_type``, ``edge_weight`` and the
+        other node/edge tensors, plus ``orig_node_id`` [N'] and ``orig_edge_id`` [E'] (the store's ids of
+        each kept node and each column of ``edge_index``).
+        """
+        return self._subgraph(self.node_mask.nonzero().squeeze(1), self.edge_mask.nonzero().squeeze(1))
+
+    def _subgraph(self, nodes: Tensor, edge_ids: Tensor) -> Data:
+        new_id = torch.full((self.num_nodes,), -1, dtype=torch.long)
+        new_id[nodes] = torch.arange(nodes.numel())
+        ei, orig_eid = self._directed(edge_ids)
+        data = Data(edge_index=new_id[ei], num_nodes=nodes.numel())
+        x = self.live_x()
+        if x is not None:
+            data.x = x[nodes]
+        for name, value in (("y", self.y), ("node_type", self.node_type), *self.node_attrs.items()):
+            if value is not None:
+                data[name] = value[nodes]
+        for name, value in (("edge_type", self.edge_type), ("edge_weight", self.edge_weight),
+                            *self.edge_attrs.items()):
+            if value is not None:
+                data[name] = value[orig_eid]
+        data.orig_node_id = nodes
+        data.orig_edge_id = orig_eid
+        return data
+
+    def affected_subgraph(self, request: DeletionRequest, hop: int | None = None) -> Data:
+        """The live part of a request's enclosing subgraph (nodes within ``hop`` hops), as a ``Data``.
+
+        ``orig_node_id`` / ``orig_edge_id`` map local ids back to the store's; ``hop`` holds each node's distance
+        from the deleted elements.
+        """
+        nodes = request.affected_nodes(hop)
+        nodes = nodes[self.node_mask[nodes]]
+        self._structure()
+        inside = torch.zeros(self.num_nodes, dtype=torch.bool)
+        inside[nodes] = True
+        slots = row_slots(self._csr.rowptr, nodes)
+        slots = slots[self._csr_live[slots] & inside[self._csr.col[slots]]]
+        data = self._subgraph(nodes, torch.unique(self._csr.eid[slots]))
+        dist = torch.full((self.num_nodes,), -1, dtype=torch.long)
+        for h, layer in enumerate(request.hops):
+            dist[layer] = h
+        data.hop = dist[nodes]
+        return data
+
+    def forget_set(self, requests: Sequence[DeletionRequest] | None = None) -> ForgetSet:
+        """The nodes, edges and feature values removed by ``requests`` (default: every request not compacted)."""
+        reqs = [r for r in (self.requests if requests is None else requests) if not r.redacted]
+        node_ids = torch.cat([torch.empty(0, dtype=torch.long)] + [r.node_ids for r in reqs])
+        edge_ids = torch.cat([torch.empty(0, dtype=torch.long)] + [r.edge_ids for r in reqs])
+        entries = tuple((r.feature_node_ids, r.feature_columns) for r in reqs if r.feature_node_ids.numel())
+        return ForgetSet(node_ids=node_ids, edge_ids=edge_ids, edge_index=self.edge_index[:, edge_ids],
+                         feature_entries=entries)
+
+    # ------------------------------------------------------------------ durability
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the store to folder ``path`` and journal every later request there before applying it."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"save: {path} exists and is not a folder")
+        if path != self._dir and (path / JOURNAL_FILE).exists():
+            if not overwrite:
+                raise FileExistsError(f"save: {path} already holds a store; pass overwrite=True to replace it")
+            (path / JOURNAL_FILE).unlink()
+        path.mkdir(parents=True, exist_ok=True)
+        if path != self._dir:
+            journal = Journal(path / JOURNAL_FILE)
+            for r in self.requests:
+                payload = None if r.redacted else to_bytes(r.to_payload())
+                journal.append(r.id, r.kind, r.summary(), payload, status="applied", created=r.created)
+            if self._journal is not None:
+                self._journal.close()
+            self._journal, self._dir = journal, path
+        atomic_save(self._state(), path / STATE_FILE)
+        return path
+
+    def checkpoint(self) -> None:
+        """Rewrite the snapshot of a saved store so that reopening needs no journal replay."""
+        if self._dir is None:
+            raise RuntimeError("checkpoint: the store was never saved; call save(path) first")
+        self.save(self._dir)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> GraphStore:
+        """Reopen a saved store; requests journaled after its snapshot are applied, each exactly once."""
+        path = Path(path)
+        state_file = path / STATE_FILE
+        if not state_file.is_file():
+            raise FileNotFoundError(f"open: {state_file} does not exist (not a saved GraphStore folder)")
+        state = safe_load(state_file)
+        if state.get("format") != FORMAT_VERSION:
+            raise ValueError(f"open: {state_file} has format {state.get('format')!r}, expected {FORMAT_VERSION}")
+        store = cls.__new__(cls)
+        store._load_state(state)
+        store.requests = []
+        store._dir, store._journal = path, Journal(path / JOURNAL_FILE)
+        # A crash during compact() may leave payloads of erased requests behind: finish that erasure.
+        store._journal.redact_through(store._compacted_through)
+        snapshot_next = store._next_id
+        for req_id, kind, status, created, _summary, payload in store._journal.rows():
+            req = DeletionRequest.from_payload(req_id, kind, created, None if payload is None else safe_load(payload))
+            if req_id < snapshot_next:
+                store.requests.append(req)  # already reflected in the snapshot's masks
+                continue
+            store._apply(req)
+            if status != "applied":
+                store._journal.mark_applied(req_id)
+        return store
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    # ------------------------------------------------------------------ erasure
+    def compact(self) -> Compaction:
+        """Physically remove deleted nodes, edges and feature values; returns old-to-new id maps.
+
+        Afterwards the store (and, when saved, its folder) no longer holds the erased values or ids: past
+        requests keep their id, kind and time but their ids are redacted, and the journal is vacuumed.
+        """
+        nodes = self.node_mask.nonzero().squeeze(1)
+        edges = self.edge_mask.nonzero().squeeze(1)
+        node_map = torch.full((self.num_nodes,), -1, dtype=torch.long)
+        node_map[nodes] = torch.arange(nodes.numel())
+        edge_map = torch.full((self.num_edges,), -1, dtype=torch.long)
+        edge_map[edges] = torch.arange(edges.numel())
+        x = self.live_x()
+        feature_mask = None if self.feature_mask is None else self.feature_mask[nodes].clone()
+
+        def take(t, idx):
+            return None if t is None else t[idx].clone()
+
+        state = {
+            "num_nodes": nodes.numel(), "undirected": self.undirected, "num_hops": self.num_hops,
+            "edge_index": node_map[self.edge_index[:, edges]], "x": take(x, nodes), "y": take(self.y, nodes),
+            "node_type": take(self.node_type, nodes), "edge_type": take(self.edge_type, edges),
+            "edge_weight": take(self.edge_weight, edges),
+            "node_attrs": {k: take(v, nodes) for k, v in self.node_attrs.items()},
+            "edge_attrs": {k: take(v, edges) for k, v in self.edge_attrs.items()},
+            "feature_mask": feature_mask, "next_id": self._next_id, "compacted_through": self._next_id - 1,
+        }
+        requests = [DeletionRequest(id=r.id, kind=r.kind, params=r.params, created=r.created, redacted=True)
+                    for r in self.requests]
+        self._load_state(state)
+        self.requests = requests
+        if self._dir is not None:
+            atomic_save(self._state(), self._dir / STATE_FILE)
+            self._journal.redact_through(self._compacted_through)
+        return Compaction(node_map=node_map, edge_map=edge_map)
+
+
+def _positions_by_edge(slot_eid: Tensor, num_edges: int) -> tuple[Tensor, Tensor]:
+    """A CSR from edge id to the CSR positions that carry it: ``(ptr [E + 1], positions [S])``."""
+    order = torch.sort(slot_eid, stable=True).indices
+    ptr = torch.zeros(num_edges + 1, dtype=torch.long)
+    torch.cumsum(torch.bincount(slot_eid, minlength=num_edges), 0, out=ptr[1:])
+    return ptr, order
+
+
+def _check_int(value, name: str) -> int:
+    if isinstance(value, Tensor):
+        if value.numel() != 1 or value.is_floating_point():
+            raise DeletionError(f"{name} must be one integer, got {value!r}")
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DeletionError(f"{name} must be an integer class id, got {value!r}")
+    return value
+
+
+def _as_index_tensor(values, what: str) -> Tensor:
+    if isinstance(values, Tensor):
+        t = values
+    else:
+        if isinstance(values, int):
+            values = [values]
+        try:
+            t = torch.as_tensor(values)
+        except (TypeError, ValueError) as exc:
+            raise DeletionError(f"{what}: expected integer ids, got {values!r}") from exc
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise DeletionError(f"{what}: expected integer ids, got dtype {t.dtype}")
+    if t.numel() == 0:
+        raise DeletionError(f"{what}: empty request: no ids given")
+    if t.dim() > 1 and what not in ("edge pairs",):
+        raise DeletionError(f"{what}: expected a 1-D list of ids, got shape {tuple(t.shape)}")
+    return t.long().reshape(-1) if what != "edge pairs" else t.long()
+
+
+def _canonical_state(data: Data, undirected: bool | None) -> dict:
+    """Validate ``data`` and turn it into the store's base arrays (one id per undirected edge)."""
+    num_nodes = data.num_nodes
+    ei = data.edge_index
+    if ei is None:
+        raise ValueError("GraphStore: data.edge_index is missing")
+    if not isinstance(ei, Tensor) or ei.dim() != 2 or ei.size(0) != 2 or ei.is_floating_point():
+        raise ValueError(f"GraphStore: data.edge_index must be an integer tensor [2, E], got "
+                         f"{getattr(ei, 'shape', type(ei))} {getattr(ei, 'dtype', '')}")
+    ei = ei.long()
+    if num_nodes is None:
+        num_nodes = int(ei.max()) + 1 if ei.numel() else 0
+    if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= num_nodes):
+        bad = torch.unique(ei[(ei < 0) | (ei >= num_nodes)])
+        raise ValueError(f"GraphStore: edge_index holds node ids {_fmt(bad)} outside 0..{num_nodes - 1}")
+    num_in = ei.size(1)
+    node_attrs, edge_attrs = {}, {}
+    for key in data.keys():
+        if key in _SPECIAL:
+            continue
+        value = data[key]
+        if not isinstance(value, Tensor):
+            continue
+        if data.is_node_attr(key) and value.size(0) == num_nodes:
+            node_attrs[key] = value
+        elif data.is_edge_attr(key) and value.size(0) == num_in:
+            edge_attrs[key] = value
+    x, y, node_type = data.x, data.y, data.get("node_type")
+    for name, t in (("x", x), ("y", y), ("node_type", node_type)):
+        if t is not None and (not isinstance(t, Tensor) or t.size(0) != num_nodes):
+            raise ValueError(f"GraphStore: data.{name} must have {num_nodes} rows, got {getattr(t, 'shape', t)}")
+    if x is not None and x.dim() != 2:
+        raise ValueError(f"GraphStore: data.x must be 2-D [N, F], got shape {tuple(x.shape)}")
+    edge_type, edge_weight = data.get("edge_type"), data.get("edge_weight")
+    if edge_type is not None and (edge_type.shape != (num_in,) or edge_type.is_floating_point()):
+        raise ValueError(f"GraphStore: data.edge_type must be integer [{num_in}], got {tuple(edge_type.shape)} "
+                         f"{edge_type.dtype}")
+    if edge_weight is not None and (edge_weight.shape != (num_in,) or not edge_weight.is_floating_point()):
+        raise ValueError(f"GraphStore: data.edge_weight must be floating [{num_in}], got "
+                         f"{tuple(edge_weight.shape)} {edge_weight.dtype}")
+    if undirected is None:
+        undirected = bool(_pyg_is_undirected(ei, num_nodes=num_nodes))
+    per_edge = {"edge_type": edge_type, "edge_weight": edge_weight, **edge_attrs}
+    if undirected:
+        canon, first, inverse = undirected_unique(ei, num_nodes)
+        for name, value in per_edge.items():
+            if value is None:
+                continue
+            differs = (value[first][inverse] != value).reshape(num_in, -1).any(dim=1)
+            if bool(differs.any()):
+                k = int(differs.nonzero()[0])
+                raise ValueError(f"GraphStore: undirected edge ({int(ei[0, k])}, {int(ei[1, k])}) has different "
+                                 f"{name} values in its two directions; pass undirected=False to keep both")
+        ei = canon
+        per_edge = {k: (None if t is None else t[first]) for k, t in per_edge.items()}
+    return {
+        "num_nodes": num_nodes, "undirected": undirected, "edge_index": ei, "x": x, "y": y,
+        "node_type": node_type, "edge_type": per_edge.pop("edge_type"), "edge_weight": per_edge.pop("edge_weight"),
+        "node_attrs": node_attrs, "edge_attrs": per_edge,
+    }
