@@ -336,8 +336,9 @@ class GraphStore:
         if not items:
             raise DeletionError("delete_edges: empty request: no edges given")
         if all(isinstance(i, Sequence) and not isinstance(i, str) for i in items):
-            if any(len(p) != 2 for p in items):
-                raise DeletionError(f"delete_edges: pairs must have two entries, got {[p for p in items if len(p) != 2][:5]}")
+            odd = [p for p in items if len(p) != 2]
+            if odd:
+                raise DeletionError(f"delete_edges: pairs must have two entries, got {odd[:5]}")
             t = _as_index_tensor(items, "edge pairs").reshape(-1, 2).t()
             return self._lookup_pairs(t[0], t[1])
         return self._check_edge_ids(_as_index_tensor(items, "edge ids"))

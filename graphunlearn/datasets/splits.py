@@ -109,7 +109,7 @@ def link_split(data: Data, val_ratio: float = 0.05, test_ratio: float = 0.05, se
 
 
 def enclosing_nodes(edge_index: Tensor, num_nodes: int, seeds: Tensor, num_hops: int = 2) -> Tensor:
-    """Nodes within ``num_hops`` of ``seeds`` on the graph ``edge_index`` taken as undirected. Returns a bool mask [N]."""
+    """Bool mask [N] of the nodes within ``num_hops`` of ``seeds`` on ``edge_index`` taken as undirected."""
     both = to_bidirected(undirected_unique(edge_index, num_nodes)[0])
     csr = build_csr(both[0], both[1], torch.arange(both.size(1)), num_nodes)
     mask = torch.zeros(num_nodes, dtype=torch.bool)
