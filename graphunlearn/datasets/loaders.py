@@ -111,8 +111,9 @@ def _inside(path: Path, folder: Path) -> bool:
 def _working_copy(source: Path, key: str) -> Path:
     """Copy ``source`` (without ``processed/``) into the cache, reusing an earlier copy of the same files."""
     target = cache_dir() / "work" / _LAYOUT[key]
-    listing = {str(p.relative_to(source)): p.stat().st_size for p in sorted(source.rglob("*"))
-               if p.is_file() and "processed" not in p.relative_to(source).parts}
+    # size and modification time: a raw file rewritten in place (same size, new content) also renews the copy
+    listing = {str(p.relative_to(source)): [p.stat().st_size, p.stat().st_mtime_ns]
+               for p in sorted(source.rglob("*")) if p.is_file() and "processed" not in p.relative_to(source).parts}
     stamp = json.dumps({"source": str(source.resolve()), "files": listing}, sort_keys=True)
     marker = target / ".graphunlearn-source.json"
     if marker.is_file() and marker.read_text() == stamp:
@@ -144,11 +145,15 @@ def ogb_safe_globals():
     from torch_geometric.data.storage import GlobalStorage
 
     core = getattr(np, "_core", None) or np.core
-    allowed = [DataEdgeAttr, DataTensorAttr, GlobalStorage, np.ndarray, np.dtype,
+    # OGB's files are numpy-1 pickles (``numpy.core...``); files written under numpy 2 name ``numpy._core...``
+    allowed = [DataEdgeAttr, DataTensorAttr, GlobalStorage, np.ndarray, np.dtype, core.multiarray._reconstruct,
                (core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct")]
     allowed += [getattr(np.dtypes, n) for n in ("Int64DType", "Int32DType", "Float64DType", "Float32DType",
                                                  "Int16DType", "UInt8DType", "BoolDType") if hasattr(np.dtypes, n)]
-    with torch.serialization.safe_globals(allowed):
+    # torch's safe_globals removes its entries on exit, even ones allowlisted before the block: add (and so
+    # remove) only those not already there, so the caller's allowlist is the same after the block as before
+    present = set(torch.serialization.get_safe_globals())
+    with torch.serialization.safe_globals([a for a in allowed if a not in present]):
         yield
 
 

@@ -15,8 +15,10 @@ from ..kernels import masked_spmm
 from ..requests import LiveGraph
 
 
-def _aggregate(x: Tensor, graph: LiveGraph, *, reduce: str = "sum", normalize: bool = False) -> Tensor:
-    return masked_spmm(graph.rowptr, graph.col, x, graph.mask, graph.edge_weight if reduce == "sum" else None,
+def _aggregate(x: Tensor, graph: LiveGraph, *, reduce: str = "sum", normalize: bool = False,
+               weighted: bool = False) -> Tensor:
+    # Like their PyG counterparts, only GCN reads edge weights; SAGE and GIN aggregate unweighted.
+    return masked_spmm(graph.rowptr, graph.col, x, graph.mask, graph.edge_weight if weighted else None,
                        reduce=reduce, normalize=normalize, deg=graph.gcn_deg if normalize else None)
 
 
@@ -46,7 +48,7 @@ class GCNConv(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
-        out = _aggregate(self.lin(x), graph, normalize=self.normalize)
+        out = _aggregate(self.lin(x), graph, normalize=self.normalize, weighted=True)
         return out if self.bias is None else out + self.bias
 
     def __repr__(self) -> str:
