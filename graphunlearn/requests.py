@@ -128,6 +128,8 @@ class LiveGraph:
     Shapes: ``rowptr`` [N + 1], ``col`` / ``mask`` / ``edge_weight`` [S] (CSR by destination: slot ``s`` of
     row ``i`` carries the message ``col[s] -> i``), ``gcn_deg`` [N] (1 + live weighted in-degree),
     ``rowptr_t`` / ``col_t`` / ``mask_t`` the transpose (CSC; the same tensors for undirected graphs),
+    ``transpose`` what ``graphunlearn.kernels.masked_spmm`` needs for its backward (``"symmetric"`` for
+    undirected graphs, else ``(rowptr_t, col_t, perm_t)``),
     ``x`` [N, F] with deleted nodes and feature values zeroed, ``node_mask`` [N].
     """
 
@@ -140,6 +142,7 @@ class LiveGraph:
     rowptr_t: Tensor
     col_t: Tensor
     mask_t: Tensor
+    transpose: str | tuple[Tensor, Tensor, Tensor]
     x: Tensor | None
     node_mask: Tensor
 

@@ -124,6 +124,12 @@ class GraphStore:
         # Positions of each edge id in CSR (and CSC): an edge owns one slot, or two when undirected.
         self._csr_pos = _positions_by_edge(csr.eid, self.edge_index.size(1))
         self._csc_pos = self._csr_pos if csc is csr else _positions_by_edge(csc.eid, self.edge_index.size(1))
+        if csc is csr:  # symmetric pattern, weights and mask: the kernels' backward reuses the CSR
+            self._transpose = "symmetric"
+        else:  # CSC position -> CSR position, so the backward can gather the CSR's mask and weights
+            csr_pos_of_slot = torch.empty_like(csr.perm)
+            csr_pos_of_slot[csr.perm] = torch.arange(csr.perm.numel())
+            self._transpose = (csc.rowptr, csc.col, csr_pos_of_slot[csc.perm])
 
     def _pair_index(self) -> PairIndex:
         if self._pairs is None:
@@ -359,12 +365,17 @@ class GraphStore:
             raise DeletionError(f"delete_edges: node ids {_fmt(bad)} are out of range 0..{self.num_nodes - 1}")
         if self.undirected:
             u, v = torch.minimum(u, v), torch.maximum(u, v)
-        found, _, ids = self._pair_index().lookup(u, v)
+        found, pair_index, ids = self._pair_index().lookup(u, v)
         if not bool(found.all()):
             missing = torch.stack([u, v], 1)[~found][:10].tolist()
             raise DeletionError(f"delete_edges: {int((~found).sum())} pairs are not edges of the graph: "
                                 f"{[tuple(p) for p in missing]}")
-        return torch.unique(ids)
+        # A pair names its live parallel edges (directed multigraphs); one with no live copy left is kept
+        # here so that the caller refuses it as already deleted.
+        live = self.edge_mask[ids]
+        has_live = torch.zeros(u.numel(), dtype=torch.bool)
+        has_live[pair_index[live]] = True
+        return torch.unique(ids[live | ~has_live[pair_index]])
 
     # ------------------------------------------------------------------ views
     def live(self) -> LiveGraph:
@@ -373,7 +384,7 @@ class GraphStore:
         return LiveGraph(num_nodes=self.num_nodes, rowptr=self._csr.rowptr, col=self._csr.col,
                          mask=self._csr_live, edge_weight=self._csr_weight, gcn_deg=self._gcn_deg,
                          rowptr_t=self._csc.rowptr, col_t=self._csc.col, mask_t=self._csc_live,
-                         x=self.live_x(), node_mask=self.node_mask)
+                         transpose=self._transpose, x=self.live_x(), node_mask=self.node_mask)
 
     def live_x(self) -> Tensor | None:
         """Node features with deleted nodes and deleted feature values set to zero (cached, patched in place)."""
@@ -583,10 +594,10 @@ def _as_index_tensor(values, what: str) -> Tensor:
             t = torch.as_tensor(values)
         except (TypeError, ValueError) as exc:
             raise DeletionError(f"{what}: expected integer ids, got {values!r}") from exc
+    if t.numel() == 0:  # before the dtype check: torch.as_tensor([]) is float32
+        raise DeletionError(f"{what}: empty request: no ids given")
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise DeletionError(f"{what}: expected integer ids, got dtype {t.dtype}")
-    if t.numel() == 0:
-        raise DeletionError(f"{what}: empty request: no ids given")
     if t.dim() > 1 and what not in ("edge pairs",):
         raise DeletionError(f"{what}: expected a 1-D list of ids, got shape {tuple(t.shape)}")
     return t.long().reshape(-1) if what != "edge pairs" else t.long()

@@ -8,6 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+# Without a GPU, the Triton kernels run in Triton's CPU interpreter. The flag must be set before any kernel
+# is defined (kernels are defined when graphunlearn.kernels is first imported, after this file).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+TRITON_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _session_cache(tmp_path_factory):

@@ -52,12 +52,20 @@ def sample_negatives(num_nodes: int, num: int, exclude: Tensor, generator: torch
 
     With ``bipartite=(num_users, num_items)`` pairs run from users to items (items numbered after users).
     """
+    if bipartite is not None and bipartite[0] + bipartite[1] > num_nodes:
+        raise ValueError(f"sample_negatives: {bipartite[0]} users + {bipartite[1]} items exceed num_nodes={num_nodes}")
     known = exclude.long()
     known_keys = torch.unique(torch.cat([known[0] * num_nodes + known[1], known[1] * num_nodes + known[0]]))
+    # the excluded pairs that take a slot of the sample space: distinct, no self loops, user-item when bipartite
+    lo, hi = torch.minimum(known[0], known[1]), torch.maximum(known[0], known[1])
+    in_space = lo != hi
+    if bipartite is not None:
+        in_space &= (lo < bipartite[0]) & (hi >= bipartite[0]) & (hi < bipartite[0] + bipartite[1])
+    taken = torch.unique(lo[in_space] * num_nodes + hi[in_space]).numel()
     if bipartite is None:
-        capacity = num_nodes * (num_nodes - 1) // 2 - known_keys.numel() // 2
+        capacity = num_nodes * (num_nodes - 1) // 2 - taken
     else:
-        capacity = bipartite[0] * bipartite[1] - known_keys.numel() // 2
+        capacity = bipartite[0] * bipartite[1] - taken
     if num > capacity:
         raise ValueError(f"sample_negatives: asked for {num} negative pairs but only {capacity} non-edges exist")
     chosen = torch.empty(0, dtype=torch.long)
@@ -154,6 +162,9 @@ class NodeSplit:
 def node_split(data: Data, seed: int = 42, train_ratio: float = 0.8, val_ratio: float = 0.1,
                official: bool = True) -> NodeSplit:
     """Node split: the dataset's public masks where present (Planetoid), else a seeded random 80/10/10."""
+    if not (0 <= train_ratio <= 1 and 0 <= val_ratio <= 1 and train_ratio + val_ratio <= 1):
+        raise ValueError(f"node_split: ratios must lie in [0, 1] and sum to at most 1, got train={train_ratio}, "
+                         f"val={val_ratio}")
     if official and all(isinstance(data.get(k), Tensor) for k in ("train_mask", "val_mask", "test_mask")):
         return NodeSplit(data.train_mask.nonzero().squeeze(1), data.val_mask.nonzero().squeeze(1),
                          data.test_mask.nonzero().squeeze(1), official=True)
@@ -168,6 +179,8 @@ def forget_nodes(split: NodeSplit, fraction: float | None = None, num: int | Non
     """Sample nodes to delete from the training nodes: ``num`` of them, or ``fraction`` of the training set."""
     if (fraction is None) == (num is None):
         raise ValueError("forget_nodes: give exactly one of fraction or num")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"forget_nodes: fraction must lie in (0, 1], got {fraction}")
     count = num if num is not None else max(1, round(fraction * split.train_idx.numel()))
     if not 0 < count <= split.train_idx.numel():
         raise ValueError(f"forget_nodes: cannot take {count} of {split.train_idx.numel()} training nodes")

@@ -31,6 +31,9 @@ def synthetic(num_nodes: int = 1000, num_classes: int = 5, num_features: int = 3
     if num_nodes < 2 or num_classes < 1 or num_classes > num_nodes:
         raise ValueError(f"synthetic: need num_nodes >= 2 and 1 <= num_classes <= num_nodes, got "
                          f"num_nodes={num_nodes}, num_classes={num_classes}")
+    if num_features < 1 or not avg_degree >= 0:
+        raise ValueError(f"synthetic: need num_features >= 1 and avg_degree >= 0, got num_features={num_features}, "
+                         f"avg_degree={avg_degree}")
     if not 0.0 <= homophily <= 1.0:
         raise ValueError(f"synthetic: homophily must lie in [0, 1], got {homophily}")
     g = torch.Generator().manual_seed(seed)

@@ -1,4 +1,4 @@
-r"""Deletion-aware convolutions: PyG's GCN, GraphSAGE and GIN layers run on a store's live view.
+r"""Deletion-aware convolutions: PyG's GCN, GraphSAGE, GIN, LightGCN and GAT layers on a store's live view.
 
 Each layer keeps the parameter names of its PyTorch Geometric counterpart, so
 ``layer.load_state_dict(pyg_layer.state_dict())`` works both ways, and computes the same function on the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..kernels import masked_spmm
+from ..kernels import csr_row_index, masked_spmm
 from ..requests import LiveGraph
 
 
@@ -19,7 +19,8 @@ def _aggregate(x: Tensor, graph: LiveGraph, *, reduce: str = "sum", normalize: b
                weighted: bool = False) -> Tensor:
     # Like their PyG counterparts, only GCN reads edge weights; SAGE and GIN aggregate unweighted.
     return masked_spmm(graph.rowptr, graph.col, x, graph.mask, graph.edge_weight if weighted else None,
-                       reduce=reduce, normalize=normalize, deg=graph.gcn_deg if normalize else None)
+                       reduce=reduce, normalize=normalize, deg=graph.gcn_deg if normalize else None,
+                       transpose=graph.transpose)
 
 
 class GCNConv(nn.Module):
@@ -104,3 +105,45 @@ class GINConv(nn.Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(nn={self.nn})"
+
+
+class LGConv(nn.Module):
+    r"""LightGCN propagation (He et al., SIGIR 2020) on the live graph, no parameters:
+    :math:`X' = D^{-1/2} A D^{-1/2} X` with :math:`D` the live in-degree (no self loops; isolated nodes get 0).
+
+    Shapes: x [N, F] -> [N, F].
+    """
+
+    def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
+        # gcn_deg counts the self loop; LightGCN's normalisation does not.
+        return masked_spmm(graph.rowptr, graph.col, x, graph.mask, graph.edge_weight, normalize=True,
+                           self_loops=False, deg=graph.gcn_deg - 1, transpose=graph.transpose)
+
+
+def live_edge_index(graph: LiveGraph) -> Tensor:
+    """``edge_index`` [2, S_live] (source, destination) of the live slots, in CSR order: O(S) per call."""
+    dst = csr_row_index(graph.rowptr)
+    return torch.stack([graph.col[graph.mask], dst[graph.mask]])
+
+
+class GATConv(nn.Module):
+    r"""Graph attention (Velickovic et al., ICLR 2018) on the live graph.
+
+    Attention has no masked-aggregation kernel yet: this layer runs PyTorch Geometric's ``GATConv`` (held as
+    ``self.conv``, so its state dict is PyG's with a ``conv.`` prefix) on the live edge list, rebuilt from
+    the live mask at every call. Arguments go to ``torch_geometric.nn.GATConv``.
+
+    Shapes: x [N, in_channels] -> [N, heads * out_channels] (or [N, out_channels] with ``concat=False``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, **kwargs):
+        super().__init__()
+        from torch_geometric.nn import GATConv as PyGGATConv
+
+        self.conv = PyGGATConv(in_channels, out_channels, **kwargs)
+
+    def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
+        return self.conv(x, live_edge_index(graph))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.conv})"

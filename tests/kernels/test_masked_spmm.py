@@ -18,7 +18,7 @@ def make_csr(num_rows: int, num_src: int, degrees: list[int], seed: int = 0):
     return rowptr, col
 
 
-def dense_matrix(rowptr, col, num_src, mask, weight, reduce, normalize):
+def dense_matrix(rowptr, col, num_src, mask, weight, reduce, normalize, self_loops=True):
     """A[i, j] with the same semantics, built entry by entry (a Python loop: small graphs only)."""
     n = rowptr.numel() - 1
     a = torch.zeros(n, num_src, dtype=torch.float64)
@@ -27,9 +27,11 @@ def dense_matrix(rowptr, col, num_src, mask, weight, reduce, normalize):
             if mask is None or bool(mask[s]):
                 a[i, int(col[s])] += 1.0 if weight is None else float(weight[s])
     if normalize:
-        a = a + torch.eye(n, dtype=torch.float64)
-        d = a.sum(1)
-        a = a / torch.sqrt(d[:, None] * d[None, :])
+        if self_loops:
+            a = a + torch.eye(n, dtype=torch.float64)
+        d = a.sum(1)  # weighted in-degree; as in PyG's gcn_norm, a node with none scales by 0, not inf
+        dis = torch.where(d > 0, d.clamp(min=1e-300) ** -0.5, torch.zeros_like(d))
+        a = dis[:, None] * a * dis[None, :]
     elif reduce == "mean":
         count = torch.zeros(n, dtype=torch.float64)
         for i in range(n):
@@ -61,20 +63,21 @@ def make_mask(kind, num_slots, seed=1):
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[s[0] for s in SHAPES])
 @pytest.mark.parametrize("mask_kind", MASKS)
-@pytest.mark.parametrize("mode", [("sum", False), ("mean", False), ("sum", True)], ids=["sum", "mean", "gcn"])
+@pytest.mark.parametrize("mode", [("sum", False, True), ("mean", False, True), ("sum", True, True),
+                                  ("sum", True, False)], ids=["sum", "mean", "gcn", "lightgcn"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 def test_values_match_dense(shape, mask_kind, mode, weighted):
     _, n, degrees = shape
-    reduce, normalize = mode
+    reduce, normalize, self_loops = mode
     rowptr, col = make_csr(n, n, degrees)
     mask = make_mask(mask_kind, col.numel())
     weight = torch.rand(col.numel(), generator=torch.Generator().manual_seed(2)) + 0.5 if weighted else None
     if reduce == "mean":
         weight = None
     x = torch.randn(n, 7, dtype=torch.float64)  # 7: not a power of two
-    a = dense_matrix(rowptr, col, n, mask, weight, reduce, normalize)
+    a = dense_matrix(rowptr, col, n, mask, weight, reduce, normalize, self_loops)
     out = masked_spmm_reference(rowptr, col, x, mask, None if weight is None else weight.double(),
-                                reduce=reduce, normalize=normalize)
+                                reduce=reduce, normalize=normalize, self_loops=self_loops)
     assert_close(out, a @ x, atol=1e-10, rtol=1e-10, what="masked_spmm")
 
 
@@ -182,15 +185,77 @@ def test_dispatch(monkeypatch):
     rowptr, col = torch.tensor([0, 1, 2]), torch.tensor([1, 0])
     x = torch.randn(2, 3)
     assert_close(masked_spmm(rowptr, col, x), masked_spmm_reference(rowptr, col, x))
-    assert choose_backend("op", {"torch": True, "triton": True}) == "triton"
-    assert choose_backend("op", {"torch": True, "triton": False}) == "torch"
+    assert choose_backend("op", True, auto_triton=True) == "triton"
+    assert choose_backend("op", True, auto_triton=False) == "torch"
+    assert choose_backend("op", False) == "torch"
+    with pytest.raises(RuntimeError, match="backend 'triton' was requested but cannot run here: no luck"):
+        choose_backend("op", False, "no luck", backend="triton")
     with pytest.raises(RuntimeError, match="backend 'triton' was requested but cannot run"):
-        masked_spmm(rowptr, col, x, backend="triton")
+        masked_spmm(rowptr, col, x.double(), backend="triton")  # float64 is reference-only
     monkeypatch.setenv("GRAPHUNLEARN_BACKEND", "triton")
     with pytest.raises(RuntimeError, match="'triton' was requested"):
-        masked_spmm(rowptr, col, x)
+        masked_spmm(rowptr, col, x.double())
     monkeypatch.setenv("GRAPHUNLEARN_BACKEND", "cuda")
     with pytest.raises(ValueError, match="GRAPHUNLEARN_BACKEND='cuda'"):
         masked_spmm(rowptr, col, x)
     monkeypatch.setenv("GRAPHUNLEARN_BACKEND", "torch")
     assert_close(masked_spmm(rowptr, col, x), masked_spmm_reference(rowptr, col, x))
+
+
+@pytest.mark.parametrize("mode", [dict(reduce="sum"), dict(reduce="mean"), dict(normalize=True),
+                                  dict(normalize=True, self_loops=False)], ids=["sum", "mean", "gcn", "lightgcn"])
+@pytest.mark.parametrize("transpose", ["built", "given"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_cpu_sparse_path_matches_reference(mode, transpose, dtype):
+    """The torch backend's torch.sparse.mm path: values, x-gradients and edge-weight gradients."""
+    from graphunlearn.kernels import transpose_csr
+
+    n = 9
+    rowptr, col = make_csr(n, n, [3, 0, 30, 1, 2, 0, 5, 4, 1], seed=5)
+    mask = make_mask("random", col.numel(), seed=6)
+    w = torch.rand(col.numel(), dtype=torch.float64) + 0.5
+    x, up = torch.randn(n, 11, dtype=torch.float64), torch.randn(n, 11, dtype=torch.float64)
+    t = transpose_csr(rowptr, col, n) if transpose == "given" else None
+    deg = None
+    if mode.get("normalize"):  # a precomputed degree makes the scales constants, as the store passes them
+        deg = live_degree(rowptr, mask, w, self_loops=mode.get("self_loops", True))
+    res = []
+    for fn in ("fast", "ref"):
+        xi, wi = x.to(dtype).clone().requires_grad_(), w.to(dtype).clone().requires_grad_()
+        out = (masked_spmm(rowptr, col, xi, mask, wi, deg=deg, transpose=t, backend="torch", **mode) if fn == "fast"
+               else masked_spmm_reference(rowptr, col, xi, mask, wi, deg=deg, **mode))
+        (out * up.to(dtype)).sum().backward()
+        res.append((out.double(), xi.grad.double(), wi.grad.double()))
+    tol = 1e-10 if dtype == torch.float64 else 1e-5 if dtype == torch.float32 else 5e-2
+    for a, b, what in zip(res[0], res[1], ("forward", "grad x", "grad w")):
+        assert_close(a, b, atol=tol, rtol=tol, what=what)
+
+
+def test_cpu_path_symmetric_transpose():
+    """An undirected pattern with tied mask and weights: the backward reuses the CSR ("symmetric")."""
+    u = torch.tensor([0, 0, 1, 2, 3, 3])
+    v = torch.tensor([1, 2, 2, 3, 4, 0])
+    rows, cols = torch.cat([v, u]), torch.cat([u, v])
+    keep = torch.tensor([True, False, True, True, True, False]).repeat(2)
+    w = (torch.rand(6, dtype=torch.float64) + 0.5).repeat(2)
+    order = torch.sort(rows, stable=True).indices
+    rowptr = torch.zeros(6, dtype=torch.long)
+    rowptr[1:] = torch.cumsum(torch.bincount(rows, minlength=5), 0)
+    col, keep, w = cols[order], keep[order], w[order]
+    x, up = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    for mode in (dict(reduce="mean"), dict(normalize=True, deg=live_degree(rowptr, keep, w, self_loops=True))):
+        grads = []
+        for transpose in ("symmetric", None):
+            xi = x.clone().requires_grad_()
+            (masked_spmm(rowptr, col, xi, keep, w, transpose=transpose, backend="torch", **mode) * up).sum().backward()
+            grads.append(xi.grad)
+        assert_close(grads[0], grads[1], atol=1e-12, rtol=1e-12, what=f"symmetric transpose {mode}")
+
+
+def test_non_finite_input_takes_the_reference_path():
+    rowptr = torch.tensor([0, 2, 3, 3])
+    col = torch.tensor([1, 2, 2])
+    mask = torch.tensor([True, False, False])
+    x = torch.tensor([[1.0], [2.0], [float("inf")]])
+    out = masked_spmm(rowptr, col, x, mask, backend="torch")
+    assert torch.equal(out, torch.tensor([[2.0], [0.0], [0.0]]))

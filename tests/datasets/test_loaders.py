@@ -1,0 +1,432 @@
+"""Dataset loaders: shapes of the real datasets, root resolution, working copies, scoped OGB allowlist.
+
+Real-data tests read ``GRAPHUNLEARN_DATA`` (fixture ``data_root``) and skip when it is absent. Everything
+a loader writes must land in the cache, never under the data root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from graphunlearn.datasets import (
+    DATASETS,
+    cache_dir,
+    canonical_name,
+    data_root,
+    is_available,
+    load,
+    loaders,
+    ogb_safe_globals,
+    synthetic,
+)
+from tests.conftest import require_dataset
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def tree_state(root: Path) -> dict[str, tuple]:
+    """Every path under ``root`` with its kind, size and modification time (to prove nothing was written)."""
+    state = {}
+    for p in sorted(root.rglob("*")):
+        st = p.stat()
+        state[str(p.relative_to(root))] = ("dir",) if p.is_dir() else ("file", st.st_size, st.st_mtime_ns)
+    return state
+
+
+def pair_set(edges: torch.Tensor) -> set[tuple[int, int]]:
+    return set(map(tuple, edges.t().tolist()))
+
+
+@pytest.fixture(scope="module")
+def real(data_root, tmp_path_factory):
+    """Loads the real datasets once for this module, into a cache of its own (so the first load of each one
+    processes its raw files here, whatever ran before), under torch's weights-only default, and records the
+    data root's state and torch's safe-globals allowlist before and after."""
+    cache = tmp_path_factory.mktemp("loaders-cache")
+    out = {"root_before": tree_state(data_root), "cache": cache, "times": {}, "data": {}}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRAPHUNLEARN_CACHE", str(cache))
+        mp.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", raising=False)
+        mp.delenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", raising=False)
+
+        def get(name: str, subdir: str) -> Data:
+            if name not in out["data"]:
+                require_dataset(data_root, subdir)
+                before = set(torch.serialization.get_safe_globals())
+                start = time.perf_counter()
+                out["data"][name] = load(name)
+                out["times"][name] = time.perf_counter() - start
+                out[f"globals_changed_{name}"] = set(torch.serialization.get_safe_globals()) ^ before
+            return out["data"][name]
+
+        out["get"] = get
+        yield out
+
+
+@pytest.fixture(scope="module")
+def cora(real):
+    return real["get"]("cora", "planetoid/Cora")
+
+
+@pytest.fixture(scope="module")
+def ddi(real):
+    return real["get"]("ogbl-ddi", "ogb/ogbl_ddi")
+
+
+@pytest.fixture(scope="module")
+def movielens(real):
+    return real["get"]("movielens-100k", "rec/ml-100k")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# real datasets
+
+
+def test_cora_shapes_and_public_masks(cora):
+    assert isinstance(cora, Data)
+    assert cora.x.shape == (2708, 1433)
+    assert cora.edge_index.shape == (2, 10556)
+    assert cora.y.shape == (2708,) and int(cora.y.max()) + 1 == 7
+    # undirected: every edge is present in both directions, and there are no self loops
+    assert pair_set(cora.edge_index) == pair_set(cora.edge_index.flip(0))
+    assert bool((cora.edge_index[0] != cora.edge_index[1]).all())
+    masks = [cora.train_mask, cora.val_mask, cora.test_mask]
+    assert [int(m.sum()) for m in masks] == [140, 500, 1000]
+    assert not bool((masks[0] & masks[1]).any() or (masks[0] & masks[2]).any() or (masks[1] & masks[2]).any())
+    # Planetoid's public split: the first 140 nodes train, the next 500 validate
+    assert bool(cora.train_mask[:140].all()) and bool(cora.val_mask[140:640].all())
+
+
+def test_ogbl_ddi_official_split(ddi):
+    assert ddi.num_nodes == 4267
+    assert ddi.edge_index.shape == (2, 2 * 1067911)  # training edges, both directions
+    expected = {"train_pos": 1067911, "val_pos": 133489, "val_neg": 101882, "test_pos": 133489,
+                "test_neg": 95599}
+    assert set(ddi.split_edge) == set(expected)
+    for key, size in expected.items():
+        t = ddi.split_edge[key]
+        assert t.dtype == torch.long and t.shape == (2, size), (key, tuple(t.shape))
+        assert 0 <= int(t.min()) and int(t.max()) < 4267, key
+    # the positives of the three parts are disjoint, and no negative is a positive
+    def keys(t, both=False):
+        k = t[0] * 4267 + t[1]
+        return torch.cat([k, t[1] * 4267 + t[0]]) if both else k
+    train = keys(ddi.split_edge["train_pos"], both=True)
+    for part in ("val_pos", "test_pos", "val_neg", "test_neg"):
+        assert not bool(torch.isin(keys(ddi.split_edge[part]), train).any()), part
+
+
+def test_ogb_loads_under_weights_only_without_leaking_allowlist(real, ddi):
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in os.environ
+    assert real["globals_changed_ogbl-ddi"] == set(), "load('ogbl-ddi') changed torch's safe-globals allowlist"
+
+
+def test_ogb_split_file_needs_the_scoped_allowlist(data_root, monkeypatch):
+    """The split files are numpy pickles: weights-only loading refuses them outside ``ogb_safe_globals`` and
+    accepts them inside it; leaving the block restores the allowlist exactly."""
+    path = require_dataset(data_root, "ogb/ogbl_ddi") / "split" / "target" / "valid.pt"
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", raising=False)
+    before = set(torch.serialization.get_safe_globals())
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        torch.load(path)
+    with ogb_safe_globals():
+        split = torch.load(path)
+    assert split["edge"].shape == (133489, 2) and split["edge_neg"].shape == (101882, 2)
+    assert set(torch.serialization.get_safe_globals()) == before
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        torch.load(path)
+
+
+def test_ogb_safe_globals_keeps_the_callers_own_entries(tmp_path, monkeypatch):
+    """An entry the caller allowlisted before the block must survive it (torch's ``safe_globals`` alone
+    removes its entries on exit even when they were there before)."""
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", raising=False)
+    had = np.ndarray in set(torch.serialization.get_safe_globals())
+    torch.serialization.add_safe_globals([np.ndarray])
+    try:
+        before = set(torch.serialization.get_safe_globals())
+        with ogb_safe_globals():
+            pass
+        assert set(torch.serialization.get_safe_globals()) == before
+    finally:
+        if not had:
+            with torch.serialization.safe_globals([np.ndarray]):
+                pass  # leaving the block removes it again
+
+
+def test_ogb_safe_globals_reads_numpy2_pickles(tmp_path, monkeypatch):
+    """Split files written under numpy 2 name ``numpy._core.multiarray._reconstruct``; they load too."""
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", raising=False)
+    path = tmp_path / "split.pt"
+    obj = {"edge": np.arange(6, dtype=np.int64).reshape(3, 2), "weight": np.ones(3), "year": np.arange(3)}
+    torch.save(obj, path, _use_new_zipfile_serialization=False)
+    with ogb_safe_globals():
+        back = torch.load(path)
+    assert set(back) == set(obj)
+    for key in obj:
+        np.testing.assert_array_equal(back[key], obj[key])
+
+
+def test_movielens_100k(movielens, data_root):
+    raw = require_dataset(data_root, "rec/ml-100k") / "raw"
+    d = movielens
+    assert (d.num_users, d.num_items, d.num_nodes) == (943, 1682, 943 + 1682)
+    assert d.node_type.tolist() == [0] * 943 + [1] * 1682
+    assert d.split_edge["train_pos"].shape == (2, 80000) and d.split_edge["test_pos"].shape == (2, 20000)
+    assert d.edge_index.shape == (2, 2 * 100000)  # all 100k interactions, both directions
+    # rows are (user, item): users 0..942, items 943..2624, matching u1.base / u1.test (1-based ids)
+    for part, fname in (("train_pos", "u1.base"), ("test_pos", "u1.test")):
+        pairs = d.split_edge[part]
+        assert bool((pairs[0] < 943).all() and (pairs[1] >= 943).all() and (pairs[1] < 2625).all())
+        table = np.loadtxt(raw / fname, dtype=np.int64)
+        expected = {(int(u) - 1, 943 + int(i) - 1) for u, i in table[:, :2]}
+        assert pair_set(pairs) == expected, fname
+    everything = np.loadtxt(raw / "u.data", dtype=np.int64)
+    assert pair_set(d.edge_index[:, d.edge_index[0] < 943]) == {(int(u) - 1, 943 + int(i) - 1)
+                                                                for u, i in everything[:, :2]}
+    # item_x: the 18 genre flags of u.item (its "unknown" column dropped), row k = item k
+    genres = np.array([[int(f) for f in line.split("|")[6:]]
+                       for line in (raw / "u.item").read_text(encoding="latin-1").splitlines() if line])
+    assert d.item_x.shape == (1682, 18)
+    np.testing.assert_array_equal(d.item_x.numpy(), genres)
+    assert d.item_x[0].nonzero().squeeze(1).tolist() == [2, 3, 4]  # Toy Story: Animation, Children's, Comedy
+
+
+@pytest.mark.slow
+def test_gowalla(real, data_root):
+    raw = require_dataset(data_root, "rec/gowalla") / "raw"
+    d = real["get"]("gowalla", "rec/gowalla")
+    assert (d.num_users, d.num_items, d.num_nodes) == (29858, 40981, 29858 + 40981)
+    train, test = d.split_edge["train_pos"], d.split_edge["test_pos"]
+    assert train.shape == (2, 810128) and test.shape == (2, 217242)
+    assert int(d.node_type.sum()) == 40981 and bool((d.node_type[:29858] == 0).all())
+    for pairs in (train, test):
+        assert bool((pairs[0] < 29858).all() and (pairs[1] >= 29858).all())
+    # train and test are disjoint (as keys user * N + item)
+    n = d.num_nodes
+    assert not bool(torch.isin(test[0] * n + test[1], train[0] * n + train[1]).any())
+    # spot-check against the LightGCN text format: the first line is "user item item ..."
+    first = [int(t) for t in (raw / "train.txt").open().readline().split()]
+    user, items = first[0], sorted(first[1:])
+    assert sorted((train[1, train[0] == user] - 29858).tolist()) == items
+
+
+def test_data_root_is_never_written(real, cora, ddi, movielens, data_root):
+    """Loading copies into the cache: the data root gains no ``processed/`` folder and no file changes."""
+    assert tree_state(data_root) == real["root_before"]
+    assert not [p for p in data_root.rglob("processed")]
+    work = real["cache"] / "work"
+    assert (work / "planetoid" / "Cora" / "processed").is_dir()
+    assert (work / "ogb" / "ogbl_ddi" / "processed").is_dir()
+    assert (work / "rec" / "ml-100k" / "processed").is_dir()
+
+
+def test_real_load_reuses_working_copy(real, cora, monkeypatch):
+    """A second load of Cora reads the existing working copy: its processed file is not rebuilt."""
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(real["cache"]))
+    processed = sorted((real["cache"] / "work" / "planetoid" / "Cora" / "processed").glob("*.pt"))
+    assert processed
+    stamps = [p.stat().st_mtime_ns for p in processed]
+    again = load("cora")
+    assert [p.stat().st_mtime_ns for p in processed] == stamps
+    assert torch.equal(again.x, cora.x) and torch.equal(again.edge_index, cora.edge_index)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# names and root resolution (no real data needed)
+
+
+def test_canonical_names_and_aliases():
+    assert canonical_name(" Cora ") == "cora"
+    assert canonical_name("ML-100K") == "movielens-100k"
+    assert canonical_name("ddi") == "ogbl-ddi"
+    for name in DATASETS:
+        assert canonical_name(name) == name
+
+
+def test_unknown_name_lists_available():
+    with pytest.raises(ValueError, match="unknown dataset 'nope'") as info:
+        load("nope")
+    for name in DATASETS:
+        assert name in str(info.value)
+    with pytest.raises(ValueError, match="available"):
+        is_available("citeseerx")
+
+
+def test_root_precedence(monkeypatch, tmp_path):
+    explicit, env, cache = tmp_path / "explicit", tmp_path / "env", tmp_path / "cache"
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(cache))
+    monkeypatch.setenv("GRAPHUNLEARN_DATA", str(env))
+    assert data_root(explicit) == explicit
+    assert data_root(str(explicit)) == explicit
+    assert data_root() == env
+    monkeypatch.delenv("GRAPHUNLEARN_DATA")
+    assert data_root() == cache / "data"
+    assert cache_dir() == cache
+    monkeypatch.delenv("GRAPHUNLEARN_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "graphunlearn"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "graphunlearn"
+
+
+def test_missing_dataset_under_explicit_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "empty"
+    root.mkdir()
+    with pytest.raises(FileNotFoundError) as info:
+        load("cora", root=root)
+    assert str(root / "planetoid" / "Cora") in str(info.value)
+    assert not is_available("cora", root=root)
+    assert not (tmp_path / "cache" / "work").exists()
+
+
+def test_missing_dataset_under_env_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GRAPHUNLEARN_DATA", str(tmp_path / "env"))
+    with pytest.raises(FileNotFoundError, match="GRAPHUNLEARN_DATA") as info:
+        load("ogbl-ddi")
+    assert str(tmp_path / "env" / "ogb" / "ogbl_ddi") in str(info.value)
+
+
+def test_load_synthetic_passes_options():
+    d = load("synthetic", num_nodes=50, num_classes=2, seed=3)
+    assert d.num_nodes == 50 and torch.equal(d.x, synthetic(num_nodes=50, num_classes=2, seed=3).x)
+    assert is_available("synthetic", root="/nonexistent")
+    with pytest.raises(TypeError, match="no extra options"):
+        load("cora", root="/nonexistent", num_nodes=3)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# working copies (a stub loader: no real data needed)
+
+
+@pytest.fixture
+def stub_root(monkeypatch, tmp_path):
+    """A data root with a fake Cora folder, a fresh cache, and a stub loader that records its folder."""
+    root = tmp_path / "root"
+    raw = root / "planetoid" / "Cora" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "a.txt").write_text("alpha")
+    (raw / "b.txt").write_text("bravo")
+    (root / "planetoid" / "Cora" / "processed").mkdir()
+    (root / "planetoid" / "Cora" / "processed" / "stale.pt").write_text("stale")
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GRAPHUNLEARN_DATA", raising=False)
+    calls = []
+
+    def stub(work: Path) -> Data:
+        calls.append(work)
+        (work / "processed").mkdir(exist_ok=True)
+        (work / "processed" / "data.pt").write_text((work / "raw" / "a.txt").read_text())
+        return Data(num_nodes=1)
+
+    monkeypatch.setitem(loaders._LOADERS, "cora", stub)
+    return root, calls
+
+
+def test_working_copy_is_made_in_cache_without_processed(stub_root, tmp_path):
+    root, calls = stub_root
+    before = tree_state(root)
+    load("cora", root=root)
+    work = tmp_path / "cache" / "work" / "planetoid" / "Cora"
+    assert calls == [work]
+    assert (work / "raw" / "a.txt").read_text() == "alpha"
+    assert not (work / "processed" / "stale.pt").exists()  # the source's processed/ is not copied
+    assert tree_state(root) == before
+
+
+def test_working_copy_is_reused(stub_root, tmp_path):
+    root, calls = stub_root
+    load("cora", root=root)
+    work = calls[0]
+    sentinel = work / "raw" / "sentinel"
+    sentinel.write_text("still here")  # a re-copy would remove it
+    load("cora", root=root)
+    assert calls == [work, work]
+    assert sentinel.exists() and (work / "processed" / "data.pt").exists()
+
+
+@pytest.mark.parametrize("change", ["same_size", "new_size", "new_file", "removed_file"])
+def test_working_copy_is_remade_when_raw_files_change(stub_root, change):
+    root, calls = stub_root
+    load("cora", root=root)
+    work = calls[0]
+    (work / "raw" / "sentinel").write_text("gone after a re-copy")
+    raw = root / "planetoid" / "Cora" / "raw"
+    if change == "same_size":  # rewritten in place: same size, new content, later mtime
+        st = (raw / "a.txt").stat()
+        (raw / "a.txt").write_text("ALPHA")
+        os.utime(raw / "a.txt", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    elif change == "new_size":
+        (raw / "a.txt").write_text("alpha, longer")
+    elif change == "new_file":
+        (raw / "c.txt").write_text("charlie")
+    else:
+        (raw / "b.txt").unlink()
+    load("cora", root=root)
+    assert not (work / "raw" / "sentinel").exists()
+    assert (work / "raw" / "a.txt").read_text() == (raw / "a.txt").read_text()
+    assert sorted(p.name for p in (work / "raw").iterdir()) == sorted(p.name for p in raw.iterdir())
+    assert (work / "processed" / "data.pt").read_text() == (raw / "a.txt").read_text()
+
+
+def test_working_copy_follows_a_different_root(stub_root, tmp_path):
+    root, calls = stub_root
+    load("cora", root=root)
+    other = tmp_path / "other"
+    shutil.copytree(root, other)
+    (other / "planetoid" / "Cora" / "raw" / "a.txt").write_text("other")
+    load("cora", root=other)
+    assert (calls[1] / "raw" / "a.txt").read_text() == "other"
+
+
+def test_dataset_inside_cache_is_read_in_place(stub_root, tmp_path):
+    """With no root and no GRAPHUNLEARN_DATA the root is the cache's data folder: read there, no copy."""
+    root, calls = stub_root
+    cached = tmp_path / "cache" / "data"
+    shutil.copytree(root, cached)
+    load("cora")
+    assert calls == [cached / "planetoid" / "Cora"]
+    assert not (tmp_path / "cache" / "work").exists()
+
+
+def test_root_precedence_through_load(stub_root, monkeypatch, tmp_path):
+    """explicit root > GRAPHUNLEARN_DATA > cache, seen through which folder ``load`` reads."""
+    root, calls = stub_root
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("GRAPHUNLEARN_DATA", str(empty))
+    load("cora", root=root)  # explicit root wins over the (empty) env root
+    assert (calls[-1] / "raw" / "a.txt").read_text() == "alpha"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(empty))):
+        load("cora")  # env root wins over the cache
+    monkeypatch.setenv("GRAPHUNLEARN_DATA", str(root))
+    with pytest.raises(FileNotFoundError, match=re.escape(str(empty))):
+        load("cora", root=empty)  # explicit root wins over the (full) env root
+    load("cora")
+    assert len(calls) == 2
+
+
+def test_real_root_precedence_with_cora(data_root, monkeypatch, tmp_path):
+    """The same precedence with the real Planetoid loader, on a copy of Cora's raw files."""
+    src = require_dataset(data_root, "planetoid/Cora")
+    mine = tmp_path / "mine"
+    shutil.copytree(src, mine / "planetoid" / "Cora")
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GRAPHUNLEARN_DATA", str(tmp_path / "nothing"))
+    d = load("cora", root=mine)
+    assert d.x.shape == (2708, 1433)
+    assert not (mine / "planetoid" / "Cora" / "processed").exists()
+    assert (tmp_path / "cache" / "work" / "planetoid" / "Cora" / "processed").is_dir()
