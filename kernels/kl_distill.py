@@ -2,8 +2,9 @@ r"""Fused knowledge-distillation loss: temperature-scaled KL between teacher and
 
 .. math::
     L = \sum_i w_i \, \tau^2 \, \mathrm{KL}\big(\mathrm{softmax}(T_i / \tau) \,\|\, \mathrm{softmax}(S_i / \tau)\big),
-    \qquad \frac{\partial L}{\partial S_{ic}} = w_i \, \tau \, \big(\mathrm{softmax}(S_i/\tau)_c - \mathrm{softmax}(T_i/\tau)_c\big)
+    \qquad \frac{\partial L}{\partial S_{ic}} = w_i \, \tau \, (q_{ic} - p_{ic}),
 
+with :math:`p_i = \mathrm{softmax}(T_i / \tau)` and :math:`q_i = \mathrm{softmax}(S_i / \tau)`
 (Hinton et al., "Distilling the Knowledge in a Neural Network", 2015; the soft-target term of D2DGN,
 arXiv 2309.16173). Per-row weights let retained rows follow one teacher and forgotten rows another in one
 call. The Triton kernel reads each row once for the loss (online log-sum-exp over column blocks) and once

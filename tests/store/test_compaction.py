@@ -23,6 +23,19 @@ class SimulatedCrash(BaseException):
     pass
 
 
+@pytest.fixture(autouse=True)
+def sqlite_without_secure_delete(monkeypatch):
+    """Some SQLite builds (Debian's) zero freed space by default; most do not. Test the common case."""
+    connect = sqlite3.connect
+
+    def insecure(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        conn.execute("PRAGMA secure_delete=OFF")
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", insecure)
+
+
 def retained_in_new_ids(kept: Data, node_map: torch.Tensor, edge_map: torch.Tensor) -> Data:
     """A retained() view taken before compaction, renumbered with the compaction's maps."""
     out = kept.clone()

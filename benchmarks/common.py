@@ -1,0 +1,104 @@
+"""Shared helpers for the benchmark scripts: timing, machine description, result files."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def sync(device: str | torch.device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timeit(fn: Callable[[], object], device: str = "cpu", repeat: int = 5, warmup: int = 1,
+           min_time: float = 0.0) -> dict[str, float]:
+    """Median and spread (min, max) of ``fn``'s wall time in seconds, after ``warmup`` calls.
+
+    On CUDA, times come from CUDA events around each call."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    start_all = time.perf_counter()
+    while len(times) < repeat or time.perf_counter() - start_all < min_time:
+        if torch.device(device).type == "cuda":
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            torch.cuda.synchronize()
+            times.append(a.elapsed_time(b) / 1e3)
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        if len(times) >= 200:
+            break
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "n": len(times)}
+
+
+def machine(device: str = "cpu") -> dict[str, str]:
+    info = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
+        "host_cpu": platform.processor() or platform.machine(),
+        "cpus": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": str(torch.get_num_threads()),
+    }
+    try:
+        import triton
+
+        info["triton"] = triton.__version__
+    except Exception:  # pragma: no cover - optional
+        info["triton"] = "none"
+    if torch.device(device).type == "cuda":
+        info["device"] = torch.cuda.get_device_name()
+    else:
+        info["device"] = "cpu"
+    return info
+
+
+def append_rows(name: str, rows: list[dict]) -> Path:
+    """Append ``rows`` to ``benchmarks/results/<name>.csv`` (header written once; new columns start a new file)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.csv"
+    if not rows:
+        return path
+    fields = list(rows[0].keys())
+    if path.exists():
+        with path.open() as f:
+            header = next(csv.reader(f), None)
+        if header != fields:
+            path = RESULTS / f"{name}-{dt.datetime.now():%Y%m%d%H%M%S}.csv"
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for r in rows:
+        print("  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in columns))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
