@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 import time
 from collections.abc import Sequence
@@ -239,6 +240,7 @@ class GraphStore:
     # ------------------------------------------------------------------ request plumbing
     def _commit(self, kind: str, *, node_ids=None, edge_ids=None, feature_node_ids=None,
                 feature_columns=None, params=None) -> DeletionRequest:
+        self._require_open()
         empty = torch.empty(0, dtype=torch.long)
         node_ids = empty if node_ids is None else node_ids
         edge_ids = empty if edge_ids is None else edge_ids
@@ -471,7 +473,7 @@ class GraphStore:
     # ------------------------------------------------------------------ durability
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the store to folder ``path`` and journal every later request there before applying it."""
-        path = Path(path)
+        path = Path(path).resolve()  # absolute, so that another spelling of the store's own folder is the same
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"save: {path} exists and is not a folder")
         if path != self._dir and (path / JOURNAL_FILE).exists():
@@ -509,7 +511,7 @@ class GraphStore:
         store = cls.__new__(cls)
         store._load_state(state)
         store.requests = []
-        store._dir, store._journal = path, Journal(path / JOURNAL_FILE)
+        store._dir, store._journal = path.resolve(), Journal(path / JOURNAL_FILE)
         # A crash during compact() may leave payloads of erased requests behind: finish that erasure.
         store._journal.redact_through(store._compacted_through)
         snapshot_next = store._next_id
@@ -523,7 +525,13 @@ class GraphStore:
                 store._journal.mark_applied(req_id)
         return store
 
+    def _require_open(self) -> None:
+        if self._dir is not None and self._journal is None:
+            raise RuntimeError(f"the store was closed: reopen it with GraphStore.open({str(self._dir)!r}) so that "
+                               "changes are journaled")
+
     def close(self) -> None:
+        """Close the journal of a saved store; later requests and compaction are refused until it is reopened."""
         if self._journal is not None:
             self._journal.close()
             self._journal = None
@@ -535,6 +543,7 @@ class GraphStore:
         Afterwards the store (and, when saved, its folder) no longer holds the erased values or ids: past
         requests keep their id, kind and time but their ids are redacted, and the journal is vacuumed.
         """
+        self._require_open()
         nodes = self.node_mask.nonzero().squeeze(1)
         edges = self.edge_mask.nonzero().squeeze(1)
         node_map = torch.full((self.num_nodes,), -1, dtype=torch.long)
@@ -579,9 +588,12 @@ def _check_int(value, name: str) -> int:
         if value.numel() != 1 or value.is_floating_point():
             raise DeletionError(f"{name} must be one integer, got {value!r}")
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not hasattr(value, "__index__"):  # int, numpy integers; not bool or float
         raise DeletionError(f"{name} must be an integer class id, got {value!r}")
-    return value
+    try:
+        return operator.index(value)
+    except TypeError as exc:  # some numpy versions give numpy.bool_ an __index__ that refuses
+        raise DeletionError(f"{name} must be an integer class id, got {value!r}") from exc
 
 
 def _as_index_tensor(values, what: str) -> Tensor:

@@ -74,6 +74,10 @@ class SAGEConv(nn.Module):
         self.lin_l = nn.Linear(in_channels, out_channels, bias=bias)
         self.lin_r = nn.Linear(in_channels, out_channels, bias=False)
 
+    def reset_parameters(self) -> None:
+        self.lin_l.reset_parameters()
+        self.lin_r.reset_parameters()
+
     def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
         return self.lin_l(_aggregate(x, graph, reduce="mean")) + self.lin_r(x)
 
@@ -99,6 +103,13 @@ class GINConv(nn.Module):
             self.eps = torch.nn.Parameter(torch.tensor([eps]))
         else:
             self.register_buffer("eps", torch.tensor([eps]))
+        self.initial_eps = eps
+
+    def reset_parameters(self) -> None:
+        for module in self.nn.modules():
+            if module is not self.nn and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        self.eps.data.fill_(self.initial_eps)
 
     def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
         return self.nn((1 + self.eps) * x + _aggregate(x, graph))
@@ -142,8 +153,31 @@ class GATConv(nn.Module):
 
         self.conv = PyGGATConv(in_channels, out_channels, **kwargs)
 
+    def reset_parameters(self) -> None:
+        self.conv.reset_parameters()
+
     def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
         return self.conv(x, live_edge_index(graph))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.conv})"
+
+
+def as_live(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> LiveGraph:
+    """A :class:`LiveGraph` for a plain ``edge_index`` [2, E] (every edge live), so the deletion-aware layers
+    also run as ordinary PyG-style layers. Builds CSR and CSC: O(E log E) per call; hold on to the result."""
+    from ..kernels import transpose_csr
+
+    src, dst = edge_index[0].long(), edge_index[1].long()
+    order = torch.sort(dst * num_nodes + src).indices
+    rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
+    torch.cumsum(torch.bincount(dst, minlength=num_nodes), 0, out=rowptr[1:])
+    col = src[order]
+    w = None if edge_weight is None else edge_weight[order].float()
+    mask = torch.ones(col.numel(), dtype=torch.bool, device=edge_index.device)
+    deg = torch.ones(num_nodes, device=edge_index.device).index_add_(
+        0, dst[order], torch.ones(col.numel(), device=edge_index.device) if w is None else w)
+    rowptr_t, col_t, perm_t = transpose_csr(rowptr, col, num_nodes)
+    return LiveGraph(num_nodes=num_nodes, rowptr=rowptr, col=col, mask=mask, edge_weight=w, gcn_deg=deg,
+                     rowptr_t=rowptr_t, col_t=col_t, mask_t=mask, transpose=(rowptr_t, col_t, perm_t), x=None,
+                     node_mask=torch.ones(num_nodes, dtype=torch.bool, device=edge_index.device))

@@ -73,6 +73,16 @@ def formula_check(store: gu.GraphStore, data) -> None:
         keep &= store.feature_mask
     assert torch.equal(live.x, torch.where(keep, data.x, torch.zeros(())))
     assert torch.equal(live.node_mask, store.node_mask)
+    # the transpose map used by the kernels' backward points each CSC slot at the CSR slot of the same message
+    if store.undirected:
+        assert live.transpose == "symmetric" and live.mask_t is live.mask
+    else:
+        rowptr_t, col_t, pos = live.transpose
+        assert torch.equal(rowptr_t, live.rowptr_t) and torch.equal(col_t, live.col_t)
+        dst = torch.repeat_interleave(torch.arange(store.num_nodes), live.rowptr.diff())
+        src_t = torch.repeat_interleave(torch.arange(store.num_nodes), live.rowptr_t.diff())
+        assert torch.equal(live.col[pos], src_t) and torch.equal(dst[pos], live.col_t)
+        assert torch.equal(live.mask[pos], live.mask_t)
     # nothing live touches a deleted node
     assert bool(store.node_mask[ei].all())
 

@@ -95,7 +95,7 @@ def test_save_open_round_trip(tmp_path, directed):
     s = GraphStore(rich_graph(directed), undirected=not directed, num_hops=3)
     some_requests(s, 0)
     path = s.save(tmp_path / "store")
-    assert path == tmp_path / "store" and (path / STATE_FILE).is_file() and (path / JOURNAL_FILE).is_file()
+    assert path == (tmp_path / "store").resolve() and (path / STATE_FILE).is_file() and (path / JOURNAL_FILE).is_file()
     assert [row[2] for row in journal_table(path)] == ["applied"] * 3
     o = GraphStore.open(path)
     assert_stores_equal(s, o)
@@ -186,6 +186,27 @@ def test_save_refuses_to_overwrite_another_store(tmp_path):
     o = GraphStore.open(tmp_path / "st")
     assert [r.kind for r in o.requests] == ["edges"] and o.node_mask.all()
     assert journal_table(tmp_path / "st") == [(0, "edges", "applied", 0)]
+    o.close()
+
+
+def test_save_into_own_folder_by_another_spelling(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = store_a()
+    s.save("st")
+    s.delete_nodes([2])
+    s.save(tmp_path / "st")  # the same folder, absolute: a checkpoint, not "another store"
+    s.save(Path("st") / ".." / "st")
+    assert journal_table(tmp_path / "st") == [(0, "nodes", "applied", 0)]
+    # the store keeps writing to its folder after the working directory changes
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    s.delete_edges([(0, 1)])
+    s.checkpoint()
+    assert not (tmp_path / "elsewhere" / "st").exists()
+    assert safe_load(tmp_path / "st" / STATE_FILE)["next_id"] == 2
+    s.close()
+    o = GraphStore.open(tmp_path / "st")
+    assert [r.id for r in o.requests] == [0, 1]
     o.close()
 
 
@@ -368,3 +389,17 @@ def test_unsaved_store_writes_nothing(tmp_path, monkeypatch):
     s = gu.GraphStore(graph_a())
     s.delete_nodes([1])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_closed_store_refuses_changes(tmp_path):
+    store = store_a()
+    store.save(tmp_path / "s")
+    store.close()
+    with pytest.raises(RuntimeError, match="the store was closed"):
+        store.delete_edges([0])
+    with pytest.raises(RuntimeError, match="the store was closed"):
+        store.compact()
+    assert store.num_live_edges == store.num_edges and not store.requests
+    reopened = GraphStore.open(tmp_path / "s")
+    reopened.delete_edges([0])
+    assert GraphStore.open(tmp_path / "s").num_live_edges == store.num_edges - 1

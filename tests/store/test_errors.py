@@ -56,6 +56,8 @@ CASES = {
     "edge class bool": (lambda s: s.delete_edge_class(True), ["edge_class", "integer"]),
     "edge class float tensor": (lambda s: s.delete_edge_class(torch.tensor(1.0)), ["edge_class", "integer"]),
     "node class str": (lambda s: s.delete_node_class("1"), ["node_class", "integer"]),
+    "node class numpy float": (lambda s: s.delete_node_class(np.float64(1.0)), ["node_class", "integer"]),
+    "node class numpy bool": (lambda s: s.delete_node_class(np.bool_(True)), ["node_class", "integer"]),
     "node class two values": (lambda s: s.delete_node_class(torch.tensor([0, 1])), ["node_class", "one integer"]),
     # empty requests
     "empty edge list": (lambda s: s.delete_edges([]), ["empty"]),
@@ -186,3 +188,11 @@ def test_bad_graph_is_refused_at_construction(kw, pattern):
 def test_not_a_data_object():
     with pytest.raises(TypeError, match="torch_geometric.data.Data"):
         gu.GraphStore({"edge_index": torch.tensor([[0], [1]])})
+
+
+def test_numpy_and_tensor_integer_class_ids_are_accepted():
+    s = store_a()
+    assert s.delete_edge_class(np.int64(1)).params == {"edge_class": 1}
+    assert s.delete_node_class(np.int32(2)).params == {"node_class": 2}
+    assert s.delete_node_class(torch.tensor(1)).params == {"node_class": 1}
+    assert all(type(r.params[k]) is int for r in s.requests for k in r.params)

@@ -114,16 +114,20 @@ def ops(model: Model):
                          st.lists(st.sampled_from(live_edges), min_size=1, max_size=3))
     node_ids = st.one_of(st.lists(small, min_size=1, max_size=2),
                          st.lists(st.sampled_from(live_nodes), min_size=1, max_size=2))
-    return st.one_of(
-        st.tuples(st.just("edge_ids"), edge_ids),
-        st.tuples(st.just("pairs"), st.lists(any_pair, min_size=1, max_size=3)),
-        st.tuples(st.just("nodes"), node_ids),
-        st.tuples(st.just("edge_class"), st.integers(-1, C)),
-        st.tuples(st.just("node_class"), st.integers(-1, C)),
-        st.tuples(st.just("features"), st.tuples(node_ids,
-                                                 st.one_of(st.none(), st.lists(mostly_in_range(F), max_size=2)))),
-        st.tuples(st.just("garbage"), st.tuples(st.sampled_from(["edges", "nodes", "features"]), garbage)),
-    )
+    touched = sorted({v for v, _ in model.dead_feats}) or live_nodes  # nodes that lost some feature values
+    feature_nodes = st.one_of(node_ids, st.lists(st.sampled_from(touched), min_size=1, max_size=2))
+    args = {
+        "edge_ids": edge_ids,
+        "pairs": st.lists(any_pair, min_size=1, max_size=3),
+        "nodes": node_ids,
+        "edge_class": st.integers(-1, C),
+        "node_class": st.integers(-1, C),
+        "features": st.tuples(feature_nodes, st.one_of(st.none(), st.lists(mostly_in_range(F), max_size=2))),
+        "garbage": st.tuples(st.sampled_from(["edges", "nodes", "features"]), garbage),
+    }
+    weighted = ["edge_ids"] * 3 + ["pairs"] * 2 + ["nodes"] * 2 + ["edge_class", "node_class"] + ["features"] * 3 + [
+        "garbage"]
+    return st.sampled_from(weighted).flatmap(lambda kind: st.tuples(st.just(kind), args[kind]))
 
 
 def issue(store: gu.GraphStore, op):

@@ -1,0 +1,259 @@
+"""Seeded training loops for link prediction, node classification and recommendation on a store's live
+view, with validation-based early stopping, progress bars and safe checkpoints.
+
+Each loop records its recipe (``model.graphunlearn_recipe``) so that ``unlearn(..., method="retrain")`` can
+train from scratch with the same settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from . import models as gm
+from .datasets.splits import LinkSplit, NodeSplit, RecSplit
+from .io import atomic_save, safe_load
+from .kernels import bpr_loss
+from .metrics import roc_auc
+from .store import GraphStore
+
+RECIPE_ATTR = "graphunlearn_recipe"
+
+
+@dataclass
+class TrainResult:
+    """What a training loop did: the model (trained in place, best validation state restored), the best
+    epoch and its validation score, epochs run, wall time, per-evaluation history and the recipe."""
+
+    model: nn.Module
+    best_epoch: int
+    best_val: float | None
+    epochs_run: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    recipe: dict = field(default_factory=dict)
+
+
+class _EarlyStopper:
+    def __init__(self, model: nn.Module, patience: int):
+        self.model, self.patience = model, patience
+        self.best, self.best_epoch, self.state = None, 0, copy.deepcopy(model.state_dict())
+
+    def update(self, epoch: int, score: float) -> bool:
+        """Record ``score``; returns True when training should stop."""
+        if self.best is None or score > self.best:
+            self.best, self.best_epoch = score, epoch
+            self.state = copy.deepcopy(self.model.state_dict())
+        return epoch - self.best_epoch >= self.patience
+
+    def restore(self) -> None:
+        self.model.load_state_dict(self.state)
+
+
+def _live_nodes(store: GraphStore) -> Tensor:
+    return store.node_mask.nonzero().squeeze(1)
+
+
+def sample_pairs(nodes: Tensor, num: int, generator: torch.Generator) -> Tensor:
+    """``num`` uniformly random pairs [2, num] of distinct entries of ``nodes`` (negatives for BCE)."""
+    a = nodes[torch.randint(nodes.numel(), (num,), generator=generator)]
+    b = nodes[torch.randint(nodes.numel(), (num,), generator=generator)]
+    return torch.stack([a, b])
+
+
+def link_scores(model: nn.Module, store: GraphStore, pairs: Tensor, z: Tensor | None = None) -> Tensor:
+    """Link logits of ``pairs`` with message passing on the store's live graph."""
+    if z is None:
+        view = store.live()
+        z = model(view.x, view)
+    return gm.GNN.decode(z, pairs)
+
+
+def link_prediction(model: nn.Module, store: GraphStore, split: LinkSplit | None = None, *, epochs: int = 200,
+                    lr: float = 0.01, weight_decay: float = 0.0, patience: int = 50, eval_every: int = 5,
+                    seed: int = 0, progress: bool = True, checkpoint: str | os.PathLike | None = None
+                    ) -> TrainResult:
+    r"""Train a link predictor (``model(x, graph)`` -> embeddings, dot-product decoder) on the store's live
+    edges: binary cross-entropy against as many uniformly sampled node pairs per epoch.
+
+    Args:
+        model: a :class:`~graphunlearn.models.GNN` (or any module with that call signature).
+        store: the training graph (``GraphStore(split.train_data)``); deleted edges never enter.
+        split: for validation AUROC (``split.val_pos`` / ``val_neg``) and early stopping; ``None`` trains for
+            ``epochs`` without selection.
+        epochs: maximum epochs (default 200). lr: Adam learning rate (default 0.01).
+        weight_decay: Adam weight decay (default 0). patience: epochs without a better validation AUROC
+            before stopping (default 50). eval_every: epochs between evaluations (default 5).
+        seed: seeds initialisation-independent randomness (negatives, dropout) (default 0).
+        progress: show a progress bar (default ``True``).
+        checkpoint: write the selected model there (see :func:`save_checkpoint`).
+    """
+    recipe = dict(task="link", epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience,
+                  eval_every=eval_every, seed=seed)
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    stopper = _EarlyStopper(model, patience)
+    history, start, epoch = [], time.perf_counter(), 0
+    bar = tqdm(range(1, epochs + 1), desc="train link", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        view = store.live()
+        pos = store.edge_index[:, store.edge_mask]
+        neg = sample_pairs(_live_nodes(store), pos.size(1), g)
+        z = model(view.x, view)
+        logits = gm.GNN.decode(z, torch.cat([pos, neg], 1))
+        labels = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))])
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if split is not None and (epoch % eval_every == 0 or epoch == epochs):
+            auc = evaluate_link_auc(model, store, split.val_pos, split.val_neg)
+            history.append({"epoch": epoch, "loss": loss.item(), "val_auroc": auc})
+            bar.set_postfix(loss=f"{loss.item():.4f}", val_auc=f"{auc:.4f}")
+            if stopper.update(epoch, auc):
+                break
+    if split is not None:
+        stopper.restore()
+    model.eval()
+    setattr(model, RECIPE_ATTR, recipe)
+    result = TrainResult(model, stopper.best_epoch if split is not None else epoch, stopper.best, epoch,
+                         time.perf_counter() - start, history, recipe)
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, model)
+    return result
+
+
+@torch.no_grad()
+def evaluate_link_auc(model: nn.Module, store: GraphStore, pos: Tensor, neg: Tensor) -> float:
+    model.eval()
+    view = store.live()
+    z = model(view.x, view)
+    return roc_auc(gm.GNN.decode(z, pos), gm.GNN.decode(z, neg))
+
+
+def node_classification(model: nn.Module, store: GraphStore, split: NodeSplit, *, epochs: int = 200,
+                        lr: float = 0.01, weight_decay: float = 5e-4, patience: int = 50, eval_every: int = 1,
+                        seed: int = 0, progress: bool = True, checkpoint: str | os.PathLike | None = None
+                        ) -> TrainResult:
+    """Train a node classifier (``model(x, graph)`` -> logits [N, C]) with cross-entropy on the live training
+    nodes of ``split``; early stopping on validation accuracy. Arguments as :func:`link_prediction`."""
+    if store.y is None:
+        raise ValueError("node_classification: the store has no labels y")
+    recipe = dict(task="node", epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience,
+                  eval_every=eval_every, seed=seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    stopper = _EarlyStopper(model, patience)
+    history, start, epoch = [], time.perf_counter(), 0
+    bar = tqdm(range(1, epochs + 1), desc="train node", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        view = store.live()
+        train = split.train_idx[store.node_mask[split.train_idx]]
+        loss = F.cross_entropy(model(view.x, view)[train], store.y[train])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if epoch % eval_every == 0 or epoch == epochs:
+            acc = node_accuracy(model, store, split.val_idx)
+            history.append({"epoch": epoch, "loss": loss.item(), "val_acc": acc})
+            bar.set_postfix(loss=f"{loss.item():.4f}", val_acc=f"{acc:.4f}")
+            if stopper.update(epoch, acc):
+                break
+    stopper.restore()
+    model.eval()
+    setattr(model, RECIPE_ATTR, recipe)
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, model)
+    return TrainResult(model, stopper.best_epoch, stopper.best, epoch, time.perf_counter() - start, history, recipe)
+
+
+@torch.no_grad()
+def node_accuracy(model: nn.Module, store: GraphStore, nodes: Tensor) -> float:
+    model.eval()
+    nodes = nodes[store.node_mask[nodes]]
+    view = store.live()
+    pred = model(view.x, view)[nodes].argmax(1)
+    return float((pred == store.y[nodes]).float().mean()) if nodes.numel() else float("nan")
+
+
+def interactions(store: GraphStore, num_users: int) -> Tensor:
+    """Live user-item interactions [2, K] as (user, item) with items numbered from 0."""
+    pairs = store.edge_index[:, store.edge_mask]
+    return torch.stack([pairs[0], pairs[1] - num_users])
+
+
+def recommendation(model: nn.Module, store: GraphStore, split: RecSplit, *, epochs: int = 50, lr: float = 0.005,
+                   weight_decay: float = 1e-4, batch_size: int = 8192, seed: int = 0, progress: bool = True,
+                   checkpoint: str | os.PathLike | None = None) -> TrainResult:
+    """Train a recommender (``model(x, graph)`` -> (user, item) embeddings) with BPR on the live interactions,
+    one uniformly sampled negative item per interaction, for a fixed number of epochs (the protocol has no
+    validation interactions to select on); ``weight_decay`` is an L2 penalty on the batch's embeddings."""
+    recipe = dict(task="rec", epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history, start = [], time.perf_counter()
+    bar = tqdm(range(1, epochs + 1), desc="train rec", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        pairs = interactions(store, split.num_users)
+        order = torch.randperm(pairs.size(1), generator=g)
+        total = 0.0
+        for b0 in range(0, order.numel(), batch_size):
+            idx = order[b0:b0 + batch_size]
+            users, pos = pairs[0, idx], pairs[1, idx]
+            neg = torch.randint(split.num_items, (idx.numel(),), generator=g)
+            view = store.live()
+            ue, ie = model(view.x, view)
+            loss = bpr_loss(ue, ie, users, pos, neg)
+            reg = (ue[users].pow(2).sum() + ie[pos].pow(2).sum() + ie[neg].pow(2).sum()) / (2 * idx.numel())
+            loss = loss + weight_decay * reg
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * idx.numel()
+        history.append({"epoch": epoch, "loss": total / max(1, order.numel())})
+        bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
+    model.eval()
+    setattr(model, RECIPE_ATTR, recipe)
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, model)
+    return TrainResult(model, epochs, None, epochs, time.perf_counter() - start, history, recipe)
+
+
+_MODEL_CLASSES = {"GNN": gm.GNN, "LightGCN": gm.LightGCN, "MF": gm.MF}
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module) -> None:
+    """Write the model's class name, constructor config, recipe and weights atomically."""
+    name = type(model).__name__
+    if name not in _MODEL_CLASSES:
+        raise TypeError(f"save_checkpoint: {name} is not a graphunlearn model ({sorted(_MODEL_CLASSES)})")
+    atomic_save({"class": name, "config": dict(model.config), "recipe": getattr(model, RECIPE_ATTR, None),
+                 "forgotten": list(getattr(model, "forgotten_requests", ())),
+                 "state_dict": model.state_dict()}, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> nn.Module:
+    """Rebuild a model written by :func:`save_checkpoint` (loaded with ``weights_only=True``)."""
+    blob = safe_load(path)
+    cls = _MODEL_CLASSES.get(blob.get("class"))
+    if cls is None:
+        raise ValueError(f"load_checkpoint: {path} holds an unknown model class {blob.get('class')!r}")
+    model = cls(**blob["config"])
+    model.load_state_dict(blob["state_dict"])
+    if blob.get("recipe") is not None:
+        setattr(model, RECIPE_ATTR, blob["recipe"])
+    model.forgotten_requests = tuple(blob.get("forgotten", ()))
+    model.eval()
+    return model
