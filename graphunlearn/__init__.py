@@ -1,12 +1,13 @@
 """graphunlearn: make trained graph neural networks forget, fast, and show that they did."""
 
-from . import datasets, kernels, nn
+from . import datasets, kernels, metrics, models, nn, train
 from .requests import Compaction, DeletionRequest, ForgetSet, LiveGraph
 from .store import DeletionError, GraphStore
+from .unlearning import UnlearnResult, methods, register, unlearn
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Compaction", "DeletionError", "DeletionRequest", "ForgetSet", "GraphStore", "LiveGraph", "datasets",
-    "kernels", "nn", "__version__",
+    "Compaction", "DeletionError", "DeletionRequest", "ForgetSet", "GraphStore", "LiveGraph", "UnlearnResult",
+    "datasets", "kernels", "methods", "metrics", "models", "nn", "register", "train", "unlearn", "__version__",
 ]

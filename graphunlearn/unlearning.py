@@ -1,0 +1,540 @@
+r"""``unlearn(model, store, request, method=...)``: make a trained model forget a registered request.
+
+Methods are registered by name with their options and defaults; ``methods()`` lists them. Every method
+returns a new model (the original is never modified) and works with message passing on the store's live
+graph only, so the deleted elements never reach the model again. Model selection (epochs, early stopping)
+uses validation data and training losses only, never forget-set or test metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from . import models as gm
+from . import train as gt
+from .kernels import binary_kl_distill_loss, bpr_loss, kl_distill_loss
+from .requests import DeletionRequest
+from .store import GraphStore
+
+TASKS = ("link", "node", "rec")
+
+
+@dataclass
+class UnlearnResult:
+    """The unlearned model (a new object), the method, its wall time, and what it did (epochs, losses)."""
+
+    model: nn.Module
+    method: str
+    seconds: float
+    requests: tuple[int, ...]
+    info: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        keys = ", ".join(f"{k}={v}" for k, v in self.info.items() if not isinstance(v, (list, dict)))
+        return f"UnlearnResult(method={self.method!r}, requests={self.requests}, seconds={self.seconds:.3f}, {keys})"
+
+
+@dataclass
+class Context:
+    """What a method gets: a private copy of the model, the frozen original, the store, the requests."""
+
+    model: nn.Module
+    original: nn.Module
+    store: GraphStore
+    requests: tuple[DeletionRequest, ...]
+    task: str
+    split: object
+    seed: int
+    progress: bool
+    options: dict
+
+    @property
+    def deleted_edges(self) -> Tensor:
+        """Edge ids removed by the requests (store numbering)."""
+        return torch.unique(torch.cat([r.edge_ids for r in self.requests]))
+
+    @property
+    def deleted_nodes(self) -> Tensor:
+        return torch.unique(torch.cat([r.node_ids for r in self.requests]))
+
+    def affected_nodes(self, hop: int | None = None) -> Tensor:
+        """Live nodes within ``hop`` hops of the deleted elements (union over the requests)."""
+        nodes = torch.unique(torch.cat([r.affected_nodes(hop) for r in self.requests]))
+        return nodes[self.store.node_mask[nodes]]
+
+    def affected_live_edges(self) -> Tensor:
+        eids = torch.unique(torch.cat([r.subgraph_edge_ids for r in self.requests]))
+        return eids[self.store.edge_mask[eids]]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    fn: Callable[[Context], dict]
+    tasks: tuple[str, ...]
+    options: dict
+    doc: str
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(name: str, *, tasks: Sequence[str], **defaults) -> Callable:
+    """Register ``fn(ctx) -> info`` as unlearning method ``name`` with keyword options and their defaults."""
+    def wrap(fn):
+        if name in _REGISTRY:
+            raise ValueError(f"unlearning method {name!r} is already registered")
+        _REGISTRY[name] = Method(name, fn, tuple(tasks), dict(defaults), inspect.getdoc(fn) or "")
+        return fn
+    return wrap
+
+
+def methods() -> dict[str, Method]:
+    """The registered methods by name."""
+    return dict(_REGISTRY)
+
+
+def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequence[DeletionRequest],
+            method: str = "d2dgn", *, split=None, task: str | None = None, seed: int = 0, progress: bool = False,
+            **options) -> UnlearnResult:
+    r"""Return a copy of ``model`` that has forgotten ``request`` (one or several registered requests).
+
+    Args:
+        model: a trained model; not modified. Its ``forgotten_requests`` (set by an earlier ``unlearn``)
+            say which requests it has already forgotten, so requests can arrive in sequence.
+        store: the store the requests were registered with.
+        request: a :class:`~graphunlearn.DeletionRequest` or a sequence of them.
+        method: a registered method name (see :func:`methods`; default ``"d2dgn"``).
+        split: the task's split (``LinkSplit``, ``NodeSplit`` or ``RecSplit``) for validation and retraining.
+        task: ``"link"``, ``"node"`` or ``"rec"`` (default: the task the model was trained for).
+        seed: seed for the method's randomness (default 0).
+        progress: show progress bars (default ``False``).
+        **options: the method's options; unknown names are an error listing the valid ones.
+    """
+    if method not in _REGISTRY:
+        raise ValueError(f"unknown unlearning method {method!r}; registered: {sorted(_REGISTRY)}")
+    spec = _REGISTRY[method]
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for method {method!r}; valid options: "
+                         f"{ {k: v for k, v in spec.options.items()} }")
+    recipe = getattr(model, gt.RECIPE_ATTR, None) or {}
+    task = task or recipe.get("task")
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} is not one of {TASKS}; pass task= (the model carries no training recipe)")
+    if task not in spec.tasks:
+        raise ValueError(f"method {method!r} supports tasks {spec.tasks}, not {task!r}")
+    requests = (request,) if isinstance(request, DeletionRequest) else tuple(request)
+    if not requests:
+        raise ValueError("unlearn: no request given")
+    already = set(getattr(model, "forgotten_requests", ()))
+    for r in requests:
+        if not isinstance(r, DeletionRequest):
+            raise TypeError(f"unlearn: expected DeletionRequest objects, got {type(r).__name__}")
+        if r.redacted:
+            raise ValueError(f"request {r.id} was compacted away; its ids no longer exist in the store")
+        known = store.requests[r.id] if 0 <= r.id < len(store.requests) else None  # requests[k].id == k
+        if known is None or known.kind != r.kind or not torch.equal(known.edge_ids, r.edge_ids):
+            raise ValueError(f"request {r.id} ({r.kind}) was not registered with this store")
+        if r.id in already:
+            raise ValueError(f"the model has already forgotten request {r.id} (it forgot {sorted(already)})")
+    opts = {**spec.options, **options}
+    original = copy.deepcopy(model).eval()
+    for p in original.parameters():
+        p.requires_grad_(False)
+    ctx = Context(copy.deepcopy(model), original, store, requests, task, split, seed, progress, opts)
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    info = spec.fn(ctx) or {}
+    seconds = time.perf_counter() - start
+    out = info.pop("model", ctx.model)
+    out.eval()
+    if recipe:
+        setattr(out, gt.RECIPE_ATTR, dict(recipe))
+    out.forgotten_requests = tuple(sorted(already | {r.id for r in requests}))
+    return UnlearnResult(out, method, seconds, tuple(r.id for r in requests), info)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _embed(model: nn.Module, store: GraphStore):
+    view = store.live()
+    return model(view.x, view)
+
+
+def _select(ctx: Context, model: nn.Module) -> float | None:
+    """Validation score for model selection: AUROC (link) or accuracy (node); None where no split is given."""
+    if ctx.split is None or ctx.task == "rec":
+        return None
+    if ctx.task == "link":
+        return gt.evaluate_link_auc(model, ctx.store, ctx.split.val_pos, ctx.split.val_neg)
+    return gt.node_accuracy(model, ctx.store, ctx.split.val_idx)
+
+
+def _optimise(ctx: Context, loss_fn: Callable[[int], Tensor], params, *, epochs: int, lr: float,
+              select: bool = True, eval_every: int = 1, desc: str = "unlearn") -> dict:
+    """Adam on ``loss_fn(epoch)``; keeps the epoch with the best validation score when ``select``."""
+    opt = torch.optim.Adam(params, lr=lr)
+    losses, best, best_epoch = [], None, 0
+    best_state = copy.deepcopy(ctx.model.state_dict())
+    for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=not ctx.progress, leave=False):
+        ctx.model.train()
+        loss = loss_fn(epoch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if select and (epoch % eval_every == 0 or epoch == epochs):
+            score = _select(ctx, ctx.model)
+            if score is not None and (best is None or score > best):
+                best, best_epoch = score, epoch
+                best_state = copy.deepcopy(ctx.model.state_dict())
+    if select and best is not None:
+        ctx.model.load_state_dict(best_state)
+    else:
+        best_epoch = epochs
+    return {"epochs": epochs, "selected_epoch": best_epoch, "val_score": best, "losses": losses}
+
+
+def _deleted_pairs(ctx: Context) -> Tensor:
+    return ctx.store.edge_index[:, ctx.deleted_edges]
+
+
+def _live_pairs(store: GraphStore, num: int, g: torch.Generator, exclude: Tensor | None = None) -> Tensor:
+    live = store.edge_mask.nonzero().squeeze(1)
+    if exclude is not None and exclude.numel():
+        live = live[~torch.isin(live, exclude)]
+    if live.numel() == 0 or num == 0:
+        return torch.empty(2, 0, dtype=torch.long)
+    pick = live[torch.randint(live.numel(), (num,), generator=g)]
+    return store.edge_index[:, pick]
+
+
+# ----------------------------------------------------------------------------------------------- methods
+@register("retrain", tasks=TASKS, epochs=None)
+def _retrain(ctx: Context) -> dict:
+    r"""Gold standard: a newly initialised model of the same architecture trained from scratch on the retained
+    graph with the recipe the original was trained with (``epochs`` overrides its epoch budget)."""
+    recipe = dict(getattr(ctx.original, gt.RECIPE_ATTR, None) or {})
+    recipe.pop("task", None)
+    if ctx.options["epochs"] is not None:
+        recipe["epochs"] = ctx.options["epochs"]
+    recipe["progress"] = ctx.progress
+    model = ctx.original.fresh()
+    trainer = {"link": gt.link_prediction, "node": gt.node_classification, "rec": gt.recommendation}[ctx.task]
+    if ctx.task != "link" and ctx.split is None:
+        raise ValueError(f"retrain for task {ctx.task!r} needs split=")
+    result = trainer(model, ctx.store, ctx.split, **recipe)
+    return {"model": model, "epochs": result.epochs_run, "selected_epoch": result.best_epoch,
+            "val_score": result.best_val}
+
+
+@register("unlink", tasks=TASKS)
+def _unlink(ctx: Context) -> dict:
+    r"""UtU (Tan et al., WWW 2024): only remove the deleted elements from the graph; no training. The store's
+    live view already excludes them, so the model is returned as it is."""
+    return {"epochs": 0}
+
+
+@register("finetune", tasks=("link", "node"), epochs=20, lr=0.005)
+def _finetune(ctx: Context) -> dict:
+    r"""Continue training the original weights on the retained graph with the task loss (link: BCE against
+    sampled negatives; node: cross-entropy on live training nodes), keeping the best validation epoch."""
+    g = torch.Generator().manual_seed(ctx.seed)
+    store = ctx.store
+
+    def loss_fn(_):
+        z = _embed(ctx.model, store)
+        if ctx.task == "node":
+            train = ctx.split.train_idx[store.node_mask[ctx.split.train_idx]]
+            return F.cross_entropy(z[train], store.y[train])
+        pos = store.edge_index[:, store.edge_mask]
+        neg = gt.sample_pairs(store.node_mask.nonzero().squeeze(1), pos.size(1), g)
+        logits = gm.GNN.decode(z, torch.cat([pos, neg], 1))
+        return F.binary_cross_entropy_with_logits(logits, torch.cat([torch.ones(pos.size(1)),
+                                                                     torch.zeros(neg.size(1))]))
+
+    return _optimise(ctx, loss_fn, ctx.model.parameters(), epochs=ctx.options["epochs"], lr=ctx.options["lr"])
+
+
+@register("gradient_ascent", tasks=("link",), epochs=5, lr=0.001)
+def _gradient_ascent(ctx: Context) -> dict:
+    r"""Gradient ascent on the forget set: maximise the training loss of the deleted edges,
+    :math:`\max_\theta \sum_{(u,v) \in D_f} \mathrm{BCE}(\sigma(z_u^\top z_v), 1)`, for a fixed number of epochs
+    (selecting on validation would undo it)."""
+    pairs = _deleted_pairs(ctx)
+    if pairs.size(1) == 0:
+        raise ValueError("gradient_ascent needs deleted edges; the requests delete none")
+
+    def loss_fn(_):
+        logits = gm.GNN.decode(_embed(ctx.model, ctx.store), pairs)
+        return -F.binary_cross_entropy_with_logits(logits, torch.ones(pairs.size(1)))
+
+    return _optimise(ctx, loss_fn, ctx.model.parameters(), epochs=ctx.options["epochs"], lr=ctx.options["lr"],
+                     select=False)
+
+
+@register("d2dgn", tasks=("link", "node"), epochs=30, lr=0.005, alpha=0.99, tau=1.0, beta=1.0, sample_ratio=1.0,
+          from_scratch=False, destroyer="random", eval_every=5)
+def _d2dgn(ctx: Context) -> dict:
+    r"""Distill to Delete (Sinha et al., arXiv 2309.16173): a student learns from two frozen teachers,
+
+    .. math::
+        L = \alpha \big[\mathrm{KL}_\tau(T_p \,\|\, S)_{R} + \beta\, \mathrm{MSE}(h_S, h_{T_p})_{V_R}\big]
+          + (1 - \alpha)\, \big[\mathrm{KL}_\tau(T_d \,\|\, S)_{D_f} + \beta\, \mathrm{MSE}(h_S, h_{T_d})_{V_f}\big]
+
+    The preserver :math:`T_p` is the original model, the destroyer :math:`T_d` a newly initialised model of
+    the same architecture (``destroyer="random"``) or one trained briefly on random edges
+    (``"random_edges"``). Every model passes messages over the retained graph only. For link prediction,
+    R holds the live edges of the affected neighbourhood, as many other live edges (``sample_ratio``) and
+    as many sampled node pairs, scored with the two-class KL on the dot-product logits; :math:`D_f` are the
+    deleted edges. For node classification the KL is over class logits, R the live affected nodes plus a
+    sample. :math:`V_R` are the live affected nodes plus a sample, :math:`V_f` the deleted nodes. The student
+    starts from the original weights (``from_scratch=True``: from a fresh initialisation). The epoch kept
+    is the one with the best validation score.
+
+    Default ``alpha=0.99``: chosen on a development seed (7, outside the protocol's seeds) of Cora and the
+    synthetic graph, 2.5% "in" edges, where the gold model's deleted-edge scores stay close to the original
+    model's. With ``alpha=0.5`` D2DGN over-forgot on Cora (Df-AUROC 0.77 vs gold 0.66, test AUROC 0.87 vs
+    0.92); with a randomly initialised destroyer the dot-product decoder scores nearby pairs high (GCN
+    smoothing), so on the synthetic graph it raised the deleted edges' scores instead.
+    """
+    o = ctx.options
+    g = torch.Generator().manual_seed(ctx.seed)
+    store = ctx.store
+    if o["from_scratch"]:
+        ctx.model = ctx.original.fresh()
+    torch.manual_seed(ctx.seed + 1)
+    destroyer = ctx.original.fresh().eval()
+    if o["destroyer"] == "random_edges":
+        destroyer = _random_edge_teacher(ctx, g)
+    elif o["destroyer"] != "random":
+        raise ValueError(f"d2dgn: destroyer must be 'random' or 'random_edges', got {o['destroyer']!r}")
+    with torch.no_grad():
+        h_p = _embed(ctx.original, store)
+        h_d = _embed(destroyer, store)
+    tau, alpha, beta = float(o["tau"]), float(o["alpha"]), float(o["beta"])
+    live_nodes = store.node_mask.nonzero().squeeze(1)
+    affected = ctx.affected_nodes()
+    deleted_nodes = ctx.deleted_nodes
+    n_sample = int(o["sample_ratio"] * max(1, affected.numel()))
+
+    if ctx.task == "link":
+        sub = ctx.affected_live_edges()
+        df = _deleted_pairs(ctx)
+
+        def loss_fn(_):
+            h = _embed(ctx.model, store)
+            other = _live_pairs(store, int(o["sample_ratio"] * max(1, sub.numel())), g, exclude=sub)
+            kept = torch.cat([store.edge_index[:, sub], other], 1)
+            pairs = torch.cat([kept, gt.sample_pairs(live_nodes, kept.size(1), g)], 1)
+            p = torch.sigmoid(gm.GNN.decode(h_p, pairs) / tau)
+            loss_r = binary_kl_distill_loss(gm.GNN.decode(h, pairs), p, tau=tau, reduction="mean")
+            nodes = torch.cat([affected, live_nodes[torch.randint(live_nodes.numel(), (n_sample,), generator=g)]])
+            loss_r = loss_r + beta * F.mse_loss(h[nodes], h_p[nodes])
+            loss_f = torch.zeros(())
+            if df.size(1):
+                q = torch.sigmoid(gm.GNN.decode(h_d, df) / tau)
+                loss_f = binary_kl_distill_loss(gm.GNN.decode(h, df), q, tau=tau, reduction="mean")
+            if deleted_nodes.numel():
+                loss_f = loss_f + beta * F.mse_loss(h[deleted_nodes], h_d[deleted_nodes])
+            return alpha * loss_r + (1 - alpha) * loss_f
+    else:
+        def loss_fn(_):
+            h = _embed(ctx.model, store)
+            nodes = torch.cat([affected, live_nodes[torch.randint(live_nodes.numel(), (n_sample,), generator=g)]])
+            loss_r = kl_distill_loss(h[nodes], h_p[nodes], tau=tau, reduction="mean") \
+                + beta * F.mse_loss(h[nodes], h_p[nodes])
+            loss_f = torch.zeros(())
+            if deleted_nodes.numel():
+                loss_f = kl_distill_loss(h[deleted_nodes], h_d[deleted_nodes], tau=tau, reduction="mean") \
+                    + beta * F.mse_loss(h[deleted_nodes], h_d[deleted_nodes])
+            return alpha * loss_r + (1 - alpha) * loss_f
+
+    return _optimise(ctx, loss_fn, ctx.model.parameters(), epochs=o["epochs"], lr=o["lr"],
+                     eval_every=o["eval_every"], desc="d2dgn")
+
+
+def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
+    """A destroyer trained briefly on as many uniformly random node pairs as the graph has edges."""
+    from torch_geometric.data import Data
+
+    store = ctx.store
+    n = store.num_nodes
+    m = store.num_live_edges
+    pairs = torch.stack([torch.randint(n, (m,), generator=g), torch.randint(n, (m,), generator=g)])
+    pairs = pairs[:, pairs[0] != pairs[1]]
+    fake = GraphStore(Data(x=store.live_x(), edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=n))
+    teacher = ctx.original.fresh()
+    gt.link_prediction(teacher, fake, None, epochs=20, seed=ctx.seed, progress=False)
+    return teacher.eval()
+
+
+@register("reverse_bpr", tasks=("rec",), epochs=20, lr=0.005, alpha=0.5, batch_size=4096, weight_decay=1e-4)
+def _reverse_bpr(ctx: Context) -> dict:
+    r"""MMRecUn-style reverse BPR (Sinha et al., arXiv 2405.15328) for LightGCN / MF:
+
+    .. math::
+        L = \alpha \sum_{(u,i) \in D_f} -\ln\sigma(x_{uj} - x_{ui})
+          + (1 - \alpha) \sum_{(u,i) \in D_r} -\ln\sigma(x_{ui} - x_{uj})
+
+    with one sampled negative item :math:`j` per interaction, on the fused (reverse) BPR kernel, message
+    passing over the retained interactions only. Fixed epochs (each pairs the forget set with a batch of
+    retained interactions of ``batch_size``). Request kinds: interactions (edges), users or items (nodes),
+    item groups (edge or node classes): every deleted user-item edge is in :math:`D_f`.
+    """
+    o = ctx.options
+    nu, ni = ctx.split.num_users, ctx.split.num_items
+    g = torch.Generator().manual_seed(ctx.seed)
+    df = _deleted_pairs(ctx)
+    forget_u, forget_i = df[0], df[1] - nu
+    if df.size(1) == 0:
+        raise ValueError("reverse_bpr: the requests delete no interactions")
+    alpha, bs = float(o["alpha"]), int(o["batch_size"])
+
+    def loss_fn(_):
+        kept = gt.interactions(ctx.store, nu)
+        pick = torch.randint(kept.size(1), (min(bs, kept.size(1)),), generator=g)
+        users = torch.cat([forget_u, kept[0, pick]])
+        pos = torch.cat([forget_i, kept[1, pick]])
+        neg = torch.randint(ni, (users.numel(),), generator=g)
+        sign = torch.cat([-torch.ones(forget_u.numel()), torch.ones(pick.numel())])
+        weight = torch.cat([torch.full((forget_u.numel(),), alpha / forget_u.numel()),
+                            torch.full((pick.numel(),), (1 - alpha) / max(1, pick.numel()))])
+        view = ctx.store.live()
+        ue, ie = ctx.model(view.x, view)
+        loss = bpr_loss(ue, ie, users, pos, neg, sign, weight, reduction="sum")
+        reg = (ue[users].pow(2).sum() + ie[pos].pow(2).sum() + ie[neg].pow(2).sum()) / (2 * users.numel())
+        return loss + o["weight_decay"] * reg
+
+    return _optimise(ctx, loss_fn, ctx.model.parameters(), epochs=o["epochs"], lr=o["lr"], select=False,
+                     desc="reverse_bpr")
+
+
+class GNNDeleteModel(nn.Module):
+    r"""A frozen GNN with one deletion operator per layer (GNNDelete, Cheng et al., ICLR 2023).
+
+    After layer :math:`l` the representations of the nodes in the affected set :math:`S_l` (live nodes within
+    :math:`l` hops of the deleted elements) pass through a trainable linear operator :math:`W_l`; every other
+    node keeps the original representation. Operators start as the identity, so before training the model
+    equals the original. Called like the wrapped :class:`~graphunlearn.models.GNN`: ``model(x, graph)``.
+    """
+
+    def __init__(self, base: gm.GNN, affected: list[Tensor], num_nodes: int, dims: list[int],
+                 init: str = "identity"):
+        super().__init__()
+        if not isinstance(base, gm.GNN):
+            raise TypeError(f"gnndelete wraps a graphunlearn.models.GNN, got {type(base).__name__}")
+        self.base = base
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        self.operators = nn.ModuleList()
+        for d in dims:
+            op = nn.Linear(d, d)
+            with torch.no_grad():
+                if init == "identity":
+                    op.weight.copy_(torch.eye(d))
+                elif init == "reference":  # the reference code's ones/1000 start (collapses the embeddings)
+                    op.weight.fill_(1.0 / 1000)
+                else:
+                    raise ValueError(f"gnndelete: init must be 'identity' or 'reference', got {init!r}")
+                op.bias.zero_()
+            self.operators.append(op)
+        masks = []
+        for nodes in affected:
+            m = torch.zeros(num_nodes, dtype=torch.bool)
+            m[nodes] = True
+            masks.append(m)
+        self.register_buffer("masks", torch.stack(masks))
+        self.config = base.config
+
+    def layers(self, x, graph, upto: int | None = None, identity: bool = False) -> list[Tensor]:
+        """Per-layer outputs (after the operator, before the activation), the first ``upto`` layers;
+        ``identity=True`` skips the operators (the original model)."""
+        if isinstance(graph, Tensor):
+            graph = gm.gnn.as_live(graph, self.masks.size(1))
+        h = self.base.embedding.weight if self.base.embedding is not None else x
+        outs = []
+        n_layers = len(self.base.convs) if upto is None else upto
+        for k in range(n_layers):
+            h = self.base.convs[k](h, graph)
+            if not identity:
+                h = torch.where(self.masks[k].unsqueeze(1), self.operators[k](h), h)
+            outs.append(h)
+            if k < len(self.base.convs) - 1:
+                h = torch.relu(h)
+        return outs
+
+    def forward(self, x, graph) -> Tensor:
+        return self.layers(x, graph)[-1]
+
+    decode = staticmethod(gm.GNN.decode)
+
+    def fresh(self) -> gm.GNN:
+        return self.base.fresh()
+
+
+@register("gnndelete", tasks=("link",), epochs=50, lr=0.01, lam=0.1, init="identity")
+def _gnndelete(ctx: Context) -> dict:
+    r"""GNNDelete (Cheng et al., ICLR 2023): frozen original weights plus one trainable deletion operator
+    per layer, applied only to the affected nodes (see :class:`GNNDeleteModel`), trained layer by layer:
+
+    .. math::
+        L_l = \lambda\, \mathrm{MSE}\big([h^l_u \| h^l_v]_{(u,v) \in D_f},\ [h^l_a \| h^l_b]_{(a,b)\,\mathrm{random}}\big)
+            + (1 - \lambda)\, \mathrm{MSE}(h^l_{S_l}, \bar h^l_{S_l})
+
+    (deleted-edge consistency and neighbourhood influence; :math:`\bar h` is the original model on the graph
+    without the deleted edges). Differences from the reference code, which measured 4 AUROC points below
+    gold on Cora and over-forgot: operators start as the identity (``init="reference"`` restores its
+    ones/1000 start), neighbourhoods are computed on the undirected live graph, the deleted edges are not in
+    the message passing, and each layer's optimiser state and gradients are its own (layer ``l`` trains with
+    the earlier operators frozen and their outputs detached). Default ``lam=0.1``: with ``lam=0.5`` it
+    over-forgot on a development seed of Cora (Df-AUROC 0.90 vs gold 0.66); 0.1 gave 0.75.
+    """
+    o = ctx.options
+    g = torch.Generator().manual_seed(ctx.seed)
+    store = ctx.store
+    base = ctx.original
+    n_layers = len(base.convs)
+    affected = [ctx.affected_nodes(min(k + 1, ctx.requests[0].num_hops)) for k in range(n_layers)]
+    df = _deleted_pairs(ctx)
+    if df.size(1) == 0:
+        raise ValueError("gnndelete: the requests delete no edges")
+    live_nodes = store.node_mask.nonzero().squeeze(1)
+    view = store.live()
+    with torch.no_grad():  # the original model's layers on the graph without the deleted edges
+        untouched = [torch.empty(0, dtype=torch.long)] * n_layers
+        dims = [1] * n_layers
+        reference = GNNDeleteModel(base, untouched, store.num_nodes, dims).layers(view.x, view, identity=True)
+    dims = [r.size(1) for r in reference]
+    model = GNNDeleteModel(copy.deepcopy(base), affected, store.num_nodes, dims, init=o["init"])
+    info = {"epochs": o["epochs"] * n_layers, "losses": []}
+    for k in range(n_layers):
+        params = list(model.operators[k].parameters())
+        for j, op in enumerate(model.operators):
+            op.requires_grad_(j == k)
+        opt = torch.optim.Adam(params, lr=o["lr"])
+        mask = model.masks[k]
+        for _ in tqdm(range(o["epochs"]), desc=f"gnndelete layer {k + 1}", disable=not ctx.progress, leave=False):
+            h = model.layers(view.x, view, upto=k + 1)[-1]
+            rand = gt.sample_pairs(live_nodes, df.size(1), g)
+            dec = F.mse_loss(torch.cat([h[df[0]], h[df[1]]], 1), torch.cat([h[rand[0]], h[rand[1]]], 1))
+            ni = F.mse_loss(h[mask], reference[k][mask]) if bool(mask.any()) else torch.zeros(())
+            loss = o["lam"] * dec + (1 - o["lam"]) * ni
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            info["losses"].append(loss.item())
+    for op in model.operators:
+        op.requires_grad_(True)
+    info["model"] = model
+    info["val_score"] = _select(ctx, model)
+    return info

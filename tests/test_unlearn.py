@@ -1,0 +1,203 @@
+"""Models, training loops and every unlearning method, on small synthetic graphs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import graphunlearn as gu
+from graphunlearn import models, train
+from graphunlearn.metrics import roc_auc
+from graphunlearn.unlearning import methods, unlearn
+from tests.conftest import assert_close
+
+LINK_METHODS = ["retrain", "unlink", "finetune", "gradient_ascent", "d2dgn", "gnndelete"]
+
+
+@pytest.fixture(scope="module")
+def link_setup():
+    data = gu.datasets.synthetic(num_nodes=300, num_classes=10, num_features=16, avg_degree=8, homophily=0.95, seed=1)
+    split = gu.datasets.link_split(data, seed=42)
+    store = gu.GraphStore(split.train_data)
+    torch.manual_seed(0)
+    model = models.GCN(16, hidden_channels=32, out_channels=16)
+    result = train.link_prediction(model, store, split, epochs=100, eval_every=5, progress=False)
+    return data, split, store, model, result
+
+
+def _fresh_store(split):
+    return gu.GraphStore(split.train_data)
+
+
+def _df_prob(model, store, pairs):
+    with torch.no_grad():
+        view = store.live()
+        return torch.sigmoid(models.GNN.decode(model(view.x, view), pairs)).mean().item()
+
+
+def test_link_training_learns(link_setup):
+    _, split, store, model, result = link_setup
+    assert result.best_val > 0.8
+    assert train.evaluate_link_auc(model, store, split.test_pos, split.test_neg) > 0.8
+    assert model.graphunlearn_recipe["task"] == "link"
+
+
+def test_model_accepts_edge_index_like_pyg(link_setup):
+    data, split, store, model, _ = link_setup
+    view = store.live()
+    with torch.no_grad():
+        assert_close(model(split.train_data.x, split.train_data.edge_index), model(view.x, view), atol=1e-5)
+
+
+def test_checkpoint_round_trip(link_setup, tmp_path):
+    _, _, store, model, _ = link_setup
+    train.save_checkpoint(tmp_path / "m.pt", model)
+    loaded = train.load_checkpoint(tmp_path / "m.pt")
+    view = store.live()
+    with torch.no_grad():
+        assert torch.equal(loaded(view.x, view), model(view.x, view))
+    assert loaded.graphunlearn_recipe == model.graphunlearn_recipe
+
+
+@pytest.mark.parametrize("method", LINK_METHODS)
+def test_link_methods(link_setup, method):
+    _, split, _, model, _ = link_setup
+    store = _fresh_store(split)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    df = gu.datasets.forget_edges(split, 0.05, "in", seed=3)
+    p_before = _df_prob(model, store, df)  # what the original model says with the edges present
+    req = store.delete_edges(df)
+    res = unlearn(model, store, req, method, split=split, **({"epochs": 30} if method == "retrain" else {}))
+    assert res.requests == (req.id,) and res.model.forgotten_requests == (req.id,)
+    assert res.model is not model
+    for k, v in model.state_dict().items():  # the original is untouched
+        assert torch.equal(v, before[k]), f"unlearn({method}) modified the original model's {k}"
+    view = store.live()
+    with torch.no_grad():
+        changed = not torch.allclose(res.model(view.x, view), model(view.x, view))
+    assert changed == (method != "unlink")
+    auc = train.evaluate_link_auc(res.model, store, split.test_pos, split.test_neg)
+    assert auc > 0.75, f"{method} lost utility: test AUROC {auc:.3f}"
+    if method in ("gradient_ascent", "gnndelete"):
+        assert _df_prob(res.model, store, df) < p_before, f"{method} did not lower the deleted edges' scores"
+
+
+def test_d2dgn_follows_its_teachers(link_setup):
+    """The destroyer term pulls the deleted edges' scores toward the destroyer's; alpha sets how far."""
+    _, split, _, model, _ = link_setup
+    store = _fresh_store(split)
+    df = gu.datasets.forget_edges(split, 0.05, "in", seed=3)
+    req = store.delete_edges(df)
+    torch.manual_seed(1)  # d2dgn builds its destroyer the same way, from seed + 1
+    destroyer = model.fresh()
+    target = _df_prob(destroyer, store, df)
+    start = _df_prob(model, store, df)
+    gaps = []
+    for alpha in (0.99, 0.2):
+        res = unlearn(model, store, req, "d2dgn", split=split, alpha=alpha, epochs=20, eval_every=20)
+        gaps.append(abs(_df_prob(res.model, store, df) - target))
+    assert gaps[1] < gaps[0] and gaps[1] < abs(start - target)
+
+
+def test_retrain_equals_training_on_rebuilt_graph(link_setup):
+    _, split, _, model, _ = link_setup
+    store = _fresh_store(split)
+    req = store.delete_edges(gu.datasets.forget_edges(split, 0.05, "in", seed=1))
+    res = unlearn(model, store, req, "retrain", split=split, seed=7, epochs=20)
+    rebuilt = gu.GraphStore(store.retained())
+    torch.manual_seed(7)
+    twin = model.fresh()
+    recipe = {k: v for k, v in model.graphunlearn_recipe.items() if k != "task"}
+    train.link_prediction(twin, rebuilt, split, **{**recipe, "epochs": 20, "progress": False})
+    with torch.no_grad():
+        assert_close(res.model(split.train_data.x, rebuilt.live()), twin(split.train_data.x, rebuilt.live()),
+                     atol=1e-3, rtol=1e-3, what="retrain vs rebuilt")
+
+
+def test_sequence_of_requests(link_setup):
+    _, split, _, model, _ = link_setup
+    store = _fresh_store(split)
+    r1 = store.delete_edges(gu.datasets.forget_edges(split, 0.02, "in", seed=1))
+    first = unlearn(model, store, r1, "d2dgn", split=split, epochs=5)
+    live = store.edge_mask.nonzero().squeeze(1)
+    r2 = store.delete_edges(live[:5])
+    second = unlearn(first.model, store, r2, "d2dgn", split=split, epochs=5)
+    assert second.model.forgotten_requests == (r1.id, r2.id)
+    with pytest.raises(ValueError, match="already forgotten request 0"):
+        unlearn(second.model, store, r1, "d2dgn", split=split)
+
+
+def test_node_deletion_in_link_prediction(link_setup):
+    _, split, _, model, _ = link_setup
+    store = _fresh_store(split)
+    req = store.delete_nodes([3, 4, 5])
+    for method in ("d2dgn", "gnndelete", "finetune"):
+        res = unlearn(model, store, req, method, split=split)
+        assert res.info["epochs"] > 0
+
+
+def test_bad_arguments(link_setup):
+    _, split, _, model, _ = link_setup
+    store = _fresh_store(split)
+    req = store.delete_edges([0])
+    with pytest.raises(ValueError, match=r"unknown unlearning method 'forget'; registered: \["):
+        unlearn(model, store, req, "forget")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['alpah'\] for method 'd2dgn'; valid options"):
+        unlearn(model, store, req, "d2dgn", alpah=0.3)
+    with pytest.raises(ValueError, match="supports tasks"):
+        unlearn(model, store, req, "reverse_bpr", split=split)
+    other = _fresh_store(split)
+    foreign = other.delete_edges([1])
+    with pytest.raises(ValueError, match="was not registered with this store"):
+        unlearn(model, store, foreign, "unlink")
+    with pytest.raises(ValueError, match="task None is not one of"):
+        unlearn(torch.nn.Linear(2, 2), store, req, "unlink")
+    assert set(LINK_METHODS + ["reverse_bpr"]) <= set(methods())
+    for m in methods().values():
+        assert m.doc, f"method {m.name} has no docstring"
+
+
+def test_node_classification_methods():
+    data = gu.datasets.synthetic(num_nodes=300, num_classes=3, num_features=16, avg_degree=8, seed=2)
+    split = gu.datasets.node_split(data, seed=0)
+    store = gu.GraphStore(data)
+    torch.manual_seed(0)
+    model = models.GCN(16, hidden_channels=32, out_channels=3)
+    res = train.node_classification(model, store, split, epochs=60, progress=False)
+    assert res.best_val > 0.6
+    req = store.delete_nodes(gu.datasets.forget_nodes(split, num=10, seed=0))
+    for method in ("retrain", "unlink", "finetune", "d2dgn"):
+        out = unlearn(model, store, req, method, split=split)
+        assert train.node_accuracy(out.model, store, split.test_idx) > 0.5, method
+
+
+def test_recommendation_methods():
+    g = torch.Generator().manual_seed(0)
+    nu, ni = 40, 60
+    users = torch.arange(nu).repeat_interleave(8)
+    items = (users * 7 + torch.randint(0, 12, (users.numel(),), generator=g)) % ni  # user-dependent taste
+    pairs = torch.unique(torch.stack([users, items + nu]), dim=1)
+    from torch_geometric.data import Data
+
+    data = Data(edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=nu + ni)
+    data.num_users, data.num_items = nu, ni
+    data.node_type = torch.cat([torch.zeros(nu, dtype=torch.long), torch.ones(ni, dtype=torch.long)])
+    split = gu.datasets.user_item_split(data, seed=0)
+    store = gu.GraphStore(split.train_data)
+    torch.manual_seed(0)
+    model = models.LightGCN(nu, ni, embedding_dim=16, num_layers=2)
+    train.recommendation(model, store, split, epochs=30, batch_size=256, progress=False)
+    item_group = store.edge_index[1] - nu < 6  # a "licence" over items 0..5
+    req = store.delete_edges(item_group.nonzero().squeeze(1))
+    df = store.edge_index[:, req.edge_ids]
+
+    def forget_score(m):
+        with torch.no_grad():
+            view = store.live()
+            ue, ie = m(view.x, view)
+            return (ue[df[0]] * ie[df[1] - nu]).sum(1).mean().item()
+
+    out = unlearn(model, store, req, "reverse_bpr", split=split, epochs=20)
+    assert forget_score(out.model) < forget_score(model)
+    for method in ("retrain", "unlink"):
+        unlearn(model, store, req, method, split=split, **({"epochs": 5} if method == "retrain" else {}))
