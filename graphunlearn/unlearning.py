@@ -488,7 +488,7 @@ def _gnndelete(ctx: Context) -> dict:
     per layer, applied only to the affected nodes (see :class:`GNNDeleteModel`), trained layer by layer:
 
     .. math::
-        L_l = \lambda\, \mathrm{MSE}\big([h^l_u \| h^l_v]_{(u,v) \in D_f},\ [h^l_a \| h^l_b]_{(a,b)\,\mathrm{random}}\big)
+        L_l = \lambda\, \mathrm{MSE}\big([h^l_u \| h^l_v]_{(u,v) \in D_f}, [h^l_a \| h^l_b]_{(a,b) \sim V^2}\big)
             + (1 - \lambda)\, \mathrm{MSE}(h^l_{S_l}, \bar h^l_{S_l})
 
     (deleted-edge consistency and neighbourhood influence; :math:`\bar h` is the original model on the graph

@@ -7,7 +7,6 @@ import torch
 
 import graphunlearn as gu
 from graphunlearn import models, train
-from graphunlearn.metrics import roc_auc
 from graphunlearn.unlearning import methods, unlearn
 from tests.conftest import assert_close
 
