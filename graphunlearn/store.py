@@ -87,6 +87,8 @@ class GraphStore:
         self.edge_deleted_by: Tensor = s.get("edge_deleted_by", torch.full((e,), -1, dtype=torch.long))
         self._next_id: int = s.get("next_id", 0)
         self._compacted_through: int = s.get("compacted_through", -1)
+        # model tag -> ids of the requests that model has forgotten (the store knows no model, only tags)
+        self.forgotten: dict[str, list[int]] = {k: list(v) for k, v in s.get("forgotten", {}).items()}
         self._csr = self._csc = None
         self._pairs: PairIndex | None = None
         self._x_live: Tensor | None = None
@@ -99,7 +101,7 @@ class GraphStore:
             "node_attrs": self.node_attrs, "edge_attrs": self.edge_attrs, "node_mask": self.node_mask,
             "edge_mask": self.edge_mask, "feature_mask": self.feature_mask,
             "node_deleted_by": self.node_deleted_by, "edge_deleted_by": self.edge_deleted_by,
-            "next_id": self._next_id, "compacted_through": self._compacted_through,
+            "next_id": self._next_id, "compacted_through": self._compacted_through, "forgotten": self.forgotten,
         }
 
     def _structure(self) -> None:
@@ -525,6 +527,16 @@ class GraphStore:
                 store._journal.mark_applied(req_id)
         return store
 
+    def record_forgotten(self, model_tag: str, request_ids) -> None:
+        """Note that the model tagged ``model_tag`` has forgotten ``request_ids`` (persisted by the next
+        ``save``/``checkpoint``). ``graphunlearn.unlearn`` calls this."""
+        ids = sorted(set(self.forgotten.get(model_tag, [])) | {int(i) for i in request_ids})
+        self.forgotten[model_tag] = ids
+
+    def forgotten_by(self, model_tag: str) -> list[int]:
+        """Ids of the requests the model tagged ``model_tag`` has forgotten."""
+        return list(self.forgotten.get(model_tag, []))
+
     def _require_open(self) -> None:
         if self._dir is not None and self._journal is None:
             raise RuntimeError(f"the store was closed: reopen it with GraphStore.open({str(self._dir)!r}) so that "
@@ -564,6 +576,7 @@ class GraphStore:
             "node_attrs": {k: take(v, nodes) for k, v in self.node_attrs.items()},
             "edge_attrs": {k: take(v, edges) for k, v in self.edge_attrs.items()},
             "feature_mask": feature_mask, "next_id": self._next_id, "compacted_through": self._next_id - 1,
+            "forgotten": self.forgotten,
         }
         requests = [DeletionRequest(id=r.id, kind=r.kind, params=r.params, created=r.created, redacted=True)
                     for r in self.requests]

@@ -241,6 +241,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module) -> None:
         raise TypeError(f"save_checkpoint: {name} is not a graphunlearn model ({sorted(_MODEL_CLASSES)})")
     atomic_save({"class": name, "config": dict(model.config), "recipe": getattr(model, RECIPE_ATTR, None),
                  "forgotten": list(getattr(model, "forgotten_requests", ())),
+                 "tag": getattr(model, "graphunlearn_tag", None),
                  "state_dict": model.state_dict()}, path)
 
 
@@ -255,5 +256,7 @@ def load_checkpoint(path: str | os.PathLike) -> nn.Module:
     if blob.get("recipe") is not None:
         setattr(model, RECIPE_ATTR, blob["recipe"])
     model.forgotten_requests = tuple(blob.get("forgotten", ()))
+    if blob.get("tag"):
+        model.graphunlearn_tag = blob["tag"]
     model.eval()
     return model

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import inspect
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -161,6 +162,8 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     if recipe:
         setattr(out, gt.RECIPE_ATTR, dict(recipe))
     out.forgotten_requests = tuple(sorted(already | {r.id for r in requests}))
+    out.graphunlearn_tag = uuid.uuid4().hex  # each unlearned model is a new model
+    store.record_forgotten(out.graphunlearn_tag, out.forgotten_requests)
     return UnlearnResult(out, method, seconds, tuple(r.id for r in requests), info)
 
 

@@ -122,6 +122,8 @@ def test_sequence_of_requests(link_setup):
     r2 = store.delete_edges(live[:5])
     second = unlearn(first.model, store, r2, "d2dgn", split=split, epochs=5)
     assert second.model.forgotten_requests == (r1.id, r2.id)
+    assert store.forgotten_by(first.model.graphunlearn_tag) == [r1.id]
+    assert store.forgotten_by(second.model.graphunlearn_tag) == [r1.id, r2.id]
     with pytest.raises(ValueError, match="already forgotten request 0"):
         unlearn(second.model, store, r1, "d2dgn", split=split)
 
@@ -200,3 +202,15 @@ def test_recommendation_methods():
     assert forget_score(out.model) < forget_score(model)
     for method in ("retrain", "unlink"):
         unlearn(model, store, req, method, split=split, **({"epochs": 5} if method == "retrain" else {}))
+
+
+def test_forgotten_ledger_persists(link_setup, tmp_path):
+    _, split, _, model, _ = link_setup
+    store = _fresh_store(split)
+    req = store.delete_edges([0, 1])
+    res = unlearn(model, store, req, "unlink")
+    store.save(tmp_path / "s")
+    reopened = gu.GraphStore.open(tmp_path / "s")
+    assert reopened.forgotten_by(res.model.graphunlearn_tag) == [req.id]
+    train.save_checkpoint(tmp_path / "m.pt", res.model)
+    assert train.load_checkpoint(tmp_path / "m.pt").graphunlearn_tag == res.model.graphunlearn_tag
