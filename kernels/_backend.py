@@ -99,3 +99,12 @@ def choose_backend(op: str, triton_ok: bool, why_not: str = "", backend: str | N
     if auto_triton is None:
         auto_triton = triton_ok and not triton_interpret()
     return "triton" if auto_triton else "torch"
+
+
+def reduce_loss(per_item: torch.Tensor, reduction: str) -> torch.Tensor:
+    """``"sum"``, ``"mean"`` (0 for no items rather than NaN) or ``"none"`` over per-item losses."""
+    if reduction == "sum":
+        return per_item.sum()
+    if reduction == "mean":
+        return per_item.mean() if per_item.numel() else per_item.sum()
+    return per_item

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._backend import choose_backend, tl, triton, triton_can_run
+from ._backend import choose_backend, reduce_loss, tl, triton, triton_can_run
 from .masked_spmm import masked_spmm_forward
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -43,13 +43,6 @@ def _check(user_emb, item_emb, users, pos, neg, sign, weight, reduction) -> None
         if t is not None and t.shape != users.shape:
             raise ValueError(f"bpr_loss: {name} must have shape [{users.numel()}], got {tuple(t.shape)}")
 
-
-def _reduce(per: Tensor, reduction: str) -> Tensor:
-    if reduction == "sum":
-        return per.sum()
-    if reduction == "mean":
-        return per.mean() if per.numel() else per.sum()
-    return per
 
 
 def bpr_loss_reference(user_emb: Tensor, item_emb: Tensor, users: Tensor, pos: Tensor, neg: Tensor,
@@ -74,7 +67,7 @@ def bpr_loss_reference(user_emb: Tensor, item_emb: Tensor, users: Tensor, pos: T
     per = F.softplus(-diff)
     if weight is not None:
         per = per * weight.float()
-    return _reduce(per, reduction)
+    return reduce_loss(per, reduction)
 
 
 @triton.jit
@@ -151,7 +144,7 @@ class _BPRFunction(torch.autograd.Function):
                 HAS_SIGN=sign is not None, HAS_W=weight is not None, BLOCK_B=_BLOCK_B, BLOCK_D=_BLOCK_D)
         ctx.reduction = reduction
         ctx.save_for_backward(ue, ie, users, pos, neg, coef)
-        return _reduce(loss, reduction)
+        return reduce_loss(loss, reduction)
 
     @staticmethod
     def backward(ctx, grad_out):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._backend import choose_backend, tl, triton, triton_can_run
+from ._backend import choose_backend, reduce_loss, tl, triton, triton_can_run
 
 REDUCTIONS = ("sum", "mean", "none")
 
@@ -39,13 +39,6 @@ def _check(student: Tensor, teacher: Tensor, weight: Tensor | None, tau: float, 
     if weight is not None and weight.shape != (student.size(0),):
         raise ValueError(f"weight must have shape [{student.size(0)}], got {tuple(weight.shape)}")
 
-
-def _reduce(per_row: Tensor, reduction: str) -> Tensor:
-    if reduction == "sum":
-        return per_row.sum()
-    if reduction == "mean":
-        return per_row.mean() if per_row.numel() else per_row.sum()
-    return per_row
 
 
 def kl_distill_loss_reference(student: Tensor, teacher: Tensor, weight: Tensor | None = None, tau: float = 1.0,
@@ -67,7 +60,7 @@ def kl_distill_loss_reference(student: Tensor, teacher: Tensor, weight: Tensor |
     per_row = (log_p.exp() * (log_p - log_q)).sum(dim=1) * tau * tau
     if weight is not None:
         per_row = per_row * weight.float()
-    return _reduce(per_row, reduction)
+    return reduce_loss(per_row, reduction)
 
 
 def binary_kl_distill_loss_reference(student: Tensor, teacher_prob: Tensor, weight: Tensor | None = None,
@@ -80,7 +73,7 @@ def binary_kl_distill_loss_reference(student: Tensor, teacher_prob: Tensor, weig
     per_edge = (torch.xlogy(p, p) - p * log_q + torch.xlogy(1 - p, 1 - p) - (1 - p) * log_1q) * tau * tau
     if weight is not None:
         per_edge = per_edge * weight.float()
-    return _reduce(per_edge, reduction)
+    return reduce_loss(per_edge, reduction)
 
 
 # --------------------------------------------------------------------------------------------- Triton
@@ -205,7 +198,7 @@ class _KLDistillFunction(torch.autograd.Function):
                 BLOCK_N=_BLOCK_N, BLOCK_C=block_c)
         ctx.reduction, ctx.dtype = reduction, student.dtype
         ctx.save_for_backward(grad if write_grad else None)
-        return _reduce(loss, reduction)
+        return reduce_loss(loss, reduction)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -232,7 +225,7 @@ class _BinaryKLFunction(torch.autograd.Function):
                 HAS_W=weight is not None, BLOCK=_BLOCK_E)
         ctx.reduction, ctx.dtype = reduction, student.dtype
         ctx.save_for_backward(grad)
-        return _reduce(loss, reduction)
+        return reduce_loss(loss, reduction)
 
     @staticmethod
     def backward(ctx, grad_out):
