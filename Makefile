@@ -1,5 +1,5 @@
 # Fresh-machine entry points. Each target creates its own virtual environment in $(VENV).
-#   make demo   set up, then run the main job
+#   make demo   set up, then run the main job (the link-prediction unlearning demo)
 #   make test   set up, then run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) examples/store_walkthrough.py
+	$(PY) examples/link_unlearning_demo.py --out out/demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -1,6 +1,6 @@
 """graphunlearn: make trained graph neural networks forget, fast, and show that they did."""
 
-from . import datasets, kernels, metrics, models, nn, train
+from . import datasets, evaluate, kernels, metrics, models, nn, train
 from .requests import Compaction, DeletionRequest, ForgetSet, LiveGraph
 from .store import DeletionError, GraphStore
 from .unlearning import UnlearnResult, methods, register, unlearn
@@ -9,5 +9,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Compaction", "DeletionError", "DeletionRequest", "ForgetSet", "GraphStore", "LiveGraph", "UnlearnResult",
-    "datasets", "kernels", "methods", "metrics", "models", "nn", "register", "train", "unlearn", "__version__",
+    "datasets", "evaluate", "kernels", "methods", "metrics", "models", "nn", "register", "train", "unlearn",
+    "__version__",
 ]

@@ -1,0 +1,143 @@
+r"""Evidence that a model forgot what it was asked to and kept the rest (``../shared/PROTOCOL.md``).
+
+Implemented so far, for link prediction: Dt-AUROC/AUPR on test edges, Df-AUROC/AUPR (deleted edges
+labelled 0 against an equal-size resample of retained edges labelled 1, averaged over resamples) and the
+retrain gap to a gold model by region (deleted edges, their 1-hop and 2-hop neighbourhoods, the rest, the
+test pairs): mean two-class KL and JS divergence, mean logit L2 distance and fidelity. All message passing
+runs on the retained graph. Not yet: the MI ratio, the OGB Hits@K evaluator, node and recommendation
+reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .metrics import average_precision, roc_auc
+from .models import GNN
+from .requests import DeletionRequest
+from .store import GraphStore
+
+
+@dataclass
+class Report:
+    """Metrics per model (rows) for one task, printable as a table and savable as JSON."""
+
+    task: str
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def columns(self) -> list[str]:
+        cols: list[str] = []
+        for row in self.rows.values():
+            cols += [c for c in row if c not in cols]
+        return cols
+
+    def table(self, columns: Sequence[str] | None = None) -> str:
+        cols = list(columns or self.columns())
+        header = ["model"] + cols
+        body = [[name] + [_fmt(row.get(c)) for c in cols] for name, row in self.rows.items()]
+        widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in body]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        with open(path, "w") as f:
+            json.dump({"task": self.task, "meta": self.meta, "rows": self.rows}, f, indent=2, default=float)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4f}"
+    return str(v)
+
+
+def _as_requests(forget) -> tuple[DeletionRequest, ...]:
+    return (forget,) if isinstance(forget, DeletionRequest) else tuple(forget)
+
+
+@torch.no_grad()
+def link_scores(model: nn.Module, store: GraphStore) -> Tensor:
+    view = store.live()
+    model.eval()
+    return model(view.x, view)
+
+
+def edge_regions(store: GraphStore, requests: Sequence[DeletionRequest], test_pairs: Tensor) -> dict[str, Tensor]:
+    """Pairs [2, K] per region: ``deleted``; live edges with both endpoints within 1 hop of the deleted
+    elements (``hop1``), within 2 hops but not 1 (``hop2``); the other live edges (``rest``); ``test``."""
+    deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
+    live = store.edge_mask.nonzero().squeeze(1)
+    u, v = store.edge_index[:, live]
+    region = torch.full((live.numel(),), 3, dtype=torch.long)
+    for hop in (2, 1):
+        if any(r.num_hops >= hop for r in requests):
+            inside = torch.zeros(store.num_nodes, dtype=torch.bool)
+            inside[torch.cat([r.affected_nodes(min(hop, r.num_hops)) for r in requests])] = True
+            region[inside[u] & inside[v]] = hop
+    pairs = store.edge_index[:, live]
+    return {"deleted": store.edge_index[:, deleted], "hop1": pairs[:, region == 1], "hop2": pairs[:, region == 2],
+            "rest": pairs[:, region == 3], "test": test_pairs}
+
+
+def _bernoulli_kl(p: Tensor, q: Tensor, eps: float = 1e-7) -> Tensor:
+    """KL(Bernoulli(p) || Bernoulli(q)) elementwise, i.e. between the 2-class distributions [p, 1 - p]."""
+    p, q = p.clamp(eps, 1 - eps), q.clamp(eps, 1 - eps)
+    return p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()
+
+
+def retrain_gap(z: Tensor, z_gold: Tensor, pairs: Tensor) -> dict[str, float]:
+    """Mean two-class KL(gold || model), JS, logit L2 and fidelity (agreement at 0.5) over ``pairs``."""
+    if pairs.size(1) == 0:
+        return {"kl": float("nan"), "js": float("nan"), "l2": float("nan"), "fidelity": float("nan")}
+    a, b = GNN.decode(z, pairs), GNN.decode(z_gold, pairs)
+    p, q = torch.sigmoid(b), torch.sigmoid(a)  # gold, model
+    m = (p + q) / 2
+    kl = _bernoulli_kl
+    return {"kl": kl(p, q).mean().item(), "js": (0.5 * kl(p, m) + 0.5 * kl(q, m)).mean().item(),
+            "l2": (a - b).abs().mean().item(), "fidelity": ((a > 0) == (b > 0)).float().mean().item()}
+
+
+def link_prediction(model: nn.Module, store: GraphStore, split, forget, *, gold: nn.Module | None = None,
+                    resamples: int = 500, seed: int = 0) -> dict[str, float]:
+    """Link-prediction metrics of ``model`` after the requests in ``forget`` (see the module docstring).
+
+    Returns a flat dict: ``dt_auroc``, ``dt_aupr``, ``df_auroc``, ``df_aupr`` and, with ``gold``, the gap
+    metrics ``gap_<region>_<kl|js|l2|fidelity>``.
+    """
+    requests = _as_requests(forget)
+    z = link_scores(model, store)
+    out = {"dt_auroc": roc_auc(GNN.decode(z, split.test_pos), GNN.decode(z, split.test_neg)),
+           "dt_aupr": average_precision(GNN.decode(z, split.test_pos), GNN.decode(z, split.test_neg))}
+    deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
+    if deleted.numel():
+        df_scores = GNN.decode(z, store.edge_index[:, deleted])
+        live = store.edge_mask.nonzero().squeeze(1)
+        g = torch.Generator().manual_seed(seed)
+        aurocs, auprs = [], []
+        for _ in range(resamples):
+            sample = live[torch.randint(live.numel(), (deleted.numel(),), generator=g)]
+            kept = GNN.decode(z, store.edge_index[:, sample])
+            aurocs.append(roc_auc(kept, df_scores))  # retained edges are the positives, Df the negatives
+            auprs.append(average_precision(kept, df_scores))
+        out["df_auroc"] = sum(aurocs) / len(aurocs)
+        out["df_aupr"] = sum(auprs) / len(auprs)
+    if gold is not None:
+        z_gold = link_scores(gold, store)
+        test = torch.cat([split.test_pos, split.test_neg], 1)
+        for region, pairs in edge_regions(store, requests, test).items():
+            for k, v in retrain_gap(z, z_gold, pairs).items():
+                out[f"gap_{region}_{k}"] = v
+    return out

@@ -1,0 +1,73 @@
+"""Metrics against hand-computed values, and the examples as smoke tests of the main job."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from graphunlearn.evaluate import Report, retrain_gap
+from graphunlearn.metrics import average_precision, roc_auc
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_roc_auc_by_hand():
+    assert roc_auc(torch.tensor([3.0, 2.0]), torch.tensor([1.0, 0.0])) == 1.0
+    assert roc_auc(torch.tensor([0.0]), torch.tensor([1.0])) == 0.0
+    # pos {2, 0.5}, neg {1, 0.5}: pairs (2>1) (2>0.5) (0.5<1) (0.5=0.5 counts half) -> 2.5 / 4
+    assert roc_auc(torch.tensor([2.0, 0.5]), torch.tensor([1.0, 0.5])) == pytest.approx(0.625)
+    with pytest.raises(ValueError, match="both classes"):
+        roc_auc(torch.tensor([1.0]), torch.tensor([]))
+
+
+def test_average_precision_by_hand():
+    # ranking: pos(3) neg(2) pos(1): precision at the hits 1/1 and 2/3 -> (1 + 2/3) / 2
+    assert average_precision(torch.tensor([3.0, 1.0]), torch.tensor([2.0])) == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_retrain_gap_identity_and_difference():
+    z = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    pairs = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    same = retrain_gap(z, z, pairs)
+    assert same == {"kl": 0.0, "js": 0.0, "l2": 0.0, "fidelity": 1.0}
+    flipped = z.clone()
+    flipped[pairs[0]] = -z[pairs[0]]  # negate one endpoint of each pair: every pair's logit flips sign
+    other = retrain_gap(z, flipped, pairs)
+    assert other["fidelity"] == 0.0 and other["kl"] > 0 and 0 < other["js"] <= 0.6932
+    assert other["l2"] == pytest.approx(2 * (z[pairs[0]] * z[pairs[1]]).sum(1).abs().mean().item(), rel=1e-5)
+
+
+def test_report_table_and_json(tmp_path):
+    r = Report("link", rows={"gold": {"dt_auroc": 0.9, "df_auroc": 0.6}, "m": {"dt_auroc": 0.85}})
+    text = r.table()
+    assert "gold" in text and "0.9000" in text and "-" in text.splitlines()[2]
+    r.to_json(tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["rows"]["m"]["dt_auroc"] == 0.85
+
+
+@pytest.mark.slow
+def test_link_unlearning_demo_runs_on_the_synthetic_default(tmp_path):
+    out = tmp_path / "demo"
+    env = {**os.environ, "GRAPHUNLEARN_DATA": str(tmp_path / "empty-data-root")}  # no Cora there
+    run = subprocess.run([sys.executable, str(REPO / "examples" / "link_unlearning_demo.py"), "--epochs", "30",
+                          "--no-progress", "--out", str(out)], capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "synthetic SBM graph" in run.stdout and "gold (retrain)" in run.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["rows"]) == {"gold (retrain)", "unlink", "d2dgn", "gnndelete"}
+    assert (out / "report.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_store_walkthrough_runs(tmp_path):
+    env = {**os.environ, "GRAPHUNLEARN_DATA": str(tmp_path / "empty-data-root")}
+    run = subprocess.run([sys.executable, str(REPO / "examples" / "store_walkthrough.py"), "--out",
+                          str(tmp_path / "s")], capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "max |diff|" in run.stdout and "compact:" in run.stdout
