@@ -37,9 +37,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     if gu.datasets.is_available(args.dataset):
-        data, source = gu.datasets.load(args.dataset), f"{args.dataset} (from {gu.datasets.data_root()})"
+        name, data = args.dataset, gu.datasets.load(args.dataset)
+        source = f"{args.dataset} (from {gu.datasets.data_root()})"
     else:
-        data = gu.datasets.load("synthetic")
+        name, data = "synthetic", gu.datasets.load("synthetic")
         source = (f"synthetic SBM graph ({args.dataset} not found under {gu.datasets.data_root()}; "
                   "set GRAPHUNLEARN_DATA)")
     print(f"dataset: {source}: {data.num_nodes} nodes, {data.edge_index.size(1) // 2} edges")
@@ -61,7 +62,7 @@ def main() -> None:
         results[method] = gu.unlearn(model, store, req, method, split=split, seed=args.seed, progress=progress)
         print(f"  {method:10s} {results[method].seconds:7.2f} s")
     gold = results["retrain"].model
-    report = gu.evaluate.Report("link", meta={"dataset": source, "fraction": args.fraction,
+    report = gu.evaluate.Report("link", meta={"dataset": name, "fraction": args.fraction,
                                               "setting": args.setting, "seed": args.seed,
                                               "deleted_edges": int(req.edge_ids.numel()),
                                               "torch": torch.__version__})
@@ -100,7 +101,7 @@ def plot(report, path: Path) -> None:
     ax2.set_ylabel("wall time (s)")
     ax2.set_yscale("log")
     ax2.tick_params(axis="x", labelrotation=20)
-    fig.suptitle(f"Link unlearning on {report.meta['dataset'].split(' ')[0]}: "
+    fig.suptitle(f"Link unlearning on {report.meta['dataset']}: "
                  f"{report.meta['deleted_edges']} edges deleted ({report.meta['setting']})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
