@@ -1,11 +1,12 @@
 r"""Evidence that a model forgot what it was asked to and kept the rest (``../shared/PROTOCOL.md``).
 
-Implemented so far, for link prediction: Dt-AUROC/AUPR on test edges, Df-AUROC/AUPR (deleted edges
+Implemented so far. Link prediction: Dt-AUROC/AUPR on test edges, Df-AUROC/AUPR (deleted edges
 labelled 0 against an equal-size resample of retained edges labelled 1, averaged over resamples) and the
 retrain gap to a gold model by region (deleted edges, their 1-hop and 2-hop neighbourhoods, the rest, the
 test pairs): mean two-class KL and JS divergence, mean logit L2 distance and fidelity. All message passing
-runs on the retained graph. Not yet: the MI ratio, the OGB Hits@K evaluator, node and recommendation
-reports.
+runs on the retained graph. Node classification: accuracy, macro-F1, posterior-difference MIA AUROC.
+Recommendation: Recall@20, NDCG@20, forget-set Recall@20. Not yet: the MI ratio with a shadow attacker and
+the OGB Hits@K evaluator.
 """
 
 from __future__ import annotations
@@ -141,3 +142,97 @@ def link_prediction(model: nn.Module, store: GraphStore, split, forget, *, gold:
             for k, v in retrain_gap(z, z_gold, pairs).items():
                 out[f"gap_{region}_{k}"] = v
     return out
+
+
+@torch.no_grad()
+def node_classification(model: nn.Module, store: GraphStore, split, forget, *, original: nn.Module | None = None,
+                        gold: nn.Module | None = None) -> dict[str, float]:
+    """Node-classification metrics after the requests in ``forget`` (``../shared/PROTOCOL.md``).
+
+    ``test_acc`` and ``test_macro_f1`` on live test nodes; with ``original``, the posterior-difference
+    membership attack: members are the deleted training nodes, non-members as many test nodes, score
+    ``||softmax_original(v) - softmax_model(v)||_2``, reported as ``mia_auroc`` (0.5 is ideal). With
+    ``gold``: ``gold_acc_deleted``, the gold model's accuracy on the deleted nodes, beside the model's
+    ``acc_deleted``. Deleted nodes are scored on the live view, where they are isolated and featureless.
+    """
+    requests = _as_requests(forget)
+    view = store.live()
+    model.eval()
+    logits = model(view.x, view)
+    test = split.test_idx[store.node_mask[split.test_idx]]
+    pred, y = logits[test].argmax(1), store.y[test]
+    out = {"test_acc": (pred == y).float().mean().item(), "test_macro_f1": macro_f1(pred, y)}
+    deleted = torch.unique(torch.cat([r.node_ids for r in requests]))
+    if deleted.numel():
+        out["acc_deleted"] = (logits[deleted].argmax(1) == store.y[deleted]).float().mean().item()
+        if gold is not None:
+            gold.eval()
+            out["gold_acc_deleted"] = (gold(view.x, view)[deleted].argmax(1) == store.y[deleted]).float().mean().item()
+        if original is not None:
+            original.eval()
+            diff = (torch.softmax(original(view.x, view), 1) - torch.softmax(logits, 1)).norm(dim=1)
+            g = torch.Generator().manual_seed(0)
+            non_members = test[torch.randperm(test.numel(), generator=g)[: deleted.numel()]]
+            out["mia_auroc"] = roc_auc(diff[deleted], diff[non_members])
+    return out
+
+
+def macro_f1(pred: Tensor, y: Tensor) -> float:
+    """Unweighted mean of per-class F1 over the classes present in ``y`` or ``pred``."""
+    scores = []
+    for c in torch.unique(torch.cat([pred, y])):
+        tp = ((pred == c) & (y == c)).sum().item()
+        fp = ((pred == c) & (y != c)).sum().item()
+        fn = ((pred != c) & (y == c)).sum().item()
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / len(scores) if scores else float("nan")
+
+
+@torch.no_grad()
+def recommendation(model: nn.Module, store: GraphStore, split, forget, *, k: int = 20) -> dict[str, float]:
+    """Recall@k and NDCG@k on the test interactions, and Recall@k on the forgotten interactions (lower is
+    better; compare with the gold model's). Items a user keeps in the retained training graph are excluded
+    from that user's ranking; for the forget-set recall they are too, so a forgotten item competes with the
+    items the user has not interacted with."""
+    requests = _as_requests(forget)
+    nu = split.num_users
+    view = store.live()
+    model.eval()
+    ue, ie = model(view.x, view)
+    scores = ue @ ie.t()
+    kept = store.edge_index[:, store.edge_mask]
+    scores[kept[0], kept[1] - nu] = float("-inf")
+    top = scores.topk(min(k, scores.size(1)), dim=1).indices
+    out = {f"recall@{k}": _recall(top, split.test_pos[0], split.test_pos[1] - nu, nu),
+           f"ndcg@{k}": _ndcg(top, split.test_pos[0], split.test_pos[1] - nu, nu)}
+    deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
+    if deleted.numel():
+        df = store.edge_index[:, deleted]
+        out[f"forget_recall@{k}"] = _recall(top, df[0], df[1] - nu, nu)
+    return out
+
+
+def _hits(top: Tensor, users: Tensor, items: Tensor, num_users: int) -> tuple[Tensor, Tensor]:
+    """Per user: the number of held-out items and a [U, k] hit matrix of the top-k list."""
+    relevant = torch.zeros(num_users, max(int(items.max()) + 1, int(top.max()) + 1), dtype=torch.bool)
+    relevant[users, items] = True
+    return relevant.sum(1), relevant.gather(1, top)
+
+
+def _recall(top: Tensor, users: Tensor, items: Tensor, num_users: int) -> float:
+    if users.numel() == 0:
+        return float("nan")
+    count, hits = _hits(top, users, items, num_users)
+    have = count > 0
+    return (hits[have].sum(1).float() / count[have].clamp(max=top.size(1)).float()).mean().item()
+
+
+def _ndcg(top: Tensor, users: Tensor, items: Tensor, num_users: int) -> float:
+    if users.numel() == 0:
+        return float("nan")
+    count, hits = _hits(top, users, items, num_users)
+    have = count > 0
+    discount = 1.0 / torch.log2(torch.arange(2, top.size(1) + 2, dtype=torch.float))
+    dcg = (hits.float() * discount).sum(1)
+    ideal = torch.cumsum(discount, 0)[(count.clamp(max=top.size(1)) - 1).clamp(min=0)]
+    return (dcg[have] / ideal[have]).mean().item()

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from . import models as gm
 from . import train as gt
 from .kernels import binary_kl_distill_loss, bpr_loss, kl_distill_loss
+from .nn import as_live
 from .requests import DeletionRequest
 from .store import GraphStore
 
@@ -464,7 +465,7 @@ class GNNDeleteModel(nn.Module):
         """Per-layer outputs (after the operator, before the activation), the first ``upto`` layers;
         ``identity=True`` skips the operators (the original model)."""
         if isinstance(graph, Tensor):
-            graph = gm.gnn.as_live(graph, self.masks.size(1))
+            graph = as_live(graph, self.masks.size(1))
         h = self.base.embedding.weight if self.base.embedding is not None else x
         outs = []
         n_layers = len(self.base.convs) if upto is None else upto

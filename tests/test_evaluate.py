@@ -71,3 +71,41 @@ def test_store_walkthrough_runs(tmp_path):
                           str(tmp_path / "s")], capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "max |diff|" in run.stdout and "compact:" in run.stdout
+
+
+def test_recall_and_ndcg_by_hand():
+    from graphunlearn.evaluate import _ndcg, _recall
+
+    top = torch.tensor([[2, 0, 1], [1, 2, 0]])  # user 0 ranks item 2 first; user 1 ranks item 1 first
+    users, items = torch.tensor([0, 0, 1]), torch.tensor([0, 3, 0])  # user 0 holds {0, 3}, user 1 {0}
+    # user 0: one of two relevant items in its top 3 -> 1/2; user 1: 1/1
+    assert _recall(top, users, items, 2) == pytest.approx((0.5 + 1.0) / 2)
+    d = [1 / torch.log2(torch.tensor(float(i))).item() for i in (2, 3, 4)]
+    ndcg0 = d[1] / (d[0] + d[1])  # hit at rank 2; ideal: two hits at ranks 1, 2
+    ndcg1 = d[2] / d[0]  # hit at rank 3; ideal: one hit at rank 1
+    assert _ndcg(top, users, items, 2) == pytest.approx((ndcg0 + ndcg1) / 2, rel=1e-6)
+
+
+def test_macro_f1_by_hand():
+    from graphunlearn.evaluate import macro_f1
+
+    pred, y = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 1, 1])
+    # class 0: tp 1, fp 1, fn 0 -> 2/3; class 1: tp 2, fp 0, fn 1 -> 4/5
+    assert macro_f1(pred, y) == pytest.approx((2 / 3 + 4 / 5) / 2)
+
+
+def test_node_and_rec_reports_run():
+    import graphunlearn as gu
+
+    data = gu.datasets.synthetic(num_nodes=200, num_classes=3, num_features=8, seed=0)
+    split = gu.datasets.node_split(data, seed=0)
+    store = gu.GraphStore(data)
+    torch.manual_seed(0)
+    model = gu.models.GCN(8, hidden_channels=16, out_channels=3)
+    gu.train.node_classification(model, store, split, epochs=30, progress=False)
+    req = store.delete_nodes(split.train_idx[:10])
+    out = gu.unlearn(model, store, req, "finetune", split=split, epochs=5)
+    r = gu.evaluate.node_classification(out.model, store, split, req, original=model, gold=model)
+    assert 0 <= r["test_acc"] <= 1 and 0 <= r["mia_auroc"] <= 1 and "gold_acc_deleted" in r
+    same = gu.evaluate.node_classification(model, store, split, req, original=model)
+    assert same["mia_auroc"] == 0.5  # identical models: every score is 0, a tie

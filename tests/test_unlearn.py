@@ -202,6 +202,10 @@ def test_recommendation_methods():
 
     out = unlearn(model, store, req, "reverse_bpr", split=split, epochs=20)
     assert forget_score(out.model) < forget_score(model)
+    before = gu.evaluate.recommendation(model, store, split, req)
+    after = gu.evaluate.recommendation(out.model, store, split, req)
+    assert after["forget_recall@20"] < before["forget_recall@20"]
+    assert 0 <= after["recall@20"] <= 1 and 0 <= after["ndcg@20"] <= 1
     for method in ("retrain", "unlink"):
         unlearn(model, store, req, method, split=split, **({"epochs": 5} if method == "retrain" else {}))
 
