@@ -4,7 +4,8 @@ Loads Cora when the data root has it (``GRAPHUNLEARN_DATA``) and the embedded sy
 (and says which), trains a 2-layer GCN, deletes 2.5% of the training edges inside the 2-hop enclosing
 subgraph of the test edges ("in"), then compares on the retained graph: the original model with the edges
 merely removed (``unlink``), D2DGN, GNNDelete, and the gold model retrained from scratch with the same
-recipe. Prints the table, writes ``report.json`` and ``report.png`` to ``--out``.
+recipe, including the membership-inference ratio of a shadow-trained attacker. Prints the table, writes
+``report.json`` and ``report.png`` to ``--out``.
 
     python examples/link_unlearning_demo.py [--dataset cora] [--fraction 0.025] [--out out/demo]
 """
@@ -18,8 +19,8 @@ import torch
 
 import graphunlearn as gu
 
-COLUMNS = ["dt_auroc", "df_auroc", "gap_test_kl", "gap_deleted_kl", "gap_hop1_fidelity", "gap_test_fidelity",
-           "seconds", "speedup_vs_gold"]
+COLUMNS = ["dt_auroc", "df_auroc", "mi_ratio", "gap_test_kl", "gap_deleted_kl", "gap_hop1_fidelity",
+           "gap_test_fidelity", "seconds", "speedup_vs_gold"]
 
 
 def main() -> None:
@@ -67,8 +68,10 @@ def main() -> None:
                                               "deleted_edges": int(req.edge_ids.numel()),
                                               "torch": torch.__version__})
     gold_seconds = results["retrain"].seconds
+    attacker = gu.evaluate.train_mi_attacker(model, store, epochs=args.epochs, seed=args.seed)
     for method, res in results.items():
         row = gu.evaluate.link_prediction(res.model, store, split, req, gold=gold, seed=args.seed)
+        row["mi_ratio"] = gu.evaluate.mi_ratio(attacker, model, res.model, store, req)
         row["seconds"] = res.seconds
         # no training at all (unlink) has no meaningful ratio
         row["speedup_vs_gold"] = gold_seconds / res.seconds if res.seconds > 1e-3 else None

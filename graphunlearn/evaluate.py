@@ -236,3 +236,72 @@ def _ndcg(top: Tensor, users: Tensor, items: Tensor, num_users: int) -> float:
     dcg = (hits.float() * discount).sum(1)
     ideal = torch.cumsum(discount, 0)[(count.clamp(max=top.size(1)) - 1).clamp(min=0)]
     return (dcg[have] / ideal[have]).mean().item()
+
+
+class MIAttacker(nn.Module):
+    """Membership-inference attacker on link embeddings: an MLP on ``[z_u * z_v, |z_u - z_v|]``."""
+
+    def __init__(self, dim: int, hidden: int = 64):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    @staticmethod
+    def features(z: Tensor, pairs: Tensor) -> Tensor:
+        a, b = z[pairs[0]], z[pairs[1]]
+        return torch.cat([a * b, (a - b).abs()], 1)
+
+    def forward(self, z: Tensor, pairs: Tensor) -> Tensor:
+        """P(present) per pair. Shapes: z [N, d], pairs [2, K] -> [K]."""
+        return torch.sigmoid(self.mlp(self.features(z, pairs)).squeeze(1))
+
+
+def train_mi_attacker(model: nn.Module, store: GraphStore, *, epochs: int = 100, attack_steps: int = 300,
+                      seed: int = 0) -> MIAttacker:
+    """Train a shadow model and an attacker, as ``../shared/PROTOCOL.md`` describes.
+
+    The live training edges are split in half: the shadow model (same architecture as ``model``, fresh
+    weights, the link-prediction loop) trains on one half ("present"); the other half is held out
+    ("absent"). The attacker learns present vs absent from the shadow model's embeddings of those pairs.
+    """
+    from torch_geometric.data import Data
+
+    from . import train as gt
+
+    g = torch.Generator().manual_seed(seed)
+    live = store.edge_mask.nonzero().squeeze(1)
+    perm = live[torch.randperm(live.numel(), generator=g)]
+    present, absent = store.edge_index[:, perm[: perm.numel() // 2]], store.edge_index[:, perm[perm.numel() // 2:]]
+    shadow_graph = Data(x=store.live_x(), edge_index=torch.cat([present, present.flip(0)], 1),
+                        num_nodes=store.num_nodes)
+    shadow_store = GraphStore(shadow_graph, undirected=True)
+    torch.manual_seed(seed)
+    shadow = model.fresh()
+    gt.link_prediction(shadow, shadow_store, None, epochs=epochs, seed=seed, progress=False)
+    with torch.no_grad():
+        z = link_scores(shadow, shadow_store)
+    n = min(present.size(1), absent.size(1))
+    pairs = torch.cat([present[:, :n], absent[:, :n]], 1)
+    labels = torch.cat([torch.ones(n), torch.zeros(n)])
+    attacker = MIAttacker(z.size(1))
+    opt = torch.optim.Adam(attacker.parameters(), lr=0.01)
+    feats = MIAttacker.features(z, pairs)
+    for _ in range(attack_steps):
+        loss = nn.functional.binary_cross_entropy_with_logits(attacker.mlp(feats).squeeze(1), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return attacker.eval()
+
+
+@torch.no_grad()
+def mi_ratio(attacker: MIAttacker, before: nn.Module, after: nn.Module, store: GraphStore, forget) -> float:
+    """``mean P_before(present) / mean P_after(present)`` over the deleted edges, both models run on the
+    retained graph. Above 1: the attacker is less sure after unlearning that the deleted edges were used."""
+    requests = _as_requests(forget)
+    deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
+    if deleted.numel() == 0:
+        raise ValueError("mi_ratio: the requests delete no edges")
+    pairs = store.edge_index[:, deleted]
+    p_before = attacker(link_scores(before, store), pairs).mean()
+    p_after = attacker(link_scores(after, store), pairs).mean()
+    return (p_before / p_after).item()

@@ -109,3 +109,21 @@ def test_node_and_rec_reports_run():
     assert 0 <= r["test_acc"] <= 1 and 0 <= r["mia_auroc"] <= 1 and "gold_acc_deleted" in r
     same = gu.evaluate.node_classification(model, store, split, req, original=model)
     assert same["mia_auroc"] == 0.5  # identical models: every score is 0, a tie
+
+
+def test_mi_attacker_learns_membership_and_ratio():
+    import graphunlearn as gu
+    from graphunlearn.evaluate import mi_ratio, train_mi_attacker
+
+    data = gu.datasets.synthetic(num_nodes=300, num_classes=10, num_features=16, avg_degree=8, homophily=0.95,
+                                 seed=1)
+    split = gu.datasets.link_split(data, seed=42)
+    store = gu.GraphStore(split.train_data)
+    torch.manual_seed(0)
+    model = gu.models.GCN(16, hidden_channels=32, out_channels=16)
+    gu.train.link_prediction(model, store, split, epochs=60, progress=False)
+    req = store.delete_edges(gu.datasets.forget_edges(split, 0.05, "in", seed=3))
+    attacker = train_mi_attacker(model, store, epochs=60, seed=0)
+    assert mi_ratio(attacker, model, model, store, req) == pytest.approx(1.0)
+    ga = gu.unlearn(model, store, req, "gradient_ascent", split=split, epochs=20, lr=0.01).model
+    assert mi_ratio(attacker, model, ga, store, req) != pytest.approx(1.0)
