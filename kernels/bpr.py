@@ -139,7 +139,8 @@ class _BPRFunction(torch.autograd.Function):
         coef = torch.empty(b, dtype=torch.float32, device=ue.device)
         if b:
             _bpr_forward_kernel[(triton.cdiv(b, _BLOCK_B),)](
-                ue, ie, users, pos, neg, loss if sign is None else sign.contiguous(),
+                ue, ie, users.contiguous(), pos.contiguous(), neg.contiguous(),
+                loss if sign is None else sign.contiguous(),
                 loss if weight is None else weight.contiguous(), loss, coef, b, d, ue.stride(0), ie.stride(0),
                 HAS_SIGN=sign is not None, HAS_W=weight is not None, BLOCK_B=_BLOCK_B, BLOCK_D=_BLOCK_D)
         ctx.reduction = reduction

@@ -80,6 +80,7 @@ def live_degree(rowptr: Tensor, mask: Tensor | None = None, edge_weight: Tensor 
     r"""Per-row sum of live edge weights (count when ``edge_weight`` is None), plus one with ``self_loops``.
 
     Shapes: ``rowptr`` [N + 1], ``mask`` / ``edge_weight`` [S] -> [N] of ``dtype`` (default float32).
+    The result carries no gradient (``edge_weight`` is detached).
     """
     num_rows = rowptr.numel() - 1
     row = csr_row_index(rowptr)
@@ -283,7 +284,10 @@ def masked_spmm_forward(rowptr: Tensor, col: Tensor, x: Tensor, mask: Tensor | N
     Shapes: rowptr [R + 1], col / mask / edge_weight [S], x [M, F], scales [R] / [M] / [R] -> [R, F].
     """
     num_rows, num_features = rowptr.numel() - 1, x.size(1)
-    x = x.contiguous()
+    # the kernels index every array with unit stride
+    x, rowptr, col = x.contiguous(), rowptr.contiguous(), col.contiguous()
+    mask = None if mask is None else mask.contiguous()
+    edge_weight = None if edge_weight is None else edge_weight.contiguous()
     out = torch.empty(num_rows, num_features, dtype=x.dtype, device=x.device)
     if num_rows == 0 or num_features == 0:
         return out
@@ -308,7 +312,8 @@ def masked_sddmm(rowptr: Tensor, col: Tensor, grad_out: Tensor, x: Tensor, mask:
     out = torch.zeros(col.numel(), dtype=torch.float32, device=x.device)
     if num_rows == 0 or col.numel() == 0:
         return out
-    grad_out, x = grad_out.contiguous(), x.contiguous()
+    grad_out, x, rowptr, col = grad_out.contiguous(), x.contiguous(), rowptr.contiguous(), col.contiguous()
+    mask = None if mask is None else mask.contiguous()
     dummy = x
     _sddmm_rows_kernel[(num_rows,)](
         rowptr, col, dummy if mask is None else mask.view(torch.int8), grad_out, x,
@@ -353,8 +358,8 @@ class MaskedSpmmFunction(torch.autograd.Function):
                 rowptr_t, col_t, perm_t = ctx.transpose or transpose_csr(rowptr, col, x.size(0))
                 mask_t = None if mask is None else mask[perm_t]
                 w_t = None if edge_weight is None else edge_weight[perm_t]
-            grad_x = masked_spmm_forward(rowptr_t, col_t, grad_out.to(x.dtype), mask_t, w_t,
-                                         col_scale, row_scale, self_scale)
+            grad_x = masked_spmm_forward(rowptr_t, col_t, grad_out.float(), mask_t, w_t,
+                                         col_scale, row_scale, self_scale).to(x.dtype)
         if edge_weight is not None and ctx.needs_input_grad[1]:
             grad_w = masked_sddmm(rowptr, col, grad_out, x, mask, row_scale, col_scale).to(edge_weight.dtype)
         return grad_x, grad_w, None, None, None, None, None, None, None
@@ -372,12 +377,12 @@ def _slot_values(rowptr: Tensor, col: Tensor, mask: Tensor | None, edge_weight: 
                  row_scale: Tensor | None, col_scale: Tensor | None, dtype: torch.dtype) -> Tensor:
     vals = torch.ones(col.numel(), dtype=dtype, device=col.device) if edge_weight is None \
         else edge_weight.detach().to(dtype).clone()
-    if mask is not None:
-        vals.mul_(mask)
     if row_scale is not None:
         vals.mul_(row_scale.to(dtype)[csr_row_index(rowptr)])
     if col_scale is not None:
         vals.mul_(col_scale.to(dtype)[col.long()])
+    if mask is not None:  # where, not a product: a NaN weight on a deleted slot must not survive
+        vals = torch.where(mask, vals, torch.zeros((), dtype=dtype, device=vals.device))
     return vals
 
 
@@ -443,7 +448,7 @@ def _scales(rowptr, mask, edge_weight, reduce, normalize, deg, self_loops, dtype
         d = live_degree(rowptr, mask, edge_weight, self_loops=self_loops, dtype=dtype) if deg is None \
             else deg.to(dtype)
         row_scale = col_scale = _inv_sqrt(d)
-        self_scale = d.reciprocal() if self_loops else None
+        self_scale = row_scale * row_scale if self_loops else None  # 0, not inf, where deg <= 0
     elif reduce == "mean":
         row_scale = live_degree(rowptr, mask, dtype=dtype).clamp_(min=1).reciprocal()
     return row_scale, col_scale, self_scale
@@ -467,11 +472,14 @@ def masked_spmm(rowptr: Tensor, col: Tensor, x: Tensor, mask: Tensor | None = No
         backend: ``"torch"`` or ``"triton"`` (default: ``GRAPHUNLEARN_BACKEND``, else automatic: Triton for
             CUDA tensors, torch elsewhere). Triton takes float16/bfloat16/float32 and computes in float32.
             The torch backend runs ``torch.sparse.mm`` over the cached pattern with masked slots zeroed
-            when ``x`` is finite, and the gather reference otherwise. Gradients for edge weights through a
-            GCN normalisation (the degrees depend on them) always run on the reference.
+            when ``x`` and the weights are finite, and the gather reference otherwise. Gradients through
+            the GCN degrees (edge weights that require grad without ``deg``, or a ``deg`` that requires
+            grad) always run on the reference.
     """
     _check_inputs(rowptr, col, x, mask, edge_weight, reduce, normalize, deg)
-    differentiable_degree = normalize and deg is None and edge_weight is not None and edge_weight.requires_grad
+    differentiable_degree = normalize and (
+        (deg is None and edge_weight is not None and edge_weight.requires_grad)
+        or (deg is not None and deg.requires_grad))
     ok, why = triton_can_run(rowptr, col, x, mask, edge_weight)
     if ok and x.dtype not in _TRITON_DTYPES:
         ok, why = False, f"dtype {x.dtype} (Triton path: {[str(d) for d in _TRITON_DTYPES]})"
@@ -484,8 +492,10 @@ def masked_spmm(rowptr: Tensor, col: Tensor, x: Tensor, mask: Tensor | None = No
         return MaskedSpmmFunction.apply(x, edge_weight, rowptr, col, mask, *scales, transpose)
     # One reduction tells whether x is finite (NaN and Inf survive a sum; an overflowing sum of finite values
     # only sends the call to the exact reference). torch.isfinite(x).all() measured ~5x slower here.
-    if scales is None or not bool(torch.isfinite(x.sum(dtype=torch.float64 if x.dtype == torch.float64
-                                                      else torch.float32))):
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    finite = bool(torch.isfinite(x.sum(dtype=acc))) and (edge_weight is None
+                                                        or bool(torch.isfinite(edge_weight.sum(dtype=acc))))
+    if scales is None or not finite:
         return masked_spmm_reference(rowptr, col, x, mask, edge_weight, reduce=reduce, normalize=normalize,
                                      deg=deg, self_loops=self_loops)
     return _SparseMMFunction.apply(x, edge_weight, rowptr, col, mask, *scales, transpose)

@@ -156,3 +156,15 @@ def test_bpr_triton_dtypes(dtype, atol, rtol):
     inputs = [ue.to(dtype), ie.to(dtype), *idx, None, None]
     _compare(bpr_loss, bpr_loss_reference, [t if t is None else t.to(TRITON_DEVICE) for t in inputs], [0, 1], None,
              atol, rtol)
+
+
+@needs_triton
+def test_bpr_triton_non_contiguous_indices():
+    g = torch.Generator().manual_seed(5)
+    ue, ie = torch.randn(4, 8, generator=g), torch.randn(6, 8, generator=g)
+    idx = torch.stack([torch.randint(4, (20,), generator=g), torch.randint(6, (20,), generator=g),
+                       torch.randint(6, (20,), generator=g)], 1)  # columns of a [B, 3] tensor: strided
+    users, pos, neg = idx[:, 0], idx[:, 1], idx[:, 2]
+    dev = TRITON_DEVICE
+    got = bpr_loss(ue.to(dev), ie.to(dev), users.to(dev), pos.to(dev), neg.to(dev), backend="triton")
+    assert_close(got.cpu(), bpr_loss_reference(ue, ie, users, pos, neg))

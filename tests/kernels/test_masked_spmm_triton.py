@@ -116,3 +116,22 @@ def test_deleted_rows_are_not_read():
     x = torch.tensor([[1.0], [2.0], [float("nan")]])
     out = masked_spmm(*(t.to(TRITON_DEVICE) for t in (rowptr, col, x, mask)), backend="triton")
     assert torch.equal(out.cpu(), torch.tensor([[2.0], [0.0], [0.0]]))
+
+
+def test_non_contiguous_inputs_and_zero_degrees():
+    rowptr, col, mask, w = csr([3, 0, 5, 2], seed=4)
+    dev = TRITON_DEVICE
+    n, s = 4, col.numel()
+    x = torch.randn(n, 9)
+    w_strided = torch.stack([w, w], 1)[:, 0]
+    col_strided = torch.stack([col, col], 1)[:, 0]
+    mask_strided = torch.stack([mask, mask], 1)[:, 0]
+    args = [t.to(dev) for t in (rowptr, col_strided, x, mask_strided, w_strided)]
+    assert_close(masked_spmm(*args, backend="triton").cpu(), masked_spmm_reference(rowptr, col, x, mask, w))
+    from graphunlearn.kernels import live_degree
+
+    deg = live_degree(rowptr, mask)  # zeros allowed: no self loop added
+    got = masked_spmm(*(t.to(dev) for t in (rowptr, col, x, mask)), normalize=True, deg=deg.to(dev),
+                      backend="triton")
+    assert_close(got.cpu(), masked_spmm_reference(rowptr, col, x, mask, normalize=True, deg=deg))
+    assert s > 0
