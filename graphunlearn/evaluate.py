@@ -151,9 +151,10 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
 
     ``test_acc`` and ``test_macro_f1`` on live test nodes; with ``original``, the posterior-difference
     membership attack: members are the deleted training nodes, non-members as many test nodes, score
-    ``||softmax_original(v) - softmax_model(v)||_2``, reported as ``mia_auroc`` (0.5 is ideal). With
-    ``gold``: ``gold_acc_deleted``, the gold model's accuracy on the deleted nodes, beside the model's
-    ``acc_deleted``. Deleted nodes are scored on the live view, where they are isolated and featureless.
+    ``||softmax_original(v) - softmax_model(v)||_2`` with the original model run on the graph before the
+    requests and the model on the live graph, reported as ``mia_auroc`` (0.5 is ideal). With ``gold``:
+    ``gold_acc_deleted``, the gold model's accuracy on the deleted nodes (on the live graph, where they
+    are isolated and featureless), beside the model's ``acc_deleted``.
     """
     requests = _as_requests(forget)
     view = store.live()
@@ -161,20 +162,44 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
     logits = model(view.x, view)
     test = split.test_idx[store.node_mask[split.test_idx]]
     pred, y = logits[test].argmax(1), store.y[test]
-    out = {"test_acc": (pred == y).float().mean().item(), "test_macro_f1": macro_f1(pred, y)}
+    out = {"test_acc": (pred == y).float().mean().item() if test.numel() else float("nan"),
+           "test_macro_f1": macro_f1(pred, y)}
     deleted = torch.unique(torch.cat([r.node_ids for r in requests]))
     if deleted.numel():
         out["acc_deleted"] = (logits[deleted].argmax(1) == store.y[deleted]).float().mean().item()
         if gold is not None:
             gold.eval()
             out["gold_acc_deleted"] = (gold(view.x, view)[deleted].argmax(1) == store.y[deleted]).float().mean().item()
-        if original is not None:
+        members = deleted[torch.isin(deleted, split.train_idx)]
+        if original is not None and members.numel() and test.numel():
+            # the original model as it answered before the requests (their nodes, edges and features back)
+            x_before, before = graph_before(store, requests)
             original.eval()
-            diff = (torch.softmax(original(view.x, view), 1) - torch.softmax(logits, 1)).norm(dim=1)
+            diff = (torch.softmax(original(x_before, before), 1) - torch.softmax(logits, 1)).norm(dim=1)
             g = torch.Generator().manual_seed(0)
-            non_members = test[torch.randperm(test.numel(), generator=g)[: deleted.numel()]]
-            out["mia_auroc"] = roc_auc(diff[deleted], diff[non_members])
+            non_members = test[torch.randperm(test.numel(), generator=g)[: members.numel()]]
+            out["mia_auroc"] = roc_auc(diff[members], diff[non_members])
     return out
+
+
+def graph_before(store: GraphStore, requests: Sequence[DeletionRequest]):
+    """Features and a ``LiveGraph`` of the graph as it was before ``requests``: the live graph with the
+    requests' own nodes, edges and feature values put back (other requests stay applied)."""
+    from .nn import as_live
+
+    eids = torch.unique(torch.cat([store.edge_mask.nonzero().squeeze(1)] + [r.edge_ids for r in requests]))
+    edge_index, orig = store._directed(eids)
+    weight = None if store.edge_weight is None else store.edge_weight[orig]
+    x = store.live_x()
+    if x is not None:
+        x = x.clone()
+        for r in requests:
+            x[r.node_ids] = store.x[r.node_ids]
+            if r.feature_node_ids.numel():
+                cols = slice(None) if r.feature_columns is None else r.feature_columns.unsqueeze(0)
+                rows = r.feature_node_ids.unsqueeze(1)
+                x[rows, cols] = store.x[rows, cols]
+    return x, as_live(edge_index, store.num_nodes, weight)
 
 
 def macro_f1(pred: Tensor, y: Tensor) -> float:
@@ -224,7 +249,7 @@ def _recall(top: Tensor, users: Tensor, items: Tensor, num_users: int) -> float:
         return float("nan")
     count, hits = _hits(top, users, items, num_users)
     have = count > 0
-    return (hits[have].sum(1).float() / count[have].clamp(max=top.size(1)).float()).mean().item()
+    return (hits[have].sum(1).float() / count[have].float()).mean().item()  # LightGCN's Recall@k
 
 
 def _ndcg(top: Tensor, users: Tensor, items: Tensor, num_users: int) -> float:

@@ -8,6 +8,7 @@ train from scratch with the same settings.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ class _EarlyStopper:
 
     def update(self, epoch: int, score: float) -> bool:
         """Record ``score``; returns True when training should stop."""
-        if self.best is None or score > self.best:
+        if not math.isnan(score) and (self.best is None or score > self.best):
             self.best, self.best_epoch = score, epoch
             self.state = copy.deepcopy(self.model.state_dict())
         return epoch - self.best_epoch >= self.patience
@@ -62,10 +63,27 @@ def _live_nodes(store: GraphStore) -> Tensor:
 
 
 def sample_pairs(nodes: Tensor, num: int, generator: torch.Generator) -> Tensor:
-    """``num`` uniformly random pairs [2, num] of distinct entries of ``nodes`` (negatives for BCE)."""
-    a = nodes[torch.randint(nodes.numel(), (num,), generator=generator)]
-    b = nodes[torch.randint(nodes.numel(), (num,), generator=generator)]
-    return torch.stack([a, b])
+    """``num`` uniformly random pairs [2, num] of two different entries of ``nodes`` (negatives for BCE)."""
+    n = nodes.numel()
+    i = torch.randint(n, (num,), generator=generator)
+    # an offset in 1..n-1 never lands on the same position, so no pair is a self loop
+    j = (i + torch.randint(1, max(n, 2), (num,), generator=generator)) % max(n, 1)
+    return torch.stack([nodes[i], nodes[j]])
+
+
+def sample_negative_items(users: Tensor, store: GraphStore, num_users: int, num_items: int,
+                          generator: torch.Generator, rounds: int = 50) -> Tensor:
+    """One item per user that the user has no retained interaction with (redrawn up to ``rounds`` times;
+    a user who has interacted with nearly every item may keep a positive after that)."""
+    pairs = interactions(store, num_users)
+    known = pairs[0] * num_items + pairs[1]
+    neg = torch.randint(num_items, (users.numel(),), generator=generator)
+    for _ in range(rounds):
+        clash = torch.isin(users * num_items + neg, known)
+        if not bool(clash.any()):
+            break
+        neg[clash] = torch.randint(num_items, (int(clash.sum()),), generator=generator)
+    return neg
 
 
 def link_scores(model: nn.Module, store: GraphStore, pairs: Tensor, z: Tensor | None = None) -> Tensor:
@@ -196,7 +214,8 @@ def recommendation(model: nn.Module, store: GraphStore, split: RecSplit, *, epoc
                    weight_decay: float = 1e-4, batch_size: int = 8192, seed: int = 0, progress: bool = True,
                    checkpoint: str | os.PathLike | None = None) -> TrainResult:
     """Train a recommender (``model(x, graph)`` -> (user, item) embeddings) with BPR on the live interactions,
-    one uniformly sampled negative item per interaction, for a fixed number of epochs (the protocol has no
+    one negative item per interaction drawn from the items the user has no retained interaction with, for
+    a fixed number of epochs (the protocol has no
     validation interactions to select on); ``weight_decay`` is an L2 penalty on the batch's embeddings."""
     recipe = dict(task="rec", epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
     torch.manual_seed(seed)
@@ -212,7 +231,7 @@ def recommendation(model: nn.Module, store: GraphStore, split: RecSplit, *, epoc
         for b0 in range(0, order.numel(), batch_size):
             idx = order[b0:b0 + batch_size]
             users, pos = pairs[0, idx], pairs[1, idx]
-            neg = torch.randint(split.num_items, (idx.numel(),), generator=g)
+            neg = sample_negative_items(users, store, split.num_users, split.num_items, g)
             view = store.live()
             ue, ie = model(view.x, view)
             loss = bpr_loss(ue, ie, users, pos, neg)

@@ -135,6 +135,10 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
         raise ValueError(f"task {task!r} is not one of {TASKS}; pass task= (the model carries no training recipe)")
     if task not in spec.tasks:
         raise ValueError(f"method {method!r} supports tasks {spec.tasks}, not {task!r}")
+    if isinstance(model, GNNDeleteModel) and method not in ("retrain", "unlink"):
+        raise ValueError(f"a GNNDelete model cannot be unlearned further with {method!r}: its operators are tied to "
+                         "the requests it was built for; unlearn the original model with all the requests at once "
+                         "(unlearn(original, store, [r1, r2], ...)) or use 'retrain'")
     requests = (request,) if isinstance(request, DeletionRequest) else tuple(request)
     if not requests:
         raise ValueError("unlearn: no request given")
@@ -254,6 +258,8 @@ def _finetune(ctx: Context) -> dict:
     sampled negatives; node: cross-entropy on live training nodes), keeping the best validation epoch."""
     g = torch.Generator().manual_seed(ctx.seed)
     store = ctx.store
+    if ctx.task == "node" and ctx.split is None:
+        raise ValueError("finetune for node classification needs split= (its training nodes)")
 
     def loss_fn(_):
         z = _embed(ctx.model, store)
@@ -397,7 +403,11 @@ def _reverse_bpr(ctx: Context) -> dict:
     item groups (edge or node classes): every deleted user-item edge is in :math:`D_f`.
     """
     o = ctx.options
-    nu, ni = ctx.split.num_users, ctx.split.num_items
+    config = getattr(ctx.original, "config", {})
+    nu = ctx.split.num_users if ctx.split is not None else config.get("num_users")
+    ni = ctx.split.num_items if ctx.split is not None else config.get("num_items")
+    if nu is None or ni is None:
+        raise ValueError("reverse_bpr needs split= (a RecSplit) or a LightGCN/MF model that knows its sizes")
     g = torch.Generator().manual_seed(ctx.seed)
     df = _deleted_pairs(ctx)
     forget_u, forget_i = df[0], df[1] - nu
@@ -410,7 +420,7 @@ def _reverse_bpr(ctx: Context) -> dict:
         pick = torch.randint(kept.size(1), (min(bs, kept.size(1)),), generator=g)
         users = torch.cat([forget_u, kept[0, pick]])
         pos = torch.cat([forget_i, kept[1, pick]])
-        neg = torch.randint(ni, (users.numel(),), generator=g)
+        neg = gt.sample_negative_items(users, ctx.store, nu, ni, g)
         sign = torch.cat([-torch.ones(forget_u.numel()), torch.ones(pick.numel())])
         weight = torch.cat([torch.full((forget_u.numel(),), alpha / forget_u.numel()),
                             torch.full((pick.numel(),), (1 - alpha) / max(1, pick.numel()))])
@@ -510,7 +520,8 @@ def _gnndelete(ctx: Context) -> dict:
     store = ctx.store
     base = ctx.original
     n_layers = len(base.convs)
-    affected = [ctx.affected_nodes(min(k + 1, ctx.requests[0].num_hops)) for k in range(n_layers)]
+    max_hop = min(r.num_hops for r in ctx.requests)
+    affected = [ctx.affected_nodes(min(k + 1, max_hop)) for k in range(n_layers)]
     df = _deleted_pairs(ctx)
     if df.size(1) == 0:
         raise ValueError("gnndelete: the requests delete no edges")

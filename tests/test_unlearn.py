@@ -288,3 +288,35 @@ def test_d2dgn_moves_toward_gold_on_cora(data_root):
     for method in ("d2dgn", "gnndelete"):
         p = _df_prob(unlearn(model, store, req, method, split=split, seed=13).model, store, df)
         assert abs(p - p_gold) < abs(p_orig - p_gold), f"{method}: {p:.3f} vs gold {p_gold:.3f}, orig {p_orig:.3f}"
+
+
+def test_review_regressions(link_setup):
+    _, split, _, model, _ = link_setup
+    store = _fresh_store(split)
+    r1 = store.delete_edges(gu.datasets.forget_edges(split, 0.02, "in", seed=1))
+    deleted_model = unlearn(model, store, r1, "gnndelete", split=split, epochs=2).model
+    r2 = store.delete_edges(store.edge_mask.nonzero().squeeze(1)[:3])
+    with pytest.raises(ValueError, match="GNNDelete model cannot be unlearned further with 'd2dgn'"):
+        unlearn(deleted_model, store, r2, "d2dgn", split=split)
+    assert unlearn(deleted_model, store, r2, "unlink").model.forgotten_requests == (r1.id, r2.id)
+    with pytest.raises(ValueError, match="needs split="):
+        unlearn(model, store, r2, "finetune", task="node")
+    g = torch.Generator().manual_seed(0)
+    pairs = train.sample_pairs(torch.arange(5), 1000, g)
+    assert bool((pairs[0] != pairs[1]).all())
+    stopper = train._EarlyStopper(model, patience=3)
+    stopper.update(1, float("nan"))
+    stopper.update(2, 0.7)
+    assert stopper.best == 0.7 and stopper.best_epoch == 2
+
+
+def test_negative_items_avoid_retained_interactions():
+    from torch_geometric.data import Data
+
+    nu, ni = 3, 4
+    pairs = torch.tensor([[0, 0, 0, 1], [3, 4, 5, 3]])  # user 0 has items 0, 1, 2; user 1 has item 0
+    data = Data(edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=nu + ni)
+    store = gu.GraphStore(data)
+    users = torch.zeros(200, dtype=torch.long)
+    neg = train.sample_negative_items(users, store, nu, ni, torch.Generator().manual_seed(0))
+    assert bool((neg == 3).all())  # item 3 is the only one user 0 has not interacted with
