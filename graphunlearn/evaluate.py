@@ -5,8 +5,8 @@ labelled 0 against an equal-size resample of retained edges labelled 1, averaged
 retrain gap to a gold model by region (deleted edges, their 1-hop and 2-hop neighbourhoods, the rest, the
 test pairs): mean two-class KL and JS divergence, mean logit L2 distance and fidelity. All message passing
 runs on the retained graph. Node classification: accuracy, macro-F1, posterior-difference MIA AUROC.
-Recommendation: Recall@20, NDCG@20, forget-set Recall@20. Not yet: the MI ratio with a shadow attacker and
-the OGB Hits@K evaluator.
+Recommendation: Recall@20, NDCG@20, forget-set Recall@20. The MI ratio with a shadow-trained attacker.
+Not yet: the OGB Hits@K evaluator.
 """
 
 from __future__ import annotations

@@ -34,6 +34,9 @@ class GCNConv(nn.Module):
         normalize: apply the symmetric normalisation with self loops (default ``True``); ``False`` sums.
 
     Shapes: x [N, in_channels] -> [N, out_channels].
+
+    A graph that stores explicit self loops differs from PyG here: the unit self loop is added on top of
+    a stored loop, where PyG's ``add_remaining_self_loops`` keeps only the stored one.
     """
 
     def __init__(self, in_channels: int, out_channels: int, bias: bool = True, normalize: bool = True):
