@@ -250,7 +250,15 @@ def recommendation(model: nn.Module, store: GraphStore, split: RecSplit, *, epoc
     return TrainResult(model, epochs, None, epochs, time.perf_counter() - start, history, recipe)
 
 
-_MODEL_CLASSES = {"GNN": gm.GNN, "LightGCN": gm.LightGCN, "MF": gm.MF}
+_MODEL_CLASSES = ("GNN", "LightGCN", "MF", "GNNDeleteModel")
+
+
+def _build(name: str, config: dict) -> nn.Module:
+    if name == "GNNDeleteModel":
+        from .unlearning import GNNDeleteModel  # unlearning imports this module
+
+        return GNNDeleteModel.from_config(config)
+    return {"GNN": gm.GNN, "LightGCN": gm.LightGCN, "MF": gm.MF}[name](**config)
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module) -> None:
@@ -267,10 +275,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module) -> None:
 def load_checkpoint(path: str | os.PathLike) -> nn.Module:
     """Rebuild a model written by :func:`save_checkpoint` (loaded with ``weights_only=True``)."""
     blob = safe_load(path)
-    cls = _MODEL_CLASSES.get(blob.get("class"))
-    if cls is None:
+    if blob.get("class") not in _MODEL_CLASSES:
         raise ValueError(f"load_checkpoint: {path} holds an unknown model class {blob.get('class')!r}")
-    model = cls(**blob["config"])
+    model = _build(blob["class"], blob["config"])
     model.load_state_dict(blob["state_dict"])
     if blob.get("recipe") is not None:
         setattr(model, RECIPE_ATTR, blob["recipe"])

@@ -469,7 +469,13 @@ class GNNDeleteModel(nn.Module):
             m[nodes] = True
             masks.append(m)
         self.register_buffer("masks", torch.stack(masks))
-        self.config = base.config
+        self.config = {"base": dict(base.config), "num_nodes": num_nodes, "dims": list(dims), "init": init}
+
+    @classmethod
+    def from_config(cls, config: dict) -> GNNDeleteModel:
+        """An empty model of the saved shape; ``load_state_dict`` then restores weights and affected sets."""
+        empty = [torch.empty(0, dtype=torch.long)] * len(config["dims"])
+        return cls(gm.GNN(**config["base"]), empty, config["num_nodes"], config["dims"], init=config["init"])
 
     def layers(self, x, graph, upto: int | None = None, identity: bool = False) -> list[Tensor]:
         """Per-layer outputs (after the operator, before the activation), the first ``upto`` layers;

@@ -320,3 +320,16 @@ def test_negative_items_avoid_retained_interactions():
     users = torch.zeros(200, dtype=torch.long)
     neg = train.sample_negative_items(users, store, nu, ni, torch.Generator().manual_seed(0))
     assert bool((neg == 3).all())  # item 3 is the only one user 0 has not interacted with
+
+
+def test_gnndelete_checkpoint_round_trip(link_setup, tmp_path):
+    _, split, _, model, _ = link_setup
+    store = _fresh_store(split)
+    req = store.delete_edges(gu.datasets.forget_edges(split, 0.02, "in", seed=2))
+    res = unlearn(model, store, req, "gnndelete", split=split, epochs=3)
+    train.save_checkpoint(tmp_path / "g.pt", res.model)
+    loaded = train.load_checkpoint(tmp_path / "g.pt")
+    view = store.live()
+    with torch.no_grad():
+        assert torch.equal(loaded(view.x, view), res.model(view.x, view))
+    assert torch.equal(loaded.masks, res.model.masks) and loaded.forgotten_requests == (req.id,)
