@@ -33,7 +33,7 @@ def build_csr(rows: Tensor, cols: Tensor, eids: Tensor, num_rows: int) -> CSR:
     """Sort directed slots by row (stable, so ties keep their input order) into a :class:`CSR`."""
     perm = torch.sort(rows, stable=True).indices
     counts = torch.bincount(rows, minlength=num_rows)
-    rowptr = torch.zeros(num_rows + 1, dtype=torch.long)
+    rowptr = torch.zeros(num_rows + 1, dtype=torch.long, device=rows.device)
     torch.cumsum(counts, 0, out=rowptr[1:])
     return CSR(rowptr=rowptr, col=cols[perm], eid=eids[perm], perm=perm)
 

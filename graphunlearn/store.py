@@ -15,6 +15,7 @@ from torch_geometric.utils import is_undirected as _pyg_is_undirected
 
 from .graph import PairIndex, build_csr, k_hop_layers, row_slots, undirected_unique
 from .io import Journal, atomic_save, safe_load, to_bytes
+from .kernels import csr_row_index, live_degree
 from .requests import Compaction, DeletionRequest, ForgetSet, LiveGraph
 
 FORMAT_VERSION = 1
@@ -120,10 +121,8 @@ class GraphStore:
         self._csr_live = self.edge_mask[csr.eid]
         self._csc_live = self._csr_live if csc is csr else self.edge_mask[csc.eid]
         self._csr_weight = None if self.edge_weight is None else self.edge_weight[csr.eid].float()
-        self._csr_dst = torch.repeat_interleave(torch.arange(self.num_nodes), csr.rowptr.diff())
-        w = torch.ones_like(self._csr_live, dtype=torch.float32) if self._csr_weight is None else self._csr_weight
-        w = torch.where(self._csr_live, w, torch.zeros(()))
-        self._gcn_deg = torch.ones(self.num_nodes).index_add_(0, self._csr_dst, w)
+        self._csr_dst = csr_row_index(csr.rowptr)
+        self._gcn_deg = live_degree(csr.rowptr, self._csr_live, self._csr_weight, self_loops=True)
         # Positions of each edge id in CSR (and CSC): an edge owns one slot, or two when undirected.
         self._csr_pos = _positions_by_edge(csr.eid, self.edge_index.size(1))
         self._csc_pos = self._csr_pos if csc is csr else _positions_by_edge(csc.eid, self.edge_index.size(1))

@@ -169,17 +169,15 @@ class GATConv(nn.Module):
 def as_live(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> LiveGraph:
     """A :class:`LiveGraph` for a plain ``edge_index`` [2, E] (every edge live), so the deletion-aware layers
     also run as ordinary PyG-style layers. Builds CSR and CSC: O(E log E) per call; hold on to the result."""
-    from ..kernels import transpose_csr
+    from ..graph import build_csr
+    from ..kernels import live_degree, transpose_csr
 
     src, dst = edge_index[0].long(), edge_index[1].long()
-    order = torch.sort(dst * num_nodes + src).indices
-    rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
-    torch.cumsum(torch.bincount(dst, minlength=num_nodes), 0, out=rowptr[1:])
-    col = src[order]
-    w = None if edge_weight is None else edge_weight[order].float()
+    csr = build_csr(dst, src, torch.arange(src.numel(), device=src.device), num_nodes)
+    rowptr, col = csr.rowptr, csr.col
+    w = None if edge_weight is None else edge_weight[csr.perm].float()
     mask = torch.ones(col.numel(), dtype=torch.bool, device=edge_index.device)
-    deg = torch.ones(num_nodes, device=edge_index.device).index_add_(
-        0, dst[order], torch.ones(col.numel(), device=edge_index.device) if w is None else w)
+    deg = live_degree(rowptr, None, w, self_loops=True)
     rowptr_t, col_t, perm_t = transpose_csr(rowptr, col, num_nodes)
     return LiveGraph(num_nodes=num_nodes, rowptr=rowptr, col=col, mask=mask, edge_weight=w, gcn_deg=deg,
                      rowptr_t=rowptr_t, col_t=col_t, mask_t=mask, transpose=(rowptr_t, col_t, perm_t), x=None,
