@@ -1,11 +1,11 @@
 """graphunlearn: make trained graph neural networks forget, fast, and show that they did."""
 
+__version__ = "0.1.0"
+
 from . import datasets, evaluate, kernels, metrics, models, nn, train
 from .requests import Compaction, DeletionRequest, ForgetSet, LiveGraph
 from .store import DeletionError, GraphStore
 from .unlearning import UnlearnResult, methods, register, unlearn
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Compaction", "DeletionError", "DeletionRequest", "ForgetSet", "GraphStore", "LiveGraph", "UnlearnResult",

@@ -5,8 +5,10 @@ labelled 0 against an equal-size resample of retained edges labelled 1, averaged
 retrain gap to a gold model by region (deleted edges, their 1-hop and 2-hop neighbourhoods, the rest, the
 test pairs): mean two-class KL and JS divergence, mean logit L2 distance and fidelity. All message passing
 runs on the retained graph. Node classification: accuracy, macro-F1, posterior-difference MIA AUROC.
-Recommendation: Recall@20, NDCG@20, forget-set Recall@20. The MI ratio with a shadow-trained attacker.
-Not yet: the OGB Hits@K evaluator.
+Recommendation: Recall@20, NDCG@20, forget-set Recall@20, ranked in batches of users. The MI ratio with a
+shadow-trained attacker. Hits@K with OGB's own evaluator where the dataset defines it (``ogbl-*``). The
+retrain gap by region for every task. Each task's function returns :class:`Metrics` (a dict that prints as
+a table and saves as JSON); :class:`Report` holds several models side by side.
 """
 
 from __future__ import annotations
@@ -55,6 +57,27 @@ class Report:
     def to_json(self, path: str | os.PathLike) -> None:
         with open(path, "w") as f:
             json.dump({"task": self.task, "meta": self.meta, "rows": self.rows}, f, indent=2, default=float)
+
+
+class Metrics(dict):
+    """One model's metrics: a plain ``dict`` of floats that also prints as a two-column table and saves as
+    JSON (``to_json``)."""
+
+    def __init__(self, task: str, values: dict | None = None):
+        super().__init__(values or {})
+        self.task = task
+
+    def table(self) -> str:
+        width = max((len(k) for k in self), default=6)
+        return "\n".join([f"{'metric'.ljust(width)}  {self.task}"] + [f"{k.ljust(width)}  {_fmt(v)}"
+                                                                     for k, v in self.items()])
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        with open(path, "w") as f:
+            json.dump({"task": self.task, "metrics": dict(self)}, f, indent=2, default=float)
 
 
 def _fmt(v) -> str:
@@ -111,17 +134,59 @@ def retrain_gap(z: Tensor, z_gold: Tensor, pairs: Tensor) -> dict[str, float]:
             "l2": (a - b).abs().mean().item(), "fidelity": ((a > 0) == (b > 0)).float().mean().item()}
 
 
+def hits_at_k(pos: Tensor, neg: Tensor, k: int) -> float:
+    """OGB's Hits@K: the fraction of positive scores strictly above the K-th highest negative score (1.0
+    when there are fewer than K negatives)."""
+    if pos.numel() == 0:
+        raise ValueError("hits_at_k needs at least one positive score")
+    if neg.numel() < k:
+        return 1.0
+    kth = torch.topk(neg, k).values[-1]
+    return (pos > kth).float().mean().item()
+
+
+def ogb_link_metric(name: str | None) -> tuple[str, int] | None:
+    """``("hits@K", K)`` for an OGB link dataset whose official metric is Hits@K, else ``None``."""
+    if not name or not str(name).startswith("ogbl-"):
+        return None
+    from ogb.linkproppred import Evaluator
+
+    try:
+        evaluator = Evaluator(name)
+    except (ValueError, KeyError):
+        return None
+    metric = evaluator.eval_metric
+    return (metric, int(metric.split("@")[1])) if metric.startswith("hits@") else None
+
+
+def ogb_hits(name: str, pos: Tensor, neg: Tensor) -> float:
+    """The dataset's Hits@K computed by OGB's own ``Evaluator``."""
+    from ogb.linkproppred import Evaluator
+
+    evaluator = Evaluator(name)
+    return float(evaluator.eval({"y_pred_pos": pos.float(), "y_pred_neg": neg.float()})[evaluator.eval_metric])
+
+
 def link_prediction(model: nn.Module, store: GraphStore, split, forget, *, gold: nn.Module | None = None,
-                    resamples: int = 500, seed: int = 0) -> dict[str, float]:
+                    resamples: int = 500, seed: int = 0, hits_k: int | None = None) -> Metrics:
     """Link-prediction metrics of ``model`` after the requests in ``forget`` (see the module docstring).
 
-    Returns a flat dict: ``dt_auroc``, ``dt_aupr``, ``df_auroc``, ``df_aupr`` and, with ``gold``, the gap
-    metrics ``gap_<region>_<kl|js|l2|fidelity>``.
+    Returns :class:`Metrics` (a flat dict): ``dt_auroc``, ``dt_aupr``, ``df_auroc``, ``df_aupr``; on an OGB
+    link dataset with a Hits@K metric (``split.train_data.name``, e.g. ``ogbl-ddi``), ``hits@K`` from OGB's
+    evaluator on the test pairs (``hits_k`` asks for Hits@K on any dataset, computed the same way); with
+    ``gold``, the gap metrics ``gap_<region>_<kl|js|l2|fidelity>``.
     """
     requests = _as_requests(forget)
     z = link_scores(model, store)
-    out = {"dt_auroc": roc_auc(GNN.decode(z, split.test_pos), GNN.decode(z, split.test_neg)),
-           "dt_aupr": average_precision(GNN.decode(z, split.test_pos), GNN.decode(z, split.test_neg))}
+    pos_scores, neg_scores = GNN.decode(z, split.test_pos), GNN.decode(z, split.test_neg)
+    out = Metrics("link", {"dt_auroc": roc_auc(pos_scores, neg_scores),
+                           "dt_aupr": average_precision(pos_scores, neg_scores)})
+    name = getattr(split.train_data, "name", None)
+    official = ogb_link_metric(name)
+    if official is not None and (hits_k is None or hits_k == official[1]):
+        out[official[0]] = ogb_hits(name, pos_scores, neg_scores)
+    elif hits_k is not None:
+        out[f"hits@{hits_k}"] = hits_at_k(pos_scores, neg_scores, hits_k)
     deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
     if deleted.numel():
         df_scores = GNN.decode(z, store.edge_index[:, deleted])
@@ -144,6 +209,37 @@ def link_prediction(model: nn.Module, store: GraphStore, split, forget, *, gold:
     return out
 
 
+def node_regions(store: GraphStore, requests: Sequence[DeletionRequest], test_idx: Tensor) -> dict[str, Tensor]:
+    """Node ids per region: the deleted nodes (and nodes whose features were deleted), live nodes within 1 hop
+    of the deleted elements (``hop1``), within 2 hops but not 1 (``hop2``), the other live nodes (``rest``)
+    and the live test nodes (``test``)."""
+    deleted = torch.unique(torch.cat([torch.cat([r.node_ids, r.feature_node_ids]) for r in requests]))
+    region = torch.full((store.num_nodes,), 3, dtype=torch.long)
+    for hop in (2, 1):
+        if any(r.num_hops >= hop for r in requests):
+            region[torch.cat([r.affected_nodes(min(hop, r.num_hops)) for r in requests])] = hop
+    region[deleted] = 0
+    region[~store.node_mask] = 0
+    live = store.node_mask.clone()
+    live[deleted] = False
+    ids = torch.arange(store.num_nodes)
+    return {"deleted": deleted, "hop1": ids[live & (region == 1)], "hop2": ids[live & (region == 2)],
+            "rest": ids[live & (region == 3)], "test": test_idx[store.node_mask[test_idx]]}
+
+
+def class_gap(logits: Tensor, gold_logits: Tensor) -> dict[str, float]:
+    """Mean KL(gold || model) and JS divergence between the softmax distributions, mean L2 distance between
+    the logit vectors and fidelity (argmax agreement), over the rows given."""
+    if logits.size(0) == 0:
+        return {"kl": float("nan"), "js": float("nan"), "l2": float("nan"), "fidelity": float("nan")}
+    lp, lq = torch.log_softmax(gold_logits, 1), torch.log_softmax(logits, 1)
+    lm = torch.logsumexp(torch.stack([lp, lq]), 0) - math.log(2)
+    kl_pq = (lp.exp() * (lp - lq)).sum(1)
+    js = 0.5 * (lp.exp() * (lp - lm)).sum(1) + 0.5 * (lq.exp() * (lq - lm)).sum(1)
+    return {"kl": kl_pq.mean().item(), "js": js.mean().item(), "l2": (logits - gold_logits).norm(dim=1).mean().item(),
+            "fidelity": (logits.argmax(1) == gold_logits.argmax(1)).float().mean().item()}
+
+
 @torch.no_grad()
 def node_classification(model: nn.Module, store: GraphStore, split, forget, *, original: nn.Module | None = None,
                         gold: nn.Module | None = None) -> dict[str, float]:
@@ -154,7 +250,8 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
     ``||softmax_original(v) - softmax_model(v)||_2`` with the original model run on the graph before the
     requests and the model on the live graph, reported as ``mia_auroc`` (0.5 is ideal). With ``gold``:
     ``gold_acc_deleted``, the gold model's accuracy on the deleted nodes (on the live graph, where they
-    are isolated and featureless), beside the model's ``acc_deleted``.
+    are isolated and featureless), beside the model's ``acc_deleted``, and the retrain gap by region
+    (:func:`node_regions`, :func:`class_gap`) as ``gap_<region>_<kl|js|l2|fidelity>``.
     """
     requests = _as_requests(forget)
     view = store.live()
@@ -162,14 +259,17 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
     logits = model(view.x, view)
     test = split.test_idx[store.node_mask[split.test_idx]]
     pred, y = logits[test].argmax(1), store.y[test]
-    out = {"test_acc": (pred == y).float().mean().item() if test.numel() else float("nan"),
-           "test_macro_f1": macro_f1(pred, y)}
+    out = Metrics("node", {"test_acc": (pred == y).float().mean().item() if test.numel() else float("nan"),
+                           "test_macro_f1": macro_f1(pred, y)})
     deleted = torch.unique(torch.cat([r.node_ids for r in requests]))
+    gold_logits = None
+    if gold is not None:
+        gold.eval()
+        gold_logits = gold(view.x, view)
     if deleted.numel():
         out["acc_deleted"] = (logits[deleted].argmax(1) == store.y[deleted]).float().mean().item()
-        if gold is not None:
-            gold.eval()
-            out["gold_acc_deleted"] = (gold(view.x, view)[deleted].argmax(1) == store.y[deleted]).float().mean().item()
+        if gold_logits is not None:
+            out["gold_acc_deleted"] = (gold_logits[deleted].argmax(1) == store.y[deleted]).float().mean().item()
         members = deleted[torch.isin(deleted, split.train_idx)]
         if original is not None and members.numel() and test.numel():
             # the original model as it answered before the requests (their nodes, edges and features back)
@@ -179,6 +279,10 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
             g = torch.Generator().manual_seed(0)
             non_members = test[torch.randperm(test.numel(), generator=g)[: members.numel()]]
             out["mia_auroc"] = roc_auc(diff[members], diff[non_members])
+    if gold_logits is not None:
+        for region, nodes in node_regions(store, requests, split.test_idx).items():
+            for k, v in class_gap(logits[nodes], gold_logits[nodes]).items():
+                out[f"gap_{region}_{k}"] = v
     return out
 
 
@@ -214,53 +318,70 @@ def macro_f1(pred: Tensor, y: Tensor) -> float:
 
 
 @torch.no_grad()
-def recommendation(model: nn.Module, store: GraphStore, split, forget, *, k: int = 20) -> dict[str, float]:
-    """Recall@k and NDCG@k on the test interactions, and Recall@k on the forgotten interactions (lower is
-    better; compare with the gold model's). Items a user keeps in the retained training graph are excluded
-    from that user's ranking; for the forget-set recall they are too, so a forgotten item competes with the
-    items the user has not interacted with."""
+def recommendation(model: nn.Module, store: GraphStore, split, forget, *, k: int = 20, gold: nn.Module | None = None,
+                   batch_users: int = 4096) -> Metrics:
+    """Recall@k and NDCG@k on the test interactions of live users, and Recall@k on the forgotten interactions
+    (``forget_recall@k``: lower is better; compare with the gold model's). Items a user keeps in the retained
+    training graph are excluded from that user's ranking; for the forget-set recall they are too, so a
+    forgotten item competes with the items the user has not interacted with. Users are ranked in batches of
+    ``batch_users`` (memory O(batch x items)). With ``gold``: the retrain gap by region on user-item scores
+    (two-class, as for links): ``gap_<deleted|hop1|hop2|rest|test>_<kl|js|l2|fidelity>``."""
     requests = _as_requests(forget)
-    nu = split.num_users
-    view = store.live()
-    model.eval()
-    ue, ie = model(view.x, view)
-    scores = ue @ ie.t()
-    kept = store.edge_index[:, store.edge_mask]
-    scores[kept[0], kept[1] - nu] = float("-inf")
-    top = scores.topk(min(k, scores.size(1)), dim=1).indices
-    out = {f"recall@{k}": _recall(top, split.test_pos[0], split.test_pos[1] - nu, nu),
-           f"ndcg@{k}": _ndcg(top, split.test_pos[0], split.test_pos[1] - nu, nu)}
+    nu, ni = split.num_users, split.num_items
+    z = _rec_embeddings(model, store)
+    test = split.test_pos[:, store.node_mask[split.test_pos[0]]]  # deleted users have nothing left to rank
     deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
+    df = store.edge_index[:, deleted]
+    kept = store.edge_index[:, store.edge_mask]
+    stats = {"test": [0.0, 0.0, 0], "forget": [0.0, 0.0, 0]}  # recall sum, ndcg sum, users
+    for b0 in range(0, nu, batch_users):
+        users = torch.arange(b0, min(nu, b0 + batch_users))
+        scores = z[users] @ z[nu:nu + ni].t()
+        mine = (kept[0] >= b0) & (kept[0] < b0 + users.numel())
+        scores[kept[0, mine] - b0, kept[1, mine] - nu] = float("-inf")
+        top = scores.topk(min(k, ni), dim=1).indices
+        for name, pairs in (("test", test), ("forget", df)):
+            inside = (pairs[0] >= b0) & (pairs[0] < b0 + users.numel())
+            if bool(inside.any()):
+                r, n, c = _rank_stats(top, pairs[0, inside] - b0, pairs[1, inside] - nu, ni)
+                stats[name][0] += r
+                stats[name][1] += n
+                stats[name][2] += c
+    out = Metrics("rec")
+    out[f"recall@{k}"] = stats["test"][0] / stats["test"][2] if stats["test"][2] else float("nan")
+    out[f"ndcg@{k}"] = stats["test"][1] / stats["test"][2] if stats["test"][2] else float("nan")
     if deleted.numel():
-        df = store.edge_index[:, deleted]
-        out[f"forget_recall@{k}"] = _recall(top, df[0], df[1] - nu, nu)
+        out[f"forget_recall@{k}"] = stats["forget"][0] / stats["forget"][2] if stats["forget"][2] else float("nan")
+    if gold is not None:
+        z_gold = _rec_embeddings(gold, store)
+        for region, pairs in edge_regions(store, requests, test).items():
+            for key, v in retrain_gap(z, z_gold, pairs).items():
+                out[f"gap_{region}_{key}"] = v
     return out
 
 
-def _hits(top: Tensor, users: Tensor, items: Tensor, num_users: int) -> tuple[Tensor, Tensor]:
-    """Per user: the number of held-out items and a [U, k] hit matrix of the top-k list."""
-    relevant = torch.zeros(num_users, max(int(items.max()) + 1, int(top.max()) + 1), dtype=torch.bool)
-    relevant[users, items] = True
-    return relevant.sum(1), relevant.gather(1, top)
+def _rec_embeddings(model: nn.Module, store: GraphStore) -> Tensor:
+    """User and item embeddings stacked in store numbering (items after users), so ``GNN.decode`` scores
+    store pairs."""
+    view = store.live()
+    model.eval()
+    ue, ie = model(view.x, view)
+    return torch.cat([ue, ie])
 
 
-def _recall(top: Tensor, users: Tensor, items: Tensor, num_users: int) -> float:
-    if users.numel() == 0:
-        return float("nan")
-    count, hits = _hits(top, users, items, num_users)
+def _rank_stats(top: Tensor, rows: Tensor, items: Tensor, num_items: int) -> tuple[float, float, int]:
+    """Sums of per-user Recall@k and NDCG@k over the users in ``rows`` (LightGCN's definitions: recall divides
+    by the user's number of held-out items, the ideal DCG by min(that, k)), and the number of such users."""
+    relevant = torch.zeros(top.size(0), num_items, dtype=torch.bool)
+    relevant[rows, items] = True
+    count = relevant.sum(1)
+    hits = relevant.gather(1, top)
     have = count > 0
-    return (hits[have].sum(1).float() / count[have].float()).mean().item()  # LightGCN's Recall@k
-
-
-def _ndcg(top: Tensor, users: Tensor, items: Tensor, num_users: int) -> float:
-    if users.numel() == 0:
-        return float("nan")
-    count, hits = _hits(top, users, items, num_users)
-    have = count > 0
+    recall = hits[have].sum(1).float() / count[have].float()
     discount = 1.0 / torch.log2(torch.arange(2, top.size(1) + 2, dtype=torch.float))
     dcg = (hits.float() * discount).sum(1)
     ideal = torch.cumsum(discount, 0)[(count.clamp(max=top.size(1)) - 1).clamp(min=0)]
-    return (dcg[have] / ideal[have]).mean().item()
+    return recall.sum().item(), (dcg[have] / ideal[have]).sum().item(), int(have.sum())
 
 
 class MIAttacker(nn.Module):

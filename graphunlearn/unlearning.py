@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from . import models as gm
 from . import train as gt
 from .kernels import binary_kl_distill_loss, bpr_loss, kl_distill_loss
 from .nn import as_live
+from .profiling import PeakMemory
 from .requests import DeletionRequest
 from .store import GraphStore
 
@@ -32,17 +32,20 @@ TASKS = ("link", "node", "rec")
 
 @dataclass
 class UnlearnResult:
-    """The unlearned model (a new object), the method, its wall time, and what it did (epochs, losses)."""
+    """The unlearned model (a new object), the method, its wall time and the peak memory it added
+    (``peak_mb``, see :class:`~graphunlearn.profiling.PeakMemory`), and what it did (epochs, losses)."""
 
     model: nn.Module
     method: str
     seconds: float
     requests: tuple[int, ...]
     info: dict = field(default_factory=dict)
+    peak_mb: float = float("nan")
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{k}={v}" for k, v in self.info.items() if not isinstance(v, (list, dict)))
-        return f"UnlearnResult(method={self.method!r}, requests={self.requests}, seconds={self.seconds:.3f}, {keys})"
+        return (f"UnlearnResult(method={self.method!r}, requests={self.requests}, seconds={self.seconds:.3f}, "
+                f"peak_mb={self.peak_mb:.1f}, {keys})")
 
 
 @dataclass
@@ -159,9 +162,9 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
         p.requires_grad_(False)
     ctx = Context(copy.deepcopy(model), original, store, requests, task, split, seed, progress, opts)
     torch.manual_seed(seed)
-    start = time.perf_counter()
-    info = spec.fn(ctx) or {}
-    seconds = time.perf_counter() - start
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    with PeakMemory(device) as cost:
+        info = spec.fn(ctx) or {}
     out = info.pop("model", ctx.model)
     out.eval()
     if recipe:
@@ -169,7 +172,7 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     out.forgotten_requests = tuple(sorted(already | {r.id for r in requests}))
     out.graphunlearn_tag = uuid.uuid4().hex  # each unlearned model is a new model
     store.record_forgotten(out.graphunlearn_tag, out.forgotten_requests)
-    return UnlearnResult(out, method, seconds, tuple(r.id for r in requests), info)
+    return UnlearnResult(out, method, cost.seconds, tuple(r.id for r in requests), info, peak_mb=cost.peak_mb)
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -74,16 +74,18 @@ def test_store_walkthrough_runs(tmp_path):
 
 
 def test_recall_and_ndcg_by_hand():
-    from graphunlearn.evaluate import _ndcg, _recall
+    from graphunlearn.evaluate import _rank_stats
 
     top = torch.tensor([[2, 0, 1], [1, 2, 0]])  # user 0 ranks item 2 first; user 1 ranks item 1 first
     users, items = torch.tensor([0, 0, 1]), torch.tensor([0, 3, 0])  # user 0 holds {0, 3}, user 1 {0}
     # user 0: one of two relevant items in its top 3 -> 1/2; user 1: 1/1
-    assert _recall(top, users, items, 2) == pytest.approx((0.5 + 1.0) / 2)
+    recall, ndcg, count = _rank_stats(top, users, items, 4)
+    assert count == 2
+    assert recall == pytest.approx(0.5 + 1.0)
     d = [1 / torch.log2(torch.tensor(float(i))).item() for i in (2, 3, 4)]
     ndcg0 = d[1] / (d[0] + d[1])  # hit at rank 2; ideal: two hits at ranks 1, 2
     ndcg1 = d[2] / d[0]  # hit at rank 3; ideal: one hit at rank 1
-    assert _ndcg(top, users, items, 2) == pytest.approx((ndcg0 + ndcg1) / 2, rel=1e-6)
+    assert ndcg == pytest.approx(ndcg0 + ndcg1, rel=1e-6)
 
 
 def test_macro_f1_by_hand():
@@ -133,3 +135,99 @@ def test_mi_attacker_learns_membership_and_ratio():
     assert mi_ratio(attacker, model, model, store, req) == pytest.approx(1.0)
     ga = gu.unlearn(model, store, req, "gradient_ascent", split=split, epochs=20, lr=0.01).model
     assert mi_ratio(attacker, model, ga, store, req) != pytest.approx(1.0)
+
+
+def test_hits_at_k_matches_ogb_evaluator():
+    from ogb.linkproppred import Evaluator
+
+    from graphunlearn.evaluate import hits_at_k, ogb_hits, ogb_link_metric
+
+    g = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(300, generator=g) + 1.0, torch.randn(1000, generator=g)
+    neg[:5] = pos[:5]  # ties with the K-th negative do not count as hits
+    ref = Evaluator("ogbl-ddi").eval({"y_pred_pos": pos, "y_pred_neg": neg})["hits@20"]
+    assert hits_at_k(pos, neg, 20) == pytest.approx(ref)
+    assert ogb_hits("ogbl-ddi", pos, neg) == pytest.approx(ref)
+    assert 0 < ref < 1
+    assert hits_at_k(pos, neg[:10], 20) == 1.0  # fewer negatives than K: OGB's convention
+    assert ogb_link_metric("ogbl-ddi") == ("hits@20", 20)
+    assert ogb_link_metric("ogbl-collab") == ("hits@50", 50)
+    assert ogb_link_metric("cora") is None and ogb_link_metric(None) is None
+
+
+def test_link_metrics_print_save_and_hits(tmp_path):
+    import json
+
+    import graphunlearn as gu
+
+    data = gu.datasets.synthetic(num_nodes=150, num_classes=3, num_features=8, seed=0)
+    split = gu.datasets.link_split(data, seed=1)
+    store = gu.GraphStore(split.train_data)
+    torch.manual_seed(0)
+    model = gu.models.GCN(8, hidden_channels=16, out_channels=8)
+    gu.train.link_prediction(model, store, split, epochs=10, progress=False)
+    req = store.delete_edges(gu.datasets.forget_edges(split, 0.05, "in", seed=0))
+    m = gu.evaluate.link_prediction(model, store, split, req, gold=model, resamples=5, hits_k=10)
+    assert "hits@10" in m and 0 <= m["hits@10"] <= 1
+    assert m["gap_test_kl"] == pytest.approx(0.0, abs=1e-6) and m["gap_deleted_fidelity"] == 1.0
+    assert "dt_auroc" in str(m) and m.task == "link"
+    m.to_json(tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text())["metrics"]["dt_auroc"] == pytest.approx(m["dt_auroc"])
+
+
+def test_node_gap_by_region():
+    import graphunlearn as gu
+    from graphunlearn.evaluate import class_gap, node_regions
+
+    data = gu.datasets.synthetic(num_nodes=200, num_classes=3, num_features=8, seed=0)
+    split = gu.datasets.node_split(data, seed=0)
+    store = gu.GraphStore(data)
+    torch.manual_seed(0)
+    model = gu.models.GCN(8, hidden_channels=16, out_channels=3)
+    gu.train.node_classification(model, store, split, epochs=20, progress=False)
+    req = store.delete_nodes(split.train_idx[:5])
+    regions = node_regions(store, [req], split.test_idx)
+    assert torch.equal(regions["deleted"], torch.sort(split.train_idx[:5]).values)
+    everything = torch.cat([regions[r] for r in ("deleted", "hop1", "hop2", "rest")])
+    assert torch.equal(torch.sort(everything).values, torch.arange(200))  # a partition of the nodes
+    assert set(regions["hop1"].tolist()) <= set(req.affected_nodes(1).tolist())
+    same = gu.evaluate.node_classification(model, store, split, req, gold=model)
+    assert same["gap_hop1_kl"] == pytest.approx(0.0, abs=1e-6) and same["gap_test_fidelity"] == 1.0
+    a, b = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    gap = class_gap(a, b)
+    p, q = torch.softmax(b, 1), torch.softmax(a, 1)
+    assert gap["kl"] == pytest.approx((p * (p / q).log()).sum().item(), rel=1e-5)
+    assert gap["fidelity"] == 0.0 and gap["l2"] == pytest.approx(8 ** 0.5, rel=1e-6) and 0 < gap["js"] < 0.7
+
+
+def test_recommendation_batches_agree_and_drop_deleted_users():
+    from torch_geometric.data import Data
+
+    import graphunlearn as gu
+
+    g = torch.Generator().manual_seed(0)
+    nu, ni = 40, 30
+    pairs = torch.unique(torch.stack([torch.randint(nu, (400,), generator=g),
+                                      torch.randint(ni, (400,), generator=g) + nu]), dim=1)
+    data = Data(edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=nu + ni)
+    data.num_users, data.num_items = nu, ni
+    split = gu.datasets.user_item_split(data, test_ratio=0.2, seed=0)
+    store = gu.GraphStore(split.train_data)
+    torch.manual_seed(0)
+    model = gu.models.LightGCN(nu, ni, embedding_dim=8)
+    gu.train.recommendation(model, store, split, epochs=5, batch_size=64, progress=False)
+    req = store.delete_edges(split.train_pos[:, :20])
+    whole = gu.evaluate.recommendation(model, store, split, req, k=5, gold=model)
+    pieces = gu.evaluate.recommendation(model, store, split, req, k=5, batch_users=7)
+    for key in ("recall@5", "ndcg@5", "forget_recall@5"):
+        assert pieces[key] == pytest.approx(whole[key], rel=1e-6)
+    assert whole["gap_test_kl"] == pytest.approx(0.0, abs=1e-6)
+    user = int(split.test_pos[0, 0])
+    gone = store.delete_nodes([user])  # a user who left: their test interactions are not ranked any more
+    after = gu.evaluate.recommendation(model, store, split, [req, gone], k=5)
+    import dataclasses
+
+    without = dataclasses.replace(split, test_pos=split.test_pos[:, split.test_pos[0] != user])
+    expected = gu.evaluate.recommendation(model, store, without, [req, gone], k=5)
+    assert after["recall@5"] == pytest.approx(expected["recall@5"])
+    assert after["ndcg@5"] == pytest.approx(expected["ndcg@5"])

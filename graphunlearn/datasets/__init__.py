@@ -3,21 +3,25 @@
 from .loaders import DATASETS, cache_dir, canonical_name, data_root, is_available, load, ogb_safe_globals
 from .splits import (
     PROTOCOL_SEEDS,
+    REC_KINDS,
     LinkSplit,
     NodeSplit,
     RecSplit,
     enclosing_nodes,
     forget_edges,
     forget_nodes,
+    forget_recommendation,
+    item_group_interactions,
     link_split,
     node_split,
     sample_negatives,
     user_item_split,
 )
-from .synthetic import synthetic
+from .synthetic import synthetic, synthetic_user_item
 
 __all__ = [
-    "DATASETS", "PROTOCOL_SEEDS", "LinkSplit", "NodeSplit", "RecSplit", "cache_dir", "canonical_name",
-    "data_root", "enclosing_nodes", "forget_edges", "forget_nodes", "is_available", "link_split", "load",
-    "node_split", "ogb_safe_globals", "sample_negatives", "synthetic", "user_item_split",
+    "DATASETS", "PROTOCOL_SEEDS", "REC_KINDS", "LinkSplit", "NodeSplit", "RecSplit", "cache_dir", "canonical_name",
+    "data_root", "enclosing_nodes", "forget_edges", "forget_nodes", "forget_recommendation", "is_available",
+    "item_group_interactions", "link_split", "load", "node_split", "ogb_safe_globals", "sample_negatives",
+    "synthetic", "synthetic_user_item", "user_item_split",
 ]

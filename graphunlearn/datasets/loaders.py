@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, HeteroData
 
-from .synthetic import synthetic
+from .synthetic import synthetic, synthetic_user_item
 
 # name -> (folder under the data root, loader)
 _LAYOUT: dict[str, str] = {
@@ -32,7 +32,7 @@ _LAYOUT: dict[str, str] = {
     "movielens-100k": "rec/ml-100k",
     "gowalla": "rec/gowalla",
 }
-DATASETS = (*_LAYOUT, "synthetic")
+DATASETS = (*_LAYOUT, "synthetic", "synthetic-rec")
 _ALIASES = {"ml-100k": "movielens-100k", "movielens100k": "movielens-100k", "ddi": "ogbl-ddi",
             "collab": "ogbl-collab"}
 
@@ -65,7 +65,7 @@ def canonical_name(name: str) -> str:
 def is_available(name: str, root: str | os.PathLike | None = None) -> bool:
     """Whether ``name``'s raw files are present under the data root (``synthetic`` always is)."""
     key = canonical_name(name)
-    if key == "synthetic":
+    if key in ("synthetic", "synthetic-rec"):
         return True
     folder = data_root(root) / _LAYOUT[key]
     return folder.is_dir() and any(folder.rglob("*"))
@@ -76,7 +76,8 @@ def load(name: str, root: str | os.PathLike | None = None, **kwargs) -> Data:
 
     Args:
         name: one of ``cora``, ``citeseer``, ``pubmed``, ``ogbl-ddi``, ``ogbl-collab``, ``movielens-100k``,
-            ``gowalla``, ``synthetic`` (keyword arguments go to :func:`synthetic`).
+            ``gowalla``, ``synthetic`` (keyword arguments go to :func:`synthetic`), ``synthetic-rec``
+            (a user-item graph; keyword arguments go to :func:`synthetic_user_item`).
         root: data root (default: ``$GRAPHUNLEARN_DATA``, else the user cache, where downloads go).
 
     OGB datasets carry their official split as ``data.split_edge`` (``train_pos``, ``val_pos``, ``val_neg``,
@@ -87,6 +88,8 @@ def load(name: str, root: str | os.PathLike | None = None, **kwargs) -> Data:
     key = canonical_name(name)
     if key == "synthetic":
         return synthetic(**kwargs)
+    if key == "synthetic-rec":
+        return synthetic_user_item(**kwargs)
     if kwargs:
         raise TypeError(f"load({name!r}) takes no extra options, got {sorted(kwargs)}")
     base = data_root(root)

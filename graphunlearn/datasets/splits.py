@@ -223,3 +223,49 @@ def user_item_split(data: Data, test_ratio: float = 0.2, seed: int = 42, officia
         train, test = pairs[:, ~is_test], pairs[:, is_test]
         official = False
     return RecSplit(_with_edges(data, train), train, test, nu, ni, official=official)
+
+
+REC_KINDS = ("interaction", "user", "item_group")
+
+
+def forget_recommendation(split: RecSplit, kind: str, fraction: float, seed: int = 0) -> Tensor:
+    """Sample a recommendation forget set from the training interactions (``../shared/PROTOCOL.md``).
+
+    ``kind="interaction"``: ``fraction`` of the training interactions, returned as (user, item) pairs [2, K]
+    in store numbering (items after users). ``"user"``: ``fraction`` of the users that have training
+    interactions, returned as user node ids (delete them with ``store.delete_nodes``: every interaction of
+    theirs goes). ``"item_group"`` (a licence revoked for a group of items): items drawn at random until
+    their training interactions reach ``fraction`` of all, returned as the pairs [2, K] of every training
+    interaction with those items (see :func:`item_group_interactions` for a named group such as a genre).
+    """
+    if kind not in REC_KINDS:
+        raise ValueError(f"forget_recommendation: kind must be one of {REC_KINDS}, got {kind!r}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"forget_recommendation: fraction must lie in (0, 1), got {fraction}")
+    g = torch.Generator().manual_seed(seed)
+    train = split.train_pos
+    if kind == "interaction":
+        num = max(1, round(fraction * train.size(1)))
+        return train[:, torch.sort(torch.randperm(train.size(1), generator=g)[:num]).values]
+    if kind == "user":
+        users = torch.unique(train[0])
+        num = max(1, round(fraction * users.numel()))
+        return torch.sort(users[torch.randperm(users.numel(), generator=g)[:num]]).values
+    items = torch.unique(train[1])
+    order = items[torch.randperm(items.numel(), generator=g)]
+    counts = torch.bincount(train[1], minlength=split.num_users + split.num_items)[order]
+    enough = int(torch.searchsorted(torch.cumsum(counts, 0), fraction * train.size(1))) + 1
+    return item_group_interactions(split, order[:enough])
+
+
+def item_group_interactions(split: RecSplit, items) -> Tensor:
+    """The training interactions [2, K] (store numbering) with any of ``items`` (item node ids, i.e. numbered
+    after the users), e.g. every interaction with the films of one genre:
+    ``items = num_users + data.item_x[:, genre].nonzero().squeeze(1)``."""
+    items = torch.as_tensor(items, dtype=torch.long).reshape(-1)
+    bad = items[(items < split.num_users) | (items >= split.num_users + split.num_items)]
+    if bad.numel():
+        raise ValueError(f"item_group_interactions: ids {bad[:10].tolist()} are not item nodes "
+                         f"({split.num_users}..{split.num_users + split.num_items - 1})")
+    train = split.train_pos
+    return train[:, torch.isin(train[1], items)]

@@ -55,3 +55,48 @@ def synthetic(num_nodes: int = 1000, num_classes: int = 5, num_features: int = 3
     data = Data(x=x, edge_index=to_bidirected(edges), y=y, num_nodes=num_nodes)
     data.name = "synthetic"
     return data
+
+
+def synthetic_user_item(num_users: int = 300, num_items: int = 200, num_groups: int = 6,
+                        interactions_per_user: int = 15, affinity: float = 0.8, seed: int = 0) -> Data:
+    r"""A seeded user-item graph with taste groups, in the layout of the real user-item loaders.
+
+    Items are split into ``num_groups`` groups (``item_x`` is the one-hot group, like MovieLens' genre
+    columns); each user favours one group and draws ``interactions_per_user`` distinct items, each from the
+    favoured group with probability ``affinity`` and otherwise uniformly. Users are nodes ``0..U-1``, items
+    ``U..U+I-1``; ``split_edge["train_pos"]`` holds every interaction (``user_item_split`` makes the test
+    set), ``edge_index`` both directions.
+    """
+    if num_users < 1 or num_items < 1 or not 1 <= num_groups <= num_items:
+        raise ValueError(f"synthetic_user_item: need num_users >= 1 and 1 <= num_groups <= num_items, got "
+                         f"num_users={num_users}, num_items={num_items}, num_groups={num_groups}")
+    if not 1 <= interactions_per_user <= num_items or not 0.0 <= affinity <= 1.0:
+        raise ValueError(f"synthetic_user_item: need 1 <= interactions_per_user <= num_items and affinity in "
+                         f"[0, 1], got {interactions_per_user}, {affinity}")
+    g = torch.Generator().manual_seed(seed)
+    group = torch.arange(num_items) % num_groups
+    group = group[torch.randperm(num_items, generator=g)]
+    members = torch.sort(group, stable=True).indices
+    sizes = torch.bincount(group, minlength=num_groups)
+    starts = torch.cumsum(sizes, 0) - sizes
+    taste = torch.randint(num_groups, (num_users,), generator=g)
+    draws = 4 * interactions_per_user
+    users = torch.arange(num_users).repeat_interleave(draws)
+    fav = torch.rand(users.numel(), generator=g) < affinity
+    t = taste[users]
+    inside = members[starts[t] + (torch.rand(users.numel(), generator=g) * sizes[t]).long()]
+    items = torch.where(fav, inside, torch.randint(num_items, (users.numel(),), generator=g))
+    keys = torch.unique(users * num_items + items)  # sorted: by user, then item
+    u, i = keys // num_items, keys % num_items
+    order = torch.argsort(u * 2.0 + torch.rand(u.numel(), generator=g))  # random order within each user
+    counts = torch.bincount(u, minlength=num_users)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel()) - (torch.cumsum(counts, 0) - counts)[u[order]]
+    keep = rank < interactions_per_user
+    pairs = torch.stack([u[keep], i[keep] + num_users])
+    data = Data(edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=num_users + num_items)
+    data.node_type = torch.cat([torch.zeros(num_users, dtype=torch.long), torch.ones(num_items, dtype=torch.long)])
+    data.num_users, data.num_items, data.name = num_users, num_items, "synthetic-rec"
+    data.item_x = torch.nn.functional.one_hot(group, num_groups).float()
+    data.split_edge = {"train_pos": pairs, "test_pos": torch.empty(2, 0, dtype=torch.long)}
+    return data
