@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -49,24 +47,11 @@ def timeit(fn: Callable[[], object], device: str = "cpu", repeat: int = 5, warmu
 
 
 def machine(device: str = "cpu") -> dict[str, str]:
-    info = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
-        "host_cpu": platform.processor() or platform.machine(),
-        "cpus": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": str(torch.get_num_threads()),
-    }
-    try:
-        import triton
+    """``graphunlearn.bench.machine_info()`` plus the device the figures were measured on."""
+    from graphunlearn.bench import machine_info
 
-        info["triton"] = triton.__version__
-    except Exception:  # pragma: no cover - optional
-        info["triton"] = "none"
-    if torch.device(device).type == "cuda":
-        info["device"] = torch.cuda.get_device_name()
-    else:
-        info["device"] = "cpu"
+    info = machine_info()
+    info["device"] = torch.cuda.get_device_name() if torch.device(device).type == "cuda" else "cpu"
     return info
 
 

@@ -1,14 +1,27 @@
-"""The ``graphunlearn`` command: link-prediction unlearning on saved stores and checkpoints.
+"""The ``graphunlearn`` command: unlearning on saved stores and checkpoints, and the benchmark runner.
 
 A run folder holds ``store/`` (a saved GraphStore of the training graph, its journal included),
-``split.pt`` (validation and test pairs) and model checkpoints. Typical use::
+``split.pt`` (the task and its validation/test data) and model checkpoints. Tasks: ``link`` (link
+prediction), ``node`` (node classification), ``rec`` (recommendation; the default for user-item datasets).
+Typical use::
 
-    graphunlearn split --dataset cora --run runs/cora
-    graphunlearn train --run runs/cora                       # -> runs/cora/model.pt
-    graphunlearn delete --run runs/cora --fraction 0.025 --setting in
+    graphunlearn split --dataset cora --run runs/cora                 # --task link (default)
+    graphunlearn train --run runs/cora                                # -> runs/cora/model.pt
+    graphunlearn delete --run runs/cora --fraction 0.025 --setting in # request 0
     graphunlearn unlearn --run runs/cora --request 0 --method d2dgn   # -> runs/cora/d2dgn-r0.pt
     graphunlearn unlearn --run runs/cora --request 0 --method retrain # -> runs/cora/retrain-r0.pt
     graphunlearn evaluate --run runs/cora --request 0 --model d2dgn-r0.pt --gold retrain-r0.pt
+
+    graphunlearn split --dataset cora --task node --run runs/node     # node deletion
+    graphunlearn delete --run runs/node --fraction 0.05               # 5% of the training nodes
+
+    graphunlearn split --dataset movielens-100k --run runs/ml         # recommendation
+    graphunlearn train --run runs/ml --model lightgcn
+    graphunlearn delete --run runs/ml --item-group 10                 # licence revoked: genre column 10
+    graphunlearn unlearn --run runs/ml --request 0 --method reverse_bpr
+
+    graphunlearn bench --list                                         # benchmark configurations
+    graphunlearn bench --config smoke --out results/smoke
 """
 
 from __future__ import annotations
@@ -40,13 +53,26 @@ def _run_dir(path: str, must_exist: bool = True) -> Path:
     return run
 
 
+REC_MODELS = {"lightgcn": models.LightGCN, "mf": models.MF}
+
+
 def _load(run: Path):
+    """The run's store, split and task."""
     store = GraphStore.open(run / "store")
     blob = safe_load(run / "split.pt")
+    task = blob.get("task", "link")
+    if task == "node":
+        return store, datasets.NodeSplit(blob["train_idx"], blob["val_idx"], blob["test_idx"], blob["official"]), task
     train_data = Data(x=store.x, edge_index=to_bidirected(store.edge_index), num_nodes=store.num_nodes)
+    if blob.get("dataset"):
+        train_data.name = blob["dataset"]
+    if task == "rec":
+        split = datasets.RecSplit(train_data, blob["train_pos"], blob["test_pos"], blob["num_users"],
+                                  blob["num_items"], blob["official"])
+        return store, split, task
     split = datasets.LinkSplit(train_data, blob["val_pos"], blob["val_neg"], blob["test_pos"], blob["test_neg"],
                                seed=blob["seed"], official=blob["official"])
-    return store, split
+    return store, split, task
 
 
 def _checkpoint(run: Path, name: str) -> Path:
@@ -66,34 +92,107 @@ def cmd_split(args) -> None:
     run = _run_dir(args.run, must_exist=False)
     if (run / "store").exists() and not args.overwrite:
         raise CLIError(f"{run} already holds a run; pass --overwrite to replace it")
-    data = datasets.load(args.dataset)
-    split = datasets.link_split(data, seed=args.seed)
-    store = GraphStore(split.train_data)
+    try:
+        data = datasets.load(args.dataset)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    user_item = data.get("num_users") is not None
+    task = args.task or ("rec" if user_item else "link")
+    if task == "rec" and not user_item:
+        raise CLIError(f"--task rec needs a user-item dataset (movielens-100k, gowalla), not {args.dataset!r}")
+    if task == "node" and data.get("y") is None:
+        raise CLIError(f"--task node needs node labels; {args.dataset!r} has none")
+    blob = {"task": task, "dataset": datasets.canonical_name(args.dataset), "seed": args.seed}
+    if task == "link":
+        split = datasets.link_split(data, seed=args.seed)
+        store = GraphStore(split.train_data)
+        blob.update(val_pos=split.val_pos, val_neg=split.val_neg, test_pos=split.test_pos, test_neg=split.test_neg,
+                    official=split.official)
+        if split.official:
+            blob["seed"] = None
+    elif task == "node":
+        split = datasets.node_split(data, seed=args.seed)
+        store = GraphStore(data)
+        blob.update(train_idx=split.train_idx, val_idx=split.val_idx, test_idx=split.test_idx,
+                    official=split.official)
+    else:
+        split = datasets.user_item_split(data, seed=args.seed)
+        store = GraphStore(split.train_data)
+        blob.update(train_pos=split.train_pos, test_pos=split.test_pos, num_users=split.num_users,
+                    num_items=split.num_items, official=split.official)
+        if data.get("item_x") is not None:
+            blob["item_groups"] = data.item_x  # [items, groups]: MovieLens genres
     store.save(run / "store", overwrite=args.overwrite)
-    atomic_save({"val_pos": split.val_pos, "val_neg": split.val_neg, "test_pos": split.test_pos,
-                 "test_neg": split.test_neg, "seed": split.seed, "official": split.official,
-                 "dataset": args.dataset}, run / "split.pt")
-    print(f"{args.dataset}: {split}; store saved to {run / 'store'}")
+    atomic_save(blob, run / "split.pt")
+    print(f"{args.dataset} ({task}): {_describe(split)}; store saved to {run / 'store'}")
+
+
+def _describe(split) -> str:
+    if isinstance(split, datasets.NodeSplit):
+        return (f"{split.train_idx.numel()} training, {split.val_idx.numel()} validation, "
+                f"{split.test_idx.numel()} test nodes")
+    if isinstance(split, datasets.RecSplit):
+        return (f"{split.num_users} users, {split.num_items} items, {split.train_pos.size(1)} training and "
+                f"{split.test_pos.size(1)} test interactions")
+    return str(split)
 
 
 def cmd_train(args) -> None:
     run = _run_dir(args.run)
-    store, split = _load(run)
+    store, split, task = _load(run)
     torch.manual_seed(args.seed)
-    model = models.GNN(store.num_features or None, conv=args.model, num_nodes=store.num_nodes,
-                       hidden_channels=args.hidden, out_channels=args.out_channels)
-    result = train.link_prediction(model, store, split, epochs=args.epochs, lr=args.lr, seed=args.seed,
-                                   progress=not args.quiet, checkpoint=run / args.output)
-    print(f"trained {args.model}: {result.epochs_run} epochs, best validation AUROC {result.best_val:.4f} at "
+    kinds = tuple(REC_MODELS) if task == "rec" else models.CONVS
+    name = args.model or kinds[0]
+    if name not in kinds:
+        raise CLIError(f"--model {name!r} does not fit task {task!r}; choose one of {', '.join(kinds)}")
+    common = dict(epochs=args.epochs, seed=args.seed, progress=not args.quiet, checkpoint=run / args.output)
+    if task == "rec":
+        model = REC_MODELS[name](split.num_users, split.num_items)
+        result = train.recommendation(model, store, split, lr=args.lr or 0.005, **common)
+        print(f"trained {name}: {result.epochs_run} epochs, final BPR loss {result.history[-1]['loss']:.4f}, "
+              f"{result.seconds:.1f} s -> {run / args.output}")
+        return
+    if task == "node":
+        model = models.GNN(store.num_features, conv=name, hidden_channels=args.hidden,
+                           out_channels=int(store.y.max()) + 1)
+        result = train.node_classification(model, store, split, lr=args.lr or 0.01, **common)
+        what = "accuracy"
+    else:
+        model = models.GNN(store.num_features or None, conv=name, num_nodes=store.num_nodes,
+                           hidden_channels=args.hidden, out_channels=args.out_channels)
+        result = train.link_prediction(model, store, split, lr=args.lr or 0.01, **common)
+        what = "AUROC"
+    print(f"trained {name}: {result.epochs_run} epochs, best validation {what} {result.best_val:.4f} at "
           f"epoch {result.best_epoch}, {result.seconds:.1f} s -> {run / args.output}")
 
 
 def cmd_delete(args) -> None:
     run = _run_dir(args.run)
-    store, split = _load(run)
+    store, split, task = _load(run)
     try:
-        if args.fraction is not None:
-            req = store.delete_edges(datasets.forget_edges(split, args.fraction, args.setting, seed=args.seed))
+        if args.item_group is not None:
+            if task != "rec":
+                raise CLIError("--item-group is for recommendation runs (split --task rec)")
+            groups = safe_load(run / "split.pt").get("item_groups")
+            if groups is None:
+                raise CLIError("this dataset has no item groups (MovieLens-100k has genres)")
+            if not 0 <= args.item_group < groups.size(1):
+                raise CLIError(f"--item-group {args.item_group} is out of range 0..{groups.size(1) - 1}")
+            items = split.num_users + groups[:, args.item_group].nonzero().squeeze(1)
+            pairs = datasets.item_group_interactions(split, items)
+            if pairs.size(1) == 0:
+                raise CLIError(f"item group {args.item_group} has no training interactions")
+            req = store.delete_edges(pairs)
+        elif args.fraction is not None:
+            if task == "node":
+                req = store.delete_nodes(datasets.forget_nodes(split, fraction=args.fraction, seed=args.seed))
+            elif task == "rec":
+                forget = datasets.forget_recommendation(split, args.kind, args.fraction, seed=args.seed)
+                req = store.delete_nodes(forget) if args.kind == "user" else store.delete_edges(forget)
+            else:
+                req = store.delete_edges(datasets.forget_edges(split, args.fraction, args.setting, seed=args.seed))
+        elif args.features:
+            req = store.delete_node_features([int(v) for v in args.features.split(",")])
         elif args.edges:
             pairs = [tuple(int(v) for v in p.split("-")) for p in args.edges.split(",")]
             req = store.delete_edges(pairs)
@@ -104,7 +203,8 @@ def cmd_delete(args) -> None:
         elif args.node_class is not None:
             req = store.delete_node_class(args.node_class)
         else:
-            raise CLIError("say what to delete: --fraction, --edges, --nodes, --edge-class or --node-class")
+            raise CLIError("say what to delete: --fraction, --edges, --nodes, --features, --edge-class, --node-class "
+                           "or --item-group")
     except (DeletionError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     print(req.summary())
@@ -125,7 +225,7 @@ def _options(pairs: list[str]) -> dict:
 
 def cmd_unlearn(args) -> None:
     run = _run_dir(args.run)
-    store, split = _load(run)
+    store, split, _ = _load(run)
     model = train.load_checkpoint(_checkpoint(run, args.model))
     req = _request(store, args.request)
     try:
@@ -136,17 +236,23 @@ def cmd_unlearn(args) -> None:
     out = run / (args.output or f"{args.method}-r{req.id}.pt")
     train.save_checkpoint(out, result.model)
     store.checkpoint()  # persists the store's ledger of what this model forgot
-    print(f"{args.method}: {result.seconds:.2f} s -> {out}")
+    print(f"{args.method}: {result.seconds:.2f} s, peak +{result.peak_mb:.0f} MiB -> {out}")
 
 
 def cmd_evaluate(args) -> None:
     run = _run_dir(args.run)
-    store, split = _load(run)
+    store, split, task = _load(run)
     req = _request(store, args.request)
     model = train.load_checkpoint(_checkpoint(run, args.model))
     gold = train.load_checkpoint(_checkpoint(run, args.gold)) if args.gold else None
-    row = evaluate.link_prediction(model, store, split, req, gold=gold, resamples=args.resamples)
-    report = evaluate.Report("link", rows={args.model: row}, meta={"request": req.id})
+    if task == "node":
+        original = train.load_checkpoint(_checkpoint(run, args.original)) if args.original else None
+        row = evaluate.node_classification(model, store, split, req, original=original, gold=gold)
+    elif task == "rec":
+        row = evaluate.recommendation(model, store, split, req, gold=gold)
+    else:
+        row = evaluate.link_prediction(model, store, split, req, gold=gold, resamples=args.resamples)
+    report = evaluate.Report(task, rows={args.model: dict(row)}, meta={"request": req.id})
     shown = [c for c in report.columns() if not c.startswith("gap_") or c.endswith(("kl", "fidelity"))]
     print(report.table(shown))
     if args.json:
@@ -161,24 +267,47 @@ def cmd_methods(args) -> None:
         print(f"{'':16s} options: {json.dumps(m.options)}")
 
 
+def cmd_bench(args) -> None:
+    from . import bench
+
+    if args.list or not args.config:
+        for name, c in bench.CONFIGS.items():
+            print(f"{name:17s} {c['task']:4s} {len(bench.plan(c)):4d} cells: {', '.join(c['datasets'])}; "
+                  f"{', '.join(c['backbones'])}; {', '.join(c['settings'])}; fractions {c['fractions']}")
+        if not args.list:
+            print("choose one with --config NAME")
+        return
+    if args.config not in bench.CONFIGS:
+        raise CLIError(f"unknown configuration {args.config!r}; known: {', '.join(bench.CONFIGS)}")
+    out = Path(args.out or Path("results") / f"unlearning-{args.config}")
+    config = bench.CONFIGS[args.config]
+    rows = bench.run(config, out, progress=not args.quiet)
+    md = bench.write_outputs(rows, out, config, name=args.config)
+    print(md.read_text())
+    print(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {md} and {out / 'plots.png'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="graphunlearn", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("split", help="load a dataset, make the link split, save the training store")
+    s = sub.add_parser("split", help="load a dataset, make the task's split, save the training store")
     s.add_argument("--dataset", default="cora", help=f"one of {', '.join(datasets.DATASETS)} (default: cora)")
+    s.add_argument("--task", choices=["link", "node", "rec"],
+                   help="default: rec for user-item datasets, else link")
     s.add_argument("--run", required=True, help="run folder to create")
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(fn=cmd_split)
 
-    s = sub.add_parser("train", help="train a link predictor on the store's live graph")
+    s = sub.add_parser("train", help="train the run's task model on the store's live graph")
     s.add_argument("--run", required=True)
-    s.add_argument("--model", choices=models.CONVS, default="gcn")
+    s.add_argument("--model", choices=models.CONVS + tuple(REC_MODELS),
+                   help="link/node: gcn, sage, gin, gat (default gcn); rec: lightgcn (default), mf")
     s.add_argument("--epochs", type=int, default=200)
-    s.add_argument("--lr", type=float, default=0.01)
+    s.add_argument("--lr", type=float, help="default 0.01 (rec: 0.005)")
     s.add_argument("--hidden", type=int, default=128)
     s.add_argument("--out-channels", type=int, default=64)
     s.add_argument("--seed", type=int, default=0)
@@ -188,8 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("delete", help="register a deletion request (journaled before it applies)")
     s.add_argument("--run", required=True)
-    s.add_argument("--fraction", type=float, help="sample this fraction of training edges (protocol Df)")
-    s.add_argument("--setting", choices=["in", "out"], default="in")
+    s.add_argument("--fraction", type=float, help="sample this fraction as the forget set (protocol): link: of "
+                   "training edges; node: of training nodes; rec: of interactions or users (see --kind)")
+    s.add_argument("--setting", choices=["in", "out"], default="in", help="link: where Df lies (default in)")
+    s.add_argument("--kind", choices=list(datasets.REC_KINDS), default="interaction",
+                   help="rec: what --fraction samples (default interaction)")
+    s.add_argument("--item-group", type=int, metavar="COLUMN",
+                   help="rec: every interaction with the items of this group (MovieLens genre column)")
+    s.add_argument("--features", help="erase all feature values of these node ids, such as 3,17")
     s.add_argument("--edges", help="pairs such as 0-633,5-7")
     s.add_argument("--nodes", help="node ids such as 3,17")
     s.add_argument("--edge-class", type=int)
@@ -208,17 +343,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_unlearn)
 
-    s = sub.add_parser("evaluate", help="link-prediction metrics of a checkpoint after a request")
+    s = sub.add_parser("evaluate", help="the task's metrics of a checkpoint after a request")
     s.add_argument("--run", required=True)
     s.add_argument("--request", type=int, required=True)
     s.add_argument("--model", required=True)
     s.add_argument("--gold", help="a retrained checkpoint, for the retrain gap")
+    s.add_argument("--original", default=None, help="node task: the model before unlearning, for the MIA "
+                   "(e.g. model.pt)")
     s.add_argument("--resamples", type=int, default=500)
     s.add_argument("--json", help="write the report there")
     s.set_defaults(fn=cmd_evaluate)
 
     s = sub.add_parser("methods", help="list the unlearning methods and their options")
     s.set_defaults(fn=cmd_methods)
+
+    s = sub.add_parser("bench", help="run (or resume) a benchmark configuration")
+    s.add_argument("--config", help="configuration name (see --list)")
+    s.add_argument("--out", help="results folder (default: results/unlearning-CONFIG)")
+    s.add_argument("--list", action="store_true", help="list the configurations")
+    s.add_argument("--quiet", action="store_true", help="no per-epoch progress bars")
+    s.set_defaults(fn=cmd_bench)
     return p
 
 

@@ -1,14 +1,17 @@
-"""The unlearning benchmark runner on its smoke configuration: outputs, the gold row, and the cell cache."""
+"""The unlearning benchmark engine: smoke configurations of all three tasks, outputs, the cache, targets."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from graphunlearn import bench
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,9 +25,59 @@ def test_smoke_run_and_resume(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
     assert {r["method"] for r in rows} == {"retrain", "unlink", "d2dgn", "gnndelete"}
+    assert all(float(r["peak_mb"]) >= 0 and float(r["seconds"]) > 0 for r in rows)
     table = (tmp_path / "out" / "results.md").read_text()
-    assert "gold (retrain)" in table and "torch" in table and "+-" in table
-    assert (tmp_path / "out" / "utility_vs_forgetting_and_time.png").stat().st_size > 1000
+    assert "gold (retrain)" in table and "torch" in table and "+-" in table and "speedup" in table
+    assert (tmp_path / "out" / "plots.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["config"] == "smoke"
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert second.returncode == 0 and "cached" in second.stdout  # a finished cell is not recomputed
     assert list(csv.DictReader((tmp_path / "out" / "results.csv").open())) == rows
+
+
+@pytest.mark.parametrize("name, metrics", [
+    ("smoke-node", ["test_acc", "test_macro_f1", "mia_auroc", "gap_hop1_kl"]),
+    ("smoke-rec", ["recall@20", "ndcg@20", "forget_recall@20", "gap_deleted_kl"]),
+])
+def test_node_and_rec_smoke_configs(tmp_path, name, metrics):
+    config = bench.CONFIGS[name]
+    rows = bench.run(config, tmp_path, progress=False, log=lambda _: None)
+    assert {r["method"] for r in rows} == set(config["methods"])
+    for r in rows:
+        assert all(m in r for m in metrics), sorted(r)
+    gold = next(r for r in rows if r["method"] == "retrain")
+    assert gold["gap_test_kl"] == pytest.approx(0.0, abs=1e-9)  # gold against itself
+    md = bench.write_outputs(rows, tmp_path, config, name=name).read_text()
+    assert "gold (retrain)" in md and metrics[0] in md
+
+
+def test_cache_key_follows_the_whole_configuration():
+    cell = bench.plan(bench.CONFIGS["smoke"])[0]
+    assert bench.cell_key(cell) == bench.cell_key(dict(cell))
+    for change in ({"epochs": 31}, {"methods": ["retrain"]}, {"options": {"d2dgn": {"alpha": 0.5}}}, {"seed": 1}):
+        assert bench.cell_key({**cell, **change}) != bench.cell_key(cell)
+
+
+def test_targets_are_checked_against_gold():
+    rows = []
+    for seed, (gold_t, m_t) in zip((1, 2, 3), ((10.0, 1.0), (12.0, 1.0), (11.0, 2.0))):
+        base = dict(dataset="d", backbone="gcn", fraction=0.025, setting="in", seed=seed, task="link")
+        rows.append({**base, "method": "retrain", "dt_auroc": 0.90, "df_auroc": 0.60, "seconds": gold_t})
+        rows.append({**base, "method": "fast", "dt_auroc": 0.885, "df_auroc": 0.70, "seconds": m_t})
+    targets = [dict(method="fast", metric="dt_auroc", rule="abs_gap", value=0.02),
+               dict(method="fast", metric="df_auroc", rule="abs_gap", value=0.03),
+               dict(method="fast", metric="df_auroc", rule="at_most_gold_plus", value=0.2),
+               dict(method="fast", metric="dt_auroc", rule="rel_gap", value=0.01),
+               dict(method="fast", metric="seconds", rule="speedup", value=10.0),
+               dict(method="fast", metric="seconds", rule="speedup", value=12.0)]
+    met = [c["met"] for c in bench.check_targets(rows, targets)]
+    # dt gap -0.015: within 0.02; df gap +0.10: not within 0.03, within +0.2; relative dt gap 1.7% > 1%;
+    # speed-up = median 11 s / median 1 s = 11x
+    assert met == [True, False, True, False, True, False]
+    with pytest.raises(ValueError, match="unknown target rule"):
+        bench.check_targets(rows, [dict(method="fast", metric="seconds", rule="faster", value=1)])
+
+
+def test_unknown_task_is_refused():
+    with pytest.raises(ValueError, match="task must be one of"):
+        bench.plan({**bench.CONFIGS["smoke"], "task": "graph"})

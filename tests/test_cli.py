@@ -56,3 +56,54 @@ def test_console_script_help():
         pytest.skip("the graphunlearn console script is not on PATH (package not installed with its scripts)")
     run = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and "split" in run.stdout and "unlearn" in run.stdout
+
+
+def test_cli_node_task(tmp_path, capsys):
+    run = str(tmp_path / "node")
+    assert main(["split", "--dataset", "synthetic", "--task", "node", "--run", run]) == 0
+    assert main(["train", "--run", run, "--epochs", "20", "--quiet"]) == 0
+    assert main(["delete", "--run", run, "--fraction", "0.05"]) == 0
+    assert main(["delete", "--run", run, "--features", "1,2"]) == 0
+    assert main(["unlearn", "--run", run, "--request", "0", "--method", "d2dgn", "--option", "epochs=3",
+                 "--quiet"]) == 0
+    out = tmp_path / "node.json"
+    assert main(["evaluate", "--run", run, "--request", "0", "--model", "d2dgn-r0.pt", "--gold", "model.pt",
+                 "--original", "model.pt", "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["rows"]["d2dgn-r0.pt"]
+    assert 0 <= row["test_acc"] <= 1 and 0 <= row["mia_auroc"] <= 1 and "gap_hop1_kl" in row
+    text = capsys.readouterr().out
+    assert "(node)" in text and "request 0: nodes" in text and "request 1: node_features" in text
+    assert main(["train", "--run", run, "--model", "lightgcn"]) == 2
+    assert "does not fit task 'node'" in capsys.readouterr().err
+
+
+def test_cli_rec_task_and_item_group(tmp_path, capsys):
+    run = str(tmp_path / "rec")
+    assert main(["split", "--dataset", "synthetic-rec", "--run", run]) == 0  # user-item data: task rec
+    assert main(["train", "--run", run, "--epochs", "3", "--quiet"]) == 0
+    assert main(["delete", "--run", run, "--item-group", "2"]) == 0
+    assert main(["delete", "--run", run, "--fraction", "0.05", "--kind", "user"]) == 0
+    assert main(["unlearn", "--run", run, "--request", "0", "--method", "reverse_bpr", "--option", "epochs=3",
+                 "--quiet"]) == 0
+    out = tmp_path / "rec.json"
+    assert main(["evaluate", "--run", run, "--request", "0", "--model", "reverse_bpr-r0.pt", "--gold", "model.pt",
+                 "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["rows"]["reverse_bpr-r0.pt"]
+    assert 0 <= row["recall@20"] <= 1 and 0 <= row["forget_recall@20"] <= 1
+    text = capsys.readouterr().out
+    assert "(rec)" in text and "request 0: edges" in text and "request 1: nodes" in text
+    assert main(["delete", "--run", run, "--item-group", "2"]) == 2  # already deleted: refused, nothing changes
+    assert "already deleted" in capsys.readouterr().err
+    assert main(["delete", "--run", run, "--item-group", "99"]) == 2
+    assert "out of range 0..5" in capsys.readouterr().err
+    assert main(["split", "--dataset", "synthetic", "--task", "rec", "--run", str(tmp_path / "x")]) == 2
+    assert "needs a user-item dataset" in capsys.readouterr().err
+
+
+def test_cli_bench(tmp_path, capsys):
+    assert main(["bench", "--list"]) == 0
+    assert "cora-gcn-target" in capsys.readouterr().out
+    assert main(["bench", "--config", "nope"]) == 2
+    assert "unknown configuration" in capsys.readouterr().err
+    assert main(["bench", "--config", "smoke-node", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert (tmp_path / "b" / "results.md").exists() and "gold (retrain)" in capsys.readouterr().out
