@@ -17,7 +17,7 @@ Typical use::
 
     graphunlearn split --dataset movielens-100k --run runs/ml         # recommendation
     graphunlearn train --run runs/ml --model lightgcn
-    graphunlearn delete --run runs/ml --item-group 10                 # licence revoked: genre column 10
+    graphunlearn delete --run runs/ml --item-group Horror             # licence revoked for a genre
     graphunlearn unlearn --run runs/ml --request 0 --method reverse_bpr
 
     graphunlearn bench --list                                         # benchmark configurations
@@ -122,6 +122,7 @@ def cmd_split(args) -> None:
                     num_items=split.num_items, official=split.official)
         if data.get("item_x") is not None:
             blob["item_groups"] = data.item_x  # [items, groups]: MovieLens genres
+            blob["item_group_names"] = list(data.get("item_group_names") or [])
     store.save(run / "store", overwrite=args.overwrite)
     atomic_save(blob, run / "split.pt")
     print(f"{args.dataset} ({task}): {_describe(split)}; store saved to {run / 'store'}")
@@ -173,15 +174,17 @@ def cmd_delete(args) -> None:
         if args.item_group is not None:
             if task != "rec":
                 raise CLIError("--item-group is for recommendation runs (split --task rec)")
-            groups = safe_load(run / "split.pt").get("item_groups")
+            blob = safe_load(run / "split.pt")
+            groups, names = blob.get("item_groups"), blob.get("item_group_names") or []
             if groups is None:
                 raise CLIError("this dataset has no item groups (MovieLens-100k has genres)")
-            if not 0 <= args.item_group < groups.size(1):
-                raise CLIError(f"--item-group {args.item_group} is out of range 0..{groups.size(1) - 1}")
-            items = split.num_users + groups[:, args.item_group].nonzero().squeeze(1)
+            column = _group_column(args.item_group, names, groups.size(1))
+            items = split.num_users + groups[:, column].nonzero().squeeze(1)
             pairs = datasets.item_group_interactions(split, items)
             if pairs.size(1) == 0:
                 raise CLIError(f"item group {args.item_group} has no training interactions")
+            print(f"item group {column}{f' ({names[column]})' if column < len(names) else ''}: "
+                  f"{items.numel()} items, {pairs.size(1)} training interactions")
             req = store.delete_edges(pairs)
         elif args.fraction is not None:
             if task == "node":
@@ -208,6 +211,21 @@ def cmd_delete(args) -> None:
     except (DeletionError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     print(req.summary())
+
+
+def _group_column(value: str, names: list[str], count: int) -> int:
+    """An item group given as a column number or a name (case-insensitive)."""
+    lowered = [n.lower() for n in names]
+    if value.lower() in lowered:
+        return lowered.index(value.lower())
+    try:
+        column = int(value)
+    except ValueError:
+        raise CLIError(f"--item-group {value!r} is neither a column number nor a group name; groups: "
+                       f"{', '.join(names) or f'0..{count - 1}'}") from None
+    if not 0 <= column < count:
+        raise CLIError(f"--item-group {column} is out of range 0..{count - 1}")
+    return column
 
 
 def _options(pairs: list[str]) -> dict:
@@ -322,8 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--setting", choices=["in", "out"], default="in", help="link: where Df lies (default in)")
     s.add_argument("--kind", choices=list(datasets.REC_KINDS), default="interaction",
                    help="rec: what --fraction samples (default interaction)")
-    s.add_argument("--item-group", type=int, metavar="COLUMN",
-                   help="rec: every interaction with the items of this group (MovieLens genre column)")
+    s.add_argument("--item-group", metavar="GROUP",
+                   help="rec: every interaction with the items of this group: a MovieLens genre name such as "
+                   "Horror, or its column number")
     s.add_argument("--features", help="erase all feature values of these node ids, such as 3,17")
     s.add_argument("--edges", help="pairs such as 0-633,5-7")
     s.add_argument("--nodes", help="node ids such as 3,17")

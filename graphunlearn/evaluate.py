@@ -242,16 +242,23 @@ def class_gap(logits: Tensor, gold_logits: Tensor) -> dict[str, float]:
 
 @torch.no_grad()
 def node_classification(model: nn.Module, store: GraphStore, split, forget, *, original: nn.Module | None = None,
-                        gold: nn.Module | None = None) -> dict[str, float]:
+                        gold: nn.Module | None = None) -> Metrics:
     """Node-classification metrics after the requests in ``forget`` (``../shared/PROTOCOL.md``).
 
-    ``test_acc`` and ``test_macro_f1`` on live test nodes; with ``original``, the posterior-difference
-    membership attack: members are the deleted training nodes, non-members as many test nodes, score
-    ``||softmax_original(v) - softmax_model(v)||_2`` with the original model run on the graph before the
-    requests and the model on the live graph, reported as ``mia_auroc`` (0.5 is ideal). With ``gold``:
-    ``gold_acc_deleted``, the gold model's accuracy on the deleted nodes (on the live graph, where they
-    are isolated and featureless), beside the model's ``acc_deleted``, and the retrain gap by region
-    (:func:`node_regions`, :func:`class_gap`) as ``gap_<region>_<kl|js|l2|fidelity>``.
+    ``test_acc`` and ``test_macro_f1`` on live test nodes, the model run on the live graph.
+
+    Questions about the deleted nodes are asked the way an attacker who holds their records would ask them:
+    by querying with the graph as it was before the requests (:func:`graph_before`: their features and
+    edges back). On the live graph they are isolated and featureless, so every model, gold included, would
+    give them one constant answer and the comparison would say nothing. ``acc_deleted`` is the model's
+    accuracy on them, ``gold_acc_deleted`` gold's (the target). With ``original``, the posterior-difference
+    membership attack (Chen et al., CCS 2021): the attacker sends the same query to the original and the
+    unlearned model; members are the deleted training nodes, non-members as many live test nodes, score
+    ``||softmax_original(v) - softmax_model(v)||_2``; ``mia_auroc`` near 0.5 means the deletion cannot be
+    told from the outputs (compare with gold's; a model that did not change at all, such as ``unlink``,
+    scores exactly 0.5 while not forgetting: read it beside ``acc_deleted`` and the retrain gap).
+    With ``gold``: the retrain gap by region on the live graph (:func:`node_regions`, :func:`class_gap`) as
+    ``gap_<region>_<kl|js|l2|fidelity>``.
     """
     requests = _as_requests(forget)
     view = store.live()
@@ -262,24 +269,24 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
     out = Metrics("node", {"test_acc": (pred == y).float().mean().item() if test.numel() else float("nan"),
                            "test_macro_f1": macro_f1(pred, y)})
     deleted = torch.unique(torch.cat([r.node_ids for r in requests]))
-    gold_logits = None
     if gold is not None:
         gold.eval()
-        gold_logits = gold(view.x, view)
     if deleted.numel():
-        out["acc_deleted"] = (logits[deleted].argmax(1) == store.y[deleted]).float().mean().item()
-        if gold_logits is not None:
-            out["gold_acc_deleted"] = (gold_logits[deleted].argmax(1) == store.y[deleted]).float().mean().item()
+        x_before, before = graph_before(store, requests)
+        asked = model(x_before, before)
+        out["acc_deleted"] = (asked[deleted].argmax(1) == store.y[deleted]).float().mean().item()
+        if gold is not None:
+            out["gold_acc_deleted"] = (gold(x_before, before)[deleted].argmax(1) == store.y[deleted]
+                                       ).float().mean().item()
         members = deleted[torch.isin(deleted, split.train_idx)]
         if original is not None and members.numel() and test.numel():
-            # the original model as it answered before the requests (their nodes, edges and features back)
-            x_before, before = graph_before(store, requests)
             original.eval()
-            diff = (torch.softmax(original(x_before, before), 1) - torch.softmax(logits, 1)).norm(dim=1)
+            diff = (torch.softmax(original(x_before, before), 1) - torch.softmax(asked, 1)).norm(dim=1)
             g = torch.Generator().manual_seed(0)
             non_members = test[torch.randperm(test.numel(), generator=g)[: members.numel()]]
             out["mia_auroc"] = roc_auc(diff[members], diff[non_members])
-    if gold_logits is not None:
+    if gold is not None:
+        gold_logits = gold(view.x, view)
         for region, nodes in node_regions(store, requests, split.test_idx).items():
             for k, v in class_gap(logits[nodes], gold_logits[nodes]).items():
                 out[f"gap_{region}_{k}"] = v
@@ -402,12 +409,13 @@ class MIAttacker(nn.Module):
 
 
 def train_mi_attacker(model: nn.Module, store: GraphStore, *, epochs: int = 100, attack_steps: int = 300,
-                      seed: int = 0) -> MIAttacker:
+                      max_pairs: int = 20000, seed: int = 0) -> MIAttacker:
     """Train a shadow model and an attacker, as ``../shared/PROTOCOL.md`` describes.
 
     The live training edges are split in half: the shadow model (same architecture as ``model``, fresh
-    weights, the link-prediction loop) trains on one half ("present"); the other half is held out
-    ("absent"). The attacker learns present vs absent from the shadow model's embeddings of those pairs.
+    weights, the link-prediction loop, ``epochs``) trains on one half ("present"); the other half is held
+    out ("absent"). The attacker learns present vs absent from the shadow model's embeddings of up to
+    ``max_pairs`` pairs of each kind (a uniform sample: the full halves of ogbl-ddi are 0.5M pairs each).
     """
     from torch_geometric.data import Data
 
@@ -425,7 +433,7 @@ def train_mi_attacker(model: nn.Module, store: GraphStore, *, epochs: int = 100,
     gt.link_prediction(shadow, shadow_store, None, epochs=epochs, seed=seed, progress=False)
     with torch.no_grad():
         z = link_scores(shadow, shadow_store)
-    n = min(present.size(1), absent.size(1))
+    n = min(present.size(1), absent.size(1), max_pairs)  # both halves are already in random order
     pairs = torch.cat([present[:, :n], absent[:, :n]], 1)
     labels = torch.cat([torch.ones(n), torch.zeros(n)])
     attacker = MIAttacker(z.size(1))

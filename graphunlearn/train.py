@@ -76,10 +76,13 @@ def sample_negative_items(users: Tensor, store: GraphStore, num_users: int, num_
     """One item per user that the user has no retained interaction with (redrawn up to ``rounds`` times;
     a user who has interacted with nearly every item may keep a positive after that)."""
     pairs = interactions(store, num_users)
-    known = pairs[0] * num_items + pairs[1]
+    known = torch.sort(pairs[0] * num_items + pairs[1]).values  # membership by binary search
     neg = torch.randint(num_items, (users.numel(),), generator=generator)
+    if known.numel() == 0:
+        return neg
     for _ in range(rounds):
-        clash = torch.isin(users * num_items + neg, known)
+        keys = users * num_items + neg
+        clash = known[torch.searchsorted(known, keys).clamp(max=known.numel() - 1)] == keys
         if not bool(clash.any()):
             break
         neg[clash] = torch.randint(num_items, (int(clash.sum()),), generator=generator)

@@ -296,7 +296,7 @@ def _gradient_ascent(ctx: Context) -> dict:
 
 
 @register("d2dgn", tasks=("link", "node"), epochs=10, lr=0.005, alpha=0.99, tau=1.0, beta=1.0, sample_ratio=1.0,
-          from_scratch=False, destroyer="random", eval_every=2)
+          from_scratch=False, destroyer="random", eval_every=2, max_pairs=None)
 def _d2dgn(ctx: Context) -> dict:
     r"""Distill to Delete (Sinha et al., arXiv 2309.16173): a student learns from two frozen teachers,
 
@@ -309,7 +309,10 @@ def _d2dgn(ctx: Context) -> dict:
     (``"random_edges"``). Every model passes messages over the retained graph only. For link prediction,
     R holds the live edges of the affected neighbourhood, as many other live edges (``sample_ratio``) and
     as many sampled node pairs, scored with the two-class KL on the dot-product logits; :math:`D_f` are the
-    deleted edges. For node classification the KL is over class logits, R the live affected nodes plus a
+    deleted edges. ``max_pairs`` caps the retained edges drawn per epoch (a fresh uniform sample of the
+    affected and other live edges each epoch; on dense graphs such as ogbl-ddi the 2-hop neighbourhood of
+    a few thousand edges is nearly the whole graph). For node classification the KL is over class logits,
+    R the live affected nodes plus a
     sample. :math:`V_R` are the live affected nodes plus a sample, :math:`V_f` the deleted nodes. The student
     starts from the original weights (``from_scratch=True``: from a fresh initialisation). The epoch kept
     is the one with the best validation score.
@@ -344,11 +347,16 @@ def _d2dgn(ctx: Context) -> dict:
     if ctx.task == "link":
         sub = ctx.affected_live_edges()
         df = _deleted_pairs(ctx)
+        cap = o["max_pairs"]
+        if cap is not None and (not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"d2dgn: max_pairs must be a positive int or None, got {cap!r}")
 
         def loss_fn(_):
             h = _embed(ctx.model, store)
             other = _live_pairs(store, int(o["sample_ratio"] * max(1, sub.numel())), g, exclude=sub)
             kept = torch.cat([store.edge_index[:, sub], other], 1)
+            if cap is not None and kept.size(1) > cap:
+                kept = kept[:, torch.randperm(kept.size(1), generator=g)[:cap]]
             pairs = torch.cat([kept, gt.sample_pairs(live_nodes, kept.size(1), g)], 1)
             p = torch.sigmoid(gm.GNN.decode(h_p, pairs) / tau)
             loss_r = binary_kl_distill_loss(gm.GNN.decode(h, pairs), p, tau=tau, reduction="mean")
@@ -392,7 +400,7 @@ def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
     return teacher.eval()
 
 
-@register("reverse_bpr", tasks=("rec",), epochs=20, lr=0.005, alpha=0.5, batch_size=4096, weight_decay=1e-4)
+@register("reverse_bpr", tasks=("rec",), epochs=10, lr=0.005, alpha=0.5, batch_size=4096, weight_decay=1e-4)
 def _reverse_bpr(ctx: Context) -> dict:
     r"""MMRecUn-style reverse BPR (Sinha et al., arXiv 2405.15328) for LightGCN / MF:
 

@@ -81,7 +81,7 @@ def test_cli_rec_task_and_item_group(tmp_path, capsys):
     run = str(tmp_path / "rec")
     assert main(["split", "--dataset", "synthetic-rec", "--run", run]) == 0  # user-item data: task rec
     assert main(["train", "--run", run, "--epochs", "3", "--quiet"]) == 0
-    assert main(["delete", "--run", run, "--item-group", "2"]) == 0
+    assert main(["delete", "--run", run, "--item-group", "group 2"]) == 0
     assert main(["delete", "--run", run, "--fraction", "0.05", "--kind", "user"]) == 0
     assert main(["unlearn", "--run", run, "--request", "0", "--method", "reverse_bpr", "--option", "epochs=3",
                  "--quiet"]) == 0
@@ -96,6 +96,8 @@ def test_cli_rec_task_and_item_group(tmp_path, capsys):
     assert "already deleted" in capsys.readouterr().err
     assert main(["delete", "--run", run, "--item-group", "99"]) == 2
     assert "out of range 0..5" in capsys.readouterr().err
+    assert main(["delete", "--run", run, "--item-group", "Opera"]) == 2
+    assert "neither a column number nor a group name; groups: group 0, group 1" in capsys.readouterr().err
     assert main(["split", "--dataset", "synthetic", "--task", "rec", "--run", str(tmp_path / "x")]) == 2
     assert "needs a user-item dataset" in capsys.readouterr().err
 

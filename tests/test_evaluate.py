@@ -109,10 +109,22 @@ def test_node_and_rec_reports_run():
     out = gu.unlearn(model, store, req, "finetune", split=split, epochs=5)
     r = gu.evaluate.node_classification(out.model, store, split, req, original=model, gold=model)
     assert 0 <= r["test_acc"] <= 1 and 0 <= r["mia_auroc"] <= 1 and "gold_acc_deleted" in r
-    # the original answers for the deleted nodes as they were (graph before the request); the same weights
-    # on the live graph answer for isolated, featureless nodes: their posteriors move, test nodes' barely
+    # both models get the same query (the graph before the request): an unchanged model leaks nothing
     same = gu.evaluate.node_classification(model, store, split, req, original=model)
-    assert same["mia_auroc"] > 0.8
+    assert same["mia_auroc"] == pytest.approx(0.5)
+
+    class MovesOn(torch.nn.Module):  # changes its answers for the deleted nodes only: fully detectable
+        def __init__(self, base, nodes):
+            super().__init__()
+            self.base, self.nodes = base, nodes
+
+        def forward(self, x, graph):
+            out = self.base(x, graph).clone()
+            out[self.nodes] = out[self.nodes].flip(1) * 3
+            return out
+
+    leaky = gu.evaluate.node_classification(MovesOn(model, req.node_ids), store, split, req, original=model)
+    assert leaky["mia_auroc"] == pytest.approx(1.0)
     x_before, before = gu.evaluate.graph_before(store, [req])
     fresh = gu.GraphStore(data)
     with torch.no_grad():

@@ -225,10 +225,17 @@ def _user_item(hetero: HeteroData, user: str, item: str, name: str) -> Data:
     return data
 
 
+MOVIELENS_GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+                    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War",
+                    "Western")  # the columns of item_x, in MovieLens' u.genre order after "unknown"
+
+
 def _movielens(work: Path) -> Data:
     from torch_geometric.datasets import MovieLens100K
 
-    return _user_item(MovieLens100K(root=str(work))[0], "user", "movie", "movielens-100k")
+    data = _user_item(MovieLens100K(root=str(work))[0], "user", "movie", "movielens-100k")
+    data.item_group_names = list(MOVIELENS_GENRES)
+    return data
 
 
 def _gowalla(work: Path) -> Data:

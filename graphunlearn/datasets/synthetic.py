@@ -98,5 +98,6 @@ def synthetic_user_item(num_users: int = 300, num_items: int = 200, num_groups: 
     data.node_type = torch.cat([torch.zeros(num_users, dtype=torch.long), torch.ones(num_items, dtype=torch.long)])
     data.num_users, data.num_items, data.name = num_users, num_items, "synthetic-rec"
     data.item_x = torch.nn.functional.one_hot(group, num_groups).float()
+    data.item_group_names = [f"group {k}" for k in range(num_groups)]
     data.split_edge = {"train_pos": pairs, "test_pos": torch.empty(2, 0, dtype=torch.long)}
     return data

@@ -200,6 +200,7 @@ def test_movielens_100k(movielens, data_root):
     assert d.item_x.shape == (1682, 18)
     np.testing.assert_array_equal(d.item_x.numpy(), genres)
     assert d.item_x[0].nonzero().squeeze(1).tolist() == [2, 3, 4]  # Toy Story: Animation, Children's, Comedy
+    assert [d.item_group_names[k] for k in (2, 3, 4)] == ["Animation", "Children's", "Comedy"]
 
 
 @pytest.mark.slow
