@@ -38,7 +38,11 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    if gu.datasets.is_available(args.dataset):
+    try:
+        available = gu.datasets.is_available(args.dataset)
+    except ValueError as exc:  # an unknown dataset name
+        raise SystemExit(str(exc)) from None
+    if available:
         name, data = args.dataset, gu.datasets.load(args.dataset)
         source = f"{args.dataset} (from {gu.datasets.data_root()})"
     else:
@@ -50,6 +54,8 @@ def main() -> None:
     print(f"dataset: {source}: {nu} users, {ni} items, {split.train_pos.size(1)} training and "
           f"{split.test_pos.size(1)} test interactions")
 
+    if data.get("item_x") is None:
+        raise SystemExit(f"{name} has no item groups to revoke (MovieLens-100k has genres)")
     names = list(data.item_group_names)
     column = names.index(args.genre) if args.genre in names else None
     if column is None and args.genre.isdigit() and int(args.genre) < len(names):
@@ -94,19 +100,24 @@ def main() -> None:
 
 
 @torch.no_grad()
-def top_share(model, store, split, items, k: int = 20) -> float:
+def top_share(model, store, split, items, k: int = 20, batch: int = 1024) -> float:
     """The share of the live users' top-k slots (retained items excluded) taken by ``items``."""
     view = store.live()
     model.eval()
     ue, ie = model(view.x, view)
     users = store.node_mask[: split.num_users].nonzero().squeeze(1)
-    scores = ue[users] @ ie.t()
     kept = store.edge_index[:, store.edge_mask]
-    row = torch.full((split.num_users,), -1, dtype=torch.long)
-    row[users] = torch.arange(users.numel())
-    scores[row[kept[0]], kept[1] - split.num_users] = float("-inf")
-    top = scores.topk(k, dim=1).indices + split.num_users
-    return torch.isin(top, items).float().mean().item()
+    hits = 0
+    for b0 in range(0, users.numel(), batch):  # users x items scores, a batch of users at a time
+        rows = users[b0:b0 + batch]
+        scores = ue[rows] @ ie.t()
+        position = torch.full((split.num_users,), -1, dtype=torch.long)
+        position[rows] = torch.arange(rows.numel())
+        mine = position[kept[0]] >= 0
+        scores[position[kept[0, mine]], kept[1, mine] - split.num_users] = float("-inf")
+        top = scores.topk(k, dim=1).indices + split.num_users
+        hits += int(torch.isin(top, items).sum())
+    return hits / max(1, users.numel() * k)
 
 
 def plot(report, path: Path) -> None:

@@ -38,7 +38,11 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    if gu.datasets.is_available(args.dataset):
+    try:
+        available = gu.datasets.is_available(args.dataset)
+    except ValueError as exc:  # an unknown dataset name
+        raise SystemExit(str(exc)) from None
+    if available:
         name, data = args.dataset, gu.datasets.load(args.dataset)
         source = f"{args.dataset} (from {gu.datasets.data_root()})"
     else:

@@ -29,7 +29,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     torch.manual_seed(args.seed)
-    name = args.dataset if gu.datasets.is_available(args.dataset) else "synthetic"
+    if args.epochs < 2:
+        raise SystemExit("--epochs must be at least 2 (requests arrive halfway)")
+    try:
+        name = args.dataset if gu.datasets.is_available(args.dataset) else "synthetic"
+    except ValueError as exc:  # an unknown dataset name
+        raise SystemExit(str(exc)) from None
     data = gu.datasets.load(name)
     split = gu.datasets.node_split(data, seed=args.seed)
     print(f"dataset: {name}: {data.num_nodes} nodes, {data.edge_index.size(1) // 2} edges")
@@ -42,8 +47,7 @@ def main() -> None:
         if epoch == args.epochs // 2:  # requests arrive while training runs
             leaving = split.train_idx[:3]
             print(f"epoch {epoch}: {store.delete_nodes(leaving).summary()}")
-            u = int(split.test_idx[0])
-            v = int(store.live_edge_index()[1, store.live_edge_index()[0] == u][0])
+            u, v = store.live_edge_index()[:, 0].tolist()  # some live citation
             print(f"epoch {epoch}: {store.delete_edges([(u, v)]).summary()}")
             print(f"epoch {epoch}: {store.delete_node_features([int(split.train_idx[5])]).summary()}")
         # the live graph: deleted nodes, edges and feature values are gone; nothing is copied or rebuilt here

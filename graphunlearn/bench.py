@@ -29,7 +29,7 @@ import torch
 
 from . import __version__, datasets, evaluate, models, train
 from .store import GraphStore
-from .unlearning import unlearn
+from .unlearning import methods, unlearn
 
 _PROTOCOL_SEEDS = [42, 21, 13, 87, 100]
 _LINK = ["retrain", "unlink", "d2dgn", "gnndelete"]
@@ -93,6 +93,8 @@ METRICS = {
 }
 _AXES = {"link": ("df_auroc", "dt_auroc"), "node": ("mia_auroc", "test_acc"), "rec": ("forget_recall@20", "recall@20")}
 _GOLD = "retrain"
+#: bumped whenever a metric's definition or an evaluation constant changes, so cached cells are recomputed
+EVAL_REVISION = "2026-11-28.1"
 
 
 def plan(config: dict) -> list[dict]:
@@ -101,8 +103,15 @@ def plan(config: dict) -> list[dict]:
     task = config.get("task", "link")
     if task not in METRICS:
         raise ValueError(f"benchmark config: task must be one of {sorted(METRICS)}, got {task!r}")
-    fixed = dict(task=task, epochs=config["epochs"], methods=sorted(config["methods"]),
-                 options=config.get("options", {}), train=config.get("train", {}), version=__version__)
+    registry = methods()
+    unknown = sorted(set(config["methods"]) - set(registry))
+    if unknown:
+        raise ValueError(f"benchmark config: unknown methods {unknown}; registered: {sorted(registry)}")
+    overrides = config.get("options", {})
+    # every option a method will run with, defaults included, so a changed default changes the key
+    resolved = {m: {**registry[m].options, **overrides.get(m, {})} for m in sorted(config["methods"])}
+    fixed = dict(task=task, epochs=config["epochs"], methods=sorted(config["methods"]), method_options=resolved,
+                 train=config.get("train", {}), version=__version__, eval_revision=EVAL_REVISION)
     if task == "link":
         fixed["attack_epochs"] = config.get("attack_epochs", config["epochs"])
     return [dict(dataset=d, backbone=b, fraction=f, setting=s, seed=seed, **fixed)
@@ -165,7 +174,7 @@ def _original(cell: dict, cache: dict, build: Callable[[], torch.nn.Module], fit
 
 def _unlearn_all(cell: dict, model, store, req, split, progress: bool) -> dict:
     return {m: unlearn(model, store, req, m, split=split, seed=cell["seed"], progress=progress,
-                       **cell["options"].get(m, {}))
+                       **cell["method_options"][m])
             for m in cell["methods"]}
 
 
@@ -174,7 +183,8 @@ def _rows(cell: dict, results: dict, metrics: Callable) -> list[dict]:
     for method, res in results.items():
         values = metrics(method, res)
         values["seconds"], values["peak_mb"] = res.seconds, res.peak_mb
-        rows.append({**{k: v for k, v in cell.items() if k not in ("methods", "version", "options", "train")},
+        rows.append({**{k: v for k, v in cell.items()
+                        if k not in ("methods", "version", "method_options", "train", "eval_revision")},
                      "method": method, **values})
     return rows
 
@@ -273,8 +283,8 @@ def summarise(rows: list[dict]) -> list[dict]:
                 if c is not None:
                     row[metric] = f"{c[0]:.4f} +- {c[1]:.4f}" if metric != "peak_mb" else f"{c[0]:.0f} +- {c[1]:.0f}"
             t = _centre(rs, "seconds")
-            if gold is not None and t is not None and t[0] > 0:
-                row["speedup"] = f"{gold[0] / t[0]:.1f}x"
+            if gold is not None and t is not None:  # under a millisecond: no training happened (unlink)
+                row["speedup"] = f"{gold[0] / t[0]:.1f}x" if t[0] >= 1e-3 else "-"
             out.append(row)
     return out
 

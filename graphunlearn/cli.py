@@ -140,6 +140,8 @@ def _describe(split) -> str:
 
 def cmd_train(args) -> None:
     run = _run_dir(args.run)
+    if args.epochs < 1:
+        raise CLIError(f"--epochs must be at least 1, got {args.epochs}")
     store, split, task = _load(run)
     torch.manual_seed(args.seed)
     kinds = tuple(REC_MODELS) if task == "rec" else models.CONVS
@@ -183,6 +185,11 @@ def cmd_delete(args) -> None:
             pairs = datasets.item_group_interactions(split, items)
             if pairs.size(1) == 0:
                 raise CLIError(f"item group {args.item_group} has no training interactions")
+            ids = store.edge_ids(pairs)
+            live = ids[store.edge_mask[ids]]  # users who left took some of them already
+            if live.numel() == 0:
+                raise CLIError(f"every interaction of item group {args.item_group} is already deleted")
+            pairs = store.edge_index[:, live]
             print(f"item group {column}{f' ({names[column]})' if column < len(names) else ''}: "
                   f"{items.numel()} items, {pairs.size(1)} training interactions")
             req = store.delete_edges(pairs)
@@ -299,7 +306,10 @@ def cmd_bench(args) -> None:
         raise CLIError(f"unknown configuration {args.config!r}; known: {', '.join(bench.CONFIGS)}")
     out = Path(args.out or Path("results") / f"unlearning-{args.config}")
     config = bench.CONFIGS[args.config]
-    rows = bench.run(config, out, progress=not args.quiet)
+    try:
+        rows = bench.run(config, out, progress=not args.quiet)
+    except (ValueError, RuntimeError, OSError) as exc:  # finished cells stay cached; a rerun resumes
+        raise CLIError(f"{args.config}: {exc}") from None
     md = bench.write_outputs(rows, out, config, name=args.config)
     print(md.read_text())
     print(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {md} and {out / 'plots.png'}")

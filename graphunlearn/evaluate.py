@@ -258,7 +258,7 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
     told from the outputs (compare with gold's; a model that did not change at all, such as ``unlink``,
     scores exactly 0.5 while not forgetting: read it beside ``acc_deleted`` and the retrain gap).
     With ``gold``: the retrain gap by region on the live graph (:func:`node_regions`, :func:`class_gap`) as
-    ``gap_<region>_<kl|js|l2|fidelity>``.
+    ``gap_<region>_<kl|js|l2|fidelity>``; for the deleted nodes both models are asked on the graph before.
     """
     requests = _as_requests(forget)
     view = store.live()
@@ -288,7 +288,12 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
     if gold is not None:
         gold_logits = gold(view.x, view)
         for region, nodes in node_regions(store, requests, split.test_idx).items():
-            for k, v in class_gap(logits[nodes], gold_logits[nodes]).items():
+            if region == "deleted" and deleted.numel():  # asked as the attacker asks (see above)
+                nodes = torch.unique(torch.cat([r.node_ids for r in requests]))
+                gap = class_gap(asked[nodes], gold(x_before, before)[nodes])
+            else:
+                gap = class_gap(logits[nodes], gold_logits[nodes])
+            for k, v in gap.items():
                 out[f"gap_{region}_{k}"] = v
     return out
 
@@ -326,18 +331,27 @@ def macro_f1(pred: Tensor, y: Tensor) -> float:
 
 @torch.no_grad()
 def recommendation(model: nn.Module, store: GraphStore, split, forget, *, k: int = 20, gold: nn.Module | None = None,
-                   batch_users: int = 4096) -> Metrics:
-    """Recall@k and NDCG@k on the test interactions of live users, and Recall@k on the forgotten interactions
+                   batch_users: int = 1024) -> Metrics:
+    """Recall@k and NDCG@k on the test interactions, and Recall@k on the forgotten interactions
     (``forget_recall@k``: lower is better; compare with the gold model's). Items a user keeps in the retained
     training graph are excluded from that user's ranking; for the forget-set recall they are too, so a
-    forgotten item competes with the items the user has not interacted with. Users are ranked in batches of
+    forgotten item competes with the items the user has not interacted with. Test interactions count only
+    where both ends are still in the catalogue: a deleted user has nothing left to rank, and an item whose
+    every training interaction the requests deleted (a revoked licence) is out of the catalogue, so its
+    test interactions would reward models that still recommend it. Users are ranked in batches of
     ``batch_users`` (memory O(batch x items)). With ``gold``: the retrain gap by region on user-item scores
     (two-class, as for links): ``gap_<deleted|hop1|hop2|rest|test>_<kl|js|l2|fidelity>``."""
     requests = _as_requests(forget)
     nu, ni = split.num_users, split.num_items
     z = _rec_embeddings(model, store)
-    test = split.test_pos[:, store.node_mask[split.test_pos[0]]]  # deleted users have nothing left to rank
     deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
+    test = split.test_pos[:, store.node_mask[split.test_pos[0]] & store.node_mask[split.test_pos[1]]]
+    if deleted.numel():
+        live_count = torch.bincount(store.edge_index[1, store.edge_mask], minlength=nu + ni)
+        touched = torch.zeros(nu + ni, dtype=torch.bool)
+        touched[store.edge_index[1, deleted]] = True
+        removed = touched & (live_count == 0)
+        test = test[:, ~removed[test[1]]]
     df = store.edge_index[:, deleted]
     kept = store.edge_index[:, store.edge_mask]
     stats = {"test": [0.0, 0.0, 0], "forget": [0.0, 0.0, 0]}  # recall sum, ndcg sum, users

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
-import resource
+import sys
 import threading
 import time
 
@@ -18,7 +20,20 @@ def rss_bytes() -> int:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * _PAGE
     except OSError:  # pragma: no cover - not Linux
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
+
+
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the system (glibc ``malloc_trim``), so that memory freed by earlier
+    work and reused by the measured block still shows as growth."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
 
 
 class PeakMemory:
@@ -26,7 +41,9 @@ class PeakMemory:
 
     On a CUDA device: ``torch.cuda.max_memory_allocated`` (reset at entry) minus the allocation at entry.
     On CPU: the resident set size sampled every ``interval`` seconds by a background thread (so a spike
-    shorter than the interval can be missed) minus the resident set size at entry. Also records ``seconds``.
+    shorter than the interval can be missed) minus the resident set size at entry, after freed heap pages
+    are handed back (glibc); memory the allocator keeps cached from earlier work can still hide some
+    growth, so read CPU figures as lower bounds. Also records ``seconds``.
 
         with PeakMemory() as mem:
             work()
@@ -46,6 +63,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._base = torch.cuda.memory_allocated(self.device)
         else:
+            _trim_heap()
             self._base = self._peak = rss_bytes()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()

@@ -171,6 +171,11 @@ class GraphStore:
         self._refuse_deleted_edges(ids)
         return self._commit("edges", edge_ids=ids)
 
+    def edge_ids(self, edges) -> Tensor:
+        """The store's edge ids of ``edges`` (ids, ``(u, v)`` pairs or an ``edge_index`` [2, K]), live or
+        deleted; unknown pairs or ids raise :class:`DeletionError` naming them. Changes nothing."""
+        return self._resolve_edges(edges)
+
     def delete_nodes(self, nodes) -> DeletionRequest:
         """Delete nodes, their features and every live incident edge."""
         ids = self._check_node_ids(nodes, "nodes")

@@ -51,11 +51,25 @@ def test_node_and_rec_smoke_configs(tmp_path, name, metrics):
     assert "gold (retrain)" in md and metrics[0] in md
 
 
-def test_cache_key_follows_the_whole_configuration():
-    cell = bench.plan(bench.CONFIGS["smoke"])[0]
-    assert bench.cell_key(cell) == bench.cell_key(dict(cell))
-    for change in ({"epochs": 31}, {"methods": ["retrain"]}, {"options": {"d2dgn": {"alpha": 0.5}}}, {"seed": 1}):
-        assert bench.cell_key({**cell, **change}) != bench.cell_key(cell)
+def test_cache_key_follows_the_whole_configuration(monkeypatch):
+    config = bench.CONFIGS["smoke"]
+    key = bench.cell_key(bench.plan(config)[0])
+    assert bench.cell_key(bench.plan(dict(config))[0]) == key
+    for change in ({"epochs": 31}, {"methods": ["retrain"]}, {"options": {"d2dgn": {"alpha": 0.5}}}, {"seeds": [1]},
+                   {"train": {"lr": 0.1}}):
+        assert bench.cell_key(bench.plan({**config, **change})[0]) != key, change
+    # a changed method default or evaluation revision changes the key too, with the config untouched
+    from graphunlearn import unlearning
+
+    spec = unlearning.methods()["d2dgn"]
+    monkeypatch.setitem(unlearning._REGISTRY, "d2dgn", unlearning.Method(
+        spec.name, spec.fn, spec.tasks, {**spec.options, "epochs": spec.options["epochs"] + 1}, spec.doc))
+    assert bench.cell_key(bench.plan(config)[0]) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(bench, "EVAL_REVISION", "test")
+    assert bench.cell_key(bench.plan(config)[0]) != key
+    with pytest.raises(ValueError, match="unknown methods"):
+        bench.plan({**config, "methods": ["retrain", "nope"]})
 
 
 def test_targets_are_checked_against_gold():

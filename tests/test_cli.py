@@ -81,19 +81,21 @@ def test_cli_rec_task_and_item_group(tmp_path, capsys):
     run = str(tmp_path / "rec")
     assert main(["split", "--dataset", "synthetic-rec", "--run", run]) == 0  # user-item data: task rec
     assert main(["train", "--run", run, "--epochs", "3", "--quiet"]) == 0
-    assert main(["delete", "--run", run, "--item-group", "group 2"]) == 0
-    assert main(["delete", "--run", run, "--fraction", "0.05", "--kind", "user"]) == 0
-    assert main(["unlearn", "--run", run, "--request", "0", "--method", "reverse_bpr", "--option", "epochs=3",
+    assert main(["delete", "--run", run, "--fraction", "0.05", "--kind", "user"]) == 0  # users leave first
+    assert main(["delete", "--run", run, "--item-group", "group 2"]) == 0  # their interactions are gone already
+    assert main(["unlearn", "--run", run, "--request", "1", "--method", "reverse_bpr", "--option", "epochs=3",
                  "--quiet"]) == 0
     out = tmp_path / "rec.json"
-    assert main(["evaluate", "--run", run, "--request", "0", "--model", "reverse_bpr-r0.pt", "--gold", "model.pt",
+    assert main(["evaluate", "--run", run, "--request", "1", "--model", "reverse_bpr-r1.pt", "--gold", "model.pt",
                  "--json", str(out)]) == 0
-    row = json.loads(out.read_text())["rows"]["reverse_bpr-r0.pt"]
+    row = json.loads(out.read_text())["rows"]["reverse_bpr-r1.pt"]
     assert 0 <= row["recall@20"] <= 1 and 0 <= row["forget_recall@20"] <= 1
     text = capsys.readouterr().out
-    assert "(rec)" in text and "request 0: edges" in text and "request 1: nodes" in text
+    assert "(rec)" in text and "request 0: nodes" in text and "request 1: edges" in text
     assert main(["delete", "--run", run, "--item-group", "2"]) == 2  # already deleted: refused, nothing changes
-    assert "already deleted" in capsys.readouterr().err
+    assert "is already deleted" in capsys.readouterr().err
+    assert main(["train", "--run", run, "--epochs", "0"]) == 2
+    assert "--epochs must be at least 1" in capsys.readouterr().err
     assert main(["delete", "--run", run, "--item-group", "99"]) == 2
     assert "out of range 0..5" in capsys.readouterr().err
     assert main(["delete", "--run", run, "--item-group", "Opera"]) == 2

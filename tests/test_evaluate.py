@@ -156,8 +156,10 @@ def test_hits_at_k_matches_ogb_evaluator():
 
     g = torch.Generator().manual_seed(0)
     pos, neg = torch.randn(300, generator=g) + 1.0, torch.randn(1000, generator=g)
-    neg[:5] = pos[:5]  # ties with the K-th negative do not count as hits
+    kth = torch.topk(neg, 20).values[-1]
+    pos[:7] = kth  # ties with the K-th negative do not count as hits
     ref = Evaluator("ogbl-ddi").eval({"y_pred_pos": pos, "y_pred_neg": neg})["hits@20"]
+    assert ref == pytest.approx(float((pos > kth).sum()) / 300) and float((pos >= kth).sum()) - 7 == (pos > kth).sum()
     assert hits_at_k(pos, neg, 20) == pytest.approx(ref)
     assert ogb_hits("ogbl-ddi", pos, neg) == pytest.approx(ref)
     assert 0 < ref < 1
@@ -243,3 +245,52 @@ def test_recommendation_batches_agree_and_drop_deleted_users():
     expected = gu.evaluate.recommendation(model, store, without, [req, gone], k=5)
     assert after["recall@5"] == pytest.approx(expected["recall@5"])
     assert after["ndcg@5"] == pytest.approx(expected["ndcg@5"])
+
+
+def test_recommendation_ranking_by_hand():
+    """Two users, four items, fixed MF embeddings: the ranks, exclusions and catalogue rules by hand."""
+    from torch_geometric.data import Data
+
+    import graphunlearn as gu
+    from graphunlearn.datasets import RecSplit
+
+    nu, ni = 2, 4  # users 0, 1; items are nodes 2..5
+    train = torch.tensor([[0, 0, 1, 1], [2, 3, 4, 5]])
+    data = Data(edge_index=torch.cat([train, train.flip(0)], 1), num_nodes=nu + ni)
+    test = torch.tensor([[0, 0, 1], [4, 5, 3]])
+    split = RecSplit(data, train, test, nu, ni, official=True)
+    store = gu.GraphStore(data)
+    model = gu.models.MF(nu, ni, embedding_dim=1)
+    with torch.no_grad():
+        model.users.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        model.items.weight.copy_(torch.tensor([[4.0], [3.0], [2.0], [1.0]]))  # items 2, 3, 4, 5
+    req = store.delete_edges([(0, 2)])  # user 0 forgets item 2
+    m = gu.evaluate.recommendation(model, store, split, req, k=1)
+    # user 0 keeps item 3, so it ranks 2 (4.0) > 4 > 5: top-1 = item 2, which is its forgotten item;
+    # user 1 keeps 4, 5 and ranks 3 (-3) above 2 (-4): top-1 = item 3, its test item
+    assert m["forget_recall@1"] == pytest.approx(1.0)
+    assert m["recall@1"] == pytest.approx((0 / 2 + 1 / 1) / 2)
+    assert m["ndcg@1"] == pytest.approx((0.0 + 1.0) / 2)
+    # item 3 loses its only training interaction: out of the catalogue, its test pair (1, 3) is not counted
+    gone = store.delete_edges([(0, 3)])
+    m2 = gu.evaluate.recommendation(model, store, split, [req, gone], k=1)
+    assert m2["recall@1"] == pytest.approx(0.0)  # only user 0's test pairs remain, and it ranks item 2 first
+
+
+def test_node_gap_on_deleted_nodes_asks_the_graph_before():
+    import graphunlearn as gu
+
+    data = gu.datasets.synthetic(num_nodes=200, num_classes=3, num_features=8, seed=0)
+    split = gu.datasets.node_split(data, seed=0)
+    store = gu.GraphStore(data)
+    torch.manual_seed(0)
+    model = gu.models.GCN(8, hidden_channels=16, out_channels=3)
+    gu.train.node_classification(model, store, split, epochs=20, progress=False)
+    torch.manual_seed(1)
+    other = gu.models.GCN(8, hidden_channels=16, out_channels=3)
+    req = store.delete_nodes(split.train_idx[:6])
+    m = gu.evaluate.node_classification(model, store, split, req, gold=other)
+    x_before, before = gu.evaluate.graph_before(store, [req])
+    with torch.no_grad():
+        expect = gu.evaluate.class_gap(model(x_before, before)[req.node_ids], other(x_before, before)[req.node_ids])
+    assert m["gap_deleted_kl"] == pytest.approx(expect["kl"]) and m["gap_deleted_fidelity"] == expect["fidelity"]

@@ -15,6 +15,11 @@ def test_peak_memory_sees_a_temporary_allocation():
     with PeakMemory() as small:
         torch.ones(10)
     assert small.peak_mb < 50
+    with PeakMemory(interval=0.001) as again:  # memory freed by the first block must not hide this one
+        block = torch.ones(64, 2**20)
+        time.sleep(0.05)
+        del block
+    assert 200 < again.peak_mb < 1024
 
 
 def test_unlearn_reports_peak_memory():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
@@ -333,3 +334,35 @@ def test_gnndelete_checkpoint_round_trip(link_setup, tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(view.x, view), res.model(view.x, view))
     assert torch.equal(loaded.masks, res.model.masks) and loaded.forgotten_requests == (req.id,)
+
+
+def test_d2dgn_max_pairs(link_setup):
+    _, split, _, model, _ = link_setup
+    store = _fresh_store(split)
+    req = store.delete_edges(gu.datasets.forget_edges(split, 0.05, "in", seed=0))
+    with pytest.raises(ValueError, match="max_pairs must be a positive int"):
+        unlearn(model, store, req, "d2dgn", split=split, epochs=1, max_pairs=0)
+    with pytest.raises(ValueError, match="max_pairs must be a positive int"):
+        unlearn(model, store, req, "d2dgn", split=split, epochs=1, max_pairs=True)
+    from graphunlearn import unlearning
+
+    sizes = []
+    real = unlearning.binary_kl_distill_loss
+
+    def spy(logits, target, **kw):
+        sizes.append(logits.numel())
+        return real(logits, target, **kw)
+
+    df = req.edge_ids.numel()
+    unlearning.binary_kl_distill_loss = spy
+    try:
+        res = unlearn(model, store, req, "d2dgn", split=split, epochs=2, max_pairs=16)
+        capped = list(sizes)
+        sizes.clear()
+        unlearn(model, store, req, "d2dgn", split=split, epochs=2)
+    finally:
+        unlearning.binary_kl_distill_loss = real
+    assert res.info["epochs"] == 2 and all(math.isfinite(v) for v in res.info["losses"])
+    # per epoch: the retained term on 16 kept edges + 16 sampled pairs, then the Df term
+    assert capped == [32, df, 32, df]
+    assert sizes[0] > 32 and sizes[1] == df

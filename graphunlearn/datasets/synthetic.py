@@ -63,9 +63,10 @@ def synthetic_user_item(num_users: int = 300, num_items: int = 200, num_groups: 
 
     Items are split into ``num_groups`` groups (``item_x`` is the one-hot group, like MovieLens' genre
     columns); each user favours one group and draws ``interactions_per_user`` distinct items, each from the
-    favoured group with probability ``affinity`` and otherwise uniformly. Users are nodes ``0..U-1``, items
-    ``U..U+I-1``; ``split_edge["train_pos"]`` holds every interaction (``user_item_split`` makes the test
-    set), ``edge_index`` both directions.
+    favoured group with probability ``affinity`` and otherwise uniformly (from ``4 x interactions_per_user``
+    draws, so a user whose draws repeat a lot, as with a tiny favoured group, ends with fewer). Users are
+    nodes ``0..U-1``, items ``U..U+I-1``; ``split_edge["train_pos"]`` holds every interaction
+    (``user_item_split`` makes the test set), ``edge_index`` both directions.
     """
     if num_users < 1 or num_items < 1 or not 1 <= num_groups <= num_items:
         raise ValueError(f"synthetic_user_item: need num_users >= 1 and 1 <= num_groups <= num_items, got "

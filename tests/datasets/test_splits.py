@@ -458,3 +458,53 @@ def test_sample_negatives_property(n, edges, seed, data):
     assert len(got) == num and not (got & known) and all(u != v for u, v in got)
     with pytest.raises(ValueError, match="only"):
         sample_negatives(n, free + 1, exclude, torch.Generator().manual_seed(seed))
+
+
+def test_synthetic_user_item_layout_and_determinism():
+    from graphunlearn.datasets import synthetic_user_item
+
+    a, b = synthetic_user_item(seed=3), synthetic_user_item(seed=3)
+    assert torch.equal(a.edge_index, b.edge_index)
+    nu, ni = a.num_users, a.num_items
+    pairs = a.split_edge["train_pos"]
+    assert pairs.size(1) == nu * 15 and bool((pairs[0] < nu).all()) and bool((pairs[1] >= nu).all())
+    assert torch.unique(pairs[0] * (nu + ni) + pairs[1]).numel() == pairs.size(1)  # no repeats
+    assert torch.equal(a.item_x.sum(1), torch.ones(ni)) and len(a.item_group_names) == a.item_x.size(1)
+    with pytest.raises(ValueError, match="num_groups"):
+        synthetic_user_item(num_items=3, num_groups=4)
+
+
+@pytest.mark.parametrize("kind", ["interaction", "user", "item_group"])
+def test_forget_recommendation(kind):
+    from graphunlearn.datasets import forget_recommendation, load, user_item_split
+
+    split = user_item_split(load("synthetic-rec"), seed=0)
+    f = forget_recommendation(split, kind, 0.05, seed=1)
+    assert torch.equal(f, forget_recommendation(split, kind, 0.05, seed=1))
+    train = split.train_pos
+    if kind == "user":
+        assert f.dim() == 1 and f.numel() == round(0.05 * torch.unique(train[0]).numel())
+        assert bool((f < split.num_users).all())
+        return
+    keys = set((train[0] * 10**6 + train[1]).tolist())
+    assert set((f[0] * 10**6 + f[1]).tolist()) <= keys  # training interactions only
+    if kind == "interaction":
+        assert f.size(1) == round(0.05 * train.size(1))
+    else:  # every interaction of the chosen items, and just enough items to reach the fraction
+        items = torch.unique(f[1])
+        assert f.size(1) == int(torch.isin(train[1], items).sum())
+        assert f.size(1) >= 0.05 * train.size(1)
+        most = int(torch.bincount(train[1]).max())
+        assert f.size(1) < 0.05 * train.size(1) + most  # the last item drawn crossed the fraction
+
+
+def test_forget_recommendation_errors():
+    from graphunlearn.datasets import forget_recommendation, item_group_interactions, load, user_item_split
+
+    split = user_item_split(load("synthetic-rec"), seed=0)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        forget_recommendation(split, "genre", 0.05)
+    with pytest.raises(ValueError, match="fraction must lie in"):
+        forget_recommendation(split, "user", 1.5)
+    with pytest.raises(ValueError, match="are not item nodes"):
+        item_group_interactions(split, [0, 1])
