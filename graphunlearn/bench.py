@@ -56,14 +56,16 @@ CONFIGS: dict[str, dict] = {
                       methods=_LINK + ["gradient_ascent", "finetune"], fractions=[0.005, 0.01, 0.025, 0.05],
                       settings=["in", "out"], seeds=_PROTOCOL_SEEDS, epochs=200),
     # ogbl-ddi on CPU: ~4 s per training epoch, so 100 epochs and a 20-epoch shadow model for the attacker;
-    # its 2-hop neighbourhoods cover nearly the whole graph, so d2dgn draws 131072 retained edges per epoch
+    # its 2-hop neighbourhoods cover nearly the whole graph, so d2dgn draws 131072 retained edges per epoch;
+    # it ran with d2dgn's earlier budget (10 epochs, validation every 2), pinned here so its cells stay valid
     "ddi-target": dict(task="link", datasets=["ogbl-ddi"], backbones=["gcn"], methods=_LINK, fractions=[0.025],
                        settings=["in"], seeds=[42, 21, 13], epochs=100, attack_epochs=20,
-                       options={"d2dgn": {"max_pairs": 131072}},
+                       options={"d2dgn": {"max_pairs": 131072, "epochs": 10, "eval_every": 2}},
                        targets=[dict(method="d2dgn", metric="hits@20", rule="abs_gap", value=0.02),
                                 dict(method="d2dgn", metric="seconds", rule="speedup", value=10.0)]),
+    # no "out" on ddi: the 2-hop neighbourhood of its test edges' endpoints holds every training edge
     "ddi-link": dict(task="link", datasets=["ogbl-ddi"], backbones=["gcn", "gat", "gin"], methods=_LINK,
-                     fractions=[0.005, 0.01, 0.025, 0.05], settings=["in", "out"], seeds=[42, 21, 13], epochs=100,
+                     fractions=[0.005, 0.01, 0.025, 0.05], settings=["in"], seeds=[42, 21, 13], epochs=100,
                      attack_epochs=20, options={"d2dgn": {"max_pairs": 131072}}),
     "cora-node": dict(task="node", datasets=["cora"], backbones=["gcn", "gat", "gin"],
                       methods=["retrain", "unlink", "finetune", "d2dgn"], fractions=[0.05, 0.1],
@@ -75,6 +77,9 @@ CONFIGS: dict[str, dict] = {
                                       dict(method="reverse_bpr", metric="forget_recall@20", rule="at_most_gold_plus",
                                            value=0.01),
                                       dict(method="reverse_bpr", metric="seconds", rule="speedup", value=1.0)]),
+    "movielens-kinds": dict(task="rec", datasets=["movielens-100k"], backbones=["lightgcn"],
+                            methods=["retrain", "unlink", "reverse_bpr"], fractions=[0.025],
+                            settings=["interaction", "user", "item_group"], seeds=[42, 21, 13], epochs=50),
     "movielens-rec": dict(task="rec", datasets=["movielens-100k"], backbones=["lightgcn", "mf"],
                           methods=["retrain", "unlink", "reverse_bpr"], fractions=[0.01, 0.025, 0.05],
                           settings=["interaction", "user", "item_group"], seeds=_PROTOCOL_SEEDS, epochs=50),
@@ -290,8 +295,8 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def check_targets(rows: list[dict], targets: list[dict]) -> list[dict]:
-    """Check each target in every group that has the method and gold. Rules: ``abs_gap`` (|mean - gold mean|
-    <= value), ``rel_gap`` (|mean - gold mean| / gold mean <= value), ``at_most_gold_plus`` (mean <= gold mean
+    """Check each target in every group that has the method and gold. Rules: ``abs_gap`` (abs(mean - gold mean)
+    <= value), ``rel_gap`` (abs(mean - gold mean) / gold mean <= value), ``at_most_gold_plus`` (mean <= gold mean
     + value), ``speedup`` (gold's median time / the method's >= value)."""
     checks = []
     for key, by_method in sorted(_groups(rows).items()):
@@ -303,10 +308,10 @@ def check_targets(rows: list[dict], targets: list[dict]) -> list[dict]:
                 continue
             rule, value = t["rule"], float(t["value"])
             if rule == "abs_gap":
-                measured, ok, want = m[0] - g[0], abs(m[0] - g[0]) <= value, f"|gap| <= {value}"
+                measured, ok, want = m[0] - g[0], abs(m[0] - g[0]) <= value, f"abs(gap) <= {value}"
             elif rule == "rel_gap":
                 measured = (m[0] - g[0]) / g[0] if g[0] else float("inf")
-                ok, want = abs(measured) <= value, f"|relative gap| <= {value}"
+                ok, want = abs(measured) <= value, f"abs(relative gap) <= {value}"
             elif rule == "at_most_gold_plus":
                 measured, ok, want = m[0] - g[0], m[0] <= g[0] + value, f"<= gold + {value}"
             elif rule == "speedup":

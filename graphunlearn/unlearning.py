@@ -295,8 +295,8 @@ def _gradient_ascent(ctx: Context) -> dict:
                      select=False)
 
 
-@register("d2dgn", tasks=("link", "node"), epochs=10, lr=0.005, alpha=0.99, tau=1.0, beta=1.0, sample_ratio=1.0,
-          from_scratch=False, destroyer="random", eval_every=2, max_pairs=None)
+@register("d2dgn", tasks=("link", "node"), epochs=8, lr=0.005, alpha=0.99, tau=1.0, beta=1.0, sample_ratio=1.0,
+          from_scratch=False, destroyer="random", eval_every=4, max_pairs=None)
 def _d2dgn(ctx: Context) -> dict:
     r"""Distill to Delete (Sinha et al., arXiv 2309.16173): a student learns from two frozen teachers,
 
@@ -316,10 +316,12 @@ def _d2dgn(ctx: Context) -> dict:
     sample, :math:`V_f` the deleted nodes. The student starts from the original weights
     (``from_scratch=True``: from a fresh initialisation). The epoch kept is the one with the best validation score.
 
-    Defaults (``alpha=0.99``, 10 epochs, validation every 2) were chosen on a development seed (7, outside
-    the protocol's seeds) of Cora, GCN, 2.5% "in" edges: Df-AUROC 0.754 against gold 0.734 and test AUROC
-    0.915 against 0.921, in 0.7 s against about 6 s for retraining. With ``alpha=0.5`` and 30 epochs it
-    over-forgot (Df-AUROC 0.77 against 0.66 on another draw; test AUROC 0.87 against 0.92). With a
+    Defaults: ``alpha=0.99`` was chosen on a development seed (7, outside the protocol's seeds) of Cora,
+    GCN, 2.5% "in" edges (with ``alpha=0.5`` and 30 epochs it over-forgot: Df-AUROC 0.77 against 0.66 on
+    another draw; test AUROC 0.87 against 0.92). The budget was 10 epochs with validation every 2 until the
+    five-seed benchmark measured 9.7x gold's speed against the 10x asked for; on development seeds 7 and 8
+    the epoch selected was 4 both times, so 8 epochs with validation every 4 keep the same model there
+    (seed 7: Dt-AUROC 0.919, Df 0.691 against gold's 0.921 and 0.750) and skip the rest. With a
     randomly initialised destroyer the dot-product decoder scores nearby pairs high (GCN smoothing), so on
     the small synthetic graph the destroyer term raised the deleted edges' scores instead.
     """
@@ -399,7 +401,27 @@ def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
     return teacher.eval()
 
 
-@register("reverse_bpr", tasks=("rec",), epochs=10, lr=0.005, alpha=0.5, batch_size=4096, weight_decay=1e-4)
+def _reset_rows(model: nn.Module, nodes: Tensor, num_users: int) -> int:
+    """Give the deleted users' and items' own embedding rows a fresh initialisation (as a model retrained
+    without them would have); returns how many rows were reset. LightGCN keeps one table over all nodes,
+    MF one for users and one for items."""
+    if nodes.numel() == 0:
+        return 0
+    fresh = model.fresh()
+    with torch.no_grad():
+        if isinstance(model, gm.LightGCN):
+            model.embedding.weight[nodes] = fresh.embedding.weight[nodes]
+        elif isinstance(model, gm.MF):
+            users, items = nodes[nodes < num_users], nodes[nodes >= num_users] - num_users
+            model.users.weight[users] = fresh.users.weight[users]
+            model.items.weight[items] = fresh.items.weight[items]
+        else:
+            raise ValueError(f"reverse_bpr: reset_deleted needs a LightGCN or MF model, got {type(model).__name__}")
+    return int(nodes.numel())
+
+
+@register("reverse_bpr", tasks=("rec",), epochs=10, lr=0.005, alpha=0.5, batch_size=4096, weight_decay=1e-4,
+          reset_deleted=True)
 def _reverse_bpr(ctx: Context) -> dict:
     r"""MMRecUn-style reverse BPR (Sinha et al., arXiv 2405.15328) for LightGCN / MF:
 
@@ -410,7 +432,14 @@ def _reverse_bpr(ctx: Context) -> dict:
     with one sampled negative item :math:`j` per interaction, on the fused (reverse) BPR kernel, message
     passing over the retained interactions only. Fixed epochs (each pairs the forget set with a batch of
     retained interactions of ``batch_size``). Request kinds: interactions (edges), users or items (nodes),
-    item groups (edge or node classes): every deleted user-item edge is in :math:`D_f`.
+    item groups (edge or node classes): every deleted user-item edge is in :math:`D_f`. With
+    ``reset_deleted`` (default), deleted user and item nodes first get freshly initialised embedding rows:
+    a deleted node's own row is nothing but what was learnt from its data, and reverse BPR alone left it
+    in place (dev seed 7 on MovieLens-100k, 2.5% of users: forget-set Recall@20 0.25 without the reset,
+    0.00 with it, 0.02 for gold).
+
+    The defaults (10 epochs, ``alpha=0.5``) were chosen on a development seed (7) of MovieLens-100k,
+    LightGCN, item groups of 2.5%: 20 or 50 epochs cost 1 to 4 Recall@20 points against gold.
     """
     o = ctx.options
     config = getattr(ctx.original, "config", {})
@@ -424,6 +453,7 @@ def _reverse_bpr(ctx: Context) -> dict:
     if df.size(1) == 0:
         raise ValueError("reverse_bpr: the requests delete no interactions")
     alpha, bs = float(o["alpha"]), int(o["batch_size"])
+    reset = _reset_rows(ctx.model, ctx.deleted_nodes, nu) if o["reset_deleted"] else 0
 
     def loss_fn(_):
         kept = gt.interactions(ctx.store, nu)
@@ -440,8 +470,10 @@ def _reverse_bpr(ctx: Context) -> dict:
         reg = (ue[users].pow(2).sum() + ie[pos].pow(2).sum() + ie[neg].pow(2).sum()) / (2 * users.numel())
         return loss + o["weight_decay"] * reg
 
-    return _optimise(ctx, loss_fn, ctx.model.parameters(), epochs=o["epochs"], lr=o["lr"], select=False,
+    info = _optimise(ctx, loss_fn, ctx.model.parameters(), epochs=o["epochs"], lr=o["lr"], select=False,
                      desc="reverse_bpr")
+    info["reset_rows"] = reset
+    return info
 
 
 class GNNDeleteModel(nn.Module):

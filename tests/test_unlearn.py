@@ -366,3 +366,29 @@ def test_d2dgn_max_pairs(link_setup):
     # per epoch: the retained term on 16 kept edges + 16 sampled pairs, then the Df term
     assert capped == [32, df, 32, df]
     assert sizes[0] > 32 and sizes[1] == df
+
+
+@pytest.mark.parametrize("backbone", ["lightgcn", "mf"])
+def test_reverse_bpr_resets_deleted_users(backbone):
+    data = gu.datasets.load("synthetic-rec", num_users=60, num_items=40, interactions_per_user=8)
+    split = gu.datasets.user_item_split(data, seed=0)
+    nu, ni = split.num_users, split.num_items
+    store = gu.GraphStore(split.train_data)
+    torch.manual_seed(0)
+    model = models.LightGCN(nu, ni, embedding_dim=8) if backbone == "lightgcn" else models.MF(nu, ni, embedding_dim=8)
+    train.recommendation(model, store, split, epochs=5, batch_size=128, progress=False)
+    leaving = torch.tensor([3, 17])
+    req = store.delete_nodes(leaving)
+
+    def rows(m):
+        return (m.embedding.weight[leaving] if backbone == "lightgcn" else m.users.weight[leaving]).detach()
+
+    torch.manual_seed(5)
+    kept = unlearn(model, store, req, "reverse_bpr", split=split, epochs=1, lr=1e-9, reset_deleted=False)
+    reset = unlearn(model, store, req, "reverse_bpr", split=split, epochs=1, lr=1e-9)
+    assert reset.info["reset_rows"] == 2 and kept.info["reset_rows"] == 0
+    assert torch.allclose(rows(kept.model), rows(model), atol=1e-6)  # lr 1e-9: the learnt rows stay
+    assert not torch.allclose(rows(reset.model), rows(model), atol=1e-3)  # fresh rows
+    other = torch.tensor([0, 1, 2])  # everyone else keeps what was learnt
+    table = (lambda m: m.embedding.weight) if backbone == "lightgcn" else (lambda m: m.users.weight)
+    assert torch.allclose(table(reset.model)[other], table(model)[other], atol=1e-6)
