@@ -439,7 +439,7 @@ def _reverse_bpr(ctx: Context) -> dict:
     0.00 with it, 0.02 for gold).
 
     The defaults (10 epochs, ``alpha=0.5``) were chosen on a development seed (7) of MovieLens-100k,
-    LightGCN, item groups of 2.5%: 20 or 50 epochs cost 1 to 4 Recall@20 points against gold.
+    LightGCN, item groups of 2.5%: Recall@20 0.250 against gold's 0.255 (20 epochs: 0.242; 50: 0.233).
     """
     o = ctx.options
     config = getattr(ctx.original, "config", {})
