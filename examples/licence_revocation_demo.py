@@ -39,23 +39,16 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     try:
-        available = gu.datasets.is_available(args.dataset)
+        name, data, source = gu.datasets.load_or_default(args.dataset, default="synthetic-rec")
     except ValueError as exc:  # an unknown dataset name
         raise SystemExit(str(exc)) from None
-    if available:
-        name, data = args.dataset, gu.datasets.load(args.dataset)
-        source = f"{args.dataset} (from {gu.datasets.data_root()})"
-    else:
-        name, data = "synthetic-rec", gu.datasets.load("synthetic-rec")
-        source = (f"synthetic user-item graph ({args.dataset} not found under {gu.datasets.data_root()}; "
-                  "set GRAPHUNLEARN_DATA)")
+    if data.get("num_users") is None or data.get("item_x") is None:
+        raise SystemExit(f"{name} is not a user-item dataset with item groups (MovieLens-100k has genres)")
     split = gu.datasets.user_item_split(data, seed=args.seed)
     nu, ni = split.num_users, split.num_items
     print(f"dataset: {source}: {nu} users, {ni} items, {split.train_pos.size(1)} training and "
           f"{split.test_pos.size(1)} test interactions")
 
-    if data.get("item_x") is None:
-        raise SystemExit(f"{name} has no item groups to revoke (MovieLens-100k has genres)")
     names = list(data.item_group_names)
     column = names.index(args.genre) if args.genre in names else None
     if column is None and args.genre.isdigit() and int(args.genre) < len(names):

@@ -37,13 +37,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    if gu.datasets.is_available(args.dataset):
-        name, data = args.dataset, gu.datasets.load(args.dataset)
-        source = f"{args.dataset} (from {gu.datasets.data_root()})"
-    else:
-        name, data = "synthetic", gu.datasets.load("synthetic")
-        source = (f"synthetic SBM graph ({args.dataset} not found under {gu.datasets.data_root()}; "
-                  "set GRAPHUNLEARN_DATA)")
+    name, data, source = gu.datasets.load_or_default(args.dataset)
     print(f"dataset: {source}: {data.num_nodes} nodes, {data.edge_index.size(1) // 2} edges")
 
     split = gu.datasets.link_split(data, seed=args.seed)

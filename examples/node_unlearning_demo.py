@@ -39,16 +39,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     try:
-        available = gu.datasets.is_available(args.dataset)
+        name, data, source = gu.datasets.load_or_default(args.dataset)
     except ValueError as exc:  # an unknown dataset name
         raise SystemExit(str(exc)) from None
-    if available:
-        name, data = args.dataset, gu.datasets.load(args.dataset)
-        source = f"{args.dataset} (from {gu.datasets.data_root()})"
-    else:
-        name, data = "synthetic", gu.datasets.load("synthetic")
-        source = (f"synthetic SBM graph ({args.dataset} not found under {gu.datasets.data_root()}; "
-                  "set GRAPHUNLEARN_DATA)")
     split = gu.datasets.node_split(data, seed=args.seed)
     print(f"dataset: {source}: {data.num_nodes} nodes, {data.edge_index.size(1) // 2} edges; "
           f"{split.train_idx.numel()} training / {split.test_idx.numel()} test nodes")

@@ -32,10 +32,9 @@ def main() -> None:
     if args.epochs < 2:
         raise SystemExit("--epochs must be at least 2 (requests arrive halfway)")
     try:
-        name = args.dataset if gu.datasets.is_available(args.dataset) else "synthetic"
+        name, data, _ = gu.datasets.load_or_default(args.dataset)
     except ValueError as exc:  # an unknown dataset name
         raise SystemExit(str(exc)) from None
-    data = gu.datasets.load(name)
     split = gu.datasets.node_split(data, seed=args.seed)
     print(f"dataset: {name}: {data.num_nodes} nodes, {data.edge_index.size(1) // 2} edges")
 

@@ -28,12 +28,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="folder for the saved store (default: a temporary folder)")
     args = parser.parse_args()
 
-    if gu.datasets.is_available(args.dataset):
-        data, source = gu.datasets.load(args.dataset), f"{args.dataset} from {gu.datasets.data_root()}"
-    else:
-        data = gu.datasets.load("synthetic")
-        source = (f"the embedded synthetic graph ({args.dataset} not found under {gu.datasets.data_root()}; "
-                  "set GRAPHUNLEARN_DATA)")
+    _, data, source = gu.datasets.load_or_default(args.dataset)
     print(f"dataset: {source}: {data.num_nodes} nodes, {data.edge_index.size(1) // 2} undirected edges")
 
     split = gu.datasets.link_split(data, seed=42)

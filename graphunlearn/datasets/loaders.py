@@ -103,6 +103,22 @@ def load(name: str, root: str | os.PathLike | None = None, **kwargs) -> Data:
     return _LOADERS[key](work)
 
 
+_DESCRIBE = {"synthetic": "synthetic SBM graph", "synthetic-rec": "synthetic user-item graph"}
+
+
+def load_or_default(name: str, default: str = "synthetic", root: str | os.PathLike | None = None
+                    ) -> tuple[str, Data, str]:
+    """``name`` when its files are under the data root, else the embedded ``default``; returns the name
+    actually loaded, the data, and a sentence saying which and why (for a demo's first line). An unknown
+    ``name`` is an error, not a fallback."""
+    key = canonical_name(name)
+    if is_available(key, root):
+        return key, load(key, root), f"{key} (from {data_root(root)})"
+    fallback = canonical_name(default)
+    return fallback, load(fallback), (f"{_DESCRIBE.get(fallback, fallback)} ({key} not found under "
+                                      f"{data_root(root)}; set GRAPHUNLEARN_DATA)")
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())

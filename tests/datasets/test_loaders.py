@@ -431,3 +431,15 @@ def test_real_root_precedence_with_cora(data_root, monkeypatch, tmp_path):
     assert d.x.shape == (2708, 1433)
     assert not (mine / "planetoid" / "Cora" / "processed").exists()
     assert (tmp_path / "cache" / "work" / "planetoid" / "Cora" / "processed").is_dir()
+
+
+def test_load_or_default_says_which(tmp_path):
+    from graphunlearn.datasets import load_or_default
+
+    name, data, message = load_or_default("cora", root=tmp_path)  # nothing there: the embedded default
+    assert name == "synthetic" and data.num_nodes == 1000
+    assert "synthetic SBM graph" in message and "cora not found under" in message
+    name, data, message = load_or_default("movielens-100k", default="synthetic-rec", root=tmp_path)
+    assert name == "synthetic-rec" and data.num_users > 0 and "user-item" in message
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_or_default("no-such-graph", root=tmp_path)
