@@ -27,14 +27,10 @@ def main() -> None:
     p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
     args = p.parse_args()
     if args.list:
-        for name, c in bench.CONFIGS.items():
-            print(f"{name:17s} {c['task']:4s} {len(bench.plan(c)):4d} cells: {', '.join(c['datasets'])}; "
-                  f"{', '.join(c['backbones'])}; {', '.join(c['settings'])}; fractions {c['fractions']}")
+        print("\n".join(bench.describe()))
         return
     out = Path(args.out) if args.out else Path(__file__).resolve().parent / "results" / f"unlearning-{args.config}"
-    config = bench.CONFIGS[args.config]
-    rows = bench.run(config, out, progress=not args.no_progress)
-    md = bench.write_outputs(rows, out, config, name=args.config)
+    md = bench.run_config(args.config, out, progress=not args.no_progress)
     print(md.read_text())
     print(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {md} and {out / 'plots.png'}")
 

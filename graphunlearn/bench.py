@@ -124,6 +124,21 @@ def plan(config: dict) -> list[dict]:
             for s in config["settings"] for seed in config["seeds"]]
 
 
+def describe() -> list[str]:
+    """One line per configuration: name, task, number of cells and the grid."""
+    return [f"{name:17s} {c['task']:4s} {len(plan(c)):4d} cells: {', '.join(c['datasets'])}; "
+            f"{', '.join(c['backbones'])}; {', '.join(c['settings'])}; fractions {c['fractions']}"
+            for name, c in CONFIGS.items()]
+
+
+def run_config(name: str, out: str | os.PathLike, progress: bool = True) -> Path:
+    """Run or resume configuration ``name`` under ``out`` and write its outputs; returns ``results.md``."""
+    if name not in CONFIGS:
+        raise ValueError(f"unknown configuration {name!r}; known: {', '.join(CONFIGS)}")
+    rows = run(CONFIGS[name], out, progress=progress)
+    return write_outputs(rows, out, CONFIGS[name], name=name)
+
+
 def cell_key(cell: dict) -> str:
     return hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:16]
 

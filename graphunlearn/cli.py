@@ -296,21 +296,17 @@ def cmd_bench(args) -> None:
     from . import bench
 
     if args.list or not args.config:
-        for name, c in bench.CONFIGS.items():
-            print(f"{name:17s} {c['task']:4s} {len(bench.plan(c)):4d} cells: {', '.join(c['datasets'])}; "
-                  f"{', '.join(c['backbones'])}; {', '.join(c['settings'])}; fractions {c['fractions']}")
+        print("\n".join(bench.describe()))
         if not args.list:
             print("choose one with --config NAME")
         return
     if args.config not in bench.CONFIGS:
         raise CLIError(f"unknown configuration {args.config!r}; known: {', '.join(bench.CONFIGS)}")
     out = Path(args.out or Path("results") / f"unlearning-{args.config}")
-    config = bench.CONFIGS[args.config]
     try:
-        rows = bench.run(config, out, progress=not args.quiet)
+        md = bench.run_config(args.config, out, progress=not args.quiet)
     except (ValueError, RuntimeError, OSError) as exc:  # finished cells stay cached; a rerun resumes
         raise CLIError(f"{args.config}: {exc}") from None
-    md = bench.write_outputs(rows, out, config, name=args.config)
     print(md.read_text())
     print(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {md} and {out / 'plots.png'}")
 

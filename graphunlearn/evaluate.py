@@ -276,8 +276,8 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
         asked = model(x_before, before)
         out["acc_deleted"] = (asked[deleted].argmax(1) == store.y[deleted]).float().mean().item()
         if gold is not None:
-            out["gold_acc_deleted"] = (gold(x_before, before)[deleted].argmax(1) == store.y[deleted]
-                                       ).float().mean().item()
+            gold_asked = gold(x_before, before)
+            out["gold_acc_deleted"] = (gold_asked[deleted].argmax(1) == store.y[deleted]).float().mean().item()
         members = deleted[torch.isin(deleted, split.train_idx)]
         if original is not None and members.numel() and test.numel():
             original.eval()
@@ -289,8 +289,7 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
         gold_logits = gold(view.x, view)
         for region, nodes in node_regions(store, requests, split.test_idx).items():
             if region == "deleted" and deleted.numel():  # asked as the attacker asks (see above)
-                nodes = torch.unique(torch.cat([r.node_ids for r in requests]))
-                gap = class_gap(asked[nodes], gold(x_before, before)[nodes])
+                gap = class_gap(asked[deleted], gold_asked[deleted])
             else:
                 gap = class_gap(logits[nodes], gold_logits[nodes])
             for k, v in gap.items():
