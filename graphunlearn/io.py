@@ -46,11 +46,49 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def safe_load(path_or_bytes: str | os.PathLike | bytes) -> Any:
-    """Load with ``weights_only=True``: tensors, containers and primitives only, never arbitrary pickles."""
-    if isinstance(path_or_bytes, bytes):
-        return torch.load(io.BytesIO(path_or_bytes), map_location="cpu", weights_only=True)
-    return torch.load(path_or_bytes, map_location="cpu", weights_only=True)
+class CorruptFileError(ValueError):
+    """A file of a saved store, checkpoint or split is damaged, truncated, tampered with or not one of ours.
+
+    The message names the file (or journal row) and what is wrong. Nothing was changed.
+    """
+
+
+def safe_load(path_or_bytes: str | os.PathLike | bytes, *, what: str | None = None) -> Any:
+    """Load with ``weights_only=True``: tensors, containers and primitives only, never arbitrary pickles.
+
+    Args:
+        path_or_bytes: a file path, or the serialized bytes themselves.
+        what: how to name the source in errors (default: the path, or "serialized data").
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        CorruptFileError: the file is truncated, not a ``torch.save`` file, or holds objects outside the
+            weights-only allowlist. Safe loading is never switched off to read it.
+    """
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        source, name = io.BytesIO(bytes(path_or_bytes)), what or "serialized data"
+    elif isinstance(path_or_bytes, (str, os.PathLike)):
+        source, name = path_or_bytes, what or str(path_or_bytes)
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"{name}: no such file")
+    else:
+        raise TypeError(f"safe_load: expected a path or bytes, got {type(path_or_bytes).__name__}")
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except (OSError, MemoryError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise CorruptFileError(f"{name}: cannot be read as a torch.save file ({type(exc).__name__})") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged input; one clear error here
+        # torch's own message for a weights-only refusal advises switching safe loading off; never repeat it.
+        msg = str(exc).split("\n")[0]
+        if "weights_only" in str(exc) or "Weights only" in str(exc):
+            reason = "it holds objects outside the safe-loading allowlist (not a file graphunlearn wrote)"
+        elif isinstance(exc, EOFError) or "failed finding central directory" in msg or "truncated" in msg.lower():
+            reason = "the file is truncated or empty"
+        else:
+            reason = f"the file is damaged or not a torch.save file ({type(exc).__name__}: {msg[:120]})"
+        raise CorruptFileError(f"{name}: {reason}") from None
 
 
 def to_bytes(obj: Any) -> bytes:

@@ -35,6 +35,8 @@ class DeletionRequest:
             it includes the deleted edges themselves).
         created: UNIX time at which the request was registered.
         redacted: ``True`` once ``store.compact()`` erased the ids this record held.
+        store_uid: the unique id of the store that registered the request (``GraphStore.uid``), so that a
+            request is never taken for another store's.
     """
 
     id: int
@@ -48,6 +50,7 @@ class DeletionRequest:
     subgraph_edge_ids: Tensor = field(default_factory=_empty)
     created: float = 0.0
     redacted: bool = False
+    store_uid: str = ""
 
     @property
     def num_hops(self) -> int:
@@ -95,13 +98,14 @@ class DeletionRequest:
         }
 
     @classmethod
-    def from_payload(cls, req_id: int, kind: str, created: float, payload: dict | None) -> DeletionRequest:
+    def from_payload(cls, req_id: int, kind: str, created: float, payload: dict | None,
+                     store_uid: str = "") -> DeletionRequest:
         if payload is None:
-            return cls(id=req_id, kind=kind, created=created, redacted=True)
+            return cls(id=req_id, kind=kind, created=created, redacted=True, store_uid=store_uid)
         return cls(id=req_id, kind=kind, created=created, node_ids=payload["node_ids"],
                    edge_ids=payload["edge_ids"], feature_node_ids=payload["feature_node_ids"],
                    feature_columns=payload["feature_columns"], params=payload["params"],
-                   hops=tuple(payload["hops"]), subgraph_edge_ids=payload["subgraph_edge_ids"])
+                   hops=tuple(payload["hops"]), subgraph_edge_ids=payload["subgraph_edge_ids"], store_uid=store_uid)
 
 
 @dataclass(frozen=True)

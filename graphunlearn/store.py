@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import os
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,6 +87,8 @@ class GraphStore:
         self.feature_mask: Tensor | None = s.get("feature_mask")  # [N, F] bool, made on first use
         self.node_deleted_by: Tensor = s.get("node_deleted_by", torch.full((n,), -1, dtype=torch.long))
         self.edge_deleted_by: Tensor = s.get("edge_deleted_by", torch.full((e,), -1, dtype=torch.long))
+        # Unique per store, kept by save/open/compact: requests carry it so another store's are refused.
+        self.uid: str = s.get("uid") or uuid.uuid4().hex
         self._next_id: int = s.get("next_id", 0)
         self._compacted_through: int = s.get("compacted_through", -1)
         # model tag -> ids of the requests that model has forgotten (the store knows no model, only tags)
@@ -102,7 +105,7 @@ class GraphStore:
             "node_attrs": self.node_attrs, "edge_attrs": self.edge_attrs, "node_mask": self.node_mask,
             "edge_mask": self.edge_mask, "feature_mask": self.feature_mask,
             "node_deleted_by": self.node_deleted_by, "edge_deleted_by": self.edge_deleted_by,
-            "next_id": self._next_id, "compacted_through": self._compacted_through, "forgotten": self.forgotten,
+            "uid": self.uid, "next_id": self._next_id, "compacted_through": self._compacted_through, "forgotten": self.forgotten,
         }
 
     def _structure(self) -> None:
@@ -256,7 +259,7 @@ class GraphStore:
         req = DeletionRequest(id=self._next_id, kind=kind, node_ids=node_ids, edge_ids=edge_ids,
                               feature_node_ids=feature_node_ids, feature_columns=feature_columns,
                               params=params or {}, hops=tuple(hops), subgraph_edge_ids=sub_edges,
-                              created=time.time())
+                              created=time.time(), store_uid=self.uid)
         if self._journal is not None:  # write ahead: durable before it takes effect
             self._journal.append(req.id, kind, req.summary(), to_bytes(req.to_payload()), created=req.created)
         self._apply(req)
@@ -522,7 +525,8 @@ class GraphStore:
         store._journal.redact_through(store._compacted_through)
         snapshot_next = store._next_id
         for req_id, kind, status, created, _summary, payload in store._journal.rows():
-            req = DeletionRequest.from_payload(req_id, kind, created, None if payload is None else safe_load(payload))
+            req = DeletionRequest.from_payload(req_id, kind, created, None if payload is None else safe_load(payload),
+                                               store_uid=store.uid)
             if req_id < snapshot_next:
                 store.requests.append(req)  # already reflected in the snapshot's masks
                 continue
@@ -530,6 +534,29 @@ class GraphStore:
             if status != "applied":
                 store._journal.mark_applied(req_id)
         return store
+
+    def check_request(self, request) -> DeletionRequest:
+        """Return ``request`` if it is a live record of this store; raise a clear error otherwise.
+
+        Raises:
+            TypeError: ``request`` is not a :class:`~graphunlearn.DeletionRequest`.
+            ValueError: it was registered with another store (another ``uid``), names a request id this
+                store never issued, or was compacted (its ids were erased by ``compact()``), including a
+                record kept from before the compaction.
+        """
+        if not isinstance(request, DeletionRequest):
+            raise TypeError(f"expected a DeletionRequest, got {type(request).__name__}: {request!r:.80}")
+        if request.store_uid != self.uid:
+            raise ValueError(f"request {request.id} ({request.kind}) was registered with another store "
+                             f"(store uid {request.store_uid or '?'}, this store's is {self.uid})")
+        known = self.requests[request.id] if 0 <= request.id < len(self.requests) else None  # requests[k].id == k
+        if known is None or known.kind != request.kind or known.created != request.created:
+            raise ValueError(f"request {request.id} ({request.kind}) is not a request of this store "
+                             f"(it holds requests 0..{len(self.requests) - 1})")
+        if known.redacted or request.redacted:
+            raise ValueError(f"request {request.id} ({request.kind}) was compacted: compact() erased its ids, so "
+                             "it can no longer be unlearned or inspected")
+        return known
 
     def record_forgotten(self, model_tag: str, request_ids) -> None:
         """Note that the model tagged ``model_tag`` has forgotten ``request_ids`` (persisted by the next
@@ -579,11 +606,11 @@ class GraphStore:
             "edge_weight": take(self.edge_weight, edges),
             "node_attrs": {k: take(v, nodes) for k, v in self.node_attrs.items()},
             "edge_attrs": {k: take(v, edges) for k, v in self.edge_attrs.items()},
-            "feature_mask": feature_mask, "next_id": self._next_id, "compacted_through": self._next_id - 1,
+            "feature_mask": feature_mask, "uid": self.uid, "next_id": self._next_id, "compacted_through": self._next_id - 1,
             "forgotten": self.forgotten,
         }
-        requests = [DeletionRequest(id=r.id, kind=r.kind, params=r.params, created=r.created, redacted=True)
-                    for r in self.requests]
+        requests = [DeletionRequest(id=r.id, kind=r.kind, params=r.params, created=r.created, redacted=True,
+                                    store_uid=self.uid) for r in self.requests]
         self._load_state(state)
         self.requests = requests
         if self._dir is not None:

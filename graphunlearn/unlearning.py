@@ -147,13 +147,7 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
         raise ValueError("unlearn: no request given")
     already = set(getattr(model, "forgotten_requests", ()))
     for r in requests:
-        if not isinstance(r, DeletionRequest):
-            raise TypeError(f"unlearn: expected DeletionRequest objects, got {type(r).__name__}")
-        if r.redacted:
-            raise ValueError(f"request {r.id} was compacted away; its ids no longer exist in the store")
-        known = store.requests[r.id] if 0 <= r.id < len(store.requests) else None  # requests[k].id == k
-        if known is None or known.kind != r.kind or not torch.equal(known.edge_ids, r.edge_ids):
-            raise ValueError(f"request {r.id} ({r.kind}) was not registered with this store")
+        store.check_request(r)  # a request of this store, not compacted (TypeError/ValueError otherwise)
         if r.id in already:
             raise ValueError(f"the model has already forgotten request {r.id} (it forgot {sorted(already)})")
     opts = {**spec.options, **options}
