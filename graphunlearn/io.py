@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import math
 import os
+import secrets
 import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -97,62 +106,295 @@ def to_bytes(obj: Any) -> bytes:
     return buf.getvalue()
 
 
+class StoreLockedError(RuntimeError):
+    """Another process (or another open ``GraphStore`` in this one) holds a saved store open for writing."""
+
+
+class FolderLock:
+    """An advisory ``flock`` on ``folder/lock``: exclusive for the one writer of a saved store.
+
+    The lock lives as long as this object (or until :meth:`release`): a process that dies releases it, so
+    there is no stale lock to clean up. ``flock`` locks belong to an open file, so a second ``GraphStore``
+    opened on the same folder in the same process is refused as well. Platforms without ``fcntl`` get no
+    locking (a ``RuntimeWarning`` says so once).
+    """
+
+    def __init__(self, folder: Path, name: str = "writer.lock", *, shared: bool = False, blocking: bool = False,
+                 what: str = "store"):
+        self.path = Path(folder) / name
+        self._fd: int | None = None
+        if fcntl is None:  # pragma: no cover - Windows
+            _warn_no_locking()
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, flags)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise StoreLockedError(f"{folder}: the {what} is open for writing elsewhere{holder}; close it there "
+                                   "first (GraphStore.close()), or open it with read_only=True") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        if not shared:  # who holds it, for the message another process gets (informational only)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the file drops the flock
+
+    def __del__(self):  # a store dropped without close() still lets the next writer in
+        self.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode().strip()
+    except OSError:  # pragma: no cover
+        return ""
+    if not pid.isdigit():
+        return ""
+    return " (by this process)" if int(pid) == os.getpid() else f" (by process {pid})"
+
+
+_warned_no_locking = False
+
+
+def _warn_no_locking() -> None:  # pragma: no cover - Windows
+    global _warned_no_locking
+    if not _warned_no_locking:
+        import warnings
+
+        warnings.warn("graphunlearn: no file locking on this platform; open a saved store from one process at a "
+                      "time", RuntimeWarning, stacklevel=3)
+        _warned_no_locking = True
+
+
+GENESIS = b"graphunlearn journal v2"
+REQUEST_KINDS = ("edges", "nodes", "edge_class", "node_features", "node_class")
+
+
+def _digest(salt: bytes, payload: bytes) -> bytes:
+    return hashlib.sha256(salt + payload).digest()
+
+
+def _chain(prev: bytes, req_id: int, kind: str, created: float, summary: str, digest: bytes) -> bytes:
+    h = hashlib.sha256(prev)
+    h.update(f"\x00{req_id}\x00{kind}\x00{created!r}\x00{summary}\x00".encode())
+    h.update(digest)
+    return h.digest()
+
+
+def chain_start(store_uid: str) -> bytes:
+    """The hash the first row of a store's journal chains to."""
+    return hashlib.sha256(GENESIS + store_uid.encode()).digest()
+
+
 class Journal:
-    """Write-ahead log of deletion requests in a SQLite file.
+    r"""Write-ahead log of deletion requests in a SQLite file, hash-chained and bound to one store.
 
     Rows are written (and committed) with status ``pending`` before a request is applied, then marked
-    ``applied``. After compaction the payload of erased requests is replaced by NULL and the file is
-    vacuumed, so the erased ids do not survive in free pages.
+    ``applied``. Each row carries ``digest = SHA-256(salt || payload)`` (a fresh 16-byte salt per row) and
+    ``chain = SHA-256(chain_prev || id, kind, created, summary || digest)``, starting from
+    ``SHA-256("graphunlearn journal v2" || store uid)``; the ``meta`` table holds the store's uid and the
+    last row's id and chain, updated in the same transaction as each append. :meth:`verify` recomputes
+    everything, so an edited, removed, inserted or reordered row, a truncated tail or another store's
+    journal is found and named. (Tamper-evident, not tamper-proof: someone who rewrites the whole chain
+    consistently is not detected; the snapshot's copy of the head narrows that to requests journaled
+    since the last checkpoint.)
+
+    Compaction redacts a row by setting its payload *and* salt to NULL: the digest and chain stay valid,
+    and without the salt the digest reveals nothing about the erased ids. Redaction and ``VACUUM`` are
+    made durable together: a ``needs_vacuum`` flag is set in the redacting transaction and cleared only
+    after ``VACUUM``, so a crash in between is finished on the next open. ``secure_delete`` is on, so
+    freed pages are zeroed whatever the SQLite build's default.
     """
 
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS requests (
-        id INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'applied')),
-        created REAL NOT NULL,
-        summary TEXT NOT NULL,
-        payload BLOB
+    SCHEMA = (
+        """CREATE TABLE IF NOT EXISTS requests (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'applied')),
+            created REAL NOT NULL,
+            summary TEXT NOT NULL,
+            payload BLOB,
+            salt BLOB,
+            digest BLOB NOT NULL,
+            chain BLOB NOT NULL
+        )""",
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value)",
     )
-    """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, store_uid: str | None = None, create: bool = False,
+                 read_only: bool = False):
+        """Open the journal at ``path``; ``create=True`` makes a new, empty one for ``store_uid``.
+
+        Raises:
+            CorruptFileError: the file is not a SQLite database, lacks the tables, or belongs to another
+                store than ``store_uid``.
+        """
         self.path = Path(path)
-        self.conn = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions below
-        self.conn.execute("PRAGMA journal_mode=DELETE")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute(self.SCHEMA)
+        if create and self.path.exists():
+            raise FileExistsError(f"{self.path}: a journal already exists")
+        if not create and not self.path.is_file():
+            raise CorruptFileError(f"{self.path}: the store's journal is missing")
+        try:
+            if read_only:
+                self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+            else:
+                self.conn = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions below
+                self.conn.execute("PRAGMA journal_mode=DELETE")
+                self.conn.execute("PRAGMA synchronous=FULL")
+                self.conn.execute("PRAGMA secure_delete=ON")
+            if create:
+                with self._transaction():
+                    for stmt in self.SCHEMA:
+                        self.conn.execute(stmt)
+                    self.conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+                        ("store_uid", store_uid), ("head_id", -1), ("head_chain", chain_start(store_uid)),
+                        ("needs_vacuum", 0)])
+            self.meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+            cols = [r[1] for r in self.conn.execute("PRAGMA table_info(requests)").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            raise CorruptFileError(f"{self.path}: not a graphunlearn journal ({exc})") from None
+        expected = ["id", "kind", "status", "created", "summary", "payload", "salt", "digest", "chain"]
+        missing = {"store_uid", "head_id", "head_chain", "needs_vacuum"} - set(self.meta)
+        if cols != expected or missing:
+            self._close_quietly()
+            raise CorruptFileError(f"{self.path}: not a graphunlearn journal (columns {cols}, missing meta "
+                                   f"{sorted(missing)})")
+        if store_uid is not None and self.meta["store_uid"] != store_uid:
+            uid = self.meta["store_uid"]
+            self._close_quietly()
+            raise CorruptFileError(f"{self.path}: the journal belongs to store {uid}, the snapshot to store "
+                                   f"{store_uid}; the folder mixes two stores")
+
+    def _close_quietly(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
 
     def close(self) -> None:
         self.conn.close()
 
-    def append(self, req_id: int, kind: str, summary: str, payload: bytes, status: str = "pending",
-               created: float | None = None) -> None:
+    @property
+    def head(self) -> tuple[int, bytes]:
+        """``(id, chain)`` of the last row (``(-1, chain_start)`` when empty), as the meta table records it."""
+        return int(self.meta["head_id"]), bytes(self.meta["head_chain"])
+
+    def append(self, req_id: int, kind: str, summary: str, payload: bytes | None, status: str = "pending",
+               created: float | None = None) -> bytes:
+        """Append the next row (``req_id`` must follow the head); returns its chain hash."""
+        head_id, head_chain = self.head
+        if req_id != head_id + 1:
+            raise ValueError(f"{self.path}: request {req_id} does not follow the journal's last row {head_id}")
+        created = time.time() if created is None else float(created)
+        salt = None if payload is None else secrets.token_bytes(16)
+        digest = _digest(salt, payload) if payload is not None else hashlib.sha256(b"redacted").digest()
+        chain = _chain(head_chain, req_id, kind, created, summary, digest)
         with self._transaction():
             self.conn.execute(
-                "INSERT INTO requests (id, kind, status, created, summary, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                (req_id, kind, status, time.time() if created is None else created, summary, payload),
-            )
+                "INSERT INTO requests (id, kind, status, created, summary, payload, salt, digest, chain) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (req_id, kind, status, created, summary, payload, salt, digest, chain))
+            self.conn.executemany("UPDATE meta SET value = ? WHERE key = ?",
+                                  [(req_id, "head_id"), (chain, "head_chain")])
+        self.meta.update(head_id=req_id, head_chain=chain)
+        return chain
 
     def mark_applied(self, req_id: int) -> None:
         with self._transaction():
             self.conn.execute("UPDATE requests SET status = 'applied' WHERE id = ?", (req_id,))
 
     def rows(self, after: int = -1) -> Iterator[tuple[int, str, str, float, str, bytes | None]]:
+        """``(id, kind, status, created, summary, payload)`` of each row after ``after``, unverified."""
         yield from self.conn.execute(
             "SELECT id, kind, status, created, summary, payload FROM requests WHERE id > ? ORDER BY id", (after,)
         )
 
+    def verify(self) -> list[JournalRow]:
+        """Every row, checked: types, consecutive ids from 0, payload digests, the chain and the head.
+
+        Raises:
+            CorruptFileError: naming the first row that fails and how.
+        """
+        try:
+            raw = self.conn.execute("SELECT id, kind, status, created, summary, payload, salt, digest, chain "
+                                    "FROM requests ORDER BY rowid").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise CorruptFileError(f"{self.path}: the journal cannot be read ({exc})") from None
+        prev = chain_start(self.meta["store_uid"])
+        out = []
+        for k, (req_id, kind, status, created, summary, payload, salt, digest, chain) in enumerate(raw):
+            where = f"{self.path}: row {k} (request {req_id!r})"
+            if type(req_id) is not int or req_id != k:
+                raise CorruptFileError(f"{where}: expected request {k} here: rows were removed, inserted or "
+                                       "reordered")
+            if kind not in REQUEST_KINDS or status not in ("pending", "applied"):
+                raise CorruptFileError(f"{where}: unknown kind {kind!r} or status {status!r}")
+            if type(created) is not float or not math.isfinite(created) or not isinstance(summary, str):
+                raise CorruptFileError(f"{where}: created {created!r} or summary is not of the right type")
+            if not isinstance(digest, bytes) or not isinstance(chain, bytes):
+                raise CorruptFileError(f"{where}: digest or chain is not a hash")
+            if payload is not None:
+                if not isinstance(payload, bytes) or not isinstance(salt, bytes):
+                    raise CorruptFileError(f"{where}: the payload is a {type(payload).__name__}, not serialized "
+                                           "bytes with their salt")
+                if _digest(salt, payload) != digest:
+                    raise CorruptFileError(f"{where}: the payload does not match its digest (edited)")
+            elif salt is not None:
+                raise CorruptFileError(f"{where}: a redacted row still carries a salt")
+            expected = _chain(prev, req_id, kind, created, summary, digest)
+            if expected != chain:
+                raise CorruptFileError(f"{where}: the hash chain breaks here (the row or one before it was "
+                                       "edited, removed or reordered)")
+            prev = chain
+            out.append(JournalRow(req_id, kind, status, created, summary, payload, salt, digest, chain))
+        head_id, head_chain = self.head
+        last = out[-1].id if out else -1
+        if head_id != last or head_chain != prev:
+            raise CorruptFileError(f"{self.path}: the journal ends at request {last} but its head records request "
+                                   f"{head_id}: rows were removed or added outside graphunlearn")
+        return out
+
     def redact_through(self, req_id: int) -> int:
-        """Drop the payload of every request up to ``req_id``; returns how many rows changed."""
+        """Drop the payload (and salt) of every request up to ``req_id`` and vacuum; returns rows changed.
+
+        Idempotent and crash-safe: a vacuum left pending by a crash is run by the next call.
+        """
         with self._transaction():
             cur = self.conn.execute(
-                "UPDATE requests SET payload = NULL WHERE id <= ? AND payload IS NOT NULL", (req_id,)
-            )
+                "UPDATE requests SET payload = NULL, salt = NULL WHERE id <= ? AND payload IS NOT NULL", (req_id,))
             changed = cur.rowcount
-        if changed:
-            self.conn.execute("VACUUM")
+            if changed:
+                self.conn.execute("UPDATE meta SET value = 1 WHERE key = 'needs_vacuum'")
+        self.finish_vacuum()
         return changed
+
+    def finish_vacuum(self) -> None:
+        """Run a ``VACUUM`` that redaction asked for and a crash may have cut short."""
+        (flag,), = self.conn.execute("SELECT value FROM meta WHERE key = 'needs_vacuum'").fetchall()
+        if flag:
+            self.conn.execute("VACUUM")
+            with self._transaction():
+                self.conn.execute("UPDATE meta SET value = 0 WHERE key = 'needs_vacuum'")
 
     def _transaction(self):
         conn = self.conn
@@ -166,3 +408,18 @@ class Journal:
                 return False
 
         return _Tx()
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One verified journal row."""
+
+    id: int
+    kind: str
+    status: str
+    created: float
+    summary: str
+    payload: bytes | None
+    salt: bytes | None
+    digest: bytes
+    chain: bytes

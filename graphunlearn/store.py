@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import operator
 import os
+import re
+import secrets
+import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
@@ -15,13 +18,19 @@ from torch_geometric.data import Data
 from torch_geometric.utils import is_undirected as _pyg_is_undirected
 
 from .graph import PairIndex, build_csr, k_hop_layers, row_slots, undirected_unique
-from .io import Journal, atomic_save, safe_load, to_bytes
+from .io import CorruptFileError, FolderLock, Journal, JournalRow, atomic_save, chain_start, safe_load, to_bytes
 from .kernels import csr_row_index, live_degree
-from .requests import Compaction, DeletionRequest, ForgetSet, LiveGraph
+from .requests import KINDS, Compaction, DeletionRequest, ForgetSet, LiveGraph
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: hash-chained journal named by the snapshot, store uid; 1 is read and upgraded
 STATE_FILE = "store.pt"
-JOURNAL_FILE = "journal.sqlite"
+WRITER_LOCK = "writer.lock"  # held by the one writer while a saved store is open
+STATE_LOCK = "state.lock"  # held around multi-file changes (save, checkpoint, compact) and while opening
+# The store's derived caches; _load_state resets them and compact() zeroes them first.
+CACHE_ATTRS = ("_csr", "_csc", "_csr_live", "_csc_live", "_csr_weight", "_csr_dst", "_gcn_deg", "_csr_pos",
+               "_csc_pos", "_transpose", "_pairs", "_x_live")
+_PAYLOAD_KEYS = {"node_ids", "edge_ids", "feature_node_ids", "feature_columns", "params", "hops",
+                 "subgraph_edge_ids"}
 # Attributes the store interprets itself; every other node- or edge-level tensor is carried along.
 _SPECIAL = {"x", "y", "edge_index", "edge_type", "edge_weight", "node_type", "num_nodes"}
 
@@ -67,6 +76,9 @@ class GraphStore:
         self.requests: list[DeletionRequest] = []
         self._dir: Path | None = None
         self._journal: Journal | None = None
+        self._journal_name: str | None = None
+        self._lock: FolderLock | None = None
+        self._read_only = False
 
     # ------------------------------------------------------------------ state and caches
     def _load_state(self, s: dict) -> None:
@@ -93,11 +105,10 @@ class GraphStore:
         self._compacted_through: int = s.get("compacted_through", -1)
         # model tag -> ids of the requests that model has forgotten (the store knows no model, only tags)
         self.forgotten: dict[str, list[int]] = {k: list(v) for k, v in s.get("forgotten", {}).items()}
-        self._csr = self._csc = None
-        self._pairs: PairIndex | None = None
-        self._x_live: Tensor | None = None
+        for name in CACHE_ATTRS:  # built on first use (_structure, _pair_index, live_x)
+            setattr(self, name, None)
 
-    def _state(self) -> dict:
+    def _state(self, journal: str | None = None, head: tuple[int, bytes] | None = None) -> dict:
         return {
             "format": FORMAT_VERSION, "num_nodes": self.num_nodes, "undirected": self.undirected,
             "num_hops": self.num_hops, "edge_index": self.edge_index, "x": self.x, "y": self.y,
@@ -105,7 +116,8 @@ class GraphStore:
             "node_attrs": self.node_attrs, "edge_attrs": self.edge_attrs, "node_mask": self.node_mask,
             "edge_mask": self.edge_mask, "feature_mask": self.feature_mask,
             "node_deleted_by": self.node_deleted_by, "edge_deleted_by": self.edge_deleted_by,
-            "uid": self.uid, "next_id": self._next_id, "compacted_through": self._compacted_through, "forgotten": self.forgotten,
+            "uid": self.uid, "next_id": self._next_id, "compacted_through": self._compacted_through,
+            "forgotten": self.forgotten, "journal": journal, "journal_head": head,
         }
 
     def _structure(self) -> None:
@@ -481,59 +493,262 @@ class GraphStore:
 
     # ------------------------------------------------------------------ durability
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write the store to folder ``path`` and journal every later request there before applying it."""
+        r"""Write the store to folder ``path`` and journal every later request there before applying it.
+
+        The folder holds ``store.pt`` (the snapshot), ``journal-<token>.sqlite`` (the hash-chained request
+        journal the snapshot names) and two lock files. The snapshot is the commit point: a new journal is
+        written in full first, then the snapshot that names it replaces the old one atomically, then files of
+        a replaced store are removed; so after a crash or an ``OSError`` (a full disk) the folder holds the
+        old store or the new one, never a mix. Saving to the store's own folder is :meth:`checkpoint`.
+
+        While saved, the store holds the folder's writer lock until :meth:`close` (or until the process ends):
+        a second writer, in this process or another, gets :class:`~graphunlearn.io.StoreLockedError`.
+
+        Args:
+            path: the folder (created if missing).
+            overwrite: replace a store already saved there (default ``False``).
+
+        Raises:
+            NotADirectoryError: ``path`` is a file. FileExistsError: it holds a store and ``overwrite`` is
+            false. StoreLockedError: another writer has it open. RuntimeError: this store is closed or
+            read-only.
+        """
+        self._require_writable("save")
         path = Path(path).resolve()  # absolute, so that another spelling of the store's own folder is the same
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"save: {path} exists and is not a folder")
-        if path != self._dir and (path / JOURNAL_FILE).exists():
-            if not overwrite:
-                raise FileExistsError(f"save: {path} already holds a store; pass overwrite=True to replace it")
-            (path / JOURNAL_FILE).unlink()
+        if path == self._dir:
+            self.checkpoint()
+            return path
         path.mkdir(parents=True, exist_ok=True)
-        if path != self._dir:
-            journal = Journal(path / JOURNAL_FILE)
-            for r in self.requests:
-                payload = None if r.redacted else to_bytes(r.to_payload())
-                journal.append(r.id, r.kind, r.summary(), payload, status="applied", created=r.created)
-            if self._journal is not None:
-                self._journal.close()
-            self._journal, self._dir = journal, path
-        atomic_save(self._state(), path / STATE_FILE)
+        lock = FolderLock(path, WRITER_LOCK)
+        try:
+            with FolderLock(path, STATE_LOCK, blocking=True):
+                if (path / STATE_FILE).exists() or _journal_files(path):
+                    if not overwrite:
+                        raise FileExistsError(f"save: {path} already holds a store; pass overwrite=True to "
+                                              "replace it")
+                name = f"journal-{secrets.token_hex(8)}.sqlite"
+                journal = Journal(path / name, store_uid=self.uid, create=True)
+                try:
+                    for r in self.requests:
+                        payload = None if r.redacted else to_bytes(r.to_payload())
+                        journal.append(r.id, r.kind, r.summary(), payload, status="applied", created=r.created)
+                    atomic_save(self._state(name, journal.head), path / STATE_FILE)  # the commit point
+                except BaseException:
+                    journal.close()
+                    _unlink_quietly(path / name)
+                    raise
+                _remove_strays(path, keep=name)
+        except BaseException:
+            lock.release()
+            raise
+        old_journal, old_lock = self._journal, self._lock
+        self._journal, self._dir, self._lock, self._journal_name = journal, path, lock, name
+        if old_journal is not None:
+            old_journal.close()
+        if old_lock is not None:
+            old_lock.release()
         return path
 
     def checkpoint(self) -> None:
-        """Rewrite the snapshot of a saved store so that reopening needs no journal replay."""
+        """Rewrite the snapshot of a saved store so that reopening needs no journal replay.
+
+        Raises:
+            RuntimeError: the store was never saved, or is closed or read-only.
+        """
         if self._dir is None:
             raise RuntimeError("checkpoint: the store was never saved; call save(path) first")
-        self.save(self._dir)
+        self._require_writable("checkpoint")
+        with FolderLock(self._dir, STATE_LOCK, blocking=True):
+            atomic_save(self._state(self._journal_name, self._journal.head), self._dir / STATE_FILE)
+            _remove_strays(self._dir, keep=self._journal_name)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> GraphStore:
-        """Reopen a saved store; requests journaled after its snapshot are applied, each exactly once."""
-        path = Path(path)
+    def open(cls, path: str | os.PathLike, *, read_only: bool = False) -> GraphStore:
+        r"""Reopen a saved store; requests journaled after its snapshot are applied, each exactly once.
+
+        Everything read is checked before it is used: the snapshot's fields (types, shapes, id ranges),
+        that the journal belongs to this snapshot's store, the journal's hash chain and head (an edited,
+        removed, inserted or reordered row is named), and every request's payload (serialized tensors only,
+        loaded with ``weights_only=True``; ids within range; fields matching the kind). Leftovers of a crash
+        are finished: an interrupted compaction's redaction and ``VACUUM``, temporary snapshot files and
+        journals of a replaced store are removed.
+
+        Args:
+            path: the folder given to :meth:`save`.
+            read_only: open a consistent snapshot without taking the writer lock (another process may be
+                writing); the store refuses requests, ``save``, ``checkpoint`` and ``compact``, and leaves
+                the folder untouched (default ``False``).
+
+        Raises:
+            FileNotFoundError: no saved store there. StoreLockedError: another writer has it open (not with
+            ``read_only``). CorruptFileError: a file is truncated, junk, tampered with or from another store;
+            the message names the file or the journal row.
+        """
+        path = Path(path).resolve()
         state_file = path / STATE_FILE
         if not state_file.is_file():
             raise FileNotFoundError(f"open: {state_file} does not exist (not a saved GraphStore folder)")
-        state = safe_load(state_file)
-        if state.get("format") != FORMAT_VERSION:
-            raise ValueError(f"open: {state_file} has format {state.get('format')!r}, expected {FORMAT_VERSION}")
+        lock = None if read_only else FolderLock(path, WRITER_LOCK)
+        journal = None
+        try:
+            with FolderLock(path, STATE_LOCK, shared=read_only, blocking=True):
+                state = safe_load(state_file, what=str(state_file))
+                _check_state(state, state_file)
+                if state["format"] == 1:
+                    store, journal = cls._open_v1(path, state, read_only)
+                else:
+                    journal = Journal(path / state["journal"], store_uid=state["uid"], read_only=read_only)
+                    rows = journal.verify()
+                    store = cls._from_rows(path, state, rows, journal)
+                    if not read_only:
+                        _remove_strays(path, keep=state["journal"])
+                        journal.redact_through(store._compacted_through)  # finish an interrupted compaction
+                        for row in rows:
+                            if row.id >= state["next_id"] and row.status != "applied":
+                                journal.mark_applied(row.id)
+        except BaseException:
+            if journal is not None:
+                journal.close()
+            if lock is not None:
+                lock.release()
+            raise
+        store._lock, store._read_only = lock, read_only
+        if read_only:
+            journal.close()
+            store._journal = None
+        else:
+            store._journal = journal
+        return store
+
+    @classmethod
+    def _from_rows(cls, path: Path, state: dict, rows: list[JournalRow], journal: Journal) -> GraphStore:
+        next_id, ct = state["next_id"], state["compacted_through"]
+        head_id, head_chain = state["journal_head"]
+        expected = rows[head_id].chain if 0 <= head_id < len(rows) else (chain_start(state["uid"]) if head_id == -1
+                                                                         else None)
+        if head_id != next_id - 1 or expected != head_chain:
+            raise CorruptFileError(f"{journal.path}: the journal holds requests 0..{len(rows) - 1} but the snapshot "
+                                   f"{path / STATE_FILE} was taken at request {next_id - 1} with another journal "
+                                   "head: rows were removed or the journal was replaced")
         store = cls.__new__(cls)
         store._load_state(state)
         store.requests = []
-        store._dir, store._journal = path.resolve(), Journal(path / JOURNAL_FILE)
-        # A crash during compact() may leave payloads of erased requests behind: finish that erasure.
-        store._journal.redact_through(store._compacted_through)
-        snapshot_next = store._next_id
-        for req_id, kind, status, created, _summary, payload in store._journal.rows():
-            req = DeletionRequest.from_payload(req_id, kind, created, None if payload is None else safe_load(payload),
-                                               store_uid=store.uid)
-            if req_id < snapshot_next:
+        store._dir, store._journal_name = path, state["journal"]
+        for row in rows:
+            payload = None if row.id <= ct else row.payload  # a crash may have cut compact() before redaction
+            if payload is None and row.id > ct:
+                raise CorruptFileError(f"{journal.path}: row {row.id} has no payload but was never compacted")
+            req = store._request_from_row(row.id, row.kind, row.created, payload, journal.path)
+            if row.id < next_id:
                 store.requests.append(req)  # already reflected in the snapshot's masks
-                continue
-            store._apply(req)
-            if status != "applied":
-                store._journal.mark_applied(req_id)
+            else:
+                store._check_applicable(req, journal.path)
+                store._apply(req)
         return store
+
+    @classmethod
+    def _open_v1(cls, path: Path, state: dict, read_only: bool) -> tuple[GraphStore, Journal | None]:
+        """A folder saved before journals were hash-chained (format 1): read it, then (unless read-only)
+        rewrite it as format 2 with the same atomic switch :meth:`save` uses."""
+        old = path / "journal.sqlite"
+        if not old.is_file():
+            raise CorruptFileError(f"{old}: the store's journal is missing")
+        try:
+            conn = sqlite3.connect(f"{old.as_uri()}?mode=ro", uri=True)
+            try:
+                raw = conn.execute("SELECT id, kind, status, created, summary, payload FROM requests "
+                                   "ORDER BY rowid").fetchall()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise CorruptFileError(f"{old}: not a graphunlearn journal ({exc})") from None
+        state = {**state, "uid": uuid.uuid4().hex}
+        store = cls.__new__(cls)
+        store._load_state(state)
+        store.requests, store._dir = [], path
+        for k, (req_id, kind, _status, created, _summary, payload) in enumerate(raw):
+            if req_id != k or kind not in KINDS or not isinstance(created, float):
+                raise CorruptFileError(f"{old}: row {k} is not request {k} of a known kind")
+            if payload is None and req_id > store._compacted_through:
+                raise CorruptFileError(f"{old}: row {k} has no payload but was never compacted")
+            req = store._request_from_row(req_id, kind, created, None if req_id <= store._compacted_through
+                                          else payload, old)
+            if req_id < store._next_id:
+                store.requests.append(req)
+            else:
+                store._check_applicable(req, old)
+                store._apply(req)
+        if read_only:
+            return store, None
+        name = f"journal-{secrets.token_hex(8)}.sqlite"
+        journal = Journal(path / name, store_uid=store.uid, create=True)
+        try:
+            for r in store.requests:
+                journal.append(r.id, r.kind, r.summary(), None if r.redacted else to_bytes(r.to_payload()),
+                               status="applied", created=r.created)
+            atomic_save(store._state(name, journal.head), path / STATE_FILE)
+        except BaseException:
+            journal.close()
+            _unlink_quietly(path / name)
+            raise
+        _remove_strays(path, keep=name)
+        store._journal_name = name
+        return store, journal
+
+    def _request_from_row(self, req_id: int, kind: str, created: float, payload, source: Path) -> DeletionRequest:
+        """A journal row as a request, with every field checked against this store's ranges."""
+        where = f"{source}: row {req_id} ({kind})"
+        if payload is None:
+            return DeletionRequest.from_payload(req_id, kind, created, None, store_uid=self.uid)
+        if not isinstance(payload, bytes):
+            raise CorruptFileError(f"{where}: the payload is a {type(payload).__name__}, not serialized bytes")
+        p = safe_load(payload, what=f"{where} payload")
+        if not isinstance(p, dict) or set(p) != _PAYLOAD_KEYS:
+            raise CorruptFileError(f"{where}: the payload is not a request record (keys "
+                                   f"{sorted(p) if isinstance(p, dict) else type(p).__name__})")
+        n, e, f = self.num_nodes, self.num_edges, self.num_features
+
+        def ids(value, name, high, allow_none=False):
+            if value is None and allow_none:
+                return
+            if (not isinstance(value, Tensor) or value.dtype != torch.long or value.dim() != 1
+                    or (value.numel() and (int(value.min()) < 0 or int(value.max()) >= high))):
+                raise CorruptFileError(f"{where}: {name} must be 1-D int64 ids in 0..{high - 1}, got "
+                                       f"{_describe(value)}")
+
+        for name in ("node_ids", "feature_node_ids"):
+            ids(p[name], name, n)
+        ids(p["edge_ids"], "edge_ids", e)
+        ids(p["subgraph_edge_ids"], "subgraph_edge_ids", e)
+        ids(p["feature_columns"], "feature_columns", f, allow_none=True)
+        if not isinstance(p["hops"], (list, tuple)) or not p["hops"]:
+            raise CorruptFileError(f"{where}: hops must be a non-empty list of id tensors")
+        for h, layer in enumerate(p["hops"]):
+            ids(layer, f"hops[{h}]", n)
+        params = p["params"]
+        allowed = {"edge_class": {"edge_class"}, "node_class": {"node_class"}}.get(kind, set())
+        if (not isinstance(params, dict) or set(params) != allowed
+                or any(type(v) is not int for v in params.values())):
+            raise CorruptFileError(f"{where}: params must be {sorted(allowed) or '{}'} with integer values, got "
+                                   f"{params!r:.100}")
+        needs = {"edges": "edge_ids", "edge_class": "edge_ids", "nodes": "node_ids", "node_class": "node_ids",
+                 "node_features": "feature_node_ids"}[kind]
+        if p[needs].numel() == 0:
+            raise CorruptFileError(f"{where}: a {kind} request with no {needs}")
+        if kind == "node_features" and self.x is None:
+            raise CorruptFileError(f"{where}: a node_features request for a store without features")
+        return DeletionRequest.from_payload(req_id, kind, created, p, store_uid=self.uid)
+
+    def _check_applicable(self, req: DeletionRequest, source: Path) -> None:
+        """A replayed request deletes only live elements, as it did when it was journaled."""
+        dead_n = req.node_ids[~self.node_mask[req.node_ids]]
+        dead_e = req.edge_ids[~self.edge_mask[req.edge_ids]]
+        if dead_n.numel() or dead_e.numel():
+            raise CorruptFileError(f"{source}: row {req.id} ({req.kind}) deletes nodes {_fmt(dead_n)} / edges "
+                                   f"{_fmt(dead_e)} that are already deleted: the journal does not match the "
+                                   "snapshot")
 
     def check_request(self, request) -> DeletionRequest:
         """Return ``request`` if it is a live record of this store; raise a clear error otherwise.
@@ -561,32 +776,62 @@ class GraphStore:
     def record_forgotten(self, model_tag: str, request_ids) -> None:
         """Note that the model tagged ``model_tag`` has forgotten ``request_ids`` (persisted by the next
         ``save``/``checkpoint``). ``graphunlearn.unlearn`` calls this."""
-        ids = sorted(set(self.forgotten.get(model_tag, [])) | {int(i) for i in request_ids})
+        if not isinstance(model_tag, str) or not model_tag:
+            raise TypeError(f"record_forgotten: model_tag must be a non-empty str, got {model_tag!r}")
+        ids = sorted(set(self.forgotten.get(model_tag, [])) | {_check_int(i, "request_ids") for i in request_ids})
         self.forgotten[model_tag] = ids
 
     def forgotten_by(self, model_tag: str) -> list[int]:
         """Ids of the requests the model tagged ``model_tag`` has forgotten."""
         return list(self.forgotten.get(model_tag, []))
 
+    @property
+    def read_only(self) -> bool:
+        """``True`` for a store opened with ``GraphStore.open(path, read_only=True)``."""
+        return self._read_only
+
     def _require_open(self) -> None:
+        self._require_writable("this request")
+
+    def _require_writable(self, what: str) -> None:
+        if self._read_only:
+            raise RuntimeError(f"{what}: the store at {self._dir} was opened read_only; open it with "
+                               "GraphStore.open(path) to change it")
         if self._dir is not None and self._journal is None:
-            raise RuntimeError(f"the store was closed: reopen it with GraphStore.open({str(self._dir)!r}) so that "
-                               "changes are journaled")
+            raise RuntimeError(f"{what}: the store was closed: reopen it with GraphStore.open({str(self._dir)!r}) "
+                               "so that changes are journaled")
 
     def close(self) -> None:
-        """Close the journal of a saved store; later requests and compaction are refused until it is reopened."""
+        """Close the journal of a saved store and release its writer lock; later requests, ``save`` and
+        compaction are refused until it is reopened."""
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
 
     # ------------------------------------------------------------------ erasure
     def compact(self) -> Compaction:
         """Physically remove deleted nodes, edges and feature values; returns old-to-new id maps.
 
-        Afterwards the store (and, when saved, its folder) no longer holds the erased values or ids: past
-        requests keep their id, kind and time but their ids are redacted, and the journal is vacuumed.
+        Afterwards the store no longer holds the erased values or ids, in memory (its caches are zeroed and
+        rebuilt) or, when saved, in its folder: the snapshot is rewritten, past requests keep their id, kind
+        and time but their ids and payloads are redacted, the journal is vacuumed with ``secure_delete`` on,
+        and temporary files are removed. The new snapshot is the commit point; a crash after it is finished
+        by the next :meth:`open`. Request objects kept from before are refused by ``check_request``.
+
+        Raises:
+            RuntimeError: the store is closed or read-only.
         """
-        self._require_open()
+        self._require_writable("compact")
         nodes = self.node_mask.nonzero().squeeze(1)
         edges = self.edge_mask.nonzero().squeeze(1)
         node_map = torch.full((self.num_nodes,), -1, dtype=torch.long)
@@ -606,17 +851,149 @@ class GraphStore:
             "edge_weight": take(self.edge_weight, edges),
             "node_attrs": {k: take(v, nodes) for k, v in self.node_attrs.items()},
             "edge_attrs": {k: take(v, edges) for k, v in self.edge_attrs.items()},
-            "feature_mask": feature_mask, "uid": self.uid, "next_id": self._next_id, "compacted_through": self._next_id - 1,
-            "forgotten": self.forgotten,
+            "feature_mask": feature_mask, "uid": self.uid, "next_id": self._next_id,
+            "compacted_through": self._next_id - 1, "forgotten": self.forgotten,
         }
         requests = [DeletionRequest(id=r.id, kind=r.kind, params=r.params, created=r.created, redacted=True,
                                     store_uid=self.uid) for r in self.requests]
+        self._scrub_caches()
         self._load_state(state)
         self.requests = requests
         if self._dir is not None:
-            atomic_save(self._state(), self._dir / STATE_FILE)
-            self._journal.redact_through(self._compacted_through)
+            with FolderLock(self._dir, STATE_LOCK, blocking=True):
+                atomic_save(self._state(self._journal_name, self._journal.head), self._dir / STATE_FILE)
+                self._journal.redact_through(self._compacted_through)
+                _remove_strays(self._dir, keep=self._journal_name)
         return Compaction(node_map=node_map, edge_map=edge_map)
+
+    def _scrub_caches(self) -> None:
+        """Zero the store's own derived tensors in place before dropping them, so that no copy of an erased
+        value (a live feature, a cached edge weight or degree) survives in memory. The user's input tensors
+        are never written."""
+        for name in ("_x_live", "_csr_weight", "_gcn_deg"):
+            t = getattr(self, name, None)
+            if isinstance(t, Tensor):
+                t.zero_()
+        for name in CACHE_ATTRS:
+            setattr(self, name, None)
+
+
+def journal_path(folder: str | os.PathLike) -> Path:
+    """The journal file of the store saved in ``folder`` (the one its snapshot names)."""
+    folder = Path(folder)
+    state = safe_load(folder / STATE_FILE)
+    _check_state(state, folder / STATE_FILE)
+    return folder / (state["journal"] if state["format"] == FORMAT_VERSION else "journal.sqlite")
+
+
+_JOURNAL_NAME = re.compile(r"journal-[0-9a-f]{16}\.sqlite")
+
+
+def _journal_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("journal*.sqlite") if p.name == "journal.sqlite" or
+                  _JOURNAL_NAME.fullmatch(p.name))
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _remove_strays(folder: Path, keep: str) -> None:
+    """Remove what a crash or a replaced store left in a store folder: temporary snapshot files (which hold
+    the full state, deleted values included) and every journal but ``keep`` with its SQLite side files.
+    Only names this module writes are touched. Call with the folder's state lock held."""
+    doomed = list(folder.glob(f"{STATE_FILE}.*.tmp"))
+    for journal in _journal_files(folder):
+        if journal.name != keep:
+            doomed += [journal] + [journal.with_name(journal.name + s) for s in ("-journal", "-wal", "-shm")]
+    for path in doomed:
+        _unlink_quietly(path)
+
+
+def _describe(value) -> str:
+    if isinstance(value, Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {value!r:.60}"
+
+
+def _check_state(s, file: Path) -> None:
+    """Check a loaded snapshot field by field before any of it is used; CorruptFileError names the field."""
+    def bad(field: str, why: str):
+        raise CorruptFileError(f"{file}: field {field!r} {why}")
+
+    if not isinstance(s, dict):
+        raise CorruptFileError(f"{file}: not a GraphStore snapshot (a {type(s).__name__})")
+    fmt = s.get("format")
+    if fmt not in (1, FORMAT_VERSION):
+        raise CorruptFileError(f"{file}: unsupported format {fmt!r}, expected {FORMAT_VERSION} (or 1)")
+    required = {"num_nodes", "undirected", "num_hops", "edge_index", "x", "y", "node_type", "edge_type",
+                "edge_weight", "node_attrs", "edge_attrs", "node_mask", "edge_mask", "next_id"}
+    if fmt == FORMAT_VERSION:
+        required |= {"uid", "journal", "journal_head", "compacted_through"}
+    missing = sorted(required - set(s))
+    if missing:
+        raise CorruptFileError(f"{file}: not a complete GraphStore snapshot: fields {missing} are missing")
+    for name in ("num_nodes", "num_hops", "next_id"):
+        if type(s[name]) is not int or s[name] < 0:
+            bad(name, f"must be a non-negative int, got {s[name]!r:.40}")
+    if type(s["undirected"]) is not bool:
+        bad("undirected", "must be a bool")
+    n = s["num_nodes"]
+    ei = s["edge_index"]
+    if not isinstance(ei, Tensor) or ei.dtype != torch.long or ei.dim() != 2 or ei.size(0) != 2:
+        bad("edge_index", f"must be an int64 tensor [2, E], got {_describe(ei)}")
+    if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= n):
+        bad("edge_index", f"holds node ids outside 0..{n - 1}")
+    e = ei.size(1)
+
+    def tensor(name, rows, *, dtype=None, floating=None, dim=None, optional=True, value=None):
+        t = s.get(name) if value is None else value
+        if t is None and optional:
+            return
+        if (not isinstance(t, Tensor) or t.dim() == 0 or t.size(0) != rows
+                or (dtype is not None and t.dtype != dtype) or (dim is not None and t.dim() != dim)
+                or (floating is not None and t.is_floating_point() != floating)):
+            bad(name, f"must be a tensor with {rows} rows{'' if dtype is None else f' of {dtype}'}, got "
+                      f"{_describe(t)}")
+
+    tensor("x", n, floating=True, dim=2)
+    tensor("y", n)
+    tensor("node_type", n, floating=False, dim=1)
+    tensor("edge_type", e, floating=False, dim=1)
+    tensor("edge_weight", e, floating=True, dim=1)
+    tensor("node_mask", n, dtype=torch.bool, dim=1, optional=False)
+    tensor("edge_mask", e, dtype=torch.bool, dim=1, optional=False)
+    tensor("node_deleted_by", n, dtype=torch.long, dim=1)
+    tensor("edge_deleted_by", e, dtype=torch.long, dim=1)
+    if s.get("feature_mask") is not None:
+        fm, x = s["feature_mask"], s["x"]
+        if x is None or not isinstance(fm, Tensor) or fm.dtype != torch.bool or fm.shape != x.shape:
+            bad("feature_mask", f"must be a bool tensor shaped like x, got {_describe(fm)}")
+    for group, rows in (("node_attrs", n), ("edge_attrs", e)):
+        if not isinstance(s[group], dict) or not all(isinstance(k, str) for k in s[group]):
+            bad(group, "must be a dict of named tensors")
+        for k, v in s[group].items():
+            tensor(f"{group}[{k!r}]", rows, optional=False, value=v)
+    ct = s.get("compacted_through", -1)
+    if type(ct) is not int or not -1 <= ct <= s["next_id"] - 1:
+        bad("compacted_through", f"must be an int in -1..{s['next_id'] - 1}, got {ct!r:.40}")
+    forgotten = s.get("forgotten", {})
+    if not isinstance(forgotten, dict) or not all(isinstance(k, str) and isinstance(v, list) and
+                                                  all(type(i) is int for i in v) for k, v in forgotten.items()):
+        bad("forgotten", "must map model tags to lists of request ids")
+    if fmt == FORMAT_VERSION:
+        if not isinstance(s["uid"], str) or not re.fullmatch(r"[0-9a-f]{32}", s["uid"]):
+            bad("uid", f"must be a 32-digit hex string, got {s['uid']!r:.40}")
+        if not isinstance(s["journal"], str) or not _JOURNAL_NAME.fullmatch(s["journal"]):
+            bad("journal", f"must name a journal file in the folder (journal-<16 hex>.sqlite), got "
+                           f"{s['journal']!r:.60}")
+        head = s["journal_head"]
+        if (not isinstance(head, tuple) or len(head) != 2 or type(head[0]) is not int
+                or not isinstance(head[1], bytes) or len(head[1]) != 32):
+            bad("journal_head", "must be (request id, 32-byte hash)")
 
 
 def _positions_by_edge(slot_eid: Tensor, num_edges: int) -> tuple[Tensor, Tensor]:

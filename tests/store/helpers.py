@@ -163,3 +163,16 @@ def nx_graph(store: gu.GraphStore, edge_mask: Tensor) -> nx.Graph:
 def nx_hops(G: nx.Graph, seeds, num_hops: int) -> list[list[int]]:
     dist = nx.multi_source_dijkstra_path_length(G, set(int(s) for s in seeds), cutoff=num_hops)
     return [sorted(v for v, d in dist.items() if d == h) for h in range(num_hops + 1)]
+
+
+def die(store: gu.GraphStore) -> None:
+    """What a process death does to a saved store: its files stay as they are, its locks are released."""
+    store._journal.conn.close()
+    store._lock.release()
+
+
+def folder_files(path) -> list[str]:
+    """The files a saved store's folder holds when nothing is left over: snapshot, journal, two locks."""
+    from graphunlearn.store import STATE_FILE, journal_path
+
+    return sorted([journal_path(path).name, STATE_FILE, "state.lock", "writer.lock"])

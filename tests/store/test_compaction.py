@@ -14,9 +14,9 @@ from torch_geometric.data import Data
 
 import graphunlearn as gu
 from graphunlearn.io import Journal, safe_load
-from graphunlearn.store import JOURNAL_FILE, STATE_FILE, GraphStore
+from graphunlearn.store import STATE_FILE, GraphStore, journal_path
 from tests.conftest import assert_close
-from tests.store.helpers import features, pairs_of, random_graph, store_a
+from tests.store.helpers import die, features, folder_files, pairs_of, random_graph, store_a
 
 
 class SimulatedCrash(BaseException):
@@ -180,7 +180,7 @@ def folder_bytes(path: Path) -> bytes:
 
 def payload_chunks(path: Path) -> list[bytes]:
     """The raw tensor data (>= 16 bytes) of every journaled request payload: the ids the requests held."""
-    conn = sqlite3.connect(path / JOURNAL_FILE)
+    conn = sqlite3.connect(journal_path(path))
     blobs = [b for (b,) in conn.execute("SELECT payload FROM requests WHERE payload IS NOT NULL")]
     conn.close()
     chunks = []
@@ -212,18 +212,18 @@ def erase_setup(path: Path):
     # sanity: before compaction the folder does hold every secret, so the checks below can fail
     blob = folder_bytes(path)
     assert all(secrets_in(blob).values())
-    assert all(c in (path / JOURNAL_FILE).read_bytes() for c in chunks)
+    assert all(c in journal_path(path).read_bytes() for c in chunks)
     return s, data, victim, other, cut, kept, chunks
 
 
 def check_erased(path: Path, chunks, victim, other, cut, node_map):
     blob = folder_bytes(path)
     assert secrets_in(blob) == dict.fromkeys(("row", "value", "weight", "attr"), False)
-    journal = (path / JOURNAL_FILE).read_bytes()
+    journal = journal_path(path).read_bytes()
     # (only the journal is searched for them: in store.pt short runs of small ints occur anyway)
     leaked = [c[:16].hex() for c in chunks if c in journal]
     assert not leaked, f"erased request ids still on disk: {leaked}"
-    assert sorted(p.name for p in path.iterdir()) == [JOURNAL_FILE, STATE_FILE]
+    assert sorted(p.name for p in path.iterdir()) == folder_files(path)
     state = safe_load(path / STATE_FILE)
     assert state["num_nodes"] == N_BIG - 1 and state["node_mask"].all() and state["edge_mask"].all()
     assert (state["node_deleted_by"] == -1).all() and (state["edge_deleted_by"] == -1).all()
@@ -231,7 +231,7 @@ def check_erased(path: Path, chunks, victim, other, cut, node_map):
     assert (min(u, v), max(u, v)) not in set(pairs_of(state["edge_index"]))
     assert int(node_map[victim]) == -1 and not (state["x"] == SECRET_ROW[0]).any()
     assert state["x"][node_map[other], 2] == 0
-    conn = sqlite3.connect(path / JOURNAL_FILE)
+    conn = sqlite3.connect(journal_path(path))
     rows = conn.execute("SELECT id, payload IS NULL FROM requests ORDER BY id").fetchall()
     conn.close()
     return rows
@@ -275,8 +275,8 @@ def test_crash_inside_compact_is_finished_on_open(tmp_path, monkeypatch):
     with pytest.raises(SimulatedCrash):
         s.compact()
     monkeypatch.undo()
-    s._journal.conn.close()
-    assert all(c in (path / JOURNAL_FILE).read_bytes() for c in chunks)  # not yet erased from the journal
+    die(s)
+    assert all(c in journal_path(path).read_bytes() for c in chunks)  # not yet erased from the journal
     o = GraphStore.open(path)
     node_map = torch.full((N_BIG,), -1, dtype=torch.long)
     node_map[torch.arange(N_BIG) != victim] = torch.arange(N_BIG - 1)
@@ -295,7 +295,7 @@ def test_compact_then_save_elsewhere_writes_no_erased_ids(tmp_path):
     s.compact()
     s.save(tmp_path / "st")
     assert secrets_in(folder_bytes(tmp_path / "st")) == dict.fromkeys(("row", "value", "weight", "attr"), False)
-    conn = sqlite3.connect(tmp_path / "st" / JOURNAL_FILE)
+    conn = sqlite3.connect(journal_path(tmp_path / "st"))
     assert conn.execute("SELECT id, payload IS NULL FROM requests").fetchall() == [(0, 1), (1, 1), (2, 1)]
     conn.close()
     s.close()
