@@ -177,23 +177,34 @@ class GraphStore:
                 f"{', path=' + str(self._dir) if self._dir else ''})")
 
     # ------------------------------------------------------------------ requests
-    def delete_edges(self, edges) -> DeletionRequest:
-        """Delete edges given as edge ids (1-D ints), ``(u, v)`` pairs, or an ``edge_index`` tensor [2, K].
+    def delete_edges(self, edges, *, layout: str = "auto") -> DeletionRequest:
+        """Delete edges given as edge ids, ``(u, v)`` pairs, or an ``edge_index``.
 
-        For an undirected graph ``(u, v)`` and ``(v, u)`` name the same edge.
+        For an undirected graph ``(u, v)`` and ``(v, u)`` name the same edge; a pair names every live
+        parallel edge between its endpoints.
+
+        Args:
+            edges: a tensor, NumPy array or (nested) list of ints.
+            layout: how to read ``edges`` (default ``"auto"``): ``"ids"`` (1-D edge ids, ``store.edge_index``
+                numbering), ``"pairs"`` ([K, 2]), ``"edge_index"`` ([2, K], PyG's layout). ``"auto"`` reads 1-D
+                input as ids, a list of tuples as pairs, [2, K] as an edge_index and [K, 2] as pairs, and
+                refuses a [2, 2] input that is not a list of tuples, since it reads both ways.
+
+        Raises:
+            DeletionError: unknown, out-of-range, already deleted or malformed edges; the store is unchanged.
         """
-        ids = self._resolve_edges(edges)
+        ids = self._resolve_edges(edges, layout)
         self._refuse_deleted_edges(ids)
         return self._commit("edges", edge_ids=ids)
 
-    def edge_ids(self, edges) -> Tensor:
-        """The store's edge ids of ``edges`` (ids, ``(u, v)`` pairs or an ``edge_index`` [2, K]), live or
-        deleted; unknown pairs or ids raise :class:`DeletionError` naming them. Changes nothing."""
-        return self._resolve_edges(edges)
+    def edge_ids(self, edges, *, layout: str = "auto") -> Tensor:
+        """The store's edge ids of ``edges`` (read as in :meth:`delete_edges`), live or deleted; unknown pairs
+        or ids raise :class:`DeletionError` naming them. Changes nothing."""
+        return self._resolve_edges(edges, layout)
 
     def delete_nodes(self, nodes) -> DeletionRequest:
         """Delete nodes, their features and every live incident edge."""
-        ids = self._check_node_ids(nodes, "nodes")
+        ids = self._check_node_ids(nodes, "delete_nodes: nodes")
         self._refuse_deleted_nodes(ids)
         return self._commit("nodes", node_ids=ids, edge_ids=self._live_incident_edges(ids))
 
@@ -237,14 +248,14 @@ class GraphStore:
         """
         if self.x is None:
             raise DeletionError("delete_node_features: this store has no node features x")
-        ids = self._check_node_ids(nodes, "nodes")
+        ids = self._check_node_ids(nodes, "delete_node_features: nodes")
         dead = ids[~self.node_mask[ids]]
         if dead.numel():
             raise DeletionError(f"delete_node_features: nodes {_fmt(dead)} are already deleted (with all "
                                 "their features)")
         cols = None
         if columns is not None:
-            cols = _as_index_tensor(columns, "columns")
+            cols = _as_index_tensor(columns, "delete_node_features: columns").reshape(-1)
             bad = cols[(cols < 0) | (cols >= self.num_features)]
             if bad.numel():
                 raise DeletionError(f"delete_node_features: columns {_fmt(bad)} are out of range "
@@ -329,7 +340,7 @@ class GraphStore:
         return torch.unique(torch.cat(eids))
 
     def _check_node_ids(self, nodes, what: str) -> Tensor:
-        ids = _as_index_tensor(nodes, what)
+        ids = _as_index_tensor(nodes, what).reshape(-1)
         bad = ids[(ids < 0) | (ids >= self.num_nodes)]
         if bad.numel():
             raise DeletionError(f"node ids {_fmt(bad)} are out of range 0..{self.num_nodes - 1}")
@@ -349,31 +360,34 @@ class GraphStore:
             raise DeletionError(f"edges {_fmt(dead)} (pairs {[tuple(p) for p in pairs]}) are already deleted "
                                 f"(by requests {_fmt(by)})")
 
-    def _resolve_edges(self, edges) -> Tensor:
-        if isinstance(edges, Tensor):
-            if edges.is_floating_point() or edges.dtype == torch.bool:
-                raise DeletionError(f"delete_edges: expected integer ids or pairs, got dtype {edges.dtype}")
-            if edges.dim() == 1:
-                return self._check_edge_ids(edges)
-            if edges.dim() == 2 and edges.size(0) == 2:
-                return self._lookup_pairs(edges[0], edges[1])
-            raise DeletionError(f"delete_edges: a tensor must be 1-D edge ids or an edge_index [2, K], got shape "
-                                f"{tuple(edges.shape)} (transpose a [K, 2] tensor with .t())")
-        if isinstance(edges, (int,)) or not isinstance(edges, Sequence) and not hasattr(edges, "__iter__"):
-            raise DeletionError(f"delete_edges: expected a sequence of edge ids or (u, v) pairs, got {edges!r}")
-        items = list(edges)
-        if not items:
-            raise DeletionError("delete_edges: empty request: no edges given")
-        if all(isinstance(i, Sequence) and not isinstance(i, str) for i in items):
-            odd = [p for p in items if len(p) != 2]
-            if odd:
-                raise DeletionError(f"delete_edges: pairs must have two entries, got {odd[:5]}")
-            t = _as_index_tensor(items, "edge pairs").reshape(-1, 2).t()
-            return self._lookup_pairs(t[0], t[1])
-        return self._check_edge_ids(_as_index_tensor(items, "edge ids"))
+    def _resolve_edges(self, edges, layout: str = "auto") -> Tensor:
+        if layout not in EDGE_LAYOUTS:
+            raise DeletionError(f"delete_edges: layout must be one of {EDGE_LAYOUTS}, got {layout!r}")
+        t = _as_index_tensor(edges, "delete_edges: edges", max_dim=2)
+        if t.dim() == 1:
+            if layout in ("auto", "ids"):
+                return self._check_edge_ids(t)
+            raise DeletionError(f"delete_edges: layout={layout!r} needs a 2-D input, got {t.numel()} ids")
+        rows, cols = t.shape
+        if layout == "ids":
+            raise DeletionError(f"delete_edges: layout='ids' needs 1-D edge ids, got shape {tuple(t.shape)}")
+        if layout == "auto":
+            tuples = isinstance(edges, (list, tuple)) and all(isinstance(e, tuple) for e in edges)
+            if (rows, cols) == (2, 2) and not tuples:
+                raise DeletionError("delete_edges: a [2, 2] input is ambiguous (an edge_index of 2 edges, or 2 "
+                                    "(u, v) pairs): pass layout='edge_index' or layout='pairs'")
+            layout = "pairs" if tuples or (cols == 2 and rows != 2) else "edge_index"
+        if layout == "edge_index" and rows != 2:
+            raise DeletionError(f"delete_edges: an edge_index must have shape [2, K], got {tuple(t.shape)} "
+                                "(a [K, 2] tensor of pairs: pass layout='pairs')")
+        if layout == "pairs":
+            if cols != 2:
+                raise DeletionError(f"delete_edges: (u, v) pairs must have two entries each, got shape "
+                                    f"{tuple(t.shape)}: {[tuple(r) for r in t[:5].tolist()]}")
+            t = t.t()
+        return self._lookup_pairs(t[0], t[1])
 
     def _check_edge_ids(self, ids: Tensor) -> Tensor:
-        ids = _as_index_tensor(ids, "edge ids")
         bad = ids[(ids < 0) | (ids >= self.num_edges)]
         if bad.numel():
             raise DeletionError(f"delete_edges: edge ids {_fmt(bad)} are out of range 0..{self.num_edges - 1}")
@@ -1004,36 +1018,77 @@ def _positions_by_edge(slot_eid: Tensor, num_edges: int) -> tuple[Tensor, Tensor
     return ptr, order
 
 
-def _check_int(value, name: str) -> int:
+_INT64 = (-(2 ** 63), 2 ** 63 - 1)
+EDGE_LAYOUTS = ("auto", "ids", "pairs", "edge_index")
+
+
+def _scalar_id(value, name: str) -> int:
+    """One integer id: ints and NumPy/0-d integer tensors; never a bool, float, string or None."""
     if isinstance(value, Tensor):
-        if value.numel() != 1 or value.is_floating_point():
-            raise DeletionError(f"{name} must be one integer, got {value!r}")
+        if value.numel() != 1:
+            raise DeletionError(f"{name} must be one integer, got a tensor of shape {tuple(value.shape)}")
+        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            raise DeletionError(f"{name}: {value!r} is not an integer id (dtype {value.dtype})")
         value = int(value)
-    if isinstance(value, bool) or not hasattr(value, "__index__"):  # int, numpy integers; not bool or float
-        raise DeletionError(f"{name} must be an integer class id, got {value!r}")
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not hasattr(value, "__index__"):
+        raise DeletionError(f"{name}: {value!r} ({type(value).__name__}) is not an integer id")
     try:
-        return operator.index(value)
-    except TypeError as exc:  # some numpy versions give numpy.bool_ an __index__ that refuses
-        raise DeletionError(f"{name} must be an integer class id, got {value!r}") from exc
+        out = operator.index(value)
+    except TypeError as exc:
+        raise DeletionError(f"{name}: {value!r} ({type(value).__name__}) is not an integer id") from exc
+    if not _INT64[0] <= out <= _INT64[1]:
+        raise DeletionError(f"{name}: {out} is outside the int64 range of ids")
+    return out
 
 
-def _as_index_tensor(values, what: str) -> Tensor:
-    if isinstance(values, Tensor):
-        t = values
-    else:
-        if isinstance(values, int):
-            values = [values]
+def _check_int(value, name: str) -> int:
+    return _scalar_id(value, name)
+
+
+def _as_index_tensor(values, name: str, *, max_dim: int = 1) -> Tensor:
+    """``values`` as an int64 tensor of ids (1-D, or up to ``max_dim`` dimensions).
+
+    Accepts integer tensors and NumPy arrays, a single int, and lists, tuples, ranges, sets (sorted) and
+    iterators of ints (or, with ``max_dim=2``, of equal-length sequences of ints). Refuses, with a
+    :class:`DeletionError` naming ``name`` and the offending value: ``None``, strings, bools (``True`` is
+    not node 1), floats, empty input, values outside int64, ragged or too-deep nesting.
+    """
+    if values is None or isinstance(values, (str, bytes, dict)):
+        raise DeletionError(f"{name}: expected integer ids, got {_describe(values)}")
+    if isinstance(values, Tensor) or type(values).__module__ == "numpy":
         try:
             t = torch.as_tensor(values)
-        except (TypeError, ValueError) as exc:
-            raise DeletionError(f"{what}: expected integer ids, got {values!r}") from exc
-    if t.numel() == 0:  # before the dtype check: torch.as_tensor([]) is float32
-        raise DeletionError(f"{what}: empty request: no ids given")
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise DeletionError(f"{what}: expected integer ids, got dtype {t.dtype}")
-    if t.dim() > 1 and what not in ("edge pairs",):
-        raise DeletionError(f"{what}: expected a 1-D list of ids, got shape {tuple(t.shape)}")
-    return t.long().reshape(-1) if what != "edge pairs" else t.long()
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise DeletionError(f"{name}: expected integer ids, got {_describe(values)}") from exc
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise DeletionError(f"{name}: expected integer ids, got dtype {t.dtype}")
+        if t.dim() == 0:
+            t = t.reshape(1)
+    elif hasattr(values, "__index__") or isinstance(values, bool):
+        t = torch.tensor([_scalar_id(values, name)])
+    elif hasattr(values, "__iter__"):
+        items = sorted(values) if isinstance(values, (set, frozenset)) else list(values)
+        rows = []
+        for item in items:
+            if not isinstance(item, (str, bytes)) and hasattr(item, "__len__") and not (
+                    isinstance(item, Tensor) and item.dim() == 0):
+                rows.append([_scalar_id(v, name) for v in item])
+            else:
+                rows.append(_scalar_id(item, name))
+        nested = [isinstance(r, list) for r in rows]
+        if any(nested) and not all(nested):
+            raise DeletionError(f"{name}: mixes single ids and sequences: {items[:5]!r:.100}")
+        if any(nested) and len({len(r) for r in rows}) > 1:
+            raise DeletionError(f"{name}: rows of different lengths: {items[:5]!r:.100}")
+        t = torch.tensor(rows, dtype=torch.long) if rows else torch.empty(0, dtype=torch.long)
+    else:
+        raise DeletionError(f"{name}: expected integer ids (a tensor, a list or an int), got {_describe(values)}")
+    if t.numel() == 0:
+        raise DeletionError(f"{name}: empty request: no ids given")
+    if t.dim() > max_dim:
+        raise DeletionError(f"{name}: expected {'a 1-D list of ids' if max_dim == 1 else 'ids or pairs'}, got "
+                            f"shape {tuple(t.shape)}")
+    return t.long()
 
 
 def _canonical_state(data: Data, undirected: bool | None) -> dict:

@@ -35,7 +35,7 @@ CASES = {
     "feature node out of range": (lambda s: s.delete_node_features([5]), [r"\b5\b", "out of range"]),
     # pairs that are not edges
     "pair not an edge": (lambda s: s.delete_edges([(0, 1), (0, 3)]), ["not edges", r"\(0, 3\)"]),
-    "edge_index not an edge": (lambda s: s.delete_edges(torch.tensor([[0, 1], [3, 4]])),
+    "edge_index not an edge": (lambda s: s.delete_edges(torch.tensor([[0, 1], [3, 4]]), layout="edge_index"),
                                ["not edges", r"\(0, 3\)", r"\(1, 4\)"]),
     # already deleted: say so, and by which request
     "edge already deleted": (lambda s: s.delete_edges([(2, 1)]),
@@ -77,13 +77,32 @@ CASES = {
     "float pairs": (lambda s: s.delete_edges([(0.0, 1.0)]), ["integer"]),
     "float columns": (lambda s: s.delete_node_features([2], [0.5]), ["integer", "float"]),
     "string nodes": (lambda s: s.delete_nodes("abc"), ["integer"]),
-    "bare int edge": (lambda s: s.delete_edges(3), ["sequence", r"\b3\b"]),
-    "mixed ids and pairs": (lambda s: s.delete_edges([0, (1, 2)]), ["integer"]),
+    "mixed ids and pairs": (lambda s: s.delete_edges([0, (1, 2)]), ["mixes single ids and sequences"]),
     # shapes
-    "K x 2 tensor": (lambda s: s.delete_edges(torch.tensor([[0, 1], [0, 2], [2, 3]])), [r"\(3, 2\)", r"\.t\(\)"]),
+    "K x 3 as pairs": (lambda s: s.delete_edges(torch.tensor([[0, 1, 2], [0, 2, 3]]), layout="pairs"),
+                       [r"two entries", r"\(2, 3\)"]),
+    "K x 2 as edge_index": (lambda s: s.delete_edges(torch.tensor([[0, 1], [0, 2], [2, 3]]), layout="edge_index"),
+                            [r"\[2, K\]", r"\(3, 2\)", "layout='pairs'"]),
+    "2 x 2 ambiguous": (lambda s: s.delete_edges(torch.tensor([[0, 1], [1, 2]])), ["ambiguous", "layout="]),
+    "2 x 2 lists ambiguous": (lambda s: s.delete_edges([[0, 1], [1, 2]]), ["ambiguous", "layout="]),
+    "ids as pairs": (lambda s: s.delete_edges([0, 1], layout="pairs"), ["2-D"]),
+    "pairs as ids": (lambda s: s.delete_edges([(0, 1)], layout="ids"), ["1-D"]),
+    "unknown layout": (lambda s: s.delete_edges([0], layout="coo"), ["layout", "coo"]),
     "3-d tensor": (lambda s: s.delete_edges(torch.zeros(2, 1, 1, dtype=torch.long)), ["shape"]),
-    "0-d tensor": (lambda s: s.delete_edges(torch.tensor(0)), ["shape"]),
+    "0-d float tensor": (lambda s: s.delete_edges(torch.tensor(0.0)), ["dtype"]),
     "triple": (lambda s: s.delete_edges([(0, 1, 2)]), ["two entries", r"\(0, 1, 2\)"]),
+    # not ids at all (issue 9: no raw RuntimeError / OverflowError, no bool taken as an id)
+    "None nodes": (lambda s: s.delete_nodes(None), ["delete_nodes: nodes", "NoneType"]),
+    "list of None": (lambda s: s.delete_nodes([None]), ["delete_nodes: nodes", "None", "not an integer id"]),
+    "object nodes": (lambda s: s.delete_nodes(object()), ["delete_nodes: nodes", "object"]),
+    "bool among ids": (lambda s: s.delete_nodes([3, True]), ["True", "bool", "not an integer id"]),
+    "numpy bool among ids": (lambda s: s.delete_nodes([3, np.bool_(True)]), ["True", "not an integer id"]),
+    "huge node id": (lambda s: s.delete_nodes([2 ** 70]), ["int64"]),
+    "huge edge class": (lambda s: s.delete_edge_class(2 ** 70), ["edge_class", "int64"]),
+    "dict nodes": (lambda s: s.delete_nodes({1: 2}), ["dict"]),
+    "ragged pairs": (lambda s: s.delete_edges([[0, 1], [2]]), ["different lengths"]),
+    "None edges": (lambda s: s.delete_edges(None), ["delete_edges: edges", "NoneType"]),
+    "None columns": (lambda s: s.delete_node_features([2], [None]), ["columns", "None"]),
     "2-d node ids": (lambda s: s.delete_nodes([[0, 1]]), ["1-D", r"\(1, 2\)"]),
     "2-d columns": (lambda s: s.delete_node_features([2], torch.tensor([[0]])), ["1-D"]),
     # feature columns
@@ -109,7 +128,7 @@ def test_refused_with_clear_message_and_store_unchanged(case):
 
 
 @pytest.mark.parametrize("case", ["node id too large", "edge already deleted", "feature already deleted",
-                                  "unknown edge class", "K x 2 tensor"])
+                                  "unknown edge class", "2 x 2 ambiguous", "bool among ids"])
 def test_refused_request_is_not_journaled(case, tmp_path):
     s = prepared_a(tmp_path / "store")
     before = snapshot(s)

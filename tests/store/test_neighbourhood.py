@@ -60,7 +60,7 @@ def req_edges(store, edge_mask, node_mask, g):
         return None, None, None
     if int(torch.randint(2, (1,), generator=g)):  # by pairs: every live parallel edge of a pair goes
         pairs = store.edge_index[:, ids].t().tolist()
-        req = store.delete_edges(pairs)
+        req = store.delete_edges(pairs, layout="pairs")
         ids = [e for e in edge_mask.nonzero().squeeze(1).tolist() if store.edge_index[:, e].tolist() in pairs]
     else:
         req = store.delete_edges(ids)

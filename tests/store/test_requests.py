@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import torch
 from torch_geometric.data import Data
@@ -108,7 +109,7 @@ def test_delete_edges_input_forms_undirected(how):
         "edge_index": torch.tensor([[1, 3], [0, 2]]),
         "tuple_of_pairs": ((0, 1), (3, 2)),
     }[how]
-    req = s.delete_edges(arg)
+    req = s.delete_edges(arg, layout="edge_index" if how == "edge_index" else "auto")
     assert ids(req.edge_ids) == [0, 3]
     assert pairs_of(s.live_edge_index()) == both_ways([(0, 2), (1, 2), (3, 4)])
 
@@ -128,10 +129,16 @@ def test_directed_delete_pair_keeps_reverse_direction():
         s.delete_edges([(2, 1)])
 
 
-@pytest.mark.parametrize("arg", [torch.tensor([[1, 3], [2, 4]]), [(1, 2), (3, 4)], [2, 4], torch.tensor([4, 2])])
-def test_directed_delete_edges_input_forms(arg):
+@pytest.mark.parametrize("arg,layout", [
+    (torch.tensor([[1, 3], [2, 4]]), "edge_index"), ([(1, 2), (3, 4)], "auto"), ([2, 4], "auto"),
+    (torch.tensor([4, 2]), "auto"), ([[1, 2], [3, 4]], "pairs"), (torch.tensor([[1, 2], [3, 4]]), "pairs"),
+    (torch.tensor([[1, 3, 1], [2, 4, 2]]), "auto"), (torch.tensor([[1, 2], [3, 4], [1, 2]]), "auto"),
+    (np.array([[1, 3, 3], [2, 4, 4]]), "auto"), ({4, 2}, "auto"), ((i for i in (2, 4)), "auto"),
+    (range(2, 5, 2), "auto"), (np.array([2, 4]), "auto"),
+])
+def test_directed_delete_edges_input_forms(arg, layout):
     s = store_b()
-    req = s.delete_edges(arg)
+    req = s.delete_edges(arg, layout=layout)
     assert ids(req.edge_ids) == [2, 4]
     assert s.edge_mask.tolist() == [True, True, False, True, False, True]
 
@@ -442,3 +449,10 @@ def test_store_repr_and_counts():
     s.delete_nodes([2])
     assert s.num_live_nodes == 4 and s.num_live_edges == 2 and s.num_features == 3
     assert "nodes=4/5" in repr(s) and "edges=2/5" in repr(s) and "requests=1" in repr(s)
+
+
+@pytest.mark.parametrize("arg", [3, torch.tensor(3), np.int64(3), [np.int32(3)], torch.tensor([[3]])[0]])
+def test_single_ids_are_ids(arg):
+    s = store_b()
+    assert ids(s.delete_edges(arg).edge_ids) == [3]
+    assert ids(store_b().delete_nodes(arg).node_ids) == [3]
