@@ -1134,10 +1134,19 @@ def _canonical_state(data: Data, undirected: bool | None) -> dict:
     if undirected is None:
         undirected = bool(_pyg_is_undirected(ei, num_nodes=num_nodes))
     per_edge = {"edge_type": edge_type, "edge_weight": edge_weight, **edge_attrs}
+    if undirected and num_in:
+        # One id per undirected edge: a column repeated in the same direction would be merged into one
+        # edge, and PyG's layers count each copy, so such a multigraph is refused rather than changed.
+        keys, counts = torch.unique(ei[0] * num_nodes + ei[1], return_counts=True)
+        if bool((counts > 1).any()):
+            k = int(keys[counts > 1][0])
+            raise ValueError(f"GraphStore: edge ({k // num_nodes}, {k % num_nodes}) appears {int(counts.max())} "
+                             "times in edge_index; an undirected store keeps each edge once: coalesce it "
+                             "(torch_geometric.utils.coalesce) or pass undirected=False to keep parallel edges")
     if undirected:
         canon, first, inverse = undirected_unique(ei, num_nodes)
         for name, value in per_edge.items():
-            if value is None:
+            if value is None or num_in == 0:
                 continue
             differs = (value[first][inverse] != value).reshape(num_in, -1).any(dim=1)
             if bool(differs.any()):

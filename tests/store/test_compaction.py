@@ -34,6 +34,7 @@ def sqlite_without_secure_delete(monkeypatch):
         return conn
 
     monkeypatch.setattr(sqlite3, "connect", insecure)
+    monkeypatch.setattr(Journal, "SECURE_DELETE", False)
 
 
 def retained_in_new_ids(kept: Data, node_map: torch.Tensor, edge_map: torch.Tensor) -> Data:
@@ -303,3 +304,76 @@ def test_compact_then_save_elsewhere_writes_no_erased_ids(tmp_path):
     assert [(q.id, q.kind, q.redacted) for q in o.requests] == [(0, "nodes", True), (1, "edges", True),
                                                                 (2, "node_features", True)]
     o.close()
+
+
+def test_crash_between_redaction_and_vacuum_is_vacuumed_on_open(tmp_path, monkeypatch):
+    path = tmp_path / "st"
+    s, data, victim, other, cut, kept, chunks = erase_setup(path)
+
+    def crash(self):
+        raise SimulatedCrash
+
+    monkeypatch.setattr(Journal, "finish_vacuum", crash)  # payloads nulled and committed, VACUUM never ran
+    with pytest.raises(SimulatedCrash):
+        s.compact()
+    monkeypatch.undo()
+    monkeypatch.setattr(Journal, "SECURE_DELETE", False)
+    die(s)
+    conn = sqlite3.connect(journal_path(path))
+    assert conn.execute("SELECT value FROM meta WHERE key = 'needs_vacuum'").fetchall() == [(1,)]
+    conn.close()
+    assert any(c in journal_path(path).read_bytes() for c in chunks), "freed pages still hold the payloads"
+    o = GraphStore.open(path)  # finishes the VACUUM although no payload is left to null
+    node_map = torch.full((N_BIG,), -1, dtype=torch.long)
+    node_map[torch.arange(N_BIG) != victim] = torch.arange(N_BIG - 1)
+    assert check_erased(path, chunks, victim, other, cut, node_map) == [(0, 1), (1, 1), (2, 1)]
+    o.close()
+
+
+def test_crashed_checkpoint_leftovers_are_erased_by_compact(tmp_path):
+    path = tmp_path / "st"
+    s, data, victim, other, cut, kept, chunks = erase_setup(path)
+    # what a process killed inside checkpoint() leaves: a temporary snapshot holding the full state
+    leftover = path / f"{STATE_FILE}.abc123.tmp"
+    torch.save(s._state(s._journal_name, s._journal.head), leftover)
+    assert all(secrets_in(folder_bytes(path)).values())
+    c = s.compact()
+    assert not leftover.exists()
+    check_erased(path, chunks, victim, other, cut, c.node_map)
+    s.close()
+
+
+def test_crashed_checkpoint_leftovers_are_removed_on_open(tmp_path):
+    path = tmp_path / "st"
+    s = store_a()
+    s.save(path)
+    s.delete_nodes([2])
+    leftover = path / f"{STATE_FILE}.x1y2.tmp"
+    leftover.write_bytes(b"partial state")
+    s.close()
+    GraphStore.open(path).close()
+    assert sorted(p.name for p in path.iterdir()) == folder_files(path)
+
+
+def test_compact_leaves_no_deleted_value_in_memory():
+    data, victim, other, cut = secret_graph()
+    s = GraphStore(data)
+    view = s.live()  # builds every cache: CSR weights, live degrees, live features
+    assert (view.edge_weight == SECRET_WEIGHT).any() and (view.x == torch.tensor(SECRET_ROW)).all(1).any()
+    s.delete_edges([cut])
+    s.delete_nodes([victim])
+    s.delete_node_features([other], [2])
+    s.compact()
+
+    def tensors(obj):
+        for value in vars(obj).values():
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+            yield from (v for v in items if isinstance(v, torch.Tensor))
+
+    found = [t.shape for t in tensors(s) if t.is_floating_point() and
+             ((t == SECRET_WEIGHT).any() or (t == SECRET_VALUE).any() or (t == SECRET_ROW[0]).any())]
+    assert not found, f"erased values still in the store's tensors of shapes {found}"
+    # caches handed out before the compaction were the store's own: zeroed, not left holding erased values
+    assert not (view.edge_weight == SECRET_WEIGHT).any() and not view.x.any()
+    s.live()  # and the store rebuilds them from what is left
+    assert not (s._csr_weight == SECRET_WEIGHT).any()
