@@ -193,6 +193,7 @@ class GraphStore:
         Raises:
             DeletionError: unknown, out-of-range, already deleted or malformed edges; the store is unchanged.
         """
+        self._require_open()
         ids = self._resolve_edges(edges, layout)
         self._refuse_deleted_edges(ids)
         return self._commit("edges", edge_ids=ids)
@@ -204,12 +205,14 @@ class GraphStore:
 
     def delete_nodes(self, nodes) -> DeletionRequest:
         """Delete nodes, their features and every live incident edge."""
+        self._require_open()
         ids = self._check_node_ids(nodes, "delete_nodes: nodes")
         self._refuse_deleted_nodes(ids)
         return self._commit("nodes", node_ids=ids, edge_ids=self._live_incident_edges(ids))
 
     def delete_edge_class(self, edge_class: int) -> DeletionRequest:
         """Delete every live edge whose ``edge_type`` equals ``edge_class``."""
+        self._require_open()
         if self.edge_type is None:
             raise DeletionError("delete_edge_class: this store has no edge_type")
         c = _check_int(edge_class, "edge_class")
@@ -226,6 +229,7 @@ class GraphStore:
 
     def delete_node_class(self, node_class: int) -> DeletionRequest:
         """Delete every live node whose label ``y`` equals ``node_class`` (with features and incident edges)."""
+        self._require_open()
         if self.y is None or self.y.dim() != 1:
             raise DeletionError("delete_node_class: this store has no 1-D integer node labels y")
         c = _check_int(node_class, "node_class")
@@ -246,6 +250,7 @@ class GraphStore:
 
         The nodes and their edges stay; the deleted values read as zero from then on.
         """
+        self._require_open()
         if self.x is None:
             raise DeletionError("delete_node_features: this store has no node features x")
         ids = self._check_node_ids(nodes, "delete_node_features: nodes")

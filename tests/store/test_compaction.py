@@ -367,7 +367,8 @@ def test_compact_leaves_no_deleted_value_in_memory():
 
     def tensors(obj):
         for value in vars(obj).values():
-            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+            items = value.values() if isinstance(value, dict) else value
+            items = items if isinstance(items, (list, tuple, type({}.values()))) else [value]
             yield from (v for v in items if isinstance(v, torch.Tensor))
 
     found = [t.shape for t in tensors(s) if t.is_floating_point() and
