@@ -67,7 +67,7 @@ def main() -> None:
           f"{trained.history[-1]['loss']:.4f}")
 
     revoked = gu.datasets.item_group_interactions(split, items)
-    req = store.delete_edges(revoked)
+    req = store.delete_edges(revoked, layout="edge_index")
     print(f"licence revoked for {names[column]!r}: {items.numel()} items; {req.summary()}")
 
     results = {}

@@ -49,7 +49,7 @@ def main() -> None:
           f"{trained.best_val:.4f} at epoch {trained.best_epoch}")
 
     df = gu.datasets.forget_edges(split, args.fraction, setting=args.setting, seed=args.seed)
-    req = store.delete_edges(df)
+    req = store.delete_edges(df, layout="edge_index")
     print(f"request: {req.summary()}")
 
     results = {}

@@ -36,7 +36,7 @@ def main() -> None:
     store = gu.GraphStore(split.train_data)
     df = gu.datasets.forget_edges(split, args.fraction, setting="in", seed=42)
     t0 = time.perf_counter()
-    req = store.delete_edges(df)
+    req = store.delete_edges(df, layout="edge_index")
     took = time.perf_counter() - t0
     print(f"request: {req.summary()}  ({took * 1e3:.1f} ms, including the one-off CSR/CSC build)")
     for hop in range(req.num_hops + 1):

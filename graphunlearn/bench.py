@@ -217,7 +217,8 @@ def _run_link(cell: dict, cache: dict, progress: bool) -> list[dict]:
                       lambda m: train.link_prediction(m, GraphStore(split.train_data), split, epochs=cell["epochs"],
                                                       seed=cell["seed"], progress=progress, **cell["train"]))
     store = GraphStore(split.train_data)
-    req = store.delete_edges(datasets.forget_edges(split, cell["fraction"], cell["setting"], seed=cell["seed"]))
+    req = store.delete_edges(datasets.forget_edges(split, cell["fraction"], cell["setting"], seed=cell["seed"]),
+                             layout="edge_index")
     results = _unlearn_all(cell, model, store, req, split, progress)
     gold = results[_GOLD].model if _GOLD in results else None
     attacker = evaluate.train_mi_attacker(model, store, epochs=cell["attack_epochs"], seed=cell["seed"])
@@ -258,7 +259,8 @@ def _run_rec(cell: dict, cache: dict, progress: bool) -> list[dict]:
                                                      seed=cell["seed"], progress=progress, **cell["train"]))
     store = GraphStore(split.train_data)
     forget = datasets.forget_recommendation(split, cell["setting"], cell["fraction"], seed=cell["seed"])
-    req = store.delete_nodes(forget) if cell["setting"] == "user" else store.delete_edges(forget)
+    req = (store.delete_nodes(forget) if cell["setting"] == "user"
+           else store.delete_edges(forget, layout="edge_index"))
     results = _unlearn_all(cell, model, store, req, split, progress)
     gold = results[_GOLD].model if _GOLD in results else None
     return _rows(cell, results, lambda method, res: dict(evaluate.recommendation(res.model, store, split, req,

@@ -29,7 +29,10 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -37,7 +40,7 @@ from torch_geometric.data import Data
 
 from . import datasets, evaluate, models, train
 from .graph import to_bidirected
-from .io import atomic_save, safe_load
+from .io import CorruptFileError, StoreLockedError, atomic_save, safe_load
 from .store import DeletionError, GraphStore
 from .unlearning import methods, unlearn
 
@@ -46,8 +49,101 @@ class CLIError(Exception):
     """A user error: printed without a traceback, exit status 2."""
 
 
+# The library's documented user errors: each is printed as one line with exit status 2. Anything else is a
+# bug and keeps its traceback. StoreLockedError: another process holds the run's store open for writing.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CLIError, CorruptFileError, DeletionError, ValueError, TypeError, FileNotFoundError, FileExistsError,
+    NotADirectoryError, IsADirectoryError, PermissionError, StoreLockedError,
+)
+
+
+# ----------------------------------------------------------------------------------------- argument types
+# argparse reports an ArgumentTypeError as "argument --x: <message>", so each message says what the value
+# must be; a plain ValueError would only say "invalid <function name> value".
+
+def positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"must be an integer seed in [0, 2**63), got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = _float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], got {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+def _id_list(option: str, text: str) -> list[int]:
+    """``3,17`` as ``[3, 17]``; anything else is a CLIError naming the option and the bad item."""
+    items = [t.strip() for t in text.split(",")]
+    for item in items:
+        if not item.lstrip("-").isdigit():
+            raise CLIError(f"{option} takes comma-separated integer ids such as 3,17; {item!r} is not one")
+    return [int(t) for t in items]
+
+
+def _pair_list(text: str) -> list[tuple[int, int]]:
+    pairs = []
+    for item in text.split(","):
+        ends = item.strip().split("-")
+        if len(ends) != 2 or not all(e.strip().isdigit() for e in ends):
+            raise CLIError(f"--edges takes pairs of node ids such as 0-633,5-7; {item.strip()!r} is not one")
+        pairs.append((int(ends[0]), int(ends[1])))
+    return pairs
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``graphunlearn <cmd>: error: ...``) like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _run_dir(path: str, must_exist: bool = True) -> Path:
     run = Path(path)
+    # a run folder under a file (``--run notes.txt/run``) can neither exist nor be created: say so first
+    for parent in [run, *run.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CLIError(f"--run {run}: {parent} is a file, not a folder")
+            break
     if must_exist and not (run / "store").is_dir():
         raise CLIError(f"{run} is not a run folder (no {run / 'store'}); create one with `graphunlearn split`")
     return run
@@ -56,23 +152,49 @@ def _run_dir(path: str, must_exist: bool = True) -> Path:
 REC_MODELS = {"lightgcn": models.LightGCN, "mf": models.MF}
 
 
-def _load(run: Path):
-    """The run's store, split and task."""
-    store = GraphStore.open(run / "store")
-    blob = safe_load(run / "split.pt")
+@contextmanager
+def _opened(run: Path, read_only: bool = False):
+    """The run's store, split and task; the store is closed (its writer lock released) on leaving."""
+    blob = _split_blob(run)
+    store = GraphStore.open(run / "store", read_only=read_only)
+    try:
+        yield (store, *_split(store, blob))
+    finally:
+        store.close()
+
+
+_SPLIT_KEYS = {"node": ("train_idx", "val_idx", "test_idx", "official"),
+               "rec": ("train_pos", "test_pos", "num_users", "num_items", "official"),
+               "link": ("val_pos", "val_neg", "test_pos", "test_neg", "seed", "official")}
+
+
+def _split_blob(run: Path) -> dict:
+    path = run / "split.pt"
+    blob = safe_load(path)
+    task = blob.get("task", "link") if isinstance(blob, dict) else None
+    if task not in _SPLIT_KEYS:
+        raise CLIError(f"{path}: not a split file written by `graphunlearn split` (no known task)")
+    missing = [k for k in _SPLIT_KEYS[task] if k not in blob]
+    if missing:
+        raise CLIError(f"{path}: the {task} split lacks {', '.join(missing)}; recreate it with `graphunlearn split`")
+    return blob
+
+
+def _split(store: GraphStore, blob: dict):
+    """The split object and task that the split file ``blob`` describes, over ``store``'s graph."""
     task = blob.get("task", "link")
     if task == "node":
-        return store, datasets.NodeSplit(blob["train_idx"], blob["val_idx"], blob["test_idx"], blob["official"]), task
+        return datasets.NodeSplit(blob["train_idx"], blob["val_idx"], blob["test_idx"], blob["official"]), task
     train_data = Data(x=store.x, edge_index=to_bidirected(store.edge_index), num_nodes=store.num_nodes)
     if blob.get("dataset"):
         train_data.name = blob["dataset"]
     if task == "rec":
         split = datasets.RecSplit(train_data, blob["train_pos"], blob["test_pos"], blob["num_users"],
                                   blob["num_items"], blob["official"])
-        return store, split, task
+        return split, task
     split = datasets.LinkSplit(train_data, blob["val_pos"], blob["val_neg"], blob["test_pos"], blob["test_neg"],
                                seed=blob["seed"], official=blob["official"])
-    return store, split, task
+    return split, task
 
 
 def _checkpoint(run: Path, name: str) -> Path:
@@ -82,7 +204,31 @@ def _checkpoint(run: Path, name: str) -> Path:
     return path
 
 
+def _load_model(run: Path, name: str):
+    """The checkpoint ``name`` (in the run folder, or a path). A damaged file is a CorruptFileError from
+    ``safe_load``; a readable torch file that is not a model checkpoint is said to be one here."""
+    path = _checkpoint(run, name)
+    try:
+        return train.load_checkpoint(path)
+    except (KeyError, AttributeError, RuntimeError) as exc:  # a dict without our keys, or weights of another shape
+        raise CLIError(f"checkpoint {path}: not a model checkpoint written by graphunlearn "
+                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+
+
+def _output(run: Path, name: str, option: str = "--output") -> Path:
+    """Where a checkpoint named ``name`` goes: in the run folder, never over a folder."""
+    if not name or name.endswith(("/", os.sep)):
+        raise CLIError(f"{option} must name a file, got {name!r}")
+    out = run / name
+    if out.is_dir():
+        raise CLIError(f"{option} {out} is a folder; name a checkpoint file")
+    return out
+
+
 def _request(store: GraphStore, request_id: int):
+    if not store.requests:
+        raise CLIError(f"request {request_id} does not exist; the store has no requests yet (register one with "
+                       "`graphunlearn delete`)")
     if not 0 <= request_id < len(store.requests):
         raise CLIError(f"request {request_id} does not exist; the store has requests 0..{len(store.requests) - 1}")
     return store.requests[request_id]
@@ -92,10 +238,7 @@ def cmd_split(args) -> None:
     run = _run_dir(args.run, must_exist=False)
     if (run / "store").exists() and not args.overwrite:
         raise CLIError(f"{run} already holds a run; pass --overwrite to replace it")
-    try:
-        data = datasets.load(args.dataset)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+    data = datasets.load(args.dataset)
     user_item = data.get("num_users") is not None
     task = args.task or ("rec" if user_item else "link")
     if task == "rec" and not user_item:
@@ -124,6 +267,7 @@ def cmd_split(args) -> None:
             blob["item_groups"] = data.item_x  # [items, groups]: MovieLens genres
             blob["item_group_names"] = list(data.get("item_group_names") or [])
     store.save(run / "store", overwrite=args.overwrite)
+    store.close()
     atomic_save(blob, run / "split.pt")
     print(f"{args.dataset} ({task}): {_describe(split)}; store saved to {run / 'store'}")
 
@@ -140,20 +284,23 @@ def _describe(split) -> str:
 
 def cmd_train(args) -> None:
     run = _run_dir(args.run)
-    if args.epochs < 1:
-        raise CLIError(f"--epochs must be at least 1, got {args.epochs}")
-    store, split, task = _load(run)
+    output = _output(run, args.output)
+    with _opened(run) as (store, split, task):
+        _train(args, run, output, store, split, task)
+
+
+def _train(args, run: Path, output: Path, store: GraphStore, split, task: str) -> None:
     torch.manual_seed(args.seed)
     kinds = tuple(REC_MODELS) if task == "rec" else models.CONVS
     name = args.model or kinds[0]
     if name not in kinds:
         raise CLIError(f"--model {name!r} does not fit task {task!r}; choose one of {', '.join(kinds)}")
-    common = dict(epochs=args.epochs, seed=args.seed, progress=not args.quiet, checkpoint=run / args.output)
+    common = dict(epochs=args.epochs, seed=args.seed, progress=not args.quiet, checkpoint=output)
     if task == "rec":
         model = REC_MODELS[name](split.num_users, split.num_items)
         result = train.recommendation(model, store, split, lr=args.lr or 0.005, **common)
         print(f"trained {name}: {result.epochs_run} epochs, final BPR loss {result.history[-1]['loss']:.4f}, "
-              f"{result.seconds:.1f} s -> {run / args.output}")
+              f"{result.seconds:.1f} s -> {output}")
         return
     if task == "node":
         model = models.GNN(store.num_features, conv=name, hidden_channels=args.hidden,
@@ -166,58 +313,69 @@ def cmd_train(args) -> None:
         result = train.link_prediction(model, store, split, lr=args.lr or 0.01, **common)
         what = "AUROC"
     print(f"trained {name}: {result.epochs_run} epochs, best validation {what} {result.best_val:.4f} at "
-          f"epoch {result.best_epoch}, {result.seconds:.1f} s -> {run / args.output}")
+          f"epoch {result.best_epoch}, {result.seconds:.1f} s -> {output}")
+
+
+_DELETE_WAYS = ("fraction", "features", "edges", "nodes", "edge_class", "node_class", "item_group")
 
 
 def cmd_delete(args) -> None:
     run = _run_dir(args.run)
-    store, split, task = _load(run)
-    try:
-        if args.item_group is not None:
-            if task != "rec":
-                raise CLIError("--item-group is for recommendation runs (split --task rec)")
-            blob = safe_load(run / "split.pt")
-            groups, names = blob.get("item_groups"), blob.get("item_group_names") or []
-            if groups is None:
-                raise CLIError("this dataset has no item groups (MovieLens-100k has genres)")
-            column = _group_column(args.item_group, names, groups.size(1))
-            items = split.num_users + groups[:, column].nonzero().squeeze(1)
-            pairs = datasets.item_group_interactions(split, items)
-            if pairs.size(1) == 0:
-                raise CLIError(f"item group {args.item_group} has no training interactions")
-            ids = store.edge_ids(pairs)
-            live = ids[store.edge_mask[ids]]  # users who left took some of them already
-            if live.numel() == 0:
-                raise CLIError(f"every interaction of item group {args.item_group} is already deleted")
-            pairs = store.edge_index[:, live]
-            print(f"item group {column}{f' ({names[column]})' if column < len(names) else ''}: "
-                  f"{items.numel()} items, {pairs.size(1)} training interactions")
-            req = store.delete_edges(pairs)
-        elif args.fraction is not None:
-            if task == "node":
-                req = store.delete_nodes(datasets.forget_nodes(split, fraction=args.fraction, seed=args.seed))
-            elif task == "rec":
-                forget = datasets.forget_recommendation(split, args.kind, args.fraction, seed=args.seed)
-                req = store.delete_nodes(forget) if args.kind == "user" else store.delete_edges(forget)
-            else:
-                req = store.delete_edges(datasets.forget_edges(split, args.fraction, args.setting, seed=args.seed))
-        elif args.features:
-            req = store.delete_node_features([int(v) for v in args.features.split(",")])
-        elif args.edges:
-            pairs = [tuple(int(v) for v in p.split("-")) for p in args.edges.split(",")]
-            req = store.delete_edges(pairs)
-        elif args.nodes:
-            req = store.delete_nodes([int(v) for v in args.nodes.split(",")])
-        elif args.edge_class is not None:
-            req = store.delete_edge_class(args.edge_class)
-        elif args.node_class is not None:
-            req = store.delete_node_class(args.node_class)
+    given = [f"--{w.replace('_', '-')}" for w in _DELETE_WAYS if getattr(args, w) is not None]
+    if not given:
+        raise CLIError("say what to delete: --fraction, --edges, --nodes, --features, --edge-class, --node-class "
+                       "or --item-group")
+    if len(given) > 1:
+        raise CLIError(f"one deletion per request: give one of {', '.join(given)}, not several")
+    with _opened(run) as (store, split, task):
+        print(_delete(args, run, store, split, task).summary())
+
+
+def _delete(args, run: Path, store: GraphStore, split, task: str):
+    if args.item_group is not None:
+        if task != "rec":
+            raise CLIError("--item-group is for recommendation runs (split --task rec)")
+        blob = safe_load(run / "split.pt")
+        groups, names = blob.get("item_groups"), blob.get("item_group_names") or []
+        if groups is None:
+            raise CLIError("this dataset has no item groups (MovieLens-100k has genres)")
+        column = _group_column(args.item_group, names, groups.size(1))
+        items = split.num_users + groups[:, column].nonzero().squeeze(1)
+        pairs = datasets.item_group_interactions(split, items)
+        if pairs.size(1) == 0:
+            raise CLIError(f"item group {args.item_group} has no training interactions")
+        ids = store.edge_ids(pairs, layout="edge_index")
+        live = ids[store.edge_mask[ids]]  # users who left took some of them already
+        if live.numel() == 0:
+            raise CLIError(f"every interaction of item group {args.item_group} is already deleted")
+        pairs = store.edge_index[:, live]
+        print(f"item group {column}{f' ({names[column]})' if column < len(names) else ''}: "
+              f"{items.numel()} items, {pairs.size(1)} training interactions")
+        req = store.delete_edges(live, layout="ids")
+    elif args.fraction is not None:
+        if task == "node":
+            req = store.delete_nodes(datasets.forget_nodes(split, fraction=args.fraction, seed=args.seed))
+        elif task == "rec":
+            forget = datasets.forget_recommendation(split, args.kind, args.fraction, seed=args.seed)
+            req = (store.delete_nodes(forget) if args.kind == "user"
+                   else store.delete_edges(forget, layout="edge_index"))
         else:
-            raise CLIError("say what to delete: --fraction, --edges, --nodes, --features, --edge-class, --node-class "
-                           "or --item-group")
-    except (DeletionError, ValueError) as exc:
-        raise CLIError(str(exc)) from None
-    print(req.summary())
+            req = store.delete_edges(datasets.forget_edges(split, args.fraction, args.setting, seed=args.seed),
+                                     layout="edge_index")
+    elif args.features:
+        req = store.delete_node_features(_id_list("--features", args.features))
+    elif args.edges:
+        req = store.delete_edges(_pair_list(args.edges))
+    elif args.nodes:
+        req = store.delete_nodes(_id_list("--nodes", args.nodes))
+    elif args.edge_class is not None:
+        req = store.delete_edge_class(args.edge_class)
+    elif args.node_class is not None:
+        req = store.delete_node_class(args.node_class)
+    else:
+        raise CLIError("say what to delete: --fraction, --edges, --nodes, --features, --edge-class, --node-class "
+                       "or --item-group")
+    return req
 
 
 def _group_column(value: str, names: list[str], count: int) -> int:
@@ -235,48 +393,62 @@ def _group_column(value: str, names: list[str], count: int) -> int:
     return column
 
 
-def _options(pairs: list[str]) -> dict:
+def _options(pairs: list[str], method: str) -> dict:
+    """``--option NAME=VALUE`` pairs as keyword arguments. A value is read as a Python literal (``4``,
+    ``0.5``, ``True``, ``'gcn'``) and else kept as the text; the library checks each option's type and range
+    and names the option it refuses. Unknown names are refused here, before any file is opened."""
+    known = methods()[method].options
     out = {}
     for item in pairs:
-        if "=" not in item:
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        if not eq or not name.isidentifier():
             raise CLIError(f"--option takes NAME=VALUE, got {item!r}")
-        name, value = item.split("=", 1)
+        if name not in known:
+            raise CLIError(f"--option {name}: method {method!r} has no such option; its options: "
+                           f"{', '.join(known) or 'none'}")
+        if name in out:
+            raise CLIError(f"--option {name} is given twice")
         try:
-            out[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
+            out[name] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             out[name] = value
     return out
 
 
 def cmd_unlearn(args) -> None:
     run = _run_dir(args.run)
-    store, split, _ = _load(run)
-    model = train.load_checkpoint(_checkpoint(run, args.model))
-    req = _request(store, args.request)
-    try:
+    if args.method not in methods():
+        raise CLIError(f"unknown method {args.method!r}; see `graphunlearn methods`: {', '.join(sorted(methods()))}")
+    options = _options(args.option, args.method)
+    if args.output is not None:
+        _output(run, args.output)
+    with _opened(run) as (store, split, _):
+        model = _load_model(run, args.model)
+        req = _request(store, args.request)
+        out = _output(run, args.output or f"{args.method}-r{req.id}.pt")
         result = unlearn(model, store, req, args.method, split=split, seed=args.seed, progress=not args.quiet,
-                         **_options(args.option))
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    out = run / (args.output or f"{args.method}-r{req.id}.pt")
-    train.save_checkpoint(out, result.model)
-    store.checkpoint()  # persists the store's ledger of what this model forgot
+                         **options)
+        train.save_checkpoint(out, result.model)
+        store.checkpoint()  # persists the store's ledger of what this model forgot
     print(f"{args.method}: {result.seconds:.2f} s, peak +{result.peak_mb:.0f} MiB -> {out}")
 
 
 def cmd_evaluate(args) -> None:
     run = _run_dir(args.run)
-    store, split, task = _load(run)
-    req = _request(store, args.request)
-    model = train.load_checkpoint(_checkpoint(run, args.model))
-    gold = train.load_checkpoint(_checkpoint(run, args.gold)) if args.gold else None
-    if task == "node":
-        original = train.load_checkpoint(_checkpoint(run, args.original)) if args.original else None
-        row = evaluate.node_classification(model, store, split, req, original=original, gold=gold)
-    elif task == "rec":
-        row = evaluate.recommendation(model, store, split, req, gold=gold)
-    else:
-        row = evaluate.link_prediction(model, store, split, req, gold=gold, resamples=args.resamples)
+    if args.json is not None and Path(args.json).is_dir():
+        raise CLIError(f"--json {args.json} is a folder; name a file")
+    with _opened(run, read_only=True) as (store, split, task):
+        req = _request(store, args.request)
+        model = _load_model(run, args.model)
+        gold = _load_model(run, args.gold) if args.gold else None
+        if task == "node":
+            original = _load_model(run, args.original) if args.original else None
+            row = evaluate.node_classification(model, store, split, req, original=original, gold=gold)
+        elif task == "rec":
+            row = evaluate.recommendation(model, store, split, req, gold=gold)
+        else:
+            row = evaluate.link_prediction(model, store, split, req, gold=gold, resamples=args.resamples)
     report = evaluate.Report(task, rows={args.model: dict(row)}, meta={"request": req.id})
     shown = [c for c in report.columns() if not c.startswith("gap_") or c.endswith(("kl", "fidelity"))]
     print(report.table(shown))
@@ -312,7 +484,7 @@ def cmd_bench(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="graphunlearn", description=__doc__.split("\n\n")[0],
+    p = _Parser(prog="graphunlearn", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -322,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", choices=["link", "node", "rec"],
                    help="default: rec for user-item datasets, else link")
     s.add_argument("--run", required=True, help="run folder to create")
-    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--seed", type=seed_int, default=42)
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(fn=cmd_split)
 
@@ -330,18 +502,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run", required=True)
     s.add_argument("--model", choices=models.CONVS + tuple(REC_MODELS),
                    help="link/node: gcn, sage, gin, gat (default gcn); rec: lightgcn (default), mf")
-    s.add_argument("--epochs", type=int, default=200)
-    s.add_argument("--lr", type=float, help="default 0.01 (rec: 0.005)")
-    s.add_argument("--hidden", type=int, default=128)
-    s.add_argument("--out-channels", type=int, default=64)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--epochs", type=positive_int, default=200)
+    s.add_argument("--lr", type=positive_float, help="default 0.01 (rec: 0.005)")
+    s.add_argument("--hidden", type=positive_int, default=128)
+    s.add_argument("--out-channels", type=positive_int, default=64)
+    s.add_argument("--seed", type=seed_int, default=0)
     s.add_argument("--output", default="model.pt", help="checkpoint name in the run folder")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("delete", help="register a deletion request (journaled before it applies)")
     s.add_argument("--run", required=True)
-    s.add_argument("--fraction", type=float, help="sample this fraction as the forget set (protocol): link: of "
+    s.add_argument("--fraction", type=fraction, help="sample this fraction as the forget set (protocol): link: of "
                    "training edges; node: of training nodes; rec: of interactions or users (see --kind)")
     s.add_argument("--setting", choices=["in", "out"], default="in", help="link: where Df lies (default in)")
     s.add_argument("--kind", choices=list(datasets.REC_KINDS), default="interaction",
@@ -352,30 +524,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--features", help="erase all feature values of these node ids, such as 3,17")
     s.add_argument("--edges", help="pairs such as 0-633,5-7")
     s.add_argument("--nodes", help="node ids such as 3,17")
-    s.add_argument("--edge-class", type=int)
-    s.add_argument("--node-class", type=int)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--edge-class", type=nonnegative_int)
+    s.add_argument("--node-class", type=nonnegative_int)
+    s.add_argument("--seed", type=seed_int, default=0)
     s.set_defaults(fn=cmd_delete)
 
     s = sub.add_parser("unlearn", help="make a checkpoint forget a registered request")
     s.add_argument("--run", required=True)
-    s.add_argument("--request", type=int, required=True)
+    s.add_argument("--request", type=nonnegative_int, required=True)
     s.add_argument("--method", default="d2dgn", help="see `graphunlearn methods`")
     s.add_argument("--model", default="model.pt", help="checkpoint to start from")
     s.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="method option")
     s.add_argument("--output", help="checkpoint name (default: METHOD-rREQUEST.pt)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed_int, default=0)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_unlearn)
 
     s = sub.add_parser("evaluate", help="the task's metrics of a checkpoint after a request")
     s.add_argument("--run", required=True)
-    s.add_argument("--request", type=int, required=True)
+    s.add_argument("--request", type=nonnegative_int, required=True)
     s.add_argument("--model", required=True)
     s.add_argument("--gold", help="a retrained checkpoint, for the retrain gap")
     s.add_argument("--original", default=None, help="node task: the model before unlearning, for the MIA "
                    "(e.g. model.pt)")
-    s.add_argument("--resamples", type=int, default=500)
+    s.add_argument("--resamples", type=positive_int, default=500)
     s.add_argument("--json", help="write the report there")
     s.set_defaults(fn=cmd_evaluate)
 
@@ -391,12 +563,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _message(exc: BaseException) -> str:
+    """One line for a user error: an OSError as "what: path", anything else as its message's first line."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())  # one line, whatever the message held
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command and return its exit status: 0, or 2 for a user error (a bad argument, or one of
+    ``USER_ERRORS``), said in one line on stderr. ``--help`` prints and returns 0."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse's usage errors and --help: a status, for in-process callers too
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         args.fn(args)
-    except (CLIError, FileNotFoundError, FileExistsError) as exc:
-        print(f"graphunlearn {args.command}: error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        print(f"graphunlearn {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
     return 0
 

@@ -20,6 +20,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, HeteroData
 
+from ..io import safe_load
+from .raw_pickle import check_planetoid_raw
 from .synthetic import synthetic, synthetic_user_item
 
 # name -> (folder under the data root, loader)
@@ -46,15 +48,30 @@ def cache_dir() -> Path:
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """Where datasets are read from: ``root``, else ``$GRAPHUNLEARN_DATA``, else ``cache_dir() / "data"``."""
+    """Where datasets are read from: ``root``, else ``$GRAPHUNLEARN_DATA``, else ``cache_dir() / "data"``.
+
+    Raises:
+        TypeError: ``root`` is neither None, a ``str`` nor an ``os.PathLike``.
+        NotADirectoryError: the chosen root exists but is not a folder.
+    """
     if root is not None:
-        return Path(root).expanduser()
-    if os.environ.get("GRAPHUNLEARN_DATA"):
-        return Path(os.environ["GRAPHUNLEARN_DATA"]).expanduser()
-    return cache_dir() / "data"
+        if isinstance(root, bytes) or not isinstance(root, (str, os.PathLike)):
+            raise TypeError(f"root must be a folder path (str or os.PathLike) or None, got {type(root).__name__}")
+        path, how = Path(root).expanduser(), "the root argument"
+    elif os.environ.get("GRAPHUNLEARN_DATA"):
+        path, how = Path(os.environ["GRAPHUNLEARN_DATA"]).expanduser(), "GRAPHUNLEARN_DATA"
+    else:
+        return cache_dir() / "data"
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"data root {path} (set by {how}) is a file, not a folder")
+    return path
 
 
 def canonical_name(name: str) -> str:
+    """The dataset's key in :data:`DATASETS` for ``name`` or one of its aliases (case-insensitive)."""
+    if not isinstance(name, str):
+        raise TypeError(f"dataset name must be a str, one of {', '.join(DATASETS)}; got {type(name).__name__} "
+                        f"{name!r}"[:300])
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     if key not in DATASETS:
@@ -79,6 +96,11 @@ def load(name: str, root: str | os.PathLike | None = None, **kwargs) -> Data:
             ``gowalla``, ``synthetic`` (keyword arguments go to :func:`synthetic`), ``synthetic-rec``
             (a user-item graph; keyword arguments go to :func:`synthetic_user_item`).
         root: data root (default: ``$GRAPHUNLEARN_DATA``, else the user cache, where downloads go).
+
+    A data root is read as data, never executed: the raw Planetoid pickles are unpickled first with a
+    restricted unpickler (:mod:`graphunlearn.datasets.raw_pickle`) that admits only numpy arrays, scipy CSR
+    matrices and a ``defaultdict`` of lists, and every ``.pt`` file a loader reads is checked to load with
+    ``weights_only=True``; anything else is refused with a ``ValueError`` naming the file.
 
     OGB datasets carry their official split as ``data.split_edge`` (``train_pos``, ``val_pos``, ``val_neg``,
     ``test_pos``, ``test_neg``; each [2, K]). User-item datasets number users ``0..U-1`` and items
@@ -176,10 +198,31 @@ def ogb_safe_globals():
         yield
 
 
+def _is_working_copy(work: Path) -> bool:
+    return _inside(work, cache_dir() / "work")
+
+
+def _check_torch_files(work: Path) -> None:
+    """Load every ``.pt`` file the loader may read with ``weights_only=True`` (under the caller's allowlist).
+
+    PyG falls back to a full unpickle when a weights-only load fails, and ogb's ``torch.load`` calls are full
+    unpickles under ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``; a file that passes here holds nothing else. A
+    working copy's ``processed/`` was written by the loader itself from checked raw files, so it is skipped.
+    """
+    skip_processed = _is_working_copy(work)
+    for path in sorted(work.rglob("*.pt")):
+        if skip_processed and "processed" in path.relative_to(work).parts:
+            continue
+        safe_load(path, what=str(path.relative_to(work.parent)))
+
+
 def _planetoid(name: str) -> Callable[[Path], Data]:
     def load_planetoid(work: Path) -> Data:
         from torch_geometric.datasets import Planetoid
 
+        # a working copy comes from a root that cannot download: every raw file must be there
+        check_planetoid_raw(work / "raw", name, require=_is_working_copy(work))
+        _check_torch_files(work)
         data = Planetoid(root=str(work.parent), name=name)[0]
         data.name = name.lower()
         return data
@@ -192,6 +235,7 @@ def _ogbl(name: str) -> Callable[[Path], Data]:
         from ogb.linkproppred import PygLinkPropPredDataset
 
         with ogb_safe_globals():
+            _check_torch_files(work)
             dataset = PygLinkPropPredDataset(name=name, root=str(work.parent))
             split = dataset.get_edge_split()
         data = dataset[0]
@@ -249,6 +293,7 @@ MOVIELENS_GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", 
 def _movielens(work: Path) -> Data:
     from torch_geometric.datasets import MovieLens100K
 
+    _check_torch_files(work)
     data = _user_item(MovieLens100K(root=str(work))[0], "user", "movie", "movielens-100k")
     data.item_group_names = list(MOVIELENS_GENRES)
     return data
@@ -257,6 +302,7 @@ def _movielens(work: Path) -> Data:
 def _gowalla(work: Path) -> Data:
     from torch_geometric.datasets import AmazonBook  # a generic reader of the LightGCN text format
 
+    _check_torch_files(work)
     return _user_item(AmazonBook(root=str(work))[0], "user", "book", "gowalla")
 
 

@@ -9,6 +9,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..graph import build_csr, k_hop_layers, to_bidirected, undirected_unique
+from . import _check
 
 PROTOCOL_SEEDS = (42, 21, 13, 87, 100)
 
@@ -97,6 +98,10 @@ def link_split(data: Data, val_ratio: float = 0.05, test_ratio: float = 0.05, se
     positives, none of them a known edge. Where ``data.split_edge`` holds an official split (OGB) and
     ``official`` is true, that split is used as it is.
     """
+    _check.instance("link_split", "data", data, Data, "a torch_geometric.data.Data")
+    seed = _check.seed("link_split", seed)
+    val_ratio, test_ratio = _check.number("link_split", "val_ratio", val_ratio), _check.number(
+        "link_split", "test_ratio", test_ratio)
     if official and isinstance(data.get("split_edge"), dict) and "test_neg" in data.split_edge:
         s = data.split_edge
         train = undirected_unique(s["train_pos"], data.num_nodes)[0]
@@ -132,10 +137,11 @@ def forget_edges(split: LinkSplit, fraction: float, setting: str = "in", seed: i
     endpoints within it; the harder case); ``"out"``: edges outside it. Neighbourhoods are computed on the
     undirected training graph.
     """
+    _check.instance("forget_edges", "split", split, LinkSplit, "a LinkSplit (from link_split)")
     if setting not in ("in", "out"):
         raise ValueError(f"forget_edges: setting must be 'in' or 'out', got {setting!r}")
-    if not 0 < fraction < 1:
-        raise ValueError(f"forget_edges: fraction must lie in (0, 1), got {fraction}")
+    fraction = _check.real("forget_edges", "fraction", fraction, 0, 1, low_open=True, high_open=True)
+    seed, num_hops = _check.seed("forget_edges", seed), _check.integer("forget_edges", "num_hops", num_hops, 0)
     train = split.train_pos
     n = split.train_data.num_nodes
     inside = enclosing_nodes(split.train_data.edge_index, n, split.test_pos.reshape(-1), num_hops)
@@ -162,6 +168,10 @@ class NodeSplit:
 def node_split(data: Data, seed: int = 42, train_ratio: float = 0.8, val_ratio: float = 0.1,
                official: bool = True) -> NodeSplit:
     """Node split: the dataset's public masks where present (Planetoid), else a seeded random 80/10/10."""
+    _check.instance("node_split", "data", data, Data, "a torch_geometric.data.Data")
+    seed = _check.seed("node_split", seed)
+    train_ratio, val_ratio = _check.number("node_split", "train_ratio", train_ratio), _check.number(
+        "node_split", "val_ratio", val_ratio)
     if not (0 <= train_ratio <= 1 and 0 <= val_ratio <= 1 and train_ratio + val_ratio <= 1):
         raise ValueError(f"node_split: ratios must lie in [0, 1] and sum to at most 1, got train={train_ratio}, "
                          f"val={val_ratio}")
@@ -177,10 +187,14 @@ def node_split(data: Data, seed: int = 42, train_ratio: float = 0.8, val_ratio: 
 
 def forget_nodes(split: NodeSplit, fraction: float | None = None, num: int | None = None, seed: int = 0) -> Tensor:
     """Sample nodes to delete from the training nodes: ``num`` of them, or ``fraction`` of the training set."""
+    _check.instance("forget_nodes", "split", split, NodeSplit, "a NodeSplit (from node_split)")
     if (fraction is None) == (num is None):
         raise ValueError("forget_nodes: give exactly one of fraction or num")
-    if fraction is not None and not 0 < fraction <= 1:
-        raise ValueError(f"forget_nodes: fraction must lie in (0, 1], got {fraction}")
+    if fraction is not None:
+        fraction = _check.real("forget_nodes", "fraction", fraction, 0, 1, low_open=True)
+    if num is not None:
+        num = _check.integer("forget_nodes", "num", num, 1)
+    seed = _check.seed("forget_nodes", seed)
     count = num if num is not None else max(1, round(fraction * split.train_idx.numel()))
     if not 0 < count <= split.train_idx.numel():
         raise ValueError(f"forget_nodes: cannot take {count} of {split.train_idx.numel()} training nodes")
@@ -202,6 +216,9 @@ class RecSplit:
 
 def user_item_split(data: Data, test_ratio: float = 0.2, seed: int = 42, official: bool = True) -> RecSplit:
     """Split interactions: the dataset's own train/test where present, else ``test_ratio`` of each user's."""
+    _check.instance("user_item_split", "data", data, Data, "a torch_geometric.data.Data")
+    seed = _check.seed("user_item_split", seed)
+    test_ratio = _check.real("user_item_split", "test_ratio", test_ratio, 0, 1, high_open=True)
     if data.get("num_users") is None:
         raise ValueError("user_item_split: data has no num_users/num_items (load a user-item dataset)")
     nu, ni = int(data.num_users), int(data.num_items)
@@ -238,10 +255,11 @@ def forget_recommendation(split: RecSplit, kind: str, fraction: float, seed: int
     their training interactions reach ``fraction`` of all, returned as the pairs [2, K] of every training
     interaction with those items (see :func:`item_group_interactions` for a named group such as a genre).
     """
+    _check.instance("forget_recommendation", "split", split, RecSplit, "a RecSplit (from user_item_split)")
     if kind not in REC_KINDS:
         raise ValueError(f"forget_recommendation: kind must be one of {REC_KINDS}, got {kind!r}")
-    if not 0 < fraction < 1:
-        raise ValueError(f"forget_recommendation: fraction must lie in (0, 1), got {fraction}")
+    fraction = _check.real("forget_recommendation", "fraction", fraction, 0, 1, low_open=True, high_open=True)
+    seed = _check.seed("forget_recommendation", seed)
     g = torch.Generator().manual_seed(seed)
     train = split.train_pos
     if kind == "interaction":
@@ -262,7 +280,15 @@ def item_group_interactions(split: RecSplit, items) -> Tensor:
     """The training interactions [2, K] (store numbering) with any of ``items`` (item node ids, i.e. numbered
     after the users), e.g. every interaction with the films of one genre:
     ``items = num_users + data.item_x[:, genre].nonzero().squeeze(1)``."""
-    items = torch.as_tensor(items, dtype=torch.long).reshape(-1)
+    _check.instance("item_group_interactions", "split", split, RecSplit, "a RecSplit (from user_item_split)")
+    try:
+        items = torch.as_tensor(items)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"item_group_interactions: items must be item node ids (ints or an integer tensor), got "
+                        f"{type(items).__name__}") from None
+    if items.dtype == torch.bool or items.is_floating_point() or items.is_complex():
+        raise TypeError(f"item_group_interactions: items must be integer node ids, got dtype {items.dtype}")
+    items = items.long().reshape(-1)
     bad = items[(items < split.num_users) | (items >= split.num_users + split.num_items)]
     if bad.numel():
         raise ValueError(f"item_group_interactions: ids {bad[:10].tolist()} are not item nodes "

@@ -6,6 +6,7 @@ import torch
 from torch_geometric.data import Data
 
 from ..graph import to_bidirected, undirected_unique
+from . import _check
 
 
 def synthetic(num_nodes: int = 1000, num_classes: int = 5, num_features: int = 32, avg_degree: float = 8.0,
@@ -28,6 +29,12 @@ def synthetic(num_nodes: int = 1000, num_classes: int = 5, num_features: int = 3
 
     Returns a ``Data`` with ``x`` [N, F], ``edge_index`` (both directions), ``y`` [N].
     """
+    fn = "synthetic"
+    num_nodes, num_classes = _check.integer(fn, "num_nodes", num_nodes), _check.integer(fn, "num_classes", num_classes)
+    num_features, seed = _check.integer(fn, "num_features", num_features), _check.seed(fn, seed)
+    avg_degree = _check.real(fn, "avg_degree", avg_degree, 0, float("inf"), high_open=True)
+    homophily = _check.real(fn, "homophily", homophily, 0, 1)
+    signal = _check.real(fn, "signal", signal, float("-inf"), float("inf"), True, True)
     if num_nodes < 2 or num_classes < 1 or num_classes > num_nodes:
         raise ValueError(f"synthetic: need num_nodes >= 2 and 1 <= num_classes <= num_nodes, got "
                          f"num_nodes={num_nodes}, num_classes={num_classes}")
@@ -68,6 +75,11 @@ def synthetic_user_item(num_users: int = 300, num_items: int = 200, num_groups: 
     nodes ``0..U-1``, items ``U..U+I-1``; ``split_edge["train_pos"]`` holds every interaction
     (``user_item_split`` makes the test set), ``edge_index`` both directions.
     """
+    fn = "synthetic_user_item"
+    num_users, num_items = _check.integer(fn, "num_users", num_users), _check.integer(fn, "num_items", num_items)
+    num_groups = _check.integer(fn, "num_groups", num_groups)
+    interactions_per_user = _check.integer(fn, "interactions_per_user", interactions_per_user)
+    affinity, seed = _check.real(fn, "affinity", affinity, 0, 1), _check.seed(fn, seed)
     if num_users < 1 or num_items < 1 or not 1 <= num_groups <= num_items:
         raise ValueError(f"synthetic_user_item: need num_users >= 1 and 1 <= num_groups <= num_items, got "
                          f"num_users={num_users}, num_items={num_items}, num_groups={num_groups}")

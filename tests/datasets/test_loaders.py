@@ -443,3 +443,225 @@ def test_load_or_default_says_which(tmp_path):
     assert name == "synthetic-rec" and data.num_users > 0 and "user-item" in message
     with pytest.raises(ValueError, match="unknown dataset"):
         load_or_default("no-such-graph", root=tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# arguments are checked up front
+
+
+@pytest.mark.parametrize("name", [None, 3, b"cora", ["cora"]])
+def test_load_refuses_a_name_that_is_not_a_string(name):
+    with pytest.raises(TypeError, match=r"dataset name must be a str, one of cora, citeseer, .*synthetic-rec"):
+        load(name)
+    with pytest.raises(TypeError, match="dataset name must be a str"):
+        is_available(name)
+
+
+def test_load_refuses_bad_roots(tmp_path, monkeypatch):
+    with pytest.raises(TypeError, match="root must be a folder path"):
+        load("cora", root=123)
+    note = tmp_path / "notes.txt"
+    note.write_text("a file")
+    with pytest.raises(NotADirectoryError, match=re.escape(f"data root {note} (set by the root argument) is a file")):
+        load("cora", root=note)
+    monkeypatch.setenv("GRAPHUNLEARN_DATA", str(note))
+    with pytest.raises(NotADirectoryError, match="set by GRAPHUNLEARN_DATA"):
+        load("cora")
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"num_nodes": -5}, ValueError, "num_nodes >= 2"),
+    ({"num_nodes": True}, TypeError, "num_nodes must be an int, got bool"),
+    ({"num_nodes": 100.0}, TypeError, "num_nodes must be an int, got float"),
+    ({"seed": "x"}, TypeError, "seed must be an int"),
+    ({"seed": 2 ** 70}, ValueError, "seed must lie in"),
+    ({"homophily": float("nan")}, ValueError, r"homophily must lie in \[0, 1\]"),
+    ({"avg_degree": "8"}, TypeError, "avg_degree must be a number"),
+])
+def test_load_synthetic_refuses_bad_options(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        load("synthetic", **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"num_users": 0}, ValueError, "num_users >= 1"),
+    ({"affinity": 2}, ValueError, r"affinity must lie in \[0, 1\]"),
+    ({"interactions_per_user": 1.5}, TypeError, "interactions_per_user must be an int"),
+    ({"seed": None}, TypeError, "seed must be an int"),
+])
+def test_load_synthetic_rec_refuses_bad_options(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        load("synthetic-rec", **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# untrusted data roots: read as data, never executed
+
+
+class Exploit:
+    """Unpickling this runs ``callable(*args)``: here, something that creates a marker file."""
+
+    def __init__(self, call, args):
+        self.call, self.args = call, args
+
+    def __reduce__(self):
+        return self.call, self.args
+
+
+def exploits(marker: Path) -> dict[str, Exploit]:
+    import subprocess
+
+    return {
+        "os.system": Exploit(os.system, (f"touch {marker}",)),
+        "builtins.exec": Exploit(exec, (f"open({str(marker)!r}, 'w').close()",)),
+        "subprocess.check_call": Exploit(subprocess.check_call, (["touch", str(marker)],)),
+        "shutil.copyfile": Exploit(shutil.copyfile, (__file__, str(marker))),
+    }
+
+
+PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+
+
+def fake_planetoid(folder: Path, crafted: str, payload: bytes) -> None:
+    """A Cora raw folder whose ``ind.cora.<crafted>`` is ``payload`` and whose other files are harmless
+    (valid allowlisted pickles; the checker stops at the first refused file, in PLANETOID_FILES order)."""
+    import pickle
+
+    import numpy as np
+
+    raw = folder / "raw"
+    raw.mkdir(parents=True)
+    for part in PLANETOID_FILES:
+        # protocol 4: Python 3's protocol 2 spells bytes as ``_codecs.encode(...)``, which the real files do not
+        body = b"0\n" if part == "test.index" else pickle.dumps(np.zeros((1, 1)), protocol=4)
+        (raw / f"ind.cora.{part}").write_bytes(payload if part == crafted else body)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4])
+@pytest.mark.parametrize("what", ["os.system", "builtins.exec", "subprocess.check_call", "shutil.copyfile"])
+def test_crafted_planetoid_raw_file_is_refused_and_never_run(tmp_path, monkeypatch, what, protocol):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(exploits(marker)[what], protocol=protocol)
+    root = tmp_path / "root"
+    fake_planetoid(root / "planetoid" / "Cora", "x", payload)
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    refused_name = {"os.system": "posix.system", "builtins.exec": "exec", "subprocess.check_call": "check_call",
+                    "shutil.copyfile": "shutil.copyfile"}[what]
+    with pytest.raises(ValueError, match=rf"^ind\.cora\.x: refuses to unpickle \S*{refused_name} \(not a type a "
+                       r"Planetoid raw file holds\)$"):
+        load("cora", root=root)
+    assert not marker.exists()
+    assert not (tmp_path / "cache" / "work" / "planetoid" / "Cora" / "processed").exists()  # PyG never ran
+
+
+@pytest.mark.parametrize("part", ["tx", "graph"])
+def test_crafted_planetoid_file_is_refused_wherever_it_is(tmp_path, monkeypatch, part):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    root = tmp_path / "root"
+    fake_planetoid(root / "planetoid" / "Cora", part,
+                   pickle.dumps(exploits(marker)["os.system"], protocol=2))
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=rf"ind\.cora\.{part}: refuses to unpickle"):
+        load("cora", root=root)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"", "truncated"),
+    (b"\x80\x02junk", "not a valid Planetoid raw file"),
+    (b"not a pickle at all", "not a valid Planetoid raw file"),
+])
+def test_damaged_planetoid_file_is_one_clear_error(tmp_path, monkeypatch, payload, message):
+    fake_planetoid(tmp_path / "root" / "planetoid" / "Cora", "y", payload)
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=rf"^ind\.cora\.y: .*{message}"):
+        load("cora", root=tmp_path / "root")
+
+
+def test_missing_planetoid_file_is_refused_before_any_download(tmp_path, monkeypatch):
+    fake_planetoid(tmp_path / "root" / "planetoid" / "Cora", "x", b"")
+    (tmp_path / "root" / "planetoid" / "Cora" / "raw" / "ind.cora.x").unlink()
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match=r"ind\.cora\.x: missing from"):
+        load("cora", root=tmp_path / "root")
+
+
+def test_crafted_processed_file_read_in_place_is_refused(tmp_path, monkeypatch):
+    """A dataset read in place (under the cache's data folder) may carry a ``processed/`` file; PyG would
+    retry a refused weights-only load as a full unpickle, so it is checked first."""
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GRAPHUNLEARN_DATA", raising=False)
+    processed = tmp_path / "cache" / "data" / "planetoid" / "Cora" / "processed"
+    processed.mkdir(parents=True)
+    torch.save(exploits(marker)["os.system"], processed / "data.pt")
+    with pytest.raises(ValueError, match=r"Cora/processed/data\.pt: it holds objects outside the safe-loading"):
+        load("cora")
+    assert not marker.exists()
+
+
+def test_crafted_ogb_split_file_is_refused_even_without_weights_only_default(tmp_path, monkeypatch):
+    """ogb calls ``torch.load`` without ``weights_only``: under ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` that
+    is a full unpickle, so every ``.pt`` file of the working copy is loaded weights-only first."""
+    marker = tmp_path / "pwned"
+    split = tmp_path / "root" / "ogb" / "ogbl_ddi" / "split" / "target"
+    split.mkdir(parents=True)
+    torch.save(exploits(marker)["os.system"], split / "train.pt")
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(ValueError, match=r"ogbl_ddi/split/target/train\.pt: it holds objects outside"):
+        load("ogbl-ddi", root=tmp_path / "root")
+    assert not marker.exists()
+
+
+def test_restricted_unpickler_reads_the_real_planetoid_files(data_root):
+    """Every real raw file passes, and reads the same as a plain unpickle (trusted data, for the oracle)."""
+    import pickle
+
+    import numpy as np
+
+    from graphunlearn.datasets.raw_pickle import PLANETOID_PICKLED, restricted_load
+
+    raw = require_dataset(data_root, "planetoid/Cora") / "raw"
+    for part in PLANETOID_PICKLED:
+        blob = (raw / f"ind.cora.{part}").read_bytes()
+        ours, plain = restricted_load(blob, part), pickle.loads(blob, encoding="latin1")
+        assert type(ours) is type(plain), part
+        if part == "graph":
+            assert ours == plain
+        elif hasattr(plain, "toarray"):
+            assert ours.shape == plain.shape and (ours != plain).nnz == 0, part
+        else:
+            assert np.array_equal(ours, plain), part
+
+
+def test_real_cora_with_one_crafted_file_is_refused(data_root, tmp_path, monkeypatch):
+    import pickle
+
+    src = require_dataset(data_root, "planetoid/Cora")
+    root = tmp_path / "root"
+    shutil.copytree(src, root / "planetoid" / "Cora")
+    marker = tmp_path / "pwned"
+    (root / "planetoid" / "Cora" / "raw" / "ind.cora.ally").write_bytes(
+        pickle.dumps(exploits(marker)["os.system"], protocol=2))
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=r"ind\.cora\.ally: refuses to unpickle posix\.system"):
+        load("cora", root=root)
+    assert not marker.exists()
+    shutil.copyfile(src / "raw" / "ind.cora.ally", root / "planetoid" / "Cora" / "raw" / "ind.cora.ally")
+    assert load("cora", root=root).x.shape == (2708, 1433)  # the genuine files load
+
+
+def test_real_cora_read_in_place_twice(data_root, tmp_path, monkeypatch):
+    """Read in place, the second load finds PyG's own processed file and it passes the weights-only check."""
+    src = require_dataset(data_root, "planetoid/Cora")
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GRAPHUNLEARN_DATA", raising=False)
+    shutil.copytree(src, tmp_path / "cache" / "data" / "planetoid" / "Cora")
+    first = load("cora")
+    assert (tmp_path / "cache" / "data" / "planetoid" / "Cora" / "processed").is_dir()
+    assert torch.equal(load("cora").edge_index, first.edge_index)
