@@ -68,8 +68,10 @@ class GraphStore:
         if not isinstance(data, Data):
             raise TypeError(f"GraphStore needs a torch_geometric.data.Data, got {type(data).__name__} "
                             "(convert a HeteroData with .to_homogeneous() first)")
-        if not isinstance(num_hops, int) or num_hops < 0:
+        if type(num_hops) is not int or num_hops < 0:
             raise ValueError(f"num_hops must be a non-negative int, got {num_hops!r}")
+        if undirected not in (None, True, False) or type(undirected) not in (type(None), bool):
+            raise TypeError(f"undirected must be True, False or None (detect), got {undirected!r}")
         state = _canonical_state(data, undirected)
         state.update(num_hops=num_hops)
         self._load_state(state)
@@ -487,6 +489,7 @@ class GraphStore:
         ``orig_node_id`` / ``orig_edge_id`` map local ids back to the store's; ``hop`` holds each node's distance
         from the deleted elements.
         """
+        self.check_request(request)
         nodes = request.affected_nodes(hop)
         nodes = nodes[self.node_mask[nodes]]
         self._structure()
@@ -503,6 +506,13 @@ class GraphStore:
 
     def forget_set(self, requests: Sequence[DeletionRequest] | None = None) -> ForgetSet:
         """The nodes, edges and feature values removed by ``requests`` (default: every request not compacted)."""
+        if requests is not None:
+            if isinstance(requests, DeletionRequest) or not isinstance(requests, Sequence):
+                raise TypeError(f"forget_set: requests must be a sequence of DeletionRequest, got "
+                                f"{_describe(requests)}")
+            for r in requests:
+                if not isinstance(r, DeletionRequest) or r.store_uid != self.uid:
+                    self.check_request(r)  # raises, naming what is wrong
         reqs = [r for r in (self.requests if requests is None else requests) if not r.redacted]
         node_ids = torch.cat([torch.empty(0, dtype=torch.long)] + [r.node_ids for r in reqs])
         edge_ids = torch.cat([torch.empty(0, dtype=torch.long)] + [r.edge_ids for r in reqs])

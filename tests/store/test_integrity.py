@@ -18,7 +18,7 @@ from torch_geometric.data import Data
 import graphunlearn as gu
 from graphunlearn.io import CorruptFileError, Journal, StoreLockedError, atomic_save, safe_load, to_bytes
 from graphunlearn.store import STATE_FILE, GraphStore, journal_path
-from tests.store.helpers import die, folder_files, store_a
+from tests.store.helpers import die, folder_files, graph_a, store_a
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -349,3 +349,24 @@ def test_crash_test_helper_is_honest(tmp_path):
     die(s)
     assert files == {p.name: p.read_bytes() for p in path.iterdir()}
     GraphStore.open(path).close()
+
+
+def test_store_arguments_are_checked_up_front():
+    with pytest.raises(TypeError, match="undirected must be True, False or None"):
+        GraphStore(graph_a(), undirected="yes")
+    with pytest.raises(ValueError, match="num_hops"):
+        GraphStore(graph_a(), num_hops=True)
+    with pytest.raises(TypeError, match="needs a torch_geometric.data.Data"):
+        GraphStore(None)
+    s, other = store_a(), store_a()
+    foreign = other.delete_nodes([1])
+    with pytest.raises(ValueError, match="registered with another store"):
+        s.affected_subgraph(foreign)
+    with pytest.raises(ValueError, match="registered with another store"):
+        s.forget_set([foreign])
+    with pytest.raises(TypeError, match="sequence of DeletionRequest"):
+        s.forget_set(foreign)
+    mine = s.delete_nodes([1])
+    s.compact()
+    with pytest.raises(ValueError, match="was compacted"):
+        s.affected_subgraph(mine)
