@@ -99,7 +99,7 @@ METRICS = {
 _AXES = {"link": ("df_auroc", "dt_auroc"), "node": ("mia_auroc", "test_acc"), "rec": ("forget_recall@20", "recall@20")}
 _GOLD = "retrain"
 #: bumped whenever a metric's definition or an evaluation constant changes, so cached cells are recomputed
-EVAL_REVISION = "2026-11-28.1"
+EVAL_REVISION = "2026-11-30.1"  # AUROC/AP from torchmetrics: ties as defined there, NaN refused
 
 
 def plan(config: dict) -> list[dict]:

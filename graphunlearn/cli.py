@@ -53,7 +53,7 @@ class CLIError(Exception):
 # bug and keeps its traceback. StoreLockedError: another process holds the run's store open for writing.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     CLIError, CorruptFileError, DeletionError, ValueError, TypeError, FileNotFoundError, FileExistsError,
-    NotADirectoryError, IsADirectoryError, PermissionError, StoreLockedError,
+    NotADirectoryError, IsADirectoryError, PermissionError, StoreLockedError, FloatingPointError,
 )
 
 

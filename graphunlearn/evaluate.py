@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .metrics import average_precision, roc_auc
+from . import train as gt
+from .datasets.splits import LinkSplit, NodeSplit, RecSplit
+from .metrics import average_precision, check_finite, roc_auc
 from .models import GNN
 from .requests import DeletionRequest
 from .store import GraphStore
@@ -88,8 +90,30 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _as_requests(forget) -> tuple[DeletionRequest, ...]:
-    return (forget,) if isinstance(forget, DeletionRequest) else tuple(forget)
+def _as_requests(forget, where: str = "evaluate", store: GraphStore | None = None) -> tuple[DeletionRequest, ...]:
+    """``forget`` (one request or a sequence) as a non-empty tuple of requests, each checked to be a live
+    request of ``store`` when given."""
+    if isinstance(forget, DeletionRequest):
+        requests = (forget,)
+    elif isinstance(forget, (list, tuple)):
+        requests = tuple(forget)
+    else:
+        raise TypeError(f"{where}: forget must be a DeletionRequest or a list or tuple of them, got "
+                        f"{type(forget).__name__}: {forget!r:.80}")
+    if not requests:
+        raise ValueError(f"{where}: forget holds no request")
+    for r in requests:
+        if not isinstance(r, DeletionRequest):
+            raise TypeError(f"{where}: forget must hold DeletionRequests, got {type(r).__name__}: {r!r:.80}")
+        if store is not None:
+            store.check_request(r)
+    return requests
+
+
+def _check_scores(where: str, model_name: str, z) -> None:
+    """NaN or infinite embeddings would be ranked as numbers; refuse them, naming the model."""
+    for t in z if isinstance(z, (tuple, list)) else (z,):
+        check_finite(where, t, f"outputs of {model_name}")
 
 
 @torch.no_grad()
@@ -137,8 +161,11 @@ def retrain_gap(z: Tensor, z_gold: Tensor, pairs: Tensor) -> dict[str, float]:
 def hits_at_k(pos: Tensor, neg: Tensor, k: int) -> float:
     """OGB's Hits@K: the fraction of positive scores strictly above the K-th highest negative score (1.0
     when there are fewer than K negatives)."""
+    gt._check_int("hits_at_k", "k", k, low=1)
     if pos.numel() == 0:
         raise ValueError("hits_at_k needs at least one positive score")
+    check_finite("hits_at_k", pos, "positive scores")
+    check_finite("hits_at_k", neg, "negative scores")
     if neg.numel() < k:
         return 1.0
     kth = torch.topk(neg, k).values[-1]
@@ -175,9 +202,26 @@ def link_prediction(model: nn.Module, store: GraphStore, split, forget, *, gold:
     link dataset with a Hits@K metric (``split.train_data.name``, e.g. ``ogbl-ddi``), ``hits@K`` from OGB's
     evaluator on the test pairs (``hits_k`` asks for Hits@K on any dataset, computed the same way); with
     ``gold``, the gap metrics ``gap_<region>_<kl|js|l2|fidelity>``.
+
+    Raises:
+        TypeError, ValueError: an argument of the wrong type or out of range; a request not of ``store``;
+            deleted edges but no live edge left to compare them with (Df-AUROC is undefined); NaN or
+            infinite model outputs (never reported as numbers).
     """
-    requests = _as_requests(forget)
+    where = "evaluate.link_prediction"
+    gt._check_common(where, model, store, split, LinkSplit)
+    gt._check_instance(where, "gold", gold, nn.Module, allow_none=True)
+    gt._check_int(where, "resamples", resamples, low=1)
+    gt._check_seed(where, seed)
+    gt._check_int(where, "hits_k", hits_k, low=1, allow_none=True)
+    requests = _as_requests(forget, where, store)
+    deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
+    live = store.edge_mask.nonzero().squeeze(1)
+    if deleted.numel() and live.numel() == 0:
+        raise ValueError(f"{where}: no live training edges left (every edge was deleted), so the deleted edges "
+                         "cannot be ranked against retained ones (Df-AUROC/AUPR are undefined)")
     z = link_scores(model, store)
+    _check_scores(where, "model", z)
     pos_scores, neg_scores = GNN.decode(z, split.test_pos), GNN.decode(z, split.test_neg)
     out = Metrics("link", {"dt_auroc": roc_auc(pos_scores, neg_scores),
                            "dt_aupr": average_precision(pos_scores, neg_scores)})
@@ -187,10 +231,8 @@ def link_prediction(model: nn.Module, store: GraphStore, split, forget, *, gold:
         out[official[0]] = ogb_hits(name, pos_scores, neg_scores)
     elif hits_k is not None:
         out[f"hits@{hits_k}"] = hits_at_k(pos_scores, neg_scores, hits_k)
-    deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
     if deleted.numel():
         df_scores = GNN.decode(z, store.edge_index[:, deleted])
-        live = store.edge_mask.nonzero().squeeze(1)
         g = torch.Generator().manual_seed(seed)
         aurocs, auprs = [], []
         for _ in range(resamples):
@@ -202,6 +244,7 @@ def link_prediction(model: nn.Module, store: GraphStore, split, forget, *, gold:
         out["df_aupr"] = sum(auprs) / len(auprs)
     if gold is not None:
         z_gold = link_scores(gold, store)
+        _check_scores(where, "gold", z_gold)
         test = torch.cat([split.test_pos, split.test_neg], 1)
         for region, pairs in edge_regions(store, requests, test).items():
             for k, v in retrain_gap(z, z_gold, pairs).items():
@@ -259,11 +302,22 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
     scores exactly 0.5 while not forgetting: read it beside ``acc_deleted`` and the retrain gap).
     With ``gold``: the retrain gap by region on the live graph (:func:`node_regions`, :func:`class_gap`) as
     ``gap_<region>_<kl|js|l2|fidelity>``; for the deleted nodes both models are asked on the graph before.
+
+    Raises:
+        TypeError, ValueError: an argument of the wrong type, a request not of ``store``, a store without
+            labels, or NaN or infinite model outputs (never reported as numbers).
     """
-    requests = _as_requests(forget)
+    where = "evaluate.node_classification"
+    gt._check_common(where, model, store, split, NodeSplit)
+    gt._check_instance(where, "original", original, nn.Module, allow_none=True)
+    gt._check_instance(where, "gold", gold, nn.Module, allow_none=True)
+    requests = _as_requests(forget, where, store)
+    if store.y is None:
+        raise ValueError(f"{where}: the store has no labels y")
     view = store.live()
     model.eval()
     logits = model(view.x, view)
+    _check_scores(where, "model", logits[store.node_mask])
     test = split.test_idx[store.node_mask[split.test_idx]]
     pred, y = logits[test].argmax(1), store.y[test]
     out = Metrics("node", {"test_acc": (pred == y).float().mean().item() if test.numel() else float("nan"),
@@ -274,19 +328,24 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
     if deleted.numel():
         x_before, before = graph_before(store, requests)
         asked = model(x_before, before)
+        _check_scores(where, "model (asked on the graph before the requests)", asked[deleted])
         out["acc_deleted"] = (asked[deleted].argmax(1) == store.y[deleted]).float().mean().item()
         if gold is not None:
             gold_asked = gold(x_before, before)
+            _check_scores(where, "gold (asked on the graph before the requests)", gold_asked[deleted])
             out["gold_acc_deleted"] = (gold_asked[deleted].argmax(1) == store.y[deleted]).float().mean().item()
         members = deleted[torch.isin(deleted, split.train_idx)]
         if original is not None and members.numel() and test.numel():
             original.eval()
-            diff = (torch.softmax(original(x_before, before), 1) - torch.softmax(asked, 1)).norm(dim=1)
+            asked_original = original(x_before, before)
+            _check_scores(where, "original", asked_original[torch.cat([members, test])])
+            diff = (torch.softmax(asked_original, 1) - torch.softmax(asked, 1)).norm(dim=1)
             g = torch.Generator().manual_seed(0)
             non_members = test[torch.randperm(test.numel(), generator=g)[: members.numel()]]
             out["mia_auroc"] = roc_auc(diff[members], diff[non_members])
     if gold is not None:
         gold_logits = gold(view.x, view)
+        _check_scores(where, "gold", gold_logits[store.node_mask])
         for region, nodes in node_regions(store, requests, split.test_idx).items():
             if region == "deleted" and deleted.numel():  # asked as the attacker asks (see above)
                 gap = class_gap(asked[deleted], gold_asked[deleted])
@@ -339,10 +398,17 @@ def recommendation(model: nn.Module, store: GraphStore, split, forget, *, k: int
     every training interaction the requests deleted (a revoked licence) is out of the catalogue, so its
     test interactions would reward models that still recommend it. Users are ranked in batches of
     ``batch_users`` (memory O(batch x items)). With ``gold``: the retrain gap by region on user-item scores
-    (two-class, as for links): ``gap_<deleted|hop1|hop2|rest|test>_<kl|js|l2|fidelity>``."""
-    requests = _as_requests(forget)
+    (two-class, as for links): ``gap_<deleted|hop1|hop2|rest|test>_<kl|js|l2|fidelity>``. Errors as
+    :func:`link_prediction`."""
+    where = "evaluate.recommendation"
+    gt._check_common(where, model, store, split, RecSplit)
+    gt._check_int(where, "k", k, low=1)
+    gt._check_instance(where, "gold", gold, nn.Module, allow_none=True)
+    gt._check_int(where, "batch_users", batch_users, low=1)
+    requests = _as_requests(forget, where, store)
     nu, ni = split.num_users, split.num_items
     z = _rec_embeddings(model, store)
+    _check_scores(where, "model", z)
     deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
     test = split.test_pos[:, store.node_mask[split.test_pos[0]] & store.node_mask[split.test_pos[1]]]
     if deleted.numel():
@@ -374,6 +440,7 @@ def recommendation(model: nn.Module, store: GraphStore, split, forget, *, k: int
         out[f"forget_recall@{k}"] = stats["forget"][0] / stats["forget"][2] if stats["forget"][2] else float("nan")
     if gold is not None:
         z_gold = _rec_embeddings(gold, store)
+        _check_scores(where, "gold", z_gold)
         for region, pairs in edge_regions(store, requests, test).items():
             for key, v in retrain_gap(z, z_gold, pairs).items():
                 out[f"gap_{region}_{key}"] = v
@@ -432,10 +499,21 @@ def train_mi_attacker(model: nn.Module, store: GraphStore, *, epochs: int = 100,
     """
     from torch_geometric.data import Data
 
-    from . import train as gt
-
+    where = "evaluate.train_mi_attacker"
+    gt._check_instance(where, "model", model, nn.Module)
+    gt._check_instance(where, "store", store, GraphStore)
+    gt._check_int(where, "epochs", epochs, low=1)
+    gt._check_int(where, "attack_steps", attack_steps, low=1)
+    gt._check_int(where, "max_pairs", max_pairs, low=1)
+    gt._check_seed(where, seed)
+    if not callable(getattr(model, "fresh", None)):
+        raise TypeError(f"{where}: model must have a fresh() method (a graphunlearn model), got "
+                        f"{type(model).__name__}")
     g = torch.Generator().manual_seed(seed)
     live = store.edge_mask.nonzero().squeeze(1)
+    if live.numel() < 2:
+        raise ValueError(f"{where}: {live.numel()} live edge(s) left; the shadow model needs at least 2 (one "
+                         "present, one absent)")
     perm = live[torch.randperm(live.numel(), generator=g)]
     present, absent = store.edge_index[:, perm[: perm.numel() // 2]], store.edge_index[:, perm[perm.numel() // 2:]]
     shadow_graph = Data(x=store.live_x(), edge_index=torch.cat([present, present.flip(0)], 1),
@@ -446,17 +524,21 @@ def train_mi_attacker(model: nn.Module, store: GraphStore, *, epochs: int = 100,
     gt.link_prediction(shadow, shadow_store, None, epochs=epochs, seed=seed, progress=False)
     with torch.no_grad():
         z = link_scores(shadow, shadow_store)
+    _check_scores(where, "the shadow model", z)
     n = min(present.size(1), absent.size(1), max_pairs)  # both halves are already in random order
     pairs = torch.cat([present[:, :n], absent[:, :n]], 1)
     labels = torch.cat([torch.ones(n), torch.zeros(n)])
     attacker = MIAttacker(z.size(1))
     opt = torch.optim.Adam(attacker.parameters(), lr=0.01)
     feats = MIAttacker.features(z, pairs)
-    for _ in range(attack_steps):
+    first_bad = gt._FirstBad()
+    for step in range(1, attack_steps + 1):
         loss = nn.functional.binary_cross_entropy_with_logits(attacker.mlp(feats).squeeze(1), labels)
+        first_bad.update(loss, step)
         opt.zero_grad()
         loss.backward()
         opt.step()
+    first_bad.check(f"{where} (attacker)", "step")
     return attacker.eval()
 
 
@@ -464,11 +546,19 @@ def train_mi_attacker(model: nn.Module, store: GraphStore, *, epochs: int = 100,
 def mi_ratio(attacker: MIAttacker, before: nn.Module, after: nn.Module, store: GraphStore, forget) -> float:
     """``mean P_before(present) / mean P_after(present)`` over the deleted edges, both models run on the
     retained graph. Above 1: the attacker is less sure after unlearning that the deleted edges were used."""
-    requests = _as_requests(forget)
+    where = "evaluate.mi_ratio"
+    gt._check_instance(where, "attacker", attacker, MIAttacker)
+    gt._check_instance(where, "before", before, nn.Module)
+    gt._check_instance(where, "after", after, nn.Module)
+    gt._check_instance(where, "store", store, GraphStore)
+    requests = _as_requests(forget, where, store)
     deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
     if deleted.numel() == 0:
         raise ValueError("mi_ratio: the requests delete no edges")
     pairs = store.edge_index[:, deleted]
-    p_before = attacker(link_scores(before, store), pairs).mean()
-    p_after = attacker(link_scores(after, store), pairs).mean()
+    z_before, z_after = link_scores(before, store), link_scores(after, store)
+    _check_scores(where, "before", z_before)
+    _check_scores(where, "after", z_after)
+    p_before = attacker(z_before, pairs).mean()
+    p_after = attacker(z_after, pairs).mean()
     return (p_before / p_after).item()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -22,10 +23,100 @@ from . import models as gm
 from .datasets.splits import LinkSplit, NodeSplit, RecSplit
 from .io import atomic_save, safe_load
 from .kernels import bpr_loss
-from .metrics import roc_auc
+from .metrics import NonFiniteScoreError, check_finite, roc_auc
 from .store import GraphStore
 
 RECIPE_ATTR = "graphunlearn_recipe"
+
+# torch.Generator.manual_seed takes [-2**63, 2**64 - 1]; methods also seed with seed + 1
+_SEED_MIN, _SEED_MAX = -(2**63), 2**64 - 2
+
+
+# ------------------------------------------------------------------------------------------ argument checks
+# Shared by train, evaluate and unlearning: each raises TypeError for a wrong type and ValueError for a value
+# out of range, naming the function, the argument and the value, before any work is done.
+def _check_int(where: str, name: str, value, *, low: int | None = None, high: int | None = None,
+               allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        kind = "an int or None" if allow_none else "an int"
+        raise TypeError(f"{where}: {name} must be {kind}, got {type(value).__name__}: {value!r:.80}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{where}: {name} must be {_range(low, high)}, got {value!r}")
+
+
+def _check_float(where: str, name: str, value, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kind = "a number or None" if allow_none else "a number"
+        raise TypeError(f"{where}: {name} must be {kind}, got {type(value).__name__}: {value!r:.80}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    bad = not finite or (low is not None and (value <= low if low_open else value < low)) \
+        or (high is not None and value > high)
+    if bad:
+        raise ValueError(f"{where}: {name} must be a finite number {_range(low, high, low_open)}, got {value!r}")
+
+
+def _range(low, high, low_open: bool = False) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low}, {high}]"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low}"
+    return f"<= {high}"
+
+
+def _check_bool(where: str, name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{where}: {name} must be True or False, got {type(value).__name__}: {value!r:.80}")
+
+
+def _check_seed(where: str, seed) -> None:
+    _check_int(where, "seed", seed, low=_SEED_MIN, high=_SEED_MAX)
+
+
+def _check_instance(where: str, name: str, value, cls, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, cls):
+        names = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
+        kind = f"a {names}" + (" or None" if allow_none else "")
+        raise TypeError(f"{where}: {name} must be {kind}, got {type(value).__name__}: {value!r:.80}")
+
+
+def _check_common(where: str, model, store, split, split_cls, *, allow_none_split: bool = False) -> None:
+    _check_instance(where, "model", model, nn.Module)
+    _check_instance(where, "store", store, GraphStore)
+    _check_instance(where, "split", split, split_cls, allow_none=allow_none_split)
+
+
+def _check_checkpoint(where: str, checkpoint) -> None:
+    _check_instance(where, "checkpoint", checkpoint, (str, os.PathLike), allow_none=True)
+
+
+class _FirstBad:
+    """Remembers, on the loss's device, the first step whose loss was NaN or infinite, so a loop can check
+    it where it already reads values from the device instead of adding a host sync every step."""
+
+    def __init__(self):
+        self.step: Tensor | None = None
+
+    def update(self, loss: Tensor, step: int) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        if self.step is None:
+            self.step = torch.zeros((), dtype=torch.long, device=loss.device)
+        self.step = torch.where(bad & (self.step == 0), torch.full_like(self.step, step), self.step)
+
+    def check(self, where: str, what: str = "epoch") -> None:
+        first = 0 if self.step is None else int(self.step)
+        if first:
+            raise FloatingPointError(f"{where}: the loss became NaN or infinite at {what} {first}; training "
+                                     "diverged (try a smaller lr) or the inputs hold NaN or inf values")
 
 
 @dataclass
@@ -65,6 +156,9 @@ def _live_nodes(store: GraphStore) -> Tensor:
 def sample_pairs(nodes: Tensor, num: int, generator: torch.Generator) -> Tensor:
     """``num`` uniformly random pairs [2, num] of two different entries of ``nodes`` (negatives for BCE)."""
     n = nodes.numel()
+    if num > 0 and n < 2:
+        raise ValueError(f"sample_pairs: {num} pairs of two different nodes asked for, but only {n} live node(s) "
+                         "are left")
     i = torch.randint(n, (num,), generator=generator)
     # an offset in 1..n-1 never lands on the same position, so no pair is a self loop
     j = (i + torch.randint(1, max(n, 2), (num,), generator=generator)) % max(n, 1)
@@ -115,14 +209,25 @@ def link_prediction(model: nn.Module, store: GraphStore, split: LinkSplit | None
         seed: seeds initialisation-independent randomness (negatives, dropout) (default 0).
         progress: show a progress bar (default ``True``).
         checkpoint: write the selected model there (see :func:`save_checkpoint`).
+
+    Raises:
+        TypeError, ValueError: an argument of the wrong type or out of range, or a store with no live edges.
+        FloatingPointError: the loss became NaN or infinite (checked at each evaluation and at the end).
     """
+    where = "train.link_prediction"
+    _check_common(where, model, store, split, LinkSplit, allow_none_split=True)
+    _check_loop(where, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed, progress=progress,
+                patience=patience, eval_every=eval_every)
+    _check_checkpoint(where, checkpoint)
+    if store.num_live_edges == 0:
+        raise ValueError(f"{where}: the store has no live edges to train on (every edge was deleted)")
     recipe = dict(task="link", epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience,
                   eval_every=eval_every, seed=seed)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     stopper = _EarlyStopper(model, patience)
-    history, start, epoch = [], time.perf_counter(), 0
+    history, start, epoch, first_bad = [], time.perf_counter(), 0, _FirstBad()
     bar = tqdm(range(1, epochs + 1), desc="train link", disable=not progress, leave=False)
     for epoch in bar:
         model.train()
@@ -133,15 +238,18 @@ def link_prediction(model: nn.Module, store: GraphStore, split: LinkSplit | None
         logits = gm.GNN.decode(z, torch.cat([pos, neg], 1))
         labels = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))])
         loss = F.binary_cross_entropy_with_logits(logits, labels)
+        first_bad.update(loss, epoch)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if split is not None and (epoch % eval_every == 0 or epoch == epochs):
-            auc = evaluate_link_auc(model, store, split.val_pos, split.val_neg)
+            first_bad.check(where)
+            auc = _diverged(where, epoch, evaluate_link_auc, model, store, split.val_pos, split.val_neg)
             history.append({"epoch": epoch, "loss": loss.item(), "val_auroc": auc})
             bar.set_postfix(loss=f"{loss.item():.4f}", val_auc=f"{auc:.4f}")
             if stopper.update(epoch, auc):
                 break
+    first_bad.check(where)
     if split is not None:
         stopper.restore()
     model.eval()
@@ -153,8 +261,34 @@ def link_prediction(model: nn.Module, store: GraphStore, split: LinkSplit | None
     return result
 
 
+def _check_loop(where: str, *, epochs, lr, weight_decay, seed, progress, patience=1, eval_every=1,
+                batch_size=1) -> None:
+    _check_int(where, "epochs", epochs, low=1)
+    _check_float(where, "lr", lr, low=0, low_open=True)
+    _check_float(where, "weight_decay", weight_decay, low=0)
+    _check_int(where, "patience", patience, low=1)
+    _check_int(where, "eval_every", eval_every, low=1)
+    _check_int(where, "batch_size", batch_size, low=1)
+    _check_seed(where, seed)
+    _check_bool(where, "progress", progress)
+
+
+def _diverged(where: str, epoch: int | None, fn, *args) -> float:
+    """``fn(*args)``, a validation metric; NaN or infinite model outputs there mean training diverged."""
+    try:
+        return fn(*args)
+    except NonFiniteScoreError as exc:
+        after = "after training" if epoch is None else f"after epoch {epoch}"
+        raise FloatingPointError(f"{where}: the model's validation outputs are NaN or infinite {after}; training "
+                                 f"diverged (try a smaller lr) ({exc})") from exc
+
+
 @torch.no_grad()
 def evaluate_link_auc(model: nn.Module, store: GraphStore, pos: Tensor, neg: Tensor) -> float:
+    """Validation AUROC of the link scores of ``pos`` against ``neg`` pairs, message passing on the live graph
+    (raises ``ValueError`` on NaN or infinite scores)."""
+    _check_instance("evaluate_link_auc", "model", model, nn.Module)
+    _check_instance("evaluate_link_auc", "store", store, GraphStore)
     model.eval()
     view = store.live()
     z = model(view.x, view)
@@ -166,26 +300,35 @@ def node_classification(model: nn.Module, store: GraphStore, split: NodeSplit, *
                         seed: int = 0, progress: bool = True, checkpoint: str | os.PathLike | None = None
                         ) -> TrainResult:
     """Train a node classifier (``model(x, graph)`` -> logits [N, C]) with cross-entropy on the live training
-    nodes of ``split``; early stopping on validation accuracy. Arguments as :func:`link_prediction`."""
+    nodes of ``split``; early stopping on validation accuracy. Arguments and errors as :func:`link_prediction`."""
+    where = "train.node_classification"
+    _check_common(where, model, store, split, NodeSplit)
+    _check_loop(where, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed, progress=progress,
+                patience=patience, eval_every=eval_every)
+    _check_checkpoint(where, checkpoint)
     if store.y is None:
-        raise ValueError("node_classification: the store has no labels y")
+        raise ValueError(f"{where}: the store has no labels y")
+    if not bool(store.node_mask[split.train_idx].any()):
+        raise ValueError(f"{where}: no live training nodes left (every node of split.train_idx was deleted)")
     recipe = dict(task="node", epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience,
                   eval_every=eval_every, seed=seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     stopper = _EarlyStopper(model, patience)
-    history, start, epoch = [], time.perf_counter(), 0
+    history, start, epoch, first_bad = [], time.perf_counter(), 0, _FirstBad()
     bar = tqdm(range(1, epochs + 1), desc="train node", disable=not progress, leave=False)
     for epoch in bar:
         model.train()
         view = store.live()
         train = split.train_idx[store.node_mask[split.train_idx]]
         loss = F.cross_entropy(model(view.x, view)[train], store.y[train])
+        first_bad.update(loss, epoch)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if epoch % eval_every == 0 or epoch == epochs:
-            acc = node_accuracy(model, store, split.val_idx)
+            first_bad.check(where)
+            acc = _diverged(where, epoch, node_accuracy, model, store, split.val_idx)
             history.append({"epoch": epoch, "loss": loss.item(), "val_acc": acc})
             bar.set_postfix(loss=f"{loss.item():.4f}", val_acc=f"{acc:.4f}")
             if stopper.update(epoch, acc):
@@ -200,10 +343,16 @@ def node_classification(model: nn.Module, store: GraphStore, split: NodeSplit, *
 
 @torch.no_grad()
 def node_accuracy(model: nn.Module, store: GraphStore, nodes: Tensor) -> float:
+    """Accuracy on the live ``nodes`` (NaN when none is live; ``ValueError`` on NaN or infinite logits there,
+    which ``argmax`` would otherwise read as a confident class)."""
+    _check_instance("node_accuracy", "model", model, nn.Module)
+    _check_instance("node_accuracy", "store", store, GraphStore)
     model.eval()
     nodes = nodes[store.node_mask[nodes]]
     view = store.live()
-    pred = model(view.x, view)[nodes].argmax(1)
+    logits = model(view.x, view)[nodes]
+    check_finite("node_accuracy", logits, "logits of the nodes asked")
+    pred = logits.argmax(1)
     return float((pred == store.y[nodes]).float().mean()) if nodes.numel() else float("nan")
 
 
@@ -219,7 +368,15 @@ def recommendation(model: nn.Module, store: GraphStore, split: RecSplit, *, epoc
     """Train a recommender (``model(x, graph)`` -> (user, item) embeddings) with BPR on the live interactions,
     one negative item per interaction drawn from the items the user has no retained interaction with, for
     a fixed number of epochs (the protocol has no
-    validation interactions to select on); ``weight_decay`` is an L2 penalty on the batch's embeddings."""
+    validation interactions to select on); ``weight_decay`` is an L2 penalty on the batch's embeddings.
+    Errors as :func:`link_prediction` (the loss is checked once per epoch, where it is read anyway)."""
+    where = "train.recommendation"
+    _check_common(where, model, store, split, RecSplit)
+    _check_loop(where, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed, progress=progress,
+                batch_size=batch_size)
+    _check_checkpoint(where, checkpoint)
+    if store.num_live_edges == 0:
+        raise ValueError(f"{where}: the store has no live interactions to train on (every one was deleted)")
     recipe = dict(task="rec", epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, seed=seed)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -243,7 +400,11 @@ def recommendation(model: nn.Module, store: GraphStore, split: RecSplit, *, epoc
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.item() * idx.numel()
+            total += loss.detach() * idx.numel()
+        total = float(total)  # one host sync per epoch
+        if not math.isfinite(total):
+            raise FloatingPointError(f"{where}: the loss became NaN or infinite in epoch {epoch}; training diverged "
+                                     "(try a smaller lr) or the inputs hold NaN or inf values")
         history.append({"epoch": epoch, "loss": total / max(1, order.numel())})
         bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
     model.eval()

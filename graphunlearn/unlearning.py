@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
+import numbers
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from tqdm.auto import tqdm
 
 from . import models as gm
 from . import train as gt
+from .datasets.splits import LinkSplit, NodeSplit, RecSplit
 from .kernels import binary_kl_distill_loss, bpr_loss, kl_distill_loss
 from .nn import as_live
 from .profiling import PeakMemory
@@ -28,6 +31,7 @@ from .requests import DeletionRequest
 from .store import GraphStore
 
 TASKS = ("link", "node", "rec")
+_SPLITS = {"link": LinkSplit, "node": NodeSplit, "rec": RecSplit}
 
 
 @dataclass
@@ -82,23 +86,105 @@ class Context:
 
 
 @dataclass(frozen=True)
+class Option:
+    """One method option: its default, its type (``int``, ``float``, ``bool`` or ``str``) and valid values.
+
+    ``low``/``high`` bound numbers (``low_open``: ``low`` itself is excluded, as for a learning rate, which
+    must be > 0); ``choices`` lists the valid strings; ``allow_none`` admits ``None``. An ``int`` is accepted
+    where a ``float`` is asked for, a ``bool`` never counts as a number.
+    """
+
+    default: object
+    type: type
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    allow_none: bool = False
+    choices: tuple | None = None
+
+    def check(self, method: str, name: str, value) -> None:
+        """Raise ``TypeError`` (wrong type) or ``ValueError`` (out of range) naming the method, option, value."""
+        if value is None and self.allow_none:
+            return
+        where = f"unlearn(method={method!r})"
+        if self.type is bool:
+            gt._check_bool(where, f"option {name}", value)
+        elif self.type is int:
+            gt._check_int(where, f"option {name}", value, low=self.low, high=self.high, allow_none=self.allow_none)
+        elif self.type is float:
+            gt._check_float(where, f"option {name}", value, low=self.low, high=self.high, low_open=self.low_open,
+                            allow_none=self.allow_none)
+        elif not isinstance(value, self.type):
+            raise TypeError(f"{where}: option {name} must be a {self.type.__name__}"
+                            f"{' or None' if self.allow_none else ''}, got {type(value).__name__}: {value!r:.80}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"{where}: option {name} must be one of {list(self.choices)}, got {value!r}")
+
+    @staticmethod
+    def infer(default) -> Option:
+        """The spec of an option registered with a bare default: its type, any value when the default is None."""
+        if isinstance(default, bool):
+            return Option(default, bool)
+        if isinstance(default, numbers.Integral):
+            return Option(default, int)
+        if isinstance(default, numbers.Real):
+            return Option(default, float)
+        return Option(default, object if default is None else type(default), allow_none=default is None)
+
+
+def _epochs(default, allow_none: bool = False) -> Option:
+    return Option(default, int, low=1, allow_none=allow_none)
+
+
+def _lr(default: float) -> Option:
+    return Option(default, float, low=0, low_open=True)
+
+
+def _fraction(default: float) -> Option:
+    return Option(default, float, low=0, high=1)
+
+
+@dataclass(frozen=True)
 class Method:
     name: str
     fn: Callable[[Context], dict]
     tasks: tuple[str, ...]
-    options: dict
+    options: dict  # name -> default (what the CLI lists and the benchmark's cache key holds)
     doc: str
+    specs: dict = field(default_factory=dict)  # name -> Option; options without one are typed by their default
+
+    def check_options(self, options: dict) -> None:
+        """Validate ``options`` (names and values) against this method's option specs."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for method {self.name!r}; valid options: "
+                             f"{ {k: v for k, v in self.options.items()} }")
+        for name, value in options.items():
+            spec = self.specs.get(name) or Option.infer(self.options[name])
+            spec.check(self.name, name, value)
 
 
 _REGISTRY: dict[str, Method] = {}
 
 
-def register(name: str, *, tasks: Sequence[str], **defaults) -> Callable:
-    """Register ``fn(ctx) -> info`` as unlearning method ``name`` with keyword options and their defaults."""
+def register(name: str, *, tasks: Sequence[str], **options) -> Callable:
+    """Register ``fn(ctx) -> info`` as unlearning method ``name`` with keyword options: each an
+    :class:`Option` (default, type, valid range) or a bare default (then any value of the default's type)."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"register: name must be a non-empty str, got {name!r}")
+    bad = sorted(set(tasks) - set(TASKS))
+    if isinstance(tasks, str) or bad:
+        raise ValueError(f"register({name!r}): tasks must be a sequence drawn from {TASKS}, got {tasks!r}")
+    specs = {k: v if isinstance(v, Option) else Option.infer(v) for k, v in options.items()}
+    for k, spec in specs.items():
+        if spec.default is not None or not spec.allow_none:
+            spec.check(name, k, spec.default)
+
     def wrap(fn):
         if name in _REGISTRY:
             raise ValueError(f"unlearning method {name!r} is already registered")
-        _REGISTRY[name] = Method(name, fn, tuple(tasks), dict(defaults), inspect.getdoc(fn) or "")
+        _REGISTRY[name] = Method(name, fn, tuple(tasks), {k: v.default for k, v in specs.items()},
+                                 inspect.getdoc(fn) or "", specs)
         return fn
     return wrap
 
@@ -123,28 +209,46 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
         task: ``"link"``, ``"node"`` or ``"rec"`` (default: the task the model was trained for).
         seed: seed for the method's randomness (default 0).
         progress: show progress bars (default ``False``).
-        **options: the method's options; unknown names are an error listing the valid ones.
+        **options: the method's options; unknown names are an error listing the valid ones, and each value is
+            checked against the method's :class:`Option` spec (type and range).
+
+    Raises:
+        TypeError: an argument or option of the wrong type (``model=None``, ``request=0``, a split of another
+            task, ``epochs="ten"``), or a request that is not a ``DeletionRequest``.
+        ValueError: a value out of range (``epochs=-1``, ``alpha=5``, ``lr=-1``), an unknown method, option or
+            task, a request of another store or compacted, or one the model has already forgotten.
+        FloatingPointError: the method's loss became NaN or infinite.
+    All argument checks run before any work.
     """
+    where = "unlearn"
+    gt._check_instance(where, "model", model, nn.Module)
+    gt._check_instance(where, "store", store, GraphStore)
+    if not isinstance(request, (DeletionRequest, list, tuple)):
+        raise TypeError(f"{where}: request must be a DeletionRequest or a list or tuple of them, got "
+                        f"{type(request).__name__}: {request!r:.80}")
+    gt._check_instance(where, "method", method, str)
+    gt._check_instance(where, "task", task, str, allow_none=True)
+    gt._check_seed(where, seed)
+    gt._check_bool(where, "progress", progress)
     if method not in _REGISTRY:
         raise ValueError(f"unknown unlearning method {method!r}; registered: {sorted(_REGISTRY)}")
     spec = _REGISTRY[method]
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for method {method!r}; valid options: "
-                         f"{ {k: v for k, v in spec.options.items()} }")
+    spec.check_options(options)
     recipe = getattr(model, gt.RECIPE_ATTR, None) or {}
     task = task or recipe.get("task")
     if task not in TASKS:
         raise ValueError(f"task {task!r} is not one of {TASKS}; pass task= (the model carries no training recipe)")
     if task not in spec.tasks:
         raise ValueError(f"method {method!r} supports tasks {spec.tasks}, not {task!r}")
+    split_cls = _SPLITS[task]
+    gt._check_instance(where, f"split (task {task!r})", split, split_cls, allow_none=True)
     if isinstance(model, GNNDeleteModel) and method not in ("retrain", "unlink"):
         raise ValueError(f"a GNNDelete model cannot be unlearned further with {method!r}: its operators are tied to "
                          "the requests it was built for; unlearn the original model with all the requests at once "
                          "(unlearn(original, store, [r1, r2], ...)) or use 'retrain'")
     requests = (request,) if isinstance(request, DeletionRequest) else tuple(request)
     if not requests:
-        raise ValueError("unlearn: no request given")
+        raise ValueError("unlearn: no request given (request is an empty list)")
     already = set(getattr(model, "forgotten_requests", ()))
     for r in requests:
         store.check_request(r)  # a request of this store, not compacted (TypeError/ValueError otherwise)
@@ -175,13 +279,15 @@ def _embed(model: nn.Module, store: GraphStore):
     return model(view.x, view)
 
 
-def _select(ctx: Context, model: nn.Module) -> float | None:
-    """Validation score for model selection: AUROC (link) or accuracy (node); None where no split is given."""
+def _select(ctx: Context, model: nn.Module, desc: str = "unlearn", epoch: int | None = None) -> float | None:
+    """Validation score for model selection: AUROC (link) or accuracy (node); None where no split is given.
+    NaN or infinite validation outputs raise ``FloatingPointError`` (the method diverged)."""
     if ctx.split is None or ctx.task == "rec":
         return None
     if ctx.task == "link":
-        return gt.evaluate_link_auc(model, ctx.store, ctx.split.val_pos, ctx.split.val_neg)
-    return gt.node_accuracy(model, ctx.store, ctx.split.val_idx)
+        return gt._diverged(desc, epoch, gt.evaluate_link_auc, model, ctx.store, ctx.split.val_pos,
+                            ctx.split.val_neg)
+    return gt._diverged(desc, epoch, gt.node_accuracy, model, ctx.store, ctx.split.val_idx)
 
 
 def _optimise(ctx: Context, loss_fn: Callable[[int], Tensor], params, *, epochs: int, lr: float,
@@ -196,9 +302,12 @@ def _optimise(ctx: Context, loss_fn: Callable[[int], Tensor], params, *, epochs:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(loss.item())
+        losses.append(loss.item())  # read every epoch anyway, so the check costs no extra host sync
+        if not math.isfinite(losses[-1]):
+            raise FloatingPointError(f"{desc}: the loss is {losses[-1]} at epoch {epoch}; the method diverged "
+                                     f"(try a smaller lr than {lr}) or the model or inputs hold NaN or inf values")
         if select and (epoch % eval_every == 0 or epoch == epochs):
-            score = _select(ctx, ctx.model)
+            score = _select(ctx, ctx.model, desc, epoch)
             if score is not None and (best is None or score > best):
                 best, best_epoch = score, epoch
                 best_state = copy.deepcopy(ctx.model.state_dict())
@@ -224,7 +333,7 @@ def _live_pairs(store: GraphStore, num: int, g: torch.Generator, exclude: Tensor
 
 
 # ----------------------------------------------------------------------------------------------- methods
-@register("retrain", tasks=TASKS, epochs=None)
+@register("retrain", tasks=TASKS, epochs=_epochs(None, allow_none=True))
 def _retrain(ctx: Context) -> dict:
     r"""Gold standard: a newly initialised model of the same architecture trained from scratch on the retained
     graph with the recipe the original was trained with (``epochs`` overrides its epoch budget)."""
@@ -249,7 +358,7 @@ def _unlink(ctx: Context) -> dict:
     return {"epochs": 0}
 
 
-@register("finetune", tasks=("link", "node"), epochs=20, lr=0.005)
+@register("finetune", tasks=("link", "node"), epochs=_epochs(20), lr=_lr(0.005))
 def _finetune(ctx: Context) -> dict:
     r"""Continue training the original weights on the retained graph with the task loss (link: BCE against
     sampled negatives; node: cross-entropy on live training nodes), keeping the best validation epoch."""
@@ -257,6 +366,10 @@ def _finetune(ctx: Context) -> dict:
     store = ctx.store
     if ctx.task == "node" and ctx.split is None:
         raise ValueError("finetune for node classification needs split= (its training nodes)")
+    if ctx.task == "node" and not bool(store.node_mask[ctx.split.train_idx].any()):
+        raise ValueError("finetune: no live training nodes left (every node of split.train_idx was deleted)")
+    if ctx.task == "link" and store.num_live_edges == 0:
+        raise ValueError("finetune: no live training edges left (every edge was deleted), nothing to train on")
 
     def loss_fn(_):
         z = _embed(ctx.model, store)
@@ -269,10 +382,11 @@ def _finetune(ctx: Context) -> dict:
         return F.binary_cross_entropy_with_logits(logits, torch.cat([torch.ones(pos.size(1)),
                                                                      torch.zeros(neg.size(1))]))
 
-    return _optimise(ctx, loss_fn, ctx.model.parameters(), epochs=ctx.options["epochs"], lr=ctx.options["lr"])
+    return _optimise(ctx, loss_fn, ctx.model.parameters(), epochs=ctx.options["epochs"], lr=ctx.options["lr"],
+                     desc="finetune")
 
 
-@register("gradient_ascent", tasks=("link",), epochs=5, lr=0.001)
+@register("gradient_ascent", tasks=("link",), epochs=_epochs(5), lr=_lr(0.001))
 def _gradient_ascent(ctx: Context) -> dict:
     r"""Gradient ascent on the forget set: maximise the training loss of the deleted edges,
     :math:`\max_\theta \sum_{(u,v) \in D_f} \mathrm{BCE}(\sigma(z_u^\top z_v), 1)`, for a fixed number of epochs
@@ -286,11 +400,14 @@ def _gradient_ascent(ctx: Context) -> dict:
         return -F.binary_cross_entropy_with_logits(logits, torch.ones(pairs.size(1)))
 
     return _optimise(ctx, loss_fn, ctx.model.parameters(), epochs=ctx.options["epochs"], lr=ctx.options["lr"],
-                     select=False)
+                     select=False, desc="gradient_ascent")
 
 
-@register("d2dgn", tasks=("link", "node"), epochs=8, lr=0.005, alpha=0.99, tau=1.0, beta=1.0, sample_ratio=1.0,
-          from_scratch=False, destroyer="random", eval_every=4, max_pairs=None)
+@register("d2dgn", tasks=("link", "node"), epochs=_epochs(8), lr=_lr(0.005), alpha=_fraction(0.99),
+          tau=Option(1.0, float, low=0, low_open=True), beta=Option(1.0, float, low=0),
+          sample_ratio=Option(1.0, float, low=0), from_scratch=Option(False, bool),
+          destroyer=Option("random", str, choices=("random", "random_edges")), eval_every=Option(4, int, low=1),
+          max_pairs=Option(None, int, low=1, allow_none=True))
 def _d2dgn(ctx: Context) -> dict:
     r"""Distill to Delete (Sinha et al., arXiv 2309.16173): a student learns from two frozen teachers,
 
@@ -335,6 +452,10 @@ def _d2dgn(ctx: Context) -> dict:
         h_d = _embed(destroyer, store)
     tau, alpha, beta = float(o["tau"]), float(o["alpha"]), float(o["beta"])
     live_nodes = store.node_mask.nonzero().squeeze(1)
+    if live_nodes.numel() == 0:
+        raise ValueError("d2dgn: no live nodes left (every node was deleted), nothing to preserve")
+    if ctx.task == "link" and store.num_live_edges == 0:
+        raise ValueError("d2dgn: no live edges left (every edge was deleted), nothing to preserve")
     affected = ctx.affected_nodes()
     deleted_nodes = ctx.deleted_nodes
     n_sample = int(o["sample_ratio"] * max(1, affected.numel()))
@@ -342,9 +463,7 @@ def _d2dgn(ctx: Context) -> dict:
     if ctx.task == "link":
         sub = ctx.affected_live_edges()
         df = _deleted_pairs(ctx)
-        cap = o["max_pairs"]
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise ValueError(f"d2dgn: max_pairs must be a positive int or None, got {cap!r}")
+        cap = o["max_pairs"]  # a positive int or None (checked by its Option)
 
         def loss_fn(_):
             h = _embed(ctx.model, store)
@@ -414,8 +533,9 @@ def _reset_rows(model: nn.Module, nodes: Tensor, num_users: int) -> int:
     return int(nodes.numel())
 
 
-@register("reverse_bpr", tasks=("rec",), epochs=10, lr=0.005, alpha=0.5, batch_size=4096, weight_decay=1e-4,
-          reset_deleted=True)
+@register("reverse_bpr", tasks=("rec",), epochs=_epochs(10), lr=_lr(0.005), alpha=_fraction(0.5),
+          batch_size=Option(4096, int, low=1), weight_decay=Option(1e-4, float, low=0),
+          reset_deleted=Option(True, bool))
 def _reverse_bpr(ctx: Context) -> dict:
     r"""MMRecUn-style reverse BPR (Sinha et al., arXiv 2405.15328) for LightGCN / MF:
 
@@ -451,7 +571,8 @@ def _reverse_bpr(ctx: Context) -> dict:
 
     def loss_fn(_):
         kept = gt.interactions(ctx.store, nu)
-        pick = torch.randint(kept.size(1), (min(bs, kept.size(1)),), generator=g)
+        pick = torch.randint(kept.size(1), (min(bs, kept.size(1)),), generator=g) if kept.size(1) \
+            else torch.empty(0, dtype=torch.long)  # every interaction deleted: the forget term alone
         users = torch.cat([forget_u, kept[0, pick]])
         pos = torch.cat([forget_i, kept[1, pick]])
         neg = gt.sample_negative_items(users, ctx.store, nu, ni, g)
@@ -539,7 +660,8 @@ class GNNDeleteModel(nn.Module):
         return self.base.fresh()
 
 
-@register("gnndelete", tasks=("link",), epochs=20, lr=0.01, lam=0.05, init="identity")
+@register("gnndelete", tasks=("link",), epochs=_epochs(20), lr=_lr(0.01), lam=_fraction(0.05),
+          init=Option("identity", str, choices=("identity", "reference")))
 def _gnndelete(ctx: Context) -> dict:
     r"""GNNDelete (Cheng et al., ICLR 2023): frozen original weights plus one trainable deletion operator
     per layer, applied only to the affected nodes (see :class:`GNNDeleteModel`), trained layer by layer:
@@ -582,7 +704,8 @@ def _gnndelete(ctx: Context) -> dict:
             op.requires_grad_(j == k)
         opt = torch.optim.Adam(params, lr=o["lr"])
         mask = model.masks[k]
-        for _ in tqdm(range(o["epochs"]), desc=f"gnndelete layer {k + 1}", disable=not ctx.progress, leave=False):
+        for epoch in tqdm(range(1, o["epochs"] + 1), desc=f"gnndelete layer {k + 1}", disable=not ctx.progress,
+                          leave=False):
             h = model.layers(view.x, view, upto=k + 1)[-1]
             rand = gt.sample_pairs(live_nodes, df.size(1), g)
             dec = F.mse_loss(torch.cat([h[df[0]], h[df[1]]], 1), torch.cat([h[rand[0]], h[rand[1]]], 1))
@@ -592,8 +715,12 @@ def _gnndelete(ctx: Context) -> dict:
             loss.backward()
             opt.step()
             info["losses"].append(loss.item())
+            if not math.isfinite(info["losses"][-1]):
+                raise FloatingPointError(f"gnndelete: the loss is {info['losses'][-1]} at layer {k + 1}, epoch "
+                                         f"{epoch}; the method diverged (try a smaller lr than {o['lr']}) or the "
+                                         "model or inputs hold NaN or inf values")
     for op in model.operators:
         op.requires_grad_(True)
     info["model"] = model
-    info["val_score"] = _select(ctx, model)
+    info["val_score"] = _select(ctx, model, "gnndelete")
     return info
