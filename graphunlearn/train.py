@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from . import checks
 from . import models as gm
 from .datasets.splits import LinkSplit, NodeSplit, RecSplit
 from .io import atomic_save, safe_load
@@ -28,65 +28,10 @@ from .store import GraphStore
 
 RECIPE_ATTR = "graphunlearn_recipe"
 
-# torch.Generator.manual_seed takes [-2**63, 2**64 - 1]; methods also seed with seed + 1
-_SEED_MIN, _SEED_MAX = -(2**63), 2**64 - 2
-
-
-# ------------------------------------------------------------------------------------------ argument checks
-# Shared by train, evaluate and unlearning: each raises TypeError for a wrong type and ValueError for a value
-# out of range, naming the function, the argument and the value, before any work is done.
-def _check_int(where: str, name: str, value, *, low: int | None = None, high: int | None = None,
-               allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        kind = "an int or None" if allow_none else "an int"
-        raise TypeError(f"{where}: {name} must be {kind}, got {type(value).__name__}: {value!r:.80}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{where}: {name} must be {_range(low, high)}, got {value!r}")
-
-
-def _check_float(where: str, name: str, value, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        kind = "a number or None" if allow_none else "a number"
-        raise TypeError(f"{where}: {name} must be {kind}, got {type(value).__name__}: {value!r:.80}")
-    try:
-        finite = math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        finite = False
-    bad = not finite or (low is not None and (value <= low if low_open else value < low)) \
-        or (high is not None and value > high)
-    if bad:
-        raise ValueError(f"{where}: {name} must be a finite number {_range(low, high, low_open)}, got {value!r}")
-
-
-def _range(low, high, low_open: bool = False) -> str:
-    if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low}, {high}]"
-    if low is not None:
-        return f"{'>' if low_open else '>='} {low}"
-    return f"<= {high}"
-
-
-def _check_bool(where: str, name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{where}: {name} must be True or False, got {type(value).__name__}: {value!r:.80}")
-
-
-def _check_seed(where: str, seed) -> None:
-    _check_int(where, "seed", seed, low=_SEED_MIN, high=_SEED_MAX)
-
-
-def _check_instance(where: str, name: str, value, cls, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, cls):
-        names = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
-        kind = f"a {names}" + (" or None" if allow_none else "")
-        raise TypeError(f"{where}: {name} must be {kind}, got {type(value).__name__}: {value!r:.80}")
+# Shared by train, evaluate and unlearning (graphunlearn.checks): TypeError for a wrong type, ValueError for a
+# value out of range, naming the function, the argument and the value, before any work is done.
+_check_int, _check_float, _check_bool, _check_seed, _check_instance = (
+    checks.check_int, checks.check_float, checks.check_bool, checks.check_seed, checks.check_instance)
 
 
 def _check_common(where: str, model, store, split, split_cls, *, allow_none_split: bool = False) -> None:

@@ -504,7 +504,7 @@ def test_forget_recommendation_errors():
     split = user_item_split(load("synthetic-rec"), seed=0)
     with pytest.raises(ValueError, match="kind must be one of"):
         forget_recommendation(split, "genre", 0.05)
-    with pytest.raises(ValueError, match="fraction must lie in"):
+    with pytest.raises(ValueError, match="fraction must be a finite number in"):
         forget_recommendation(split, "user", 1.5)
     with pytest.raises(ValueError, match="are not item nodes"):
         item_group_interactions(split, [0, 1])
@@ -526,18 +526,18 @@ def test_split_functions_refuse_bad_arguments():
         (lambda: link_split(d, val_ratio="0.1"), TypeError, "link_split: val_ratio must be a number"),
         (lambda: link_split(d, val_ratio=float("nan")), ValueError, "ratios must be in"),
         (lambda: forget_edges(ns, 0.1), TypeError, "forget_edges: split must be a LinkSplit"),
-        (lambda: forget_edges(ls, -0.1), ValueError, r"forget_edges: fraction must lie in \(0, 1\), got -0.1"),
+        (lambda: forget_edges(ls, -0.1), ValueError, r"forget_edges: fraction must be .*in \(0, 1\), got -0.1"),
         (lambda: forget_edges(ls, "a lot"), TypeError, "forget_edges: fraction must be a number, got str"),
         (lambda: forget_edges(ls, 0.1, seed=True), TypeError, "forget_edges: seed must be an int, got bool"),
-        (lambda: forget_edges(ls, 0.1, num_hops=-1), ValueError, "forget_edges: num_hops must be at least 0"),
+        (lambda: forget_edges(ls, 0.1, num_hops=-1), ValueError, "forget_edges: num_hops must be >= 0"),
         (lambda: node_split(d, seed="42"), TypeError, "node_split: seed must be an int, got str"),
-        (lambda: forget_nodes(ns, fraction=-0.5), ValueError, r"forget_nodes: fraction must lie in \(0, 1\]"),
-        (lambda: forget_nodes(ns, fraction=float("nan")), ValueError, r"forget_nodes: fraction must lie in"),
+        (lambda: forget_nodes(ns, fraction=-0.5), ValueError, r"forget_nodes: fraction must be .*in \(0, 1\]"),
+        (lambda: forget_nodes(ns, fraction=float("nan")), ValueError, r"forget_nodes: fraction must be .*in"),
         (lambda: forget_nodes(ns, num=2.0), TypeError, "forget_nodes: num must be an int, got float"),
-        (lambda: forget_nodes(ns, num=0), ValueError, "forget_nodes: num must be at least 1"),
+        (lambda: forget_nodes(ns, num=0), ValueError, "forget_nodes: num must be >= 1"),
         (lambda: forget_nodes(ls, num=1), TypeError, "forget_nodes: split must be a NodeSplit"),
-        (lambda: user_item_split(d, test_ratio=1.0), ValueError, r"user_item_split: test_ratio must lie in \[0, 1\)"),
-        (lambda: forget_recommendation(rs, "user", 0.0), ValueError, "forget_recommendation: fraction must lie"),
+        (lambda: user_item_split(d, test_ratio=1.0), ValueError, r"user_item_split: test_ratio must be .*in \[0, 1\)"),
+        (lambda: forget_recommendation(rs, "user", 0.0), ValueError, "forget_recommendation: fraction must be .*in"),
         (lambda: forget_recommendation(rs, "user", 0.1, seed=[1]), TypeError, "forget_recommendation: seed must"),
         (lambda: item_group_interactions(rs, [1.5]), TypeError, "item_group_interactions: items must be integer"),
         (lambda: item_group_interactions(rs, [True]), TypeError, "item_group_interactions: items must be integer"),
