@@ -134,7 +134,8 @@ class LiveGraph:
     ``rowptr_t`` / ``col_t`` / ``mask_t`` the transpose (CSC; the same tensors for undirected graphs),
     ``transpose`` what ``graphunlearn.kernels.masked_spmm`` needs for its backward (``"symmetric"`` for
     undirected graphs, else ``(rowptr_t, col_t, perm_t)``),
-    ``x`` [N, F] with deleted nodes and feature values zeroed, ``node_mask`` [N].
+    ``x`` [N, F] with deleted nodes and feature values zeroed, ``node_mask`` [N]; ``has_self_loops``:
+    whether the graph stores any self loop, live or not (``False`` lets GCN use ``gcn_deg`` as it is).
     """
 
     num_nodes: int
@@ -149,6 +150,7 @@ class LiveGraph:
     transpose: str | tuple[Tensor, Tensor, Tensor]
     x: Tensor | None
     node_mask: Tensor
+    has_self_loops: bool = True
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ WRITER_LOCK = "writer.lock"  # held by the one writer while a saved store is ope
 STATE_LOCK = "state.lock"  # held around multi-file changes (save, checkpoint, compact) and while opening
 # The store's derived caches; _load_state resets them and compact() zeroes them first.
 CACHE_ATTRS = ("_csr", "_csc", "_csr_live", "_csc_live", "_csr_weight", "_csr_dst", "_gcn_deg", "_csr_pos",
-               "_csc_pos", "_transpose", "_pairs", "_x_live")
+               "_csc_pos", "_transpose", "_pairs", "_x_live", "_has_self_loops")
 _PAYLOAD_KEYS = {"node_ids", "edge_ids", "feature_node_ids", "feature_columns", "params", "hops",
                  "subgraph_edge_ids"}
 # Attributes the store interprets itself; every other node- or edge-level tensor is carried along.
@@ -135,6 +135,7 @@ class GraphStore:
         csr = build_csr(dst, src, eid, self.num_nodes)
         csc = csr if self.undirected else build_csr(src, dst, eid, self.num_nodes)
         self._csr, self._csc = csr, csc
+        self._has_self_loops = bool((self.edge_index[0] == self.edge_index[1]).any())  # once per structure
         self._csr_live = self.edge_mask[csr.eid]
         self._csc_live = self._csr_live if csc is csr else self.edge_mask[csc.eid]
         self._csr_weight = None if self.edge_weight is None else self.edge_weight[csr.eid].float()
@@ -298,13 +299,23 @@ class GraphStore:
         return req
 
     def _apply(self, req: DeletionRequest) -> None:
-        """Update masks, live degrees and live features for ``req``: work proportional to its size."""
+        """Update masks, live degrees and live features for ``req``: work proportional to its size (and to
+        the degrees of the rows whose in-edges it deletes)."""
         if self._csr is not None and req.edge_ids.numel():
             pos = row_slots(self._csr_pos[0], req.edge_ids)
             slots = self._csr_pos[1][pos]
             self._csr_live[slots] = False
-            w = torch.ones(slots.numel()) if self._csr_weight is None else self._csr_weight[slots]
-            self._gcn_deg.index_add_(0, self._csr_dst[slots], -w)
+            # Re-sum the touched rows instead of subtracting: subtraction drifts (1 + w - w != 1 in float32),
+            # and a row left without live in-edges must read exactly 1, or LightGCN's D^-1/2 (of gcn_deg - 1)
+            # turns a zero degree into ~3000. Costs the touched rows' degrees, which _commit's
+            # neighbourhood already gathers; the sum runs in the slot order a fresh build uses.
+            rows = torch.unique(self._csr_dst[slots])
+            counts = self._csr.rowptr[rows + 1] - self._csr.rowptr[rows]
+            rs = row_slots(self._csr.rowptr, rows)
+            w = torch.ones(rs.numel()) if self._csr_weight is None else self._csr_weight[rs]
+            w = torch.where(self._csr_live[rs], w, torch.zeros(()))
+            local = torch.repeat_interleave(torch.arange(rows.numel()), counts)
+            self._gcn_deg[rows] = torch.zeros(rows.numel()).index_add_(0, local, w) + 1.0
             if self._csc is not self._csr:
                 self._csc_live[self._csc_pos[1][row_slots(self._csc_pos[0], req.edge_ids)]] = False
         self.edge_mask[req.edge_ids] = False
@@ -428,7 +439,8 @@ class GraphStore:
         return LiveGraph(num_nodes=self.num_nodes, rowptr=self._csr.rowptr, col=self._csr.col,
                          mask=self._csr_live, edge_weight=self._csr_weight, gcn_deg=self._gcn_deg,
                          rowptr_t=self._csc.rowptr, col_t=self._csc.col, mask_t=self._csc_live,
-                         transpose=self._transpose, x=self.live_x(), node_mask=self.node_mask)
+                         transpose=self._transpose, x=self.live_x(), node_mask=self.node_mask,
+                         has_self_loops=self._has_self_loops)
 
     def live_x(self) -> Tensor | None:
         """Node features with deleted nodes and deleted feature values set to zero (cached, patched in place)."""

@@ -23,6 +23,37 @@ def _aggregate(x: Tensor, graph: LiveGraph, *, reduce: str = "sum", normalize: b
                        transpose=graph.transpose)
 
 
+def _gcn_self_loops(graph: LiveGraph) -> tuple[Tensor, Tensor, Tensor]:
+    """GCN's view of the live graph under PyG's ``add_remaining_self_loops``: ``(mask, deg, loop_weight)``.
+
+    ``mask`` [S]: the live slots that are not self loops; ``loop_weight`` [N]: the weight of the node's last
+    live stored loop (CSR keeps edge order within a row), or 1 where it has none; ``deg`` [N]:
+    ``loop_weight`` plus the live weighted in-degree without loops. The store's cached ``gcn_deg`` (1 + live
+    weighted in-degree, loops included) cannot give this: it does not say which part of a degree is loops.
+    O(S) per call, no host synchronisation.
+    """
+    row = csr_row_index(graph.rowptr)
+    col = graph.col.to(row.dtype)
+    loop = col == row
+    mask = ~loop if graph.mask is None else graph.mask & ~loop
+    live_loop = loop if graph.mask is None else loop & graph.mask
+    w = graph.edge_weight
+    n = graph.num_nodes
+    ones = torch.ones(n, device=row.device)
+    if w is None:  # unweighted: PyG gives every loop, stored or added, weight 1
+        loop_weight = ones
+        w_slots = mask.float()
+    else:
+        w = w.detach().float()
+        slot = torch.arange(row.numel(), device=row.device)
+        last = torch.full((n,), -1, dtype=torch.long, device=row.device).scatter_reduce_(
+            0, row, torch.where(live_loop, slot, -1), reduce="amax")
+        loop_weight = torch.where(last >= 0, w[last.clamp(min=0)] if w.numel() else ones, ones)
+        w_slots = torch.where(mask, w, torch.zeros((), device=w.device))
+    deg = torch.zeros(n, device=row.device).index_add_(0, row, w_slots) + loop_weight
+    return mask, deg, loop_weight
+
+
 class GCNConv(nn.Module):
     r"""GCN layer (Kipf and Welling, ICLR 2017) on the live graph:
     :math:`X' = \hat D^{-1/2} (A + I) \hat D^{-1/2} X W + b` with :math:`\hat D` from live (weighted) degrees.
@@ -35,8 +66,9 @@ class GCNConv(nn.Module):
 
     Shapes: x [N, in_channels] -> [N, out_channels].
 
-    A graph that stores explicit self loops differs from PyG here: the unit self loop is added on top of
-    a stored loop, where PyG's ``add_remaining_self_loops`` keeps only the stored one.
+    Stored self loops follow PyG's ``add_remaining_self_loops``: a node with a live stored loop keeps that
+    loop (one of them, the last in edge order, when it has several, as PyG does on CPU) and gets no unit
+    loop; a node without one gets a loop of weight 1. Parallel edges each count, as in PyG.
     """
 
     def __init__(self, in_channels: int, out_channels: int, bias: bool = True, normalize: bool = True):
@@ -52,7 +84,14 @@ class GCNConv(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
-        out = _aggregate(self.lin(x), graph, normalize=self.normalize, weighted=True)
+        x = self.lin(x)
+        if self.normalize and graph.has_self_loops:  # O(S) more work per call; graphs without loops skip it
+            mask, deg, loop_weight = _gcn_self_loops(graph)
+            out = masked_spmm(graph.rowptr, graph.col, x, mask, graph.edge_weight, normalize=True,
+                              self_loops=False, deg=deg, transpose=graph.transpose)
+            out = out + (loop_weight / deg).unsqueeze(1).to(x.dtype) * x
+        else:
+            out = _aggregate(x, graph, normalize=self.normalize, weighted=True)
         return out if self.bias is None else out + self.bias
 
     def __repr__(self) -> str:
@@ -181,4 +220,5 @@ def as_live(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = Non
     rowptr_t, col_t, perm_t = transpose_csr(rowptr, col, num_nodes)
     return LiveGraph(num_nodes=num_nodes, rowptr=rowptr, col=col, mask=mask, edge_weight=w, gcn_deg=deg,
                      rowptr_t=rowptr_t, col_t=col_t, mask_t=mask, transpose=(rowptr_t, col_t, perm_t), x=None,
-                     node_mask=torch.ones(num_nodes, dtype=torch.bool, device=edge_index.device))
+                     node_mask=torch.ones(num_nodes, dtype=torch.bool, device=edge_index.device),
+                     has_self_loops=bool((src == dst).any()))
