@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import checks
 from . import models as gm
 from .datasets.splits import LinkSplit, NodeSplit, RecSplit
-from .io import atomic_save, safe_load
+from .io import CorruptFileError, atomic_save, safe_load
 from .kernels import bpr_loss
 from .metrics import NonFiniteScoreError, check_finite, roc_auc
 from .store import GraphStore
@@ -382,12 +382,26 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> nn.Module:
-    """Rebuild a model written by :func:`save_checkpoint` (loaded with ``weights_only=True``)."""
+    """Rebuild a model written by :func:`save_checkpoint` (loaded with ``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CorruptFileError: the file is damaged, not a checkpoint of this library, or its weights do not fit
+            the model it names; the message names the file.
+    """
+    _check_instance("load_checkpoint", "path", path, (str, os.PathLike))
     blob = safe_load(path)
+    if not isinstance(blob, dict) or not {"class", "config", "state_dict"} <= set(blob):
+        raise CorruptFileError(f"{path}: not a graphunlearn model checkpoint (expected a dict with class, config "
+                               f"and state_dict, got {type(blob).__name__})")
     if blob.get("class") not in _MODEL_CLASSES:
-        raise ValueError(f"load_checkpoint: {path} holds an unknown model class {blob.get('class')!r}")
-    model = _build(blob["class"], blob["config"])
-    model.load_state_dict(blob["state_dict"])
+        raise CorruptFileError(f"{path}: holds an unknown model class {blob.get('class')!r}")
+    try:
+        model = _build(blob["class"], blob["config"])
+        model.load_state_dict(blob["state_dict"])
+    except (TypeError, KeyError, AttributeError, RuntimeError, ValueError) as exc:
+        raise CorruptFileError(f"{path}: the {blob['class']} checkpoint does not load ({type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:240]})") from None
     if blob.get("recipe") is not None:
         setattr(model, RECIPE_ATTR, blob["recipe"])
     model.forgotten_requests = tuple(blob.get("forgotten", ()))

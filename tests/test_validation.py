@@ -246,3 +246,24 @@ def test_diverging_losses_raise(tiny):
             train.link_prediction(_nan_copy(model), fresh, epochs=3, progress=False, **kwargs)
     with pytest.raises(FloatingPointError, match="train.link_prediction"):
         train.link_prediction(model.fresh(), fresh, split, epochs=4, lr=1e30, eval_every=2, progress=False)
+
+
+def test_load_checkpoint_refuses_what_is_not_a_checkpoint(tiny, tmp_path):
+    from graphunlearn.io import CorruptFileError, atomic_save
+
+    _, _, model = tiny
+    atomic_save({"weights": torch.ones(2)}, tmp_path / "dict.pt")
+    with pytest.raises(CorruptFileError, match=r"dict\.pt: not a graphunlearn model checkpoint"):
+        train.load_checkpoint(tmp_path / "dict.pt")
+    train.save_checkpoint(tmp_path / "m.pt", model)
+    blob = torch.load(tmp_path / "m.pt", weights_only=True)
+    first = next(iter(blob["state_dict"]))
+    blob["state_dict"][first] = torch.zeros(1, 1)  # weights of the wrong shape
+    atomic_save(blob, tmp_path / "bad.pt")
+    with pytest.raises(CorruptFileError, match=r"bad\.pt: the GNN checkpoint does not load \(RuntimeError.*size mismatch"):
+        train.load_checkpoint(tmp_path / "bad.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "m.pt").read_bytes()[:100])
+    with pytest.raises(CorruptFileError, match=r"cut\.pt: the file is truncated"):
+        train.load_checkpoint(tmp_path / "cut.pt")
+    with pytest.raises(TypeError, match="load_checkpoint: path must be"):
+        train.load_checkpoint(None)
