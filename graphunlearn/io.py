@@ -28,6 +28,13 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 
     A reader sees the old file or the new one, never a torn write.
     """
+    commit_temp(write_temp(obj, path), path)
+
+
+def write_temp(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a fsynced temporary file beside ``path`` (``<name>.<random>.tmp``), removed again if
+    the write fails; :func:`commit_temp` renames it over ``path``. Split from :func:`atomic_save` for callers
+    that must know whether the rename, their commit point, happened."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -36,6 +43,18 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def commit_temp(tmp: Path, path: str | os.PathLike) -> None:
+    """Rename ``tmp`` over ``path`` (atomic), then fsync the folder. If the rename fails the temporary file is
+    removed; once it has happened, a failing folder fsync still raises, but the new file is in place."""
+    path = Path(path)
+    try:
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -126,7 +145,13 @@ class FolderLock:
         if fcntl is None:  # pragma: no cover - Windows
             _warn_no_locking()
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if shared:  # readers change nothing in the folder: no lock file made, none opened for writing
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:  # a folder no writer of this format has locked: nothing to wait for
+                return
+        else:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB)
         try:
             fcntl.flock(fd, flags)
@@ -283,11 +308,27 @@ class Journal:
             self._close_quietly()
             raise CorruptFileError(f"{self.path}: not a graphunlearn journal (columns {cols}, missing meta "
                                    f"{sorted(missing)})")
+        problem = self._meta_problem(self.meta)
+        if problem:
+            self._close_quietly()
+            raise CorruptFileError(f"{self.path}: the journal's meta table is damaged ({problem})")
         if store_uid is not None and self.meta["store_uid"] != store_uid:
             uid = self.meta["store_uid"]
             self._close_quietly()
             raise CorruptFileError(f"{self.path}: the journal belongs to store {uid}, the snapshot to store "
                                    f"{store_uid}; the folder mixes two stores")
+
+    @staticmethod
+    def _meta_problem(meta: dict) -> str | None:
+        if not isinstance(meta.get("store_uid"), str):
+            return f"store_uid is {meta.get('store_uid')!r:.40}"
+        if type(meta.get("head_id")) is not int or meta["head_id"] < -1:
+            return f"head_id is {meta.get('head_id')!r:.40}"
+        if not isinstance(meta.get("head_chain"), bytes) or len(meta["head_chain"]) != 32:
+            return f"head_chain is {meta.get('head_chain')!r:.40}"
+        if meta.get("needs_vacuum") not in (0, 1):
+            return f"needs_vacuum is {meta.get('needs_vacuum')!r:.40}"
+        return None
 
     def _close_quietly(self) -> None:
         conn = getattr(self, "conn", None)
@@ -338,11 +379,20 @@ class Journal:
         Raises:
             CorruptFileError: naming the first row that fails and how.
         """
-        try:
-            raw = self.conn.execute("SELECT id, kind, status, created, summary, payload, salt, digest, chain "
-                                    "FROM requests ORDER BY rowid").fetchall()
+        try:  # the rows and the head in one read transaction: a writer appending meanwhile is not half seen
+            self.conn.execute("BEGIN")
+            try:
+                raw = self.conn.execute("SELECT id, kind, status, created, summary, payload, salt, digest, chain "
+                                        "FROM requests ORDER BY rowid").fetchall()
+                meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+            finally:
+                self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise CorruptFileError(f"{self.path}: the journal cannot be read ({exc})") from None
+        problem = self._meta_problem(meta)
+        if problem:
+            raise CorruptFileError(f"{self.path}: the journal's meta table is damaged ({problem})")
+        self.meta = meta
         prev = chain_start(self.meta["store_uid"])
         out = []
         for k, (req_id, kind, status, created, summary, payload, salt, digest, chain) in enumerate(raw):

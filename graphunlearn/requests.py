@@ -62,6 +62,8 @@ class DeletionRequest:
             raise RuntimeError(f"request {self.id} was compacted: its ids were erased from the store")
         if hop is None:
             hop = self.num_hops
+        if type(hop) is not int:
+            raise TypeError(f"hop must be an int or None, got {type(hop).__name__}: {hop!r:.40}")
         if not 0 <= hop <= self.num_hops:
             raise ValueError(f"hop={hop} is outside 0..{self.num_hops} (the store's num_hops when request "
                              f"{self.id} was registered)")

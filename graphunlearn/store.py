@@ -18,7 +18,18 @@ from torch_geometric.data import Data
 from torch_geometric.utils import is_undirected as _pyg_is_undirected
 
 from .graph import PairIndex, build_csr, k_hop_layers, row_slots, undirected_unique
-from .io import CorruptFileError, FolderLock, Journal, JournalRow, atomic_save, chain_start, safe_load, to_bytes
+from .io import (
+    CorruptFileError,
+    FolderLock,
+    Journal,
+    JournalRow,
+    atomic_save,
+    chain_start,
+    commit_temp,
+    safe_load,
+    to_bytes,
+    write_temp,
+)
 from .kernels import csr_row_index, live_degree
 from .requests import KINDS, Compaction, DeletionRequest, ForgetSet, LiveGraph
 
@@ -70,17 +81,32 @@ class GraphStore:
                             "(convert a HeteroData with .to_homogeneous() first)")
         if type(num_hops) is not int or num_hops < 0:
             raise ValueError(f"num_hops must be a non-negative int, got {num_hops!r}")
-        if undirected not in (None, True, False) or type(undirected) not in (type(None), bool):
+        if type(undirected) not in (type(None), bool):
             raise TypeError(f"undirected must be True, False or None (detect), got {undirected!r}")
         state = _canonical_state(data, undirected)
         state.update(num_hops=num_hops)
         self._load_state(state)
+        self._init_runtime(owns_base=False)
+
+    def _init_runtime(self, *, owns_base: bool) -> None:
+        """What a store holds besides its state: requests, folder, journal, lock and flags."""
         self.requests: list[DeletionRequest] = []
         self._dir: Path | None = None
         self._journal: Journal | None = None
         self._journal_name: str | None = None
         self._lock: FolderLock | None = None
         self._read_only = False
+        self._interrupted: int | None = None
+        # whether the base tensors (x, edge_weight, ...) are the store's own (loaded or compacted), so that
+        # compact() may zero them, or the user's Data's, which are never written
+        self._owns_base = owns_base
+
+    @classmethod
+    def _blank(cls, state: dict) -> GraphStore:
+        store = cls.__new__(cls)
+        store._load_state(state)
+        store._init_runtime(owns_base=True)
+        return store
 
     # ------------------------------------------------------------------ state and caches
     def _load_state(self, s: dict) -> None:
@@ -291,9 +317,16 @@ class GraphStore:
                               feature_node_ids=feature_node_ids, feature_columns=feature_columns,
                               params=params or {}, hops=tuple(hops), subgraph_edge_ids=sub_edges,
                               created=time.time(), store_uid=self.uid)
+        payload = to_bytes(req.to_payload())
         if self._journal is not None:  # write ahead: durable before it takes effect
-            self._journal.append(req.id, kind, req.summary(), to_bytes(req.to_payload()), created=req.created)
-        self._apply(req)
+            self._journal.append(req.id, kind, req.summary(), payload, created=req.created)
+        try:
+            self._apply(req)
+        except BaseException:
+            # Half applied, or journaled but not applied (Ctrl-C, MemoryError): memory no longer matches the
+            # journal. Refuse every later change, so no snapshot is written from it; reopening replays it.
+            self._interrupted = req.id
+            raise
         if self._journal is not None:
             self._journal.mark_applied(req.id)
         return req
@@ -555,7 +588,9 @@ class GraphStore:
             read-only.
         """
         self._require_writable("save")
-        path = Path(path).resolve()  # absolute, so that another spelling of the store's own folder is the same
+        if type(overwrite) is not bool:
+            raise TypeError(f"save: overwrite must be True or False, got {overwrite!r}")
+        path = _folder_arg(path, "save")  # absolute, so that another spelling of the store's own folder is the same
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"save: {path} exists and is not a folder")
         if path == self._dir:
@@ -563,33 +598,38 @@ class GraphStore:
             return path
         path.mkdir(parents=True, exist_ok=True)
         lock = FolderLock(path, WRITER_LOCK)
+        committed, error = False, None  # error: what failed after the commit point, raised once adopted
         try:
             with FolderLock(path, STATE_LOCK, blocking=True):
-                if (path / STATE_FILE).exists() or _journal_files(path):
-                    if not overwrite:
-                        raise FileExistsError(f"save: {path} already holds a store; pass overwrite=True to "
-                                              "replace it")
+                if (path / STATE_FILE).exists() and not overwrite:
+                    raise FileExistsError(f"save: {path} already holds a store; pass overwrite=True to replace it")
                 name = f"journal-{secrets.token_hex(8)}.sqlite"
                 journal = Journal(path / name, store_uid=self.uid, create=True)
                 try:
                     for r in self.requests:
                         payload = None if r.redacted else to_bytes(r.to_payload())
                         journal.append(r.id, r.kind, r.summary(), payload, status="applied", created=r.created)
-                    atomic_save(self._state(name, journal.head), path / STATE_FILE)  # the commit point
+                    error = _commit_snapshot(self._state(name, journal.head), path)
+                    committed = True
                 except BaseException:
-                    journal.close()
-                    _unlink_quietly(path / name)
+                    if not committed:  # the folder is still the old store (or none): drop what was written
+                        journal.close()
+                        _unlink_quietly(path / name)
                     raise
                 _remove_strays(path, keep=name)
-        except BaseException:
-            lock.release()
-            raise
+        except BaseException as exc:
+            if not committed:
+                lock.release()
+                raise
+            error = error or exc  # the folder already is this store: adopt it below, then report the failure
         old_journal, old_lock = self._journal, self._lock
         self._journal, self._dir, self._lock, self._journal_name = journal, path, lock, name
         if old_journal is not None:
             old_journal.close()
         if old_lock is not None:
             old_lock.release()
+        if error is not None:
+            raise error
         return path
 
     def checkpoint(self) -> None:
@@ -601,6 +641,7 @@ class GraphStore:
         if self._dir is None:
             raise RuntimeError("checkpoint: the store was never saved; call save(path) first")
         self._require_writable("checkpoint")
+        self._check_journal_head("checkpoint")
         with FolderLock(self._dir, STATE_LOCK, blocking=True):
             atomic_save(self._state(self._journal_name, self._journal.head), self._dir / STATE_FILE)
             _remove_strays(self._dir, keep=self._journal_name)
@@ -627,7 +668,9 @@ class GraphStore:
             ``read_only``). CorruptFileError: a file is truncated, junk, tampered with or from another store;
             the message names the file or the journal row.
         """
-        path = Path(path).resolve()
+        if type(read_only) is not bool:
+            raise TypeError(f"open: read_only must be True or False, got {read_only!r}")
+        path = _folder_arg(path, "open")
         state_file = path / STATE_FILE
         if not state_file.is_file():
             raise FileNotFoundError(f"open: {state_file} does not exist (not a saved GraphStore folder)")
@@ -673,9 +716,7 @@ class GraphStore:
             raise CorruptFileError(f"{journal.path}: the journal holds requests 0..{len(rows) - 1} but the snapshot "
                                    f"{path / STATE_FILE} was taken at request {next_id - 1} with another journal "
                                    "head: rows were removed or the journal was replaced")
-        store = cls.__new__(cls)
-        store._load_state(state)
-        store.requests = []
+        store = cls._blank(state)
         store._dir, store._journal_name = path, state["journal"]
         for row in rows:
             payload = None if row.id <= ct else row.payload  # a crash may have cut compact() before redaction
@@ -684,9 +725,13 @@ class GraphStore:
             req = store._request_from_row(row.id, row.kind, row.created, payload, journal.path)
             if row.id < next_id:
                 store.requests.append(req)  # already reflected in the snapshot's masks
+                if row.id == next_id - 1:
+                    store._check_snapshot(path / STATE_FILE)
             else:
                 store._check_applicable(req, journal.path)
                 store._apply(req)
+        if next_id == 0:
+            store._check_snapshot(path / STATE_FILE)
         return store
 
     @classmethod
@@ -706,9 +751,8 @@ class GraphStore:
         except sqlite3.DatabaseError as exc:
             raise CorruptFileError(f"{old}: not a graphunlearn journal ({exc})") from None
         state = {**state, "uid": uuid.uuid4().hex}
-        store = cls.__new__(cls)
-        store._load_state(state)
-        store.requests, store._dir = [], path
+        store = cls._blank(state)
+        store._dir = path
         for k, (req_id, kind, _status, created, _summary, payload) in enumerate(raw):
             if req_id != k or kind not in KINDS or not isinstance(created, float):
                 raise CorruptFileError(f"{old}: row {k} is not request {k} of a known kind")
@@ -718,6 +762,8 @@ class GraphStore:
                                           else payload, old)
             if req_id < store._next_id:
                 store.requests.append(req)
+                if req_id == store._next_id - 1:
+                    store._check_snapshot(path / STATE_FILE)
             else:
                 store._check_applicable(req, old)
                 store._apply(req)
@@ -725,17 +771,23 @@ class GraphStore:
             return store, None
         name = f"journal-{secrets.token_hex(8)}.sqlite"
         journal = Journal(path / name, store_uid=store.uid, create=True)
+        committed = False
         try:
             for r in store.requests:
                 journal.append(r.id, r.kind, r.summary(), None if r.redacted else to_bytes(r.to_payload()),
                                status="applied", created=r.created)
-            atomic_save(store._state(name, journal.head), path / STATE_FILE)
+            late = _commit_snapshot(store._state(name, journal.head), path)
+            committed = True
         except BaseException:
-            journal.close()
-            _unlink_quietly(path / name)
+            if not committed:
+                journal.close()
+                _unlink_quietly(path / name)
             raise
-        _remove_strays(path, keep=name)
         store._journal_name = name
+        if late is not None:
+            journal.close()
+            raise late
+        _remove_strays(path, keep=name)
         return store, journal
 
     def _request_from_row(self, req_id: int, kind: str, created: float, payload, source: Path) -> DeletionRequest:
@@ -754,10 +806,13 @@ class GraphStore:
         def ids(value, name, high, allow_none=False):
             if value is None and allow_none:
                 return
-            if (not isinstance(value, Tensor) or value.dtype != torch.long or value.dim() != 1
-                    or (value.numel() and (int(value.min()) < 0 or int(value.max()) >= high))):
-                raise CorruptFileError(f"{where}: {name} must be 1-D int64 ids in 0..{high - 1}, got "
-                                       f"{_describe(value)}")
+            if (not isinstance(value, Tensor) or value.layout != torch.strided or value.device.type != "cpu"
+                    or value.dtype != torch.long or value.dim() != 1
+                    or (value.numel() and (int(value.min()) < 0 or int(value.max()) >= high))
+                    or (name != "feature_columns" and not name.startswith("hops") and value.numel() > 1
+                        and not bool((value[1:] > value[:-1]).all()))):
+                raise CorruptFileError(f"{where}: {name} must be 1-D int64 ids in 0..{high - 1} (sorted, unique), "
+                                       f"got {_describe(value)}")
 
         for name in ("node_ids", "feature_node_ids"):
             ids(p[name], name, n)
@@ -780,16 +835,76 @@ class GraphStore:
             raise CorruptFileError(f"{where}: a {kind} request with no {needs}")
         if kind == "node_features" and self.x is None:
             raise CorruptFileError(f"{where}: a node_features request for a store without features")
+        # what each kind may carry: a row that does more than its kind (a node's features with an edges
+        # request, a class's edges that are not of that class) is not one the store wrote
+        must_be_empty = {"edges": ("node_ids", "feature_node_ids"), "edge_class": ("node_ids", "feature_node_ids"),
+                         "nodes": ("feature_node_ids",), "node_class": ("feature_node_ids",),
+                         "node_features": ("node_ids", "edge_ids")}[kind]
+        for name in must_be_empty:
+            if p[name].numel():
+                raise CorruptFileError(f"{where}: a {kind} request cannot carry {name}")
+        if kind != "node_features" and p["feature_columns"] is not None:
+            raise CorruptFileError(f"{where}: a {kind} request cannot carry feature_columns")
+        if kind == "edge_class" and (self.edge_type is None or
+                                     not bool((self.edge_type[p["edge_ids"]] == params["edge_class"]).all())):
+            raise CorruptFileError(f"{where}: its edges are not all of class {params['edge_class']}")
+        if kind == "node_class" and (self.y is None or self.y.dim() != 1 or
+                                     not bool((self.y[p["node_ids"]] == params["node_class"]).all())):
+            raise CorruptFileError(f"{where}: its nodes are not all of class {params['node_class']}")
         return DeletionRequest.from_payload(req_id, kind, created, p, store_uid=self.uid)
 
     def _check_applicable(self, req: DeletionRequest, source: Path) -> None:
-        """A replayed request deletes only live elements, as it did when it was journaled."""
+        """A replayed request deletes only live elements, as it did when it was journaled, and a node request
+        takes exactly the nodes' live incident edges with it."""
+        where = f"{source}: row {req.id} ({req.kind})"
         dead_n = req.node_ids[~self.node_mask[req.node_ids]]
         dead_e = req.edge_ids[~self.edge_mask[req.edge_ids]]
         if dead_n.numel() or dead_e.numel():
-            raise CorruptFileError(f"{source}: row {req.id} ({req.kind}) deletes nodes {_fmt(dead_n)} / edges "
-                                   f"{_fmt(dead_e)} that are already deleted: the journal does not match the "
-                                   "snapshot")
+            raise CorruptFileError(f"{where} deletes nodes {_fmt(dead_n)} / edges {_fmt(dead_e)} that are already "
+                                   "deleted: the journal does not match the snapshot")
+        if req.kind in ("nodes", "node_class") and not torch.equal(req.edge_ids,
+                                                                    self._live_incident_edges(req.node_ids)):
+            raise CorruptFileError(f"{where}: its edges are not the live edges of its nodes")
+        if req.kind == "node_features":
+            rows = req.feature_node_ids
+            cells = self.feature_mask[rows] if self.feature_mask is not None else None
+            if cells is not None and req.feature_columns is not None:
+                cells = cells[:, req.feature_columns]
+            if not bool(self.node_mask[rows].all()) or (cells is not None and not bool(cells.all())):
+                raise CorruptFileError(f"{where}: deletes feature values that are already deleted")
+
+    def _check_snapshot(self, file: Path) -> None:
+        """The snapshot's masks say exactly what the journal's requests since the last compaction deleted:
+        a deletion edited out of ``store.pt`` (a mask flipped back, ``compacted_through`` raised) is refused."""
+        live_reqs = [r for r in self.requests if not r.redacted]
+        node_by = torch.full((self.num_nodes,), -1, dtype=torch.long)
+        edge_by = torch.full((self.num_edges,), -1, dtype=torch.long)
+        fmask = torch.ones(self.x.shape, dtype=torch.bool) if self.x is not None else None
+        for r in live_reqs:
+            node_by[r.node_ids] = r.id
+            edge_by[r.edge_ids] = r.id
+            if r.feature_node_ids.numel():
+                cols = slice(None) if r.feature_columns is None else r.feature_columns.unsqueeze(0)
+                fmask[r.feature_node_ids.unsqueeze(1), cols] = False
+        for what, expected, by, mask in (("node", node_by, self.node_deleted_by, self.node_mask),
+                                         ("edge", edge_by, self.edge_deleted_by, self.edge_mask)):
+            bad = ((expected != by) | (mask != (by == -1))).nonzero().squeeze(1)
+            if bad.numel():
+                k = int(bad[0])
+                says = f"deleted by request {int(expected[k])}" if expected[k] >= 0 else "live"
+                more = f" (and {bad.numel() - 1} more)" if bad.numel() > 1 else ""
+                raise CorruptFileError(f"{file}: {what} {k} is {'live' if bool(mask[k]) else 'deleted'} (by request "
+                                       f"{int(by[k])}) in the snapshot, but the journal says {says}{more}")
+        dead = ~self.node_mask
+        if self.num_edges and bool((self.edge_mask & (dead[self.edge_index[0]] | dead[self.edge_index[1]])).any()):
+            raise CorruptFileError(f"{file}: a live edge touches a deleted node")
+        if fmask is not None:
+            stored = self.feature_mask if self.feature_mask is not None else torch.ones_like(fmask)
+            if bool((~fmask & stored).any()):
+                raise CorruptFileError(f"{file}: a deleted feature value is live again in the snapshot")
+            erased = ~stored & fmask  # deleted by requests already compacted: their values must be gone
+            if bool((self.x[erased] != 0).any()):
+                raise CorruptFileError(f"{file}: feature values the snapshot calls compacted are still there")
 
     def check_request(self, request) -> DeletionRequest:
         """Return ``request`` if it is a live record of this store; raise a clear error otherwise.
@@ -819,7 +934,12 @@ class GraphStore:
         ``save``/``checkpoint``). ``graphunlearn.unlearn`` calls this."""
         if not isinstance(model_tag, str) or not model_tag:
             raise TypeError(f"record_forgotten: model_tag must be a non-empty str, got {model_tag!r}")
-        ids = sorted(set(self.forgotten.get(model_tag, [])) | {_check_int(i, "request_ids") for i in request_ids})
+        new = _as_index_tensor(request_ids, "record_forgotten: request_ids").reshape(-1).tolist()
+        unknown = [i for i in new if not 0 <= i < self._next_id]
+        if unknown:
+            raise DeletionError(f"record_forgotten: request ids {_fmt(unknown)} are not requests of this store "
+                                f"(it issued 0..{self._next_id - 1})")
+        ids = sorted(set(self.forgotten.get(model_tag, [])) | set(new))
         self.forgotten[model_tag] = ids
 
     def forgotten_by(self, model_tag: str) -> list[int]:
@@ -835,6 +955,11 @@ class GraphStore:
         self._require_writable("this request")
 
     def _require_writable(self, what: str) -> None:
+        if self._interrupted is not None:
+            where = (f"reopen it with GraphStore.open({str(self._dir)!r}), which applies the journaled request "
+                     "in full" if self._dir is not None else "rebuild the store")
+            raise RuntimeError(f"{what}: request {self._interrupted} was interrupted while being applied, so this "
+                               f"store's memory may be half changed; {where}")
         if self._read_only:
             raise RuntimeError(f"{what}: the store at {self._dir} was opened read_only; open it with "
                                "GraphStore.open(path) to change it")
@@ -897,23 +1022,46 @@ class GraphStore:
         }
         requests = [DeletionRequest(id=r.id, kind=r.kind, params=r.params, created=r.created, redacted=True,
                                     store_uid=self.uid) for r in self.requests]
-        self._scrub_caches()
-        self._load_state(state)
-        self.requests = requests
-        if self._dir is not None:
-            with FolderLock(self._dir, STATE_LOCK, blocking=True):
-                atomic_save(self._state(self._journal_name, self._journal.head), self._dir / STATE_FILE)
-                self._journal.redact_through(self._compacted_through)
-                _remove_strays(self._dir, keep=self._journal_name)
+
+        def swap():  # memory follows the disk: only once the new snapshot is in place (or there is no disk)
+            self._scrub()
+            self._load_state(state)
+            self.requests, self._owns_base = requests, True
+
+        if self._dir is None:
+            swap()
+            return Compaction(node_map=node_map, edge_map=edge_map)
+        self._check_journal_head("compact")
+        with FolderLock(self._dir, STATE_LOCK, blocking=True):
+            snapshot = GraphStore._blank(state)._state(self._journal_name, self._journal.head)
+            tmp = write_temp(snapshot, self._dir / STATE_FILE)  # a failure here changes nothing
+            try:
+                commit_temp(tmp, self._dir / STATE_FILE)  # the commit point
+            finally:
+                if not tmp.exists():  # renamed: the disk is compacted, even if a later fsync failed
+                    swap()
+            self._journal.redact_through(self._compacted_through)
+            _remove_strays(self._dir, keep=self._journal_name)
         return Compaction(node_map=node_map, edge_map=edge_map)
 
-    def _scrub_caches(self) -> None:
-        """Zero the store's own derived tensors in place before dropping them, so that no copy of an erased
-        value (a live feature, a cached edge weight or degree) survives in memory. The user's input tensors
-        are never written."""
-        for name in ("_x_live", "_csr_weight", "_gcn_deg"):
-            t = getattr(self, name, None)
-            if isinstance(t, Tensor):
+    def _check_journal_head(self, what: str) -> None:
+        head = self._journal.head[0]
+        if head != self._next_id - 1:  # never write a snapshot that does not match its journal
+            raise RuntimeError(f"{what}: the journal ends at request {head} but the store at {self._next_id - 1}; "
+                               f"reopen it with GraphStore.open({str(self._dir)!r})")
+
+    def _scrub(self) -> None:
+        """Zero the store's own tensors in place before dropping them, so that no copy of an erased value (a
+        live feature, a cached edge weight or degree; the base arrays too when they were loaded from disk or
+        made by an earlier compaction) survives in memory. The user's input tensors are never written."""
+        names = ["_x_live", "_csr_weight", "_gcn_deg"]
+        if self._owns_base:
+            names += ["x", "y", "node_type", "edge_type", "edge_weight", "edge_index"]
+        owned = [getattr(self, n, None) for n in names]
+        if self._owns_base:
+            owned += list(self.node_attrs.values()) + list(self.edge_attrs.values())
+        for t in owned:
+            if isinstance(t, Tensor) and t.numel():
                 t.zero_()
         for name in CACHE_ATTRS:
             setattr(self, name, None)
@@ -933,6 +1081,27 @@ _JOURNAL_NAME = re.compile(r"journal-[0-9a-f]{16}\.sqlite")
 def _journal_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("journal*.sqlite") if p.name == "journal.sqlite" or
                   _JOURNAL_NAME.fullmatch(p.name))
+
+
+def _folder_arg(path, what: str) -> Path:
+    """A folder argument as an absolute path (so that another spelling of the same folder is the same)."""
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise TypeError(f"{what}: path must be a str or os.PathLike, got {_describe(path)}")
+    return Path(path).resolve()
+
+
+def _commit_snapshot(state: dict, folder: Path) -> BaseException | None:
+    """Write ``state`` as the folder's snapshot: the commit point of save and upgrade. An error before the
+    rename propagates (the folder is unchanged); one after it (a folder fsync) is returned, since the new
+    snapshot is then in place and the caller must go on as committed."""
+    tmp = write_temp(state, folder / STATE_FILE)
+    try:
+        commit_temp(tmp, folder / STATE_FILE)
+    except BaseException as exc:
+        if tmp.exists():
+            raise
+        return exc
+    return None
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -1007,8 +1176,8 @@ def _check_state(s, file: Path) -> None:
     tensor("edge_weight", e, floating=True, dim=1)
     tensor("node_mask", n, dtype=torch.bool, dim=1, optional=False)
     tensor("edge_mask", e, dtype=torch.bool, dim=1, optional=False)
-    tensor("node_deleted_by", n, dtype=torch.long, dim=1)
-    tensor("edge_deleted_by", e, dtype=torch.long, dim=1)
+    tensor("node_deleted_by", n, dtype=torch.long, dim=1, optional=fmt == 1)
+    tensor("edge_deleted_by", e, dtype=torch.long, dim=1, optional=fmt == 1)
     if s.get("feature_mask") is not None:
         fm, x = s["feature_mask"], s["x"]
         if x is None or not isinstance(fm, Tensor) or fm.dtype != torch.bool or fm.shape != x.shape:
@@ -1052,6 +1221,8 @@ EDGE_LAYOUTS = ("auto", "ids", "pairs", "edge_index")
 def _scalar_id(value, name: str) -> int:
     """One integer id: ints and NumPy/0-d integer tensors; never a bool, float, string or None."""
     if isinstance(value, Tensor):
+        if value.layout != torch.strided or value.device.type == "meta":
+            raise DeletionError(f"{name}: expected an integer, got a {value.layout} tensor on {value.device}")
         if value.numel() != 1:
             raise DeletionError(f"{name} must be one integer, got a tensor of shape {tuple(value.shape)}")
         if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
@@ -1080,11 +1251,14 @@ def _as_index_tensor(values, name: str, *, max_dim: int = 1) -> Tensor:
     :class:`DeletionError` naming ``name`` and the offending value: ``None``, strings, bools (``True`` is
     not node 1), floats, empty input, values outside int64, ragged or too-deep nesting.
     """
-    if values is None or isinstance(values, (str, bytes, dict)):
+    if values is None or isinstance(values, (str, bytes, bytearray, memoryview, dict)):
         raise DeletionError(f"{name}: expected integer ids, got {_describe(values)}")
+    if isinstance(values, Tensor) and (values.layout != torch.strided or values.device.type == "meta"):
+        raise DeletionError(f"{name}: expected a dense tensor of integer ids, got {_describe(values)} "
+                            f"({values.layout}, device {values.device})")
     if isinstance(values, Tensor) or type(values).__module__ == "numpy":
         try:
-            t = torch.as_tensor(values)
+            t = torch.as_tensor(values).cpu()
         except (TypeError, ValueError, RuntimeError) as exc:
             raise DeletionError(f"{name}: expected integer ids, got {_describe(values)}") from exc
         if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:

@@ -260,7 +260,7 @@ def test_load_checkpoint_refuses_what_is_not_a_checkpoint(tiny, tmp_path):
     first = next(iter(blob["state_dict"]))
     blob["state_dict"][first] = torch.zeros(1, 1)  # weights of the wrong shape
     atomic_save(blob, tmp_path / "bad.pt")
-    with pytest.raises(CorruptFileError, match=r"bad\.pt: the GNN checkpoint does not load \(RuntimeError.*size mismatch"):
+    with pytest.raises(CorruptFileError, match=r"bad\.pt: the GNN checkpoint does not load \(RuntimeError.*size"):
         train.load_checkpoint(tmp_path / "bad.pt")
     (tmp_path / "cut.pt").write_bytes((tmp_path / "m.pt").read_bytes()[:100])
     with pytest.raises(CorruptFileError, match=r"cut\.pt: the file is truncated"):

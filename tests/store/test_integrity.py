@@ -127,7 +127,7 @@ def test_interrupted_overwrite_keeps_the_old_store(tmp_path, monkeypatch, fail_a
     if fail_at == "journal rows":
         monkeypatch.setattr(Journal, "append", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left")))
     elif fail_at == "snapshot":
-        monkeypatch.setattr(gu.store, "atomic_save", lambda *a, **k: (_ for _ in ()).throw(SimulatedCrash()))
+        monkeypatch.setattr(gu.store, "write_temp", lambda *a, **k: (_ for _ in ()).throw(SimulatedCrash()))
     else:
         monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left")))
     with pytest.raises((OSError, SimulatedCrash)):
@@ -149,6 +149,8 @@ def test_overwrite_crash_after_the_commit_point_gives_the_new_store(tmp_path, mo
     with pytest.raises(SimulatedCrash):
         new.save(path, overwrite=True)
     monkeypatch.undo()
+    assert new._dir == path.resolve()  # past the commit point: the folder is new's, and new journals there
+    die(new)
     assert old_journal.exists()  # the replaced store's journal is still there ...
     with GraphStore.open(path) as o:  # ... but the snapshot names the new one, and opening removes the old
         assert [r.kind for r in o.requests] == ["edges"] and o.node_mask.all() and not o.edge_mask[4]
