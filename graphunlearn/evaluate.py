@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from . import checks
 from . import train as gt
 from .datasets.splits import LinkSplit, NodeSplit, RecSplit
 from .metrics import average_precision, check_finite, roc_auc
@@ -161,7 +162,7 @@ def retrain_gap(z: Tensor, z_gold: Tensor, pairs: Tensor) -> dict[str, float]:
 def hits_at_k(pos: Tensor, neg: Tensor, k: int) -> float:
     """OGB's Hits@K: the fraction of positive scores strictly above the K-th highest negative score (1.0
     when there are fewer than K negatives)."""
-    gt._check_int("hits_at_k", "k", k, low=1)
+    checks.check_int("hits_at_k", "k", k, low=1)
     if pos.numel() == 0:
         raise ValueError("hits_at_k needs at least one positive score")
     check_finite("hits_at_k", pos, "positive scores")
@@ -210,10 +211,10 @@ def link_prediction(model: nn.Module, store: GraphStore, split, forget, *, gold:
     """
     where = "evaluate.link_prediction"
     gt._check_common(where, model, store, split, LinkSplit)
-    gt._check_instance(where, "gold", gold, nn.Module, allow_none=True)
-    gt._check_int(where, "resamples", resamples, low=1)
-    gt._check_seed(where, seed)
-    gt._check_int(where, "hits_k", hits_k, low=1, allow_none=True)
+    checks.check_instance(where, "gold", gold, nn.Module, allow_none=True)
+    checks.check_int(where, "resamples", resamples, low=1)
+    checks.check_seed(where, seed)
+    checks.check_int(where, "hits_k", hits_k, low=1, allow_none=True)
     requests = _as_requests(forget, where, store)
     deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
     live = store.edge_mask.nonzero().squeeze(1)
@@ -309,8 +310,8 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
     """
     where = "evaluate.node_classification"
     gt._check_common(where, model, store, split, NodeSplit)
-    gt._check_instance(where, "original", original, nn.Module, allow_none=True)
-    gt._check_instance(where, "gold", gold, nn.Module, allow_none=True)
+    checks.check_instance(where, "original", original, nn.Module, allow_none=True)
+    checks.check_instance(where, "gold", gold, nn.Module, allow_none=True)
     requests = _as_requests(forget, where, store)
     if store.y is None:
         raise ValueError(f"{where}: the store has no labels y")
@@ -402,9 +403,9 @@ def recommendation(model: nn.Module, store: GraphStore, split, forget, *, k: int
     :func:`link_prediction`."""
     where = "evaluate.recommendation"
     gt._check_common(where, model, store, split, RecSplit)
-    gt._check_int(where, "k", k, low=1)
-    gt._check_instance(where, "gold", gold, nn.Module, allow_none=True)
-    gt._check_int(where, "batch_users", batch_users, low=1)
+    checks.check_int(where, "k", k, low=1)
+    checks.check_instance(where, "gold", gold, nn.Module, allow_none=True)
+    checks.check_int(where, "batch_users", batch_users, low=1)
     requests = _as_requests(forget, where, store)
     nu, ni = split.num_users, split.num_items
     z = _rec_embeddings(model, store)
@@ -500,12 +501,12 @@ def train_mi_attacker(model: nn.Module, store: GraphStore, *, epochs: int = 100,
     from torch_geometric.data import Data
 
     where = "evaluate.train_mi_attacker"
-    gt._check_instance(where, "model", model, nn.Module)
-    gt._check_instance(where, "store", store, GraphStore)
-    gt._check_int(where, "epochs", epochs, low=1)
-    gt._check_int(where, "attack_steps", attack_steps, low=1)
-    gt._check_int(where, "max_pairs", max_pairs, low=1)
-    gt._check_seed(where, seed)
+    checks.check_instance(where, "model", model, nn.Module)
+    checks.check_instance(where, "store", store, GraphStore)
+    checks.check_int(where, "epochs", epochs, low=1)
+    checks.check_int(where, "attack_steps", attack_steps, low=1)
+    checks.check_int(where, "max_pairs", max_pairs, low=1)
+    checks.check_seed(where, seed)
     if not callable(getattr(model, "fresh", None)):
         raise TypeError(f"{where}: model must have a fresh() method (a graphunlearn model), got "
                         f"{type(model).__name__}")
@@ -547,10 +548,10 @@ def mi_ratio(attacker: MIAttacker, before: nn.Module, after: nn.Module, store: G
     """``mean P_before(present) / mean P_after(present)`` over the deleted edges, both models run on the
     retained graph. Above 1: the attacker is less sure after unlearning that the deleted edges were used."""
     where = "evaluate.mi_ratio"
-    gt._check_instance(where, "attacker", attacker, MIAttacker)
-    gt._check_instance(where, "before", before, nn.Module)
-    gt._check_instance(where, "after", after, nn.Module)
-    gt._check_instance(where, "store", store, GraphStore)
+    checks.check_instance(where, "attacker", attacker, MIAttacker)
+    checks.check_instance(where, "before", before, nn.Module)
+    checks.check_instance(where, "after", after, nn.Module)
+    checks.check_instance(where, "store", store, GraphStore)
     requests = _as_requests(forget, where, store)
     deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
     if deleted.numel() == 0:

@@ -10,12 +10,15 @@ import secrets
 import sqlite3
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .requests import KINDS
 
 try:
     import fcntl
@@ -28,13 +31,15 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 
     A reader sees the old file or the new one, never a torn write.
     """
+    path = Path(path)
     commit_temp(write_temp(obj, path), path)
+    fsync_dir(path.parent)
 
 
 def write_temp(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a fsynced temporary file beside ``path`` (``<name>.<random>.tmp``), removed again if
-    the write fails; :func:`commit_temp` renames it over ``path``. Split from :func:`atomic_save` for callers
-    that must know whether the rename, their commit point, happened."""
+    the write fails. With :func:`commit_temp` and :func:`fsync_dir` it makes :func:`atomic_save`, split for
+    callers whose commit point is the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -51,19 +56,18 @@ def write_temp(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def commit_temp(tmp: Path, path: str | os.PathLike) -> None:
-    """Rename ``tmp`` over ``path`` (atomic), then fsync the folder. If the rename fails the temporary file is
-    removed; once it has happened, a failing folder fsync still raises, but the new file is in place."""
-    path = Path(path)
+    """Rename ``tmp`` over ``path`` (atomic). If it raises, the rename did not happen and ``tmp`` is removed;
+    if it returns, it did: the caller's commit point is the return."""
     try:
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds
@@ -89,7 +93,7 @@ def safe_load(path_or_bytes: str | os.PathLike | bytes, *, what: str | None = No
         what: how to name the source in errors (default: the path, or "serialized data").
 
     Raises:
-        FileNotFoundError: the path does not exist.
+        FileNotFoundError: the path does not exist; other ``OSError``s (permissions, I/O) as they come.
         CorruptFileError: the file is truncated, not a ``torch.save`` file, or holds objects outside the
             weights-only allowlist. Safe loading is never switched off to read it.
     """
@@ -103,10 +107,8 @@ def safe_load(path_or_bytes: str | os.PathLike | bytes, *, what: str | None = No
         raise TypeError(f"safe_load: expected a path or bytes, got {type(path_or_bytes).__name__}")
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
-    except (OSError, MemoryError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise CorruptFileError(f"{name}: cannot be read as a torch.save file ({type(exc).__name__})") from None
+    except (OSError, MemoryError):  # an unreadable file (permissions, I/O) is not a damaged one
+        raise
     except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged input; one clear error here
         # torch's own message for a weights-only refusal advises switching safe loading off; never repeat it.
         msg = str(exc).split("\n")[0]
@@ -168,6 +170,8 @@ class FolderLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
 
+        _LOCKS.add(self)
+
     @property
     def held(self) -> bool:
         return self._fd is not None
@@ -186,6 +190,26 @@ class FolderLock:
     def __exit__(self, *exc):
         self.release()
         return False
+
+
+_LOCKS: weakref.WeakSet[FolderLock] = weakref.WeakSet()
+
+
+def _close_inherited_locks() -> None:
+    """In a forked child (a DataLoader worker, say): drop the copies of the parent's lock descriptors, so
+    that the lock ends when the parent closes its store, not when the last child exits. Closing a copy does
+    not release the parent's lock."""
+    for lock in list(_LOCKS):
+        if lock._fd is not None:
+            try:
+                os.close(lock._fd)
+            except OSError:  # pragma: no cover
+                pass
+            lock._fd = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 def _read_holder(fd: int) -> str:
@@ -212,7 +236,8 @@ def _warn_no_locking() -> None:  # pragma: no cover - Windows
 
 
 GENESIS = b"graphunlearn journal v2"
-REQUEST_KINDS = ("edges", "nodes", "edge_class", "node_features", "node_class")
+# how long SQLite waits for another connection's transaction (a reader's verify of a long journal)
+BUSY_TIMEOUT_S = 60.0
 
 
 def _digest(salt: bytes, payload: bytes) -> bytes:
@@ -284,9 +309,11 @@ class Journal:
             raise CorruptFileError(f"{self.path}: the store's journal is missing")
         try:
             if read_only:
-                self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+                self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                            timeout=BUSY_TIMEOUT_S)
             else:
-                self.conn = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions below
+                self.conn = sqlite3.connect(self.path, isolation_level=None,  # explicit transactions below
+                                            timeout=BUSY_TIMEOUT_S)
                 self.conn.execute("PRAGMA journal_mode=DELETE")
                 self.conn.execute("PRAGMA synchronous=FULL")
                 self.conn.execute(f"PRAGMA secure_delete={'ON' if self.SECURE_DELETE else 'OFF'}")
@@ -363,6 +390,28 @@ class Journal:
         self.meta.update(head_id=req_id, head_chain=chain)
         return chain
 
+    def append_all(self, rows: list[tuple[int, str, str, bytes | None, float]]) -> None:
+        """Append ``(id, kind, summary, payload, created)`` rows, status ``applied``, in one transaction (one
+        fsync however many rows): how :meth:`GraphStore.save` writes a journal."""
+        head_id, chain = self.head
+        values = []
+        for req_id, kind, summary, payload, created in rows:
+            if req_id != head_id + 1:
+                raise ValueError(f"{self.path}: request {req_id} does not follow row {head_id}")
+            created = float(created)
+            salt = None if payload is None else secrets.token_bytes(16)
+            digest = _digest(salt, payload) if payload is not None else hashlib.sha256(b"redacted").digest()
+            chain = _chain(chain, req_id, kind, created, summary, digest)
+            values.append((req_id, kind, "applied", created, summary, payload, salt, digest, chain))
+            head_id = req_id
+        with self._transaction():
+            self.conn.executemany(
+                "INSERT INTO requests (id, kind, status, created, summary, payload, salt, digest, chain) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+            self.conn.executemany("UPDATE meta SET value = ? WHERE key = ?",
+                                  [(head_id, "head_id"), (chain, "head_chain")])
+        self.meta.update(head_id=head_id, head_chain=chain)
+
     def mark_applied(self, req_id: int) -> None:
         with self._transaction():
             self.conn.execute("UPDATE requests SET status = 'applied' WHERE id = ?", (req_id,))
@@ -400,7 +449,7 @@ class Journal:
             if type(req_id) is not int or req_id != k:
                 raise CorruptFileError(f"{where}: expected request {k} here: rows were removed, inserted or "
                                        "reordered")
-            if kind not in REQUEST_KINDS or status not in ("pending", "applied"):
+            if kind not in KINDS or status not in ("pending", "applied"):
                 raise CorruptFileError(f"{where}: unknown kind {kind!r} or status {status!r}")
             if type(created) is not float or not math.isfinite(created) or not isinstance(summary, str):
                 raise CorruptFileError(f"{where}: created {created!r} or summary is not of the right type")
@@ -457,7 +506,15 @@ class Journal:
                 conn.execute("BEGIN IMMEDIATE")
 
             def __exit__(self, exc_type, exc, tb):
-                conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                if exc_type is not None:
+                    conn.execute("ROLLBACK")
+                    return False
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:  # e.g. "database is locked": never leave the transaction open
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
                 return False
 
         return _Tx()

@@ -26,6 +26,7 @@ from .io import (
     atomic_save,
     chain_start,
     commit_temp,
+    fsync_dir,
     safe_load,
     to_bytes,
     write_temp,
@@ -86,9 +87,9 @@ class GraphStore:
         state = _canonical_state(data, undirected)
         state.update(num_hops=num_hops)
         self._load_state(state)
-        self._init_runtime(owns_base=False)
+        self._init_runtime(user_storages=_storages(data))
 
-    def _init_runtime(self, *, owns_base: bool) -> None:
+    def _init_runtime(self, *, user_storages: frozenset[int] = frozenset()) -> None:
         """What a store holds besides its state: requests, folder, journal, lock and flags."""
         self.requests: list[DeletionRequest] = []
         self._dir: Path | None = None
@@ -97,15 +98,14 @@ class GraphStore:
         self._lock: FolderLock | None = None
         self._read_only = False
         self._interrupted: int | None = None
-        # whether the base tensors (x, edge_weight, ...) are the store's own (loaded or compacted), so that
-        # compact() may zero them, or the user's Data's, which are never written
-        self._owns_base = owns_base
+        # storages of the user's Data tensors: compact() zeroes every tensor the store holds except these
+        self._user_storages = user_storages
 
     @classmethod
     def _blank(cls, state: dict) -> GraphStore:
         store = cls.__new__(cls)
         store._load_state(state)
-        store._init_runtime(owns_base=True)
+        store._init_runtime()
         return store
 
     # ------------------------------------------------------------------ state and caches
@@ -244,7 +244,7 @@ class GraphStore:
         self._require_open()
         if self.edge_type is None:
             raise DeletionError("delete_edge_class: this store has no edge_type")
-        c = _check_int(edge_class, "edge_class")
+        c = _scalar_id(edge_class, "edge_class")
         members = self.edge_type == c
         if not bool(members.any()):
             known = torch.unique(self.edge_type).tolist()
@@ -261,7 +261,7 @@ class GraphStore:
         self._require_open()
         if self.y is None or self.y.dim() != 1:
             raise DeletionError("delete_node_class: this store has no 1-D integer node labels y")
-        c = _check_int(node_class, "node_class")
+        c = _scalar_id(node_class, "node_class")
         members = self.y == c
         if not bool(members.any()):
             known = torch.unique(self.y).tolist()
@@ -318,13 +318,13 @@ class GraphStore:
                               params=params or {}, hops=tuple(hops), subgraph_edge_ids=sub_edges,
                               created=time.time(), store_uid=self.uid)
         payload = to_bytes(req.to_payload())
-        if self._journal is not None:  # write ahead: durable before it takes effect
-            self._journal.append(req.id, kind, req.summary(), payload, created=req.created)
         try:
+            if self._journal is not None:  # write ahead: durable before it takes effect
+                self._journal.append(req.id, kind, req.summary(), payload, created=req.created)
             self._apply(req)
         except BaseException:
-            # Half applied, or journaled but not applied (Ctrl-C, MemoryError): memory no longer matches the
-            # journal. Refuse every later change, so no snapshot is written from it; reopening replays it.
+            # Maybe journaled, maybe half applied (Ctrl-C, MemoryError, a full disk): memory may no longer match
+            # the journal. Refuse every later change, so no snapshot is written from it; reopening decides.
             self._interrupted = req.id
             raise
         if self._journal is not None:
@@ -598,30 +598,14 @@ class GraphStore:
             return path
         path.mkdir(parents=True, exist_ok=True)
         lock = FolderLock(path, WRITER_LOCK)
-        committed, error = False, None  # error: what failed after the commit point, raised once adopted
         try:
             with FolderLock(path, STATE_LOCK, blocking=True):
                 if (path / STATE_FILE).exists() and not overwrite:
                     raise FileExistsError(f"save: {path} already holds a store; pass overwrite=True to replace it")
-                name = f"journal-{secrets.token_hex(8)}.sqlite"
-                journal = Journal(path / name, store_uid=self.uid, create=True)
-                try:
-                    for r in self.requests:
-                        payload = None if r.redacted else to_bytes(r.to_payload())
-                        journal.append(r.id, r.kind, r.summary(), payload, status="applied", created=r.created)
-                    error = _commit_snapshot(self._state(name, journal.head), path)
-                    committed = True
-                except BaseException:
-                    if not committed:  # the folder is still the old store (or none): drop what was written
-                        journal.close()
-                        _unlink_quietly(path / name)
-                    raise
-                _remove_strays(path, keep=name)
-        except BaseException as exc:
-            if not committed:
-                lock.release()
-                raise
-            error = error or exc  # the folder already is this store: adopt it below, then report the failure
+                journal, name, error = self._write_folder(path)
+        except BaseException:
+            lock.release()  # not committed: the folder is still the old store (or none)
+            raise
         old_journal, old_lock = self._journal, self._lock
         self._journal, self._dir, self._lock, self._journal_name = journal, path, lock, name
         if old_journal is not None:
@@ -631,6 +615,29 @@ class GraphStore:
         if error is not None:
             raise error
         return path
+
+    def _write_folder(self, path: Path) -> tuple[Journal, str, BaseException | None]:
+        """Write a new journal holding this store's requests (one transaction), then the snapshot naming it:
+        the rename of the snapshot is the commit point. A failure before it removes the new journal and
+        propagates, leaving the folder as it was; after it, the folder is this store's, and what fails
+        later (the folder fsync, removing the replaced store's files) is returned to be raised once the
+        caller has adopted the folder. Call with the folder's state lock held."""
+        name = f"journal-{secrets.token_hex(8)}.sqlite"
+        journal = Journal(path / name, store_uid=self.uid, create=True)
+        try:
+            journal.append_all([(r.id, r.kind, r.summary(), None if r.redacted else to_bytes(r.to_payload()),
+                                 r.created) for r in self.requests])
+            commit_temp(write_temp(self._state(name, journal.head), path / STATE_FILE), path / STATE_FILE)
+        except BaseException:
+            journal.close()
+            _unlink_quietly(path / name)
+            raise
+        try:
+            fsync_dir(path)
+            _remove_strays(path, keep=name)
+        except BaseException as exc:
+            return journal, name, exc
+        return journal, name, None
 
     def checkpoint(self) -> None:
         """Rewrite the snapshot of a saved store so that reopening needs no journal replay.
@@ -700,7 +707,8 @@ class GraphStore:
             raise
         store._lock, store._read_only = lock, read_only
         if read_only:
-            journal.close()
+            if journal is not None:
+                journal.close()
             store._journal = None
         else:
             store._journal = journal
@@ -718,6 +726,8 @@ class GraphStore:
                                    "head: rows were removed or the journal was replaced")
         store = cls._blank(state)
         store._dir, store._journal_name = path, state["journal"]
+        if next_id == 0:  # no request in the snapshot: check it before anything is replayed onto it
+            store._check_snapshot(path / STATE_FILE)
         for row in rows:
             payload = None if row.id <= ct else row.payload  # a crash may have cut compact() before redaction
             if payload is None and row.id > ct:
@@ -730,8 +740,6 @@ class GraphStore:
             else:
                 store._check_applicable(req, journal.path)
                 store._apply(req)
-        if next_id == 0:
-            store._check_snapshot(path / STATE_FILE)
         return store
 
     @classmethod
@@ -753,6 +761,8 @@ class GraphStore:
         state = {**state, "uid": uuid.uuid4().hex}
         store = cls._blank(state)
         store._dir = path
+        if store._next_id == 0:
+            store._check_snapshot(path / STATE_FILE)
         for k, (req_id, kind, _status, created, _summary, payload) in enumerate(raw):
             if req_id != k or kind not in KINDS or not isinstance(created, float):
                 raise CorruptFileError(f"{old}: row {k} is not request {k} of a known kind")
@@ -769,25 +779,11 @@ class GraphStore:
                 store._apply(req)
         if read_only:
             return store, None
-        name = f"journal-{secrets.token_hex(8)}.sqlite"
-        journal = Journal(path / name, store_uid=store.uid, create=True)
-        committed = False
-        try:
-            for r in store.requests:
-                journal.append(r.id, r.kind, r.summary(), None if r.redacted else to_bytes(r.to_payload()),
-                               status="applied", created=r.created)
-            late = _commit_snapshot(store._state(name, journal.head), path)
-            committed = True
-        except BaseException:
-            if not committed:
-                journal.close()
-                _unlink_quietly(path / name)
-            raise
+        journal, name, late = store._write_folder(path)
         store._journal_name = name
         if late is not None:
             journal.close()
             raise late
-        _remove_strays(path, keep=name)
         return store, journal
 
     def _request_from_row(self, req_id: int, kind: str, created: float, payload, source: Path) -> DeletionRequest:
@@ -992,7 +988,9 @@ class GraphStore:
         rebuilt) or, when saved, in its folder: the snapshot is rewritten, past requests keep their id, kind
         and time but their ids and payloads are redacted, the journal is vacuumed with ``secure_delete`` on,
         and temporary files are removed. The new snapshot is the commit point; a crash after it is finished
-        by the next :meth:`open`. Request objects kept from before are refused by ``check_request``.
+        by the next :meth:`open`; a failure before it leaves the store as it was. Request objects kept from
+        before are refused by ``check_request``, and views (``store.live()``) taken before are invalidated
+        (their tensors are zeroed with the caches): take new ones.
 
         Raises:
             RuntimeError: the store is closed or read-only.
@@ -1026,7 +1024,7 @@ class GraphStore:
         def swap():  # memory follows the disk: only once the new snapshot is in place (or there is no disk)
             self._scrub()
             self._load_state(state)
-            self.requests, self._owns_base = requests, True
+            self.requests, self._user_storages = requests, frozenset()
 
         if self._dir is None:
             swap()
@@ -1034,12 +1032,10 @@ class GraphStore:
         self._check_journal_head("compact")
         with FolderLock(self._dir, STATE_LOCK, blocking=True):
             snapshot = GraphStore._blank(state)._state(self._journal_name, self._journal.head)
-            tmp = write_temp(snapshot, self._dir / STATE_FILE)  # a failure here changes nothing
-            try:
-                commit_temp(tmp, self._dir / STATE_FILE)  # the commit point
-            finally:
-                if not tmp.exists():  # renamed: the disk is compacted, even if a later fsync failed
-                    swap()
+            # a failure before the rename changes nothing; once commit_temp returns the disk is compacted
+            commit_temp(write_temp(snapshot, self._dir / STATE_FILE), self._dir / STATE_FILE)
+            swap()
+            fsync_dir(self._dir)
             self._journal.redact_through(self._compacted_through)
             _remove_strays(self._dir, keep=self._journal_name)
         return Compaction(node_map=node_map, edge_map=edge_map)
@@ -1051,17 +1047,18 @@ class GraphStore:
                                f"reopen it with GraphStore.open({str(self._dir)!r})")
 
     def _scrub(self) -> None:
-        """Zero the store's own tensors in place before dropping them, so that no copy of an erased value (a
-        live feature, a cached edge weight or degree; the base arrays too when they were loaded from disk or
-        made by an earlier compaction) survives in memory. The user's input tensors are never written."""
-        names = ["_x_live", "_csr_weight", "_gcn_deg"]
-        if self._owns_base:
-            names += ["x", "y", "node_type", "edge_type", "edge_weight", "edge_index"]
-        owned = [getattr(self, n, None) for n in names]
-        if self._owns_base:
-            owned += list(self.node_attrs.values()) + list(self.edge_attrs.values())
-        for t in owned:
-            if isinstance(t, Tensor) and t.numel():
+        """Zero every tensor the store holds, in place, before dropping it, so that no copy of an erased value
+        or id (a feature, an edge weight, a cached degree, CSR slots, pair keys) survives in memory. Tensors
+        that share storage with the user's input ``Data`` are never written. Views handed out before (a
+        ``LiveGraph``) are invalidated with it: take a new ``store.live()`` after ``compact()``."""
+        held = [getattr(self, n, None) for n in CACHE_ATTRS]
+        held += [self.x, self.y, self.node_type, self.edge_type, self.edge_weight, self.edge_index,
+                 *self.node_attrs.values(), *self.edge_attrs.values()]
+        seen: set[int] = set()
+        for t in _tensors_in(held):
+            ptr = t.untyped_storage().data_ptr()
+            if t.numel() and ptr not in self._user_storages and ptr not in seen:
+                seen.add(ptr)
                 t.zero_()
         for name in CACHE_ATTRS:
             setattr(self, name, None)
@@ -1083,25 +1080,32 @@ def _journal_files(folder: Path) -> list[Path]:
                   _JOURNAL_NAME.fullmatch(p.name))
 
 
+def _storages(data: Data) -> frozenset[int]:
+    """The storages behind a ``Data``'s tensors (views included)."""
+    return frozenset(v.untyped_storage().data_ptr() for v in data.to_dict().values() if isinstance(v, Tensor))
+
+
+def _tensors_in(objs) -> list[Tensor]:
+    """Every tensor in ``objs``, looking inside tuples, lists, dicts and objects' attributes (CSR, PairIndex),
+    one level deep."""
+    out = []
+    for obj in objs:
+        if isinstance(obj, Tensor):
+            out.append(obj)
+        elif isinstance(obj, (tuple, list)):
+            out += _tensors_in(obj)
+        elif isinstance(obj, dict):
+            out += _tensors_in(obj.values())
+        elif hasattr(obj, "__dict__"):
+            out += [v for v in vars(obj).values() if isinstance(v, Tensor)]
+    return out
+
+
 def _folder_arg(path, what: str) -> Path:
     """A folder argument as an absolute path (so that another spelling of the same folder is the same)."""
     if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
         raise TypeError(f"{what}: path must be a str or os.PathLike, got {_describe(path)}")
     return Path(path).resolve()
-
-
-def _commit_snapshot(state: dict, folder: Path) -> BaseException | None:
-    """Write ``state`` as the folder's snapshot: the commit point of save and upgrade. An error before the
-    rename propagates (the folder is unchanged); one after it (a folder fsync) is returned, since the new
-    snapshot is then in place and the caller must go on as committed."""
-    tmp = write_temp(state, folder / STATE_FILE)
-    try:
-        commit_temp(tmp, folder / STATE_FILE)
-    except BaseException as exc:
-        if tmp.exists():
-            raise
-        return exc
-    return None
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -1160,18 +1164,21 @@ def _check_state(s, file: Path) -> None:
     e = ei.size(1)
 
     def tensor(name, rows, *, dtype=None, floating=None, dim=None, optional=True, value=None):
+        """The same rules the constructor applies (``_canonical_state``), so whatever it built loads back."""
         t = s.get(name) if value is None else value
         if t is None and optional:
             return
-        if (not isinstance(t, Tensor) or t.dim() == 0 or t.size(0) != rows
+        want = [f"{rows} rows"] + ([f"dtype {dtype}"] if dtype is not None else []) + (
+            [f"{dim} dimensions"] if dim is not None else []) + (
+            ["a floating dtype" if floating else "an integer dtype"] if floating is not None else [])
+        if (not isinstance(t, Tensor) or t.layout != torch.strided or t.dim() == 0 or t.size(0) != rows
                 or (dtype is not None and t.dtype != dtype) or (dim is not None and t.dim() != dim)
                 or (floating is not None and t.is_floating_point() != floating)):
-            bad(name, f"must be a tensor with {rows} rows{'' if dtype is None else f' of {dtype}'}, got "
-                      f"{_describe(t)}")
+            bad(name, f"must be a dense tensor with {', '.join(want)}, got {_describe(t)}")
 
-    tensor("x", n, floating=True, dim=2)
+    tensor("x", n, dim=2)
     tensor("y", n)
-    tensor("node_type", n, floating=False, dim=1)
+    tensor("node_type", n)
     tensor("edge_type", e, floating=False, dim=1)
     tensor("edge_weight", e, floating=True, dim=1)
     tensor("node_mask", n, dtype=torch.bool, dim=1, optional=False)
@@ -1237,10 +1244,6 @@ def _scalar_id(value, name: str) -> int:
     if not _INT64[0] <= out <= _INT64[1]:
         raise DeletionError(f"{name}: {out} is outside the int64 range of ids")
     return out
-
-
-def _check_int(value, name: str) -> int:
-    return _scalar_id(value, name)
 
 
 def _as_index_tensor(values, name: str, *, max_dim: int = 1) -> Tensor:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from . import checks
 from . import models as gm
 from . import train as gt
 from .datasets.splits import LinkSplit, NodeSplit, RecSplit
@@ -108,11 +109,11 @@ class Option:
             return
         where = f"unlearn(method={method!r})"
         if self.type is bool:
-            gt._check_bool(where, f"option {name}", value)
+            checks.check_bool(where, f"option {name}", value)
         elif self.type is int:
-            gt._check_int(where, f"option {name}", value, low=self.low, high=self.high, allow_none=self.allow_none)
+            checks.check_int(where, f"option {name}", value, low=self.low, high=self.high, allow_none=self.allow_none)
         elif self.type is float:
-            gt._check_float(where, f"option {name}", value, low=self.low, high=self.high, low_open=self.low_open,
+            checks.check_float(where, f"option {name}", value, low=self.low, high=self.high, low_open=self.low_open,
                             allow_none=self.allow_none)
         elif not isinstance(value, self.type):
             raise TypeError(f"{where}: option {name} must be a {self.type.__name__}"
@@ -221,15 +222,15 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     All argument checks run before any work.
     """
     where = "unlearn"
-    gt._check_instance(where, "model", model, nn.Module)
-    gt._check_instance(where, "store", store, GraphStore)
+    checks.check_instance(where, "model", model, nn.Module)
+    checks.check_instance(where, "store", store, GraphStore)
     if not isinstance(request, (DeletionRequest, list, tuple)):
         raise TypeError(f"{where}: request must be a DeletionRequest or a list or tuple of them, got "
                         f"{type(request).__name__}: {request!r:.80}")
-    gt._check_instance(where, "method", method, str)
-    gt._check_instance(where, "task", task, str, allow_none=True)
-    gt._check_seed(where, seed)
-    gt._check_bool(where, "progress", progress)
+    checks.check_instance(where, "method", method, str)
+    checks.check_instance(where, "task", task, str, allow_none=True)
+    checks.check_seed(where, seed)
+    checks.check_bool(where, "progress", progress)
     if method not in _REGISTRY:
         raise ValueError(f"unknown unlearning method {method!r}; registered: {sorted(_REGISTRY)}")
     spec = _REGISTRY[method]
@@ -241,7 +242,7 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     if task not in spec.tasks:
         raise ValueError(f"method {method!r} supports tasks {spec.tasks}, not {task!r}")
     split_cls = _SPLITS[task]
-    gt._check_instance(where, f"split (task {task!r})", split, split_cls, allow_none=True)
+    checks.check_instance(where, f"split (task {task!r})", split, split_cls, allow_none=True)
     if isinstance(model, GNNDeleteModel) and method not in ("retrain", "unlink"):
         raise ValueError(f"a GNNDelete model cannot be unlearned further with {method!r}: its operators are tied to "
                          "the requests it was built for; unlearn the original model with all the requests at once "

@@ -150,7 +150,7 @@ CRASH_POINTS = [
     (Journal, "append"), (Journal, "mark_applied"), (Journal, "redact_through"), (Journal, "finish_vacuum"),
     (Journal, "_transaction"), (gstore, "atomic_save"), (gio, "atomic_save"), (gio.os, "replace"),
     (gio.os, "fsync"), (gstore, "_remove_strays"), (GraphStore, "_apply"), (torch, "save"), (gio.os, "unlink"),
-    (gio, "_fsync_dir"),
+    (gio, "fsync_dir"), (gstore, "fsync_dir"), (gstore, "write_temp"), (gstore, "commit_temp"),
 ]
 
 
@@ -490,7 +490,7 @@ def test_error_after_the_commit_point_of_save_keeps_a_store(tmp_path, monkeypatc
     def eio(folder):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(gio, "_fsync_dir", eio)
+    monkeypatch.setattr(gstore, "fsync_dir", eio)
     with pytest.raises(OSError):
         new.save(path, overwrite=True)
     monkeypatch.undo()

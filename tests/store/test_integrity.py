@@ -118,16 +118,19 @@ def test_another_process_holding_the_store(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- overwrite
-@pytest.mark.parametrize("fail_at", ["journal rows", "snapshot", "snapshot fsync"])
+@pytest.mark.parametrize("fail_at", ["journal rows", "snapshot", "snapshot fsync", "rename"])
 def test_interrupted_overwrite_keeps_the_old_store(tmp_path, monkeypatch, fail_at):
     path = tmp_path / "st"
     saved(path).close()
     new = store_a()
     new.delete_edges([(3, 4)])
     if fail_at == "journal rows":
-        monkeypatch.setattr(Journal, "append", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left")))
+        monkeypatch.setattr(Journal, "append_all",
+                            lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left")))
     elif fail_at == "snapshot":
         monkeypatch.setattr(gu.store, "write_temp", lambda *a, **k: (_ for _ in ()).throw(SimulatedCrash()))
+    elif fail_at == "rename":
+        monkeypatch.setattr(gu.io.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(5, "I/O error")))
     else:
         monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left")))
     with pytest.raises((OSError, SimulatedCrash)):
@@ -257,7 +260,7 @@ def damage_cases():
             r"field 'edge_index' must be an int64 tensor"),
         "store.pt mask too short": (
             lambda p: atomic_save({**safe_load(p / STATE_FILE), "node_mask": torch.ones(3, dtype=torch.bool)},
-                                  p / STATE_FILE), r"field 'node_mask' must be a tensor with 5 rows"),
+                                  p / STATE_FILE), r"field 'node_mask' must be a dense tensor with 5 rows"),
         "journal truncated": (lambda p: truncate(journal_path(p), 0.3), r"journal-[0-9a-f]+\.sqlite"),
         "journal junk": (lambda p: journal_path(p).write_bytes(os.urandom(5000)), r"not a graphunlearn journal"),
         "journal missing": (lambda p: journal_path(p).unlink(), r"journal is missing"),
@@ -372,3 +375,55 @@ def test_store_arguments_are_checked_up_front():
     s.compact()
     with pytest.raises(ValueError, match="was compacted"):
         s.affected_subgraph(mine)
+
+
+def test_failed_compaction_rename_leaves_the_store_as_it_was(tmp_path, monkeypatch):
+    path = tmp_path / "st"
+    s = saved(path)
+    before = (s.num_nodes, s.node_mask.clone(), s.edge_mask.clone())
+    monkeypatch.setattr(gu.io.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left")))
+    with pytest.raises(OSError):
+        s.compact()
+    monkeypatch.undo()
+    assert (s.num_nodes, s.node_mask.tolist(), s.edge_mask.tolist()) == (
+        before[0], before[1].tolist(), before[2].tolist())
+    s.delete_nodes([0])  # journaled in the numbering the disk still has
+    s.close()
+    with GraphStore.open(path) as o:
+        assert o.num_nodes == 5 and o.node_mask.tolist() == [False, True, True, True, False]
+
+
+def test_format_1_folder_opens_read_only_without_changing_it(tmp_path):
+    s = store_a()
+    s.delete_nodes([4])
+    s.delete_edges([(0, 1)])
+    write_format_1(s, tmp_path / "old")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "old").iterdir()}
+    o = GraphStore.open(tmp_path / "old", read_only=True)
+    assert o.read_only and torch.equal(o.edge_mask, s.edge_mask)
+    assert before == {p.name: p.read_bytes() for p in (tmp_path / "old").iterdir()}
+
+
+def test_what_the_constructor_accepts_loads_back(tmp_path):
+    data = Data(x=torch.arange(6).reshape(3, 2), edge_index=torch.tensor([[0, 1], [1, 2]]),
+                node_type=torch.tensor([0.5, 1.0, 2.0]), y=torch.tensor([[1, 0], [0, 1], [1, 1]]).bool())
+    s = GraphStore(data)
+    s.save(tmp_path / "st")
+    s.delete_nodes([0])
+    s.close()
+    with GraphStore.open(tmp_path / "st") as o:
+        assert o.x.dtype == torch.int64 and not o.node_mask[0]
+
+
+def test_compact_zeroes_the_stores_own_copies_but_never_the_users():
+    data = graph_a()  # undirected, given in both directions: the store keeps its own one-per-edge copies
+    user = {k: v.clone() for k, v in data.to_dict().items() if torch.is_tensor(v)}
+    s = GraphStore(data)
+    own_weight, own_index = s.edge_weight, s.edge_index
+    view = s.live()
+    s.delete_edges([(0, 1)])
+    s.compact()
+    assert not own_weight.any() and not own_index.any()  # the canonical copies, erased values included
+    assert not view.gcn_deg.any()  # a view taken before compaction is invalidated with the caches
+    for k, v in user.items():  # the user's Data is untouched
+        assert torch.equal(data[k], v), k
