@@ -32,6 +32,7 @@ import json
 import math
 import os
 import sys
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -574,7 +575,8 @@ def _message(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit status: 0, or 2 for a user error (a bad argument, or one of
-    ``USER_ERRORS``), said in one line on stderr. ``--help`` prints and returns 0."""
+    ``USER_ERRORS``), said in one line on stderr (with the traceback too when ``GRAPHUNLEARN_DEBUG`` is set).
+    ``--help`` prints and returns 0."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse's usage errors and --help: a status, for in-process callers too
@@ -582,6 +584,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.fn(args)
     except USER_ERRORS as exc:
+        # The library refuses bad input with ValueError/TypeError naming it; a bug may raise them too, so
+        # GRAPHUNLEARN_DEBUG=1 shows the traceback behind the one line.
+        if os.environ.get("GRAPHUNLEARN_DEBUG"):
+            traceback.print_exc()
         print(f"graphunlearn {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
     return 0

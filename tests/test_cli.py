@@ -254,3 +254,12 @@ def test_cli_refuses_a_locked_store(small_run, capsys):
 def test_cli_help_returns_zero(capsys):
     assert main(["--help"]) == 0
     assert "unlearn" in capsys.readouterr().out
+
+
+def test_debug_shows_the_traceback_behind_the_one_line(tmp_path, capsys, monkeypatch):
+    assert main(["train", "--run", str(tmp_path / "none")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    monkeypatch.setenv("GRAPHUNLEARN_DEBUG", "1")
+    assert main(["train", "--run", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("graphunlearn train: error:")
