@@ -716,7 +716,7 @@ class GraphStore:
 
     @classmethod
     def _from_rows(cls, path: Path, state: dict, rows: list[JournalRow], journal: Journal) -> GraphStore:
-        next_id, ct = state["next_id"], state["compacted_through"]
+        next_id = state["next_id"]
         head_id, head_chain = state["journal_head"]
         expected = rows[head_id].chain if 0 <= head_id < len(rows) else (chain_start(state["uid"]) if head_id == -1
                                                                          else None)
@@ -726,21 +726,28 @@ class GraphStore:
                                    "head: rows were removed or the journal was replaced")
         store = cls._blank(state)
         store._dir, store._journal_name = path, state["journal"]
-        if next_id == 0:  # no request in the snapshot: check it before anything is replayed onto it
-            store._check_snapshot(path / STATE_FILE)
-        for row in rows:
-            payload = None if row.id <= ct else row.payload  # a crash may have cut compact() before redaction
-            if payload is None and row.id > ct:
-                raise CorruptFileError(f"{journal.path}: row {row.id} has no payload but was never compacted")
-            req = store._request_from_row(row.id, row.kind, row.created, payload, journal.path)
-            if row.id < next_id:
-                store.requests.append(req)  # already reflected in the snapshot's masks
-                if row.id == next_id - 1:
-                    store._check_snapshot(path / STATE_FILE)
-            else:
-                store._check_applicable(req, journal.path)
-                store._apply(req)
+        store._replay([(r.id, r.kind, r.created, r.payload) for r in rows], journal.path)
         return store
+
+    def _replay(self, rows: list[tuple[int, str, float, bytes | None]], source: Path) -> None:
+        """Take the journal's ``(id, kind, created, payload)`` rows onto the snapshot just loaded: rows before
+        its ``next_id`` become its request records (after which the snapshot is checked against them), the
+        rest are applied, each checked first. Payloads of compacted rows are dropped, as a crash may have cut
+        ``compact()`` short before their redaction."""
+        next_id, ct = self._next_id, self._compacted_through
+        if next_id == 0:  # no request in the snapshot: check it before anything is replayed onto it
+            self._check_snapshot(self._dir / STATE_FILE)
+        for req_id, kind, created, payload in rows:
+            if payload is None and req_id > ct:
+                raise CorruptFileError(f"{source}: row {req_id} has no payload but was never compacted")
+            req = self._request_from_row(req_id, kind, created, None if req_id <= ct else payload, source)
+            if req_id < next_id:
+                self.requests.append(req)  # already reflected in the snapshot's masks
+                if req_id == next_id - 1:
+                    self._check_snapshot(self._dir / STATE_FILE)
+            else:
+                self._check_applicable(req, source)
+                self._apply(req)
 
     @classmethod
     def _open_v1(cls, path: Path, state: dict, read_only: bool) -> tuple[GraphStore, Journal | None]:
@@ -759,24 +766,12 @@ class GraphStore:
         except sqlite3.DatabaseError as exc:
             raise CorruptFileError(f"{old}: not a graphunlearn journal ({exc})") from None
         state = {**state, "uid": uuid.uuid4().hex}
-        store = cls._blank(state)
-        store._dir = path
-        if store._next_id == 0:
-            store._check_snapshot(path / STATE_FILE)
-        for k, (req_id, kind, _status, created, _summary, payload) in enumerate(raw):
+        for k, (req_id, kind, _status, created, _summary, _payload) in enumerate(raw):
             if req_id != k or kind not in KINDS or not isinstance(created, float):
                 raise CorruptFileError(f"{old}: row {k} is not request {k} of a known kind")
-            if payload is None and req_id > store._compacted_through:
-                raise CorruptFileError(f"{old}: row {k} has no payload but was never compacted")
-            req = store._request_from_row(req_id, kind, created, None if req_id <= store._compacted_through
-                                          else payload, old)
-            if req_id < store._next_id:
-                store.requests.append(req)
-                if req_id == store._next_id - 1:
-                    store._check_snapshot(path / STATE_FILE)
-            else:
-                store._check_applicable(req, old)
-                store._apply(req)
+        store = cls._blank(state)
+        store._dir = path
+        store._replay([(r[0], r[1], r[3], r[5]) for r in raw], old)
         if read_only:
             return store, None
         journal, name, late = store._write_folder(path)
