@@ -93,7 +93,7 @@ def safe_load(path_or_bytes: str | os.PathLike | bytes, *, what: str | None = No
         what: how to name the source in errors (default: the path, or "serialized data").
 
     Raises:
-        FileNotFoundError: the path does not exist; other ``OSError``s (permissions, I/O) as they come.
+        FileNotFoundError, PermissionError, IsADirectoryError: the file cannot be read (not a damaged one).
         CorruptFileError: the file is truncated, not a ``torch.save`` file, or holds objects outside the
             weights-only allowlist. Safe loading is never switched off to read it.
     """
@@ -107,8 +107,10 @@ def safe_load(path_or_bytes: str | os.PathLike | bytes, *, what: str | None = No
         raise TypeError(f"safe_load: expected a path or bytes, got {type(path_or_bytes).__name__}")
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
-    except (OSError, MemoryError):  # an unreadable file (permissions, I/O) is not a damaged one
+    except (PermissionError, FileNotFoundError, IsADirectoryError, MemoryError):  # unreadable, not damaged
         raise
+    except OSError as exc:  # torch's zip reader says EINVAL for a truncated archive
+        raise CorruptFileError(f"{name}: the file is truncated or damaged ({type(exc).__name__}: {exc})") from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged input; one clear error here
         # torch's own message for a weights-only refusal advises switching safe loading off; never repeat it.
         msg = str(exc).split("\n")[0]
