@@ -680,7 +680,8 @@ class GraphStore:
         path = _folder_arg(path, "open")
         state_file = path / STATE_FILE
         if not state_file.is_file():
-            raise FileNotFoundError(f"open: {state_file} does not exist (not a saved GraphStore folder)")
+            cleaned = "" if read_only else _remove_leftovers_of_a_failed_save(path)
+            raise FileNotFoundError(f"open: {state_file} does not exist (not a saved GraphStore folder){cleaned}")
         lock = None if read_only else FolderLock(path, WRITER_LOCK)
         journal = None
         try:
@@ -954,6 +955,9 @@ class GraphStore:
         if self._read_only:
             raise RuntimeError(f"{what}: the store at {self._dir} was opened read_only; open it with "
                                "GraphStore.open(path) to change it")
+        if self._lock is not None and not self._lock.held:  # a forked child's copy gives its lock up
+            raise RuntimeError(f"{what}: this copy of the store at {self._dir} does not hold its writer lock (it "
+                               "was inherited by a forked process); open the folder again here to change it")
         if self._dir is not None and self._journal is None:
             raise RuntimeError(f"{what}: the store was closed: reopen it with GraphStore.open({str(self._dir)!r}) "
                                "so that changes are journaled")
@@ -1120,6 +1124,17 @@ def _remove_strays(folder: Path, keep: str) -> None:
             doomed += [journal] + [journal.with_name(journal.name + s) for s in ("-journal", "-wal", "-shm")]
     for path in doomed:
         _unlink_quietly(path)
+
+
+def _remove_leftovers_of_a_failed_save(folder: Path) -> str:
+    """A folder without a snapshot may still hold what a save that died before its commit point wrote (a
+    journal with payloads, a temporary snapshot with every value): remove those files of ours, under the
+    writer lock. Returns a note for the error message."""
+    if not folder.is_dir() or not (list(folder.glob(f"{STATE_FILE}.*.tmp")) or _journal_files(folder)):
+        return ""
+    with FolderLock(folder, WRITER_LOCK), FolderLock(folder, STATE_LOCK, blocking=True):
+        _remove_strays(folder, keep="")
+    return "; removed the files an interrupted save() had left there"
 
 
 def _describe(value) -> str:
