@@ -115,6 +115,10 @@ def link_split(data: Data, val_ratio: float = 0.05, test_ratio: float = 0.05, se
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(edges.size(1), generator=g)
     n_val, n_test = int(val_ratio * edges.size(1)), int(test_ratio * edges.size(1))
+    if (val_ratio > 0 and n_val == 0) or (test_ratio > 0 and n_test == 0) or n_val + n_test >= edges.size(1):
+        raise ValueError(f"link_split: {edges.size(1)} undirected edges give {n_val} validation, {n_test} test and "
+                         f"{edges.size(1) - n_val - n_test} training edges at val_ratio={val_ratio}, "
+                         f"test_ratio={test_ratio}; each needs at least one (a larger graph or larger ratios)")
     val, test, train = perm[:n_val], perm[n_val:n_val + n_test], perm[n_val + n_test:]
     neg = sample_negatives(data.num_nodes, n_val + n_test, edges, g)
     return LinkSplit(_with_edges(data, edges[:, train]), edges[:, val], neg[:, :n_val], edges[:, test],

@@ -546,3 +546,14 @@ def test_split_functions_refuse_bad_arguments():
     for call, error, message in cases:
         with pytest.raises(error, match=message):
             call()
+
+
+def test_link_split_refuses_a_graph_too_small_for_its_ratios():
+    from torch_geometric.utils import to_undirected
+
+    ring = torch.tensor([list(range(12)), [*range(1, 12), 0]])
+    data = Data(x=torch.randn(30, 4), edge_index=to_undirected(ring))
+    with pytest.raises(ValueError, match=r"12 undirected edges give 0 validation, 0 test and 12 training edges"):
+        link_split(data, seed=0)
+    split = link_split(data, val_ratio=0.2, test_ratio=0.2, seed=0)
+    assert split.val_pos.size(1) == 2 and split.test_pos.size(1) == 2
