@@ -9,6 +9,7 @@ import secrets
 import sqlite3
 import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -328,7 +329,11 @@ class GraphStore:
             self._interrupted = req.id
             raise
         if self._journal is not None:
-            self._journal.mark_applied(req.id)
+            try:  # the request is durable and applied; the status only tells a reopen what it already knows
+                self._journal.mark_applied(req.id)
+            except sqlite3.Error as exc:
+                warnings.warn(f"request {req.id} is journaled and applied, but marking it applied failed ({exc}); "
+                              "reopening the store marks it", RuntimeWarning, stacklevel=3)
         return req
 
     def _apply(self, req: DeletionRequest) -> None:

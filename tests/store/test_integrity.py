@@ -427,3 +427,21 @@ def test_compact_zeroes_the_stores_own_copies_but_never_the_users():
     assert not view.gcn_deg.any()  # a view taken before compaction is invalidated with the caches
     for k, v in user.items():  # the user's Data is untouched
         assert torch.equal(data[k], v), k
+
+
+def test_a_failed_status_update_does_not_undo_an_acknowledged_request(tmp_path, monkeypatch):
+    path = tmp_path / "st"
+    s = saved(path, requests=0)
+
+    def locked(self, req_id):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(Journal, "mark_applied", locked)
+    with pytest.warns(RuntimeWarning, match="journaled and applied"):
+        req = s.delete_nodes([4])
+    monkeypatch.undo()
+    assert not s.node_mask[4] and s.delete_edges([(0, 1)]).id == req.id + 1  # the store goes on
+    s.close()
+    with GraphStore.open(path) as o:
+        assert [r.kind for r in o.requests] == ["nodes", "edges"] and not o.node_mask[4]
+    assert [r[0] for r in sql(path, "SELECT status FROM requests")] == ["applied", "applied"]
