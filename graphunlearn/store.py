@@ -72,9 +72,15 @@ class GraphStore:
     rebuilds a plain ``Data`` without the deleted elements.
 
     Args:
-        data: the graph. Its tensors are not modified.
+        data: the graph. Its tensors are not modified (``compact()`` never zeroes them either).
         undirected: treat the graph as undirected (default: detect from ``edge_index``).
         num_hops: how many hops of affected neighbourhood to record per request (default 2).
+
+    Raises:
+        TypeError: ``data`` is not a ``Data``, or ``undirected`` is not a bool or ``None``.
+        ValueError: a malformed ``edge_index``, ids out of range, node/edge attributes of the wrong size or
+            dtype, an undirected graph that lists an edge twice in one direction, or an undirected edge
+            whose two directions carry different attributes; ``num_hops`` negative or not an int.
     """
 
     def __init__(self, data: Data, *, undirected: bool | None = None, num_hops: int = 2):
@@ -928,7 +934,12 @@ class GraphStore:
 
     def record_forgotten(self, model_tag: str, request_ids) -> None:
         """Note that the model tagged ``model_tag`` has forgotten ``request_ids`` (persisted by the next
-        ``save``/``checkpoint``). ``graphunlearn.unlearn`` calls this."""
+        ``save``/``checkpoint``). ``graphunlearn.unlearn`` calls this.
+
+        Raises:
+            TypeError: an empty or non-str tag. DeletionError: ids that are not ints or not requests this store
+            issued.
+        """
         if not isinstance(model_tag, str) or not model_tag:
             raise TypeError(f"record_forgotten: model_tag must be a non-empty str, got {model_tag!r}")
         new = _as_index_tensor(request_ids, "record_forgotten: request_ids").reshape(-1).tolist()
