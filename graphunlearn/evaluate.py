@@ -91,26 +91,6 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _as_requests(forget, where: str = "evaluate", store: GraphStore | None = None) -> tuple[DeletionRequest, ...]:
-    """``forget`` (one request or a sequence) as a non-empty tuple of requests, each checked to be a live
-    request of ``store`` when given."""
-    if isinstance(forget, DeletionRequest):
-        requests = (forget,)
-    elif isinstance(forget, (list, tuple)):
-        requests = tuple(forget)
-    else:
-        raise TypeError(f"{where}: forget must be a DeletionRequest or a list or tuple of them, got "
-                        f"{type(forget).__name__}: {forget!r:.80}")
-    if not requests:
-        raise ValueError(f"{where}: forget holds no request")
-    for r in requests:
-        if not isinstance(r, DeletionRequest):
-            raise TypeError(f"{where}: forget must hold DeletionRequests, got {type(r).__name__}: {r!r:.80}")
-        if store is not None:
-            store.check_request(r)
-    return requests
-
-
 def _check_scores(where: str, model_name: str, z) -> None:
     """NaN or infinite embeddings would be ranked as numbers; refuse them, naming the model."""
     for t in z if isinstance(z, (tuple, list)) else (z,):
@@ -215,7 +195,7 @@ def link_prediction(model: nn.Module, store: GraphStore, split, forget, *, gold:
     checks.check_int(where, "resamples", resamples, low=1)
     checks.check_seed(where, seed)
     checks.check_int(where, "hits_k", hits_k, low=1, allow_none=True)
-    requests = _as_requests(forget, where, store)
+    requests = store.check_requests(forget, where=where, name="forget")
     deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
     live = store.edge_mask.nonzero().squeeze(1)
     if deleted.numel() and live.numel() == 0:
@@ -312,7 +292,7 @@ def node_classification(model: nn.Module, store: GraphStore, split, forget, *, o
     gt._check_common(where, model, store, split, NodeSplit)
     checks.check_instance(where, "original", original, nn.Module, allow_none=True)
     checks.check_instance(where, "gold", gold, nn.Module, allow_none=True)
-    requests = _as_requests(forget, where, store)
+    requests = store.check_requests(forget, where=where, name="forget")
     if store.y is None:
         raise ValueError(f"{where}: the store has no labels y")
     view = store.live()
@@ -406,7 +386,7 @@ def recommendation(model: nn.Module, store: GraphStore, split, forget, *, k: int
     checks.check_int(where, "k", k, low=1)
     checks.check_instance(where, "gold", gold, nn.Module, allow_none=True)
     checks.check_int(where, "batch_users", batch_users, low=1)
-    requests = _as_requests(forget, where, store)
+    requests = store.check_requests(forget, where=where, name="forget")
     nu, ni = split.num_users, split.num_items
     z = _rec_embeddings(model, store)
     _check_scores(where, "model", z)
@@ -552,7 +532,7 @@ def mi_ratio(attacker: MIAttacker, before: nn.Module, after: nn.Module, store: G
     checks.check_instance(where, "before", before, nn.Module)
     checks.check_instance(where, "after", after, nn.Module)
     checks.check_instance(where, "store", store, GraphStore)
-    requests = _as_requests(forget, where, store)
+    requests = store.check_requests(forget, where=where, name="forget")
     deleted = torch.unique(torch.cat([r.edge_ids for r in requests]))
     if deleted.numel() == 0:
         raise ValueError("mi_ratio: the requests delete no edges")

@@ -175,3 +175,72 @@ class MF(nn.Module):
 def clone_model(model: nn.Module) -> nn.Module:
     """A deep copy (weights included) that shares nothing with ``model``."""
     return copy.deepcopy(model)
+
+
+class GNNDeleteModel(nn.Module):
+    r"""A frozen GNN with one deletion operator per layer (GNNDelete, Cheng et al., ICLR 2023).
+
+    After layer :math:`l` the representations of the nodes in the affected set :math:`S_l` (live nodes within
+    :math:`l` hops of the deleted elements) pass through a trainable linear operator :math:`W_l`; every other
+    node keeps the original representation. Operators start as the identity, so before training the model
+    equals the original. Called like the wrapped :class:`~graphunlearn.models.GNN`: ``model(x, graph)``.
+    """
+
+    def __init__(self, base: GNN, affected: list[Tensor], num_nodes: int, dims: list[int],
+                 init: str = "identity"):
+        super().__init__()
+        if not isinstance(base, GNN):
+            raise TypeError(f"gnndelete wraps a graphunlearn.models.GNN, got {type(base).__name__}")
+        self.base = base
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        self.operators = nn.ModuleList()
+        for d in dims:
+            op = nn.Linear(d, d)
+            with torch.no_grad():
+                if init == "identity":
+                    op.weight.copy_(torch.eye(d))
+                elif init == "reference":  # the reference code's ones/1000 start (collapses the embeddings)
+                    op.weight.fill_(1.0 / 1000)
+                else:
+                    raise ValueError(f"gnndelete: init must be 'identity' or 'reference', got {init!r}")
+                op.bias.zero_()
+            self.operators.append(op)
+        masks = []
+        for nodes in affected:
+            m = torch.zeros(num_nodes, dtype=torch.bool)
+            m[nodes] = True
+            masks.append(m)
+        self.register_buffer("masks", torch.stack(masks))
+        self.config = {"base": dict(base.config), "num_nodes": num_nodes, "dims": list(dims), "init": init}
+
+    @classmethod
+    def from_config(cls, config: dict) -> GNNDeleteModel:
+        """An empty model of the saved shape; ``load_state_dict`` then restores weights and affected sets."""
+        empty = [torch.empty(0, dtype=torch.long)] * len(config["dims"])
+        return cls(GNN(**config["base"]), empty, config["num_nodes"], config["dims"], init=config["init"])
+
+    def layers(self, x, graph, upto: int | None = None, identity: bool = False) -> list[Tensor]:
+        """Per-layer outputs (after the operator, before the activation), the first ``upto`` layers;
+        ``identity=True`` skips the operators (the original model)."""
+        if isinstance(graph, Tensor):
+            graph = gnn.as_live(graph, self.masks.size(1))
+        h = self.base.embedding.weight if self.base.embedding is not None else x
+        outs = []
+        n_layers = len(self.base.convs) if upto is None else upto
+        for k in range(n_layers):
+            h = self.base.convs[k](h, graph)
+            if not identity:
+                h = torch.where(self.masks[k].unsqueeze(1), self.operators[k](h), h)
+            outs.append(h)
+            if k < len(self.base.convs) - 1:
+                h = torch.relu(h)
+        return outs
+
+    def forward(self, x, graph) -> Tensor:
+        return self.layers(x, graph)[-1]
+
+    decode = staticmethod(GNN.decode)
+
+    def fresh(self) -> GNN:
+        return self.base.fresh()

@@ -932,6 +932,27 @@ class GraphStore:
                              "it can no longer be unlearned or inspected")
         return known
 
+    def check_requests(self, requests, *, where: str = "check_requests", name: str = "requests"
+                       ) -> tuple[DeletionRequest, ...]:
+        """One request or a list or tuple of them, as a non-empty tuple of this store's live requests.
+
+        Raises:
+            TypeError: ``requests`` is neither a request nor a list or tuple, or holds something else.
+            ValueError: it is empty, or a request is another store's or compacted (see :meth:`check_request`).
+        """
+        if isinstance(requests, DeletionRequest):
+            requests = (requests,)
+        elif isinstance(requests, (list, tuple)):
+            requests = tuple(requests)
+        else:
+            raise TypeError(f"{where}: {name} must be a DeletionRequest or a list or tuple of them, got "
+                            f"{type(requests).__name__}: {requests!r:.80}")
+        if not requests:
+            raise ValueError(f"{where}: no request given: {name} holds no request")
+        for r in requests:
+            self.check_request(r)
+        return requests
+
     def record_forgotten(self, model_tag: str, request_ids) -> None:
         """Note that the model tagged ``model_tag`` has forgotten ``request_ids`` (persisted by the next
         ``save``/``checkpoint``). ``graphunlearn.unlearn`` calls this.

@@ -28,20 +28,14 @@ from .store import GraphStore
 
 RECIPE_ATTR = "graphunlearn_recipe"
 
-# Shared by train, evaluate and unlearning (graphunlearn.checks): TypeError for a wrong type, ValueError for a
-# value out of range, naming the function, the argument and the value, before any work is done.
-_check_int, _check_float, _check_bool, _check_seed, _check_instance = (
-    checks.check_int, checks.check_float, checks.check_bool, checks.check_seed, checks.check_instance)
-
-
 def _check_common(where: str, model, store, split, split_cls, *, allow_none_split: bool = False) -> None:
-    _check_instance(where, "model", model, nn.Module)
-    _check_instance(where, "store", store, GraphStore)
-    _check_instance(where, "split", split, split_cls, allow_none=allow_none_split)
+    checks.check_instance(where, "model", model, nn.Module)
+    checks.check_instance(where, "store", store, GraphStore)
+    checks.check_instance(where, "split", split, split_cls, allow_none=allow_none_split)
 
 
 def _check_checkpoint(where: str, checkpoint) -> None:
-    _check_instance(where, "checkpoint", checkpoint, (str, os.PathLike), allow_none=True)
+    checks.check_instance(where, "checkpoint", checkpoint, (str, os.PathLike), allow_none=True)
 
 
 class _FirstBad:
@@ -208,14 +202,14 @@ def link_prediction(model: nn.Module, store: GraphStore, split: LinkSplit | None
 
 def _check_loop(where: str, *, epochs, lr, weight_decay, seed, progress, patience=1, eval_every=1,
                 batch_size=1) -> None:
-    _check_int(where, "epochs", epochs, low=1)
-    _check_float(where, "lr", lr, low=0, low_open=True)
-    _check_float(where, "weight_decay", weight_decay, low=0)
-    _check_int(where, "patience", patience, low=1)
-    _check_int(where, "eval_every", eval_every, low=1)
-    _check_int(where, "batch_size", batch_size, low=1)
-    _check_seed(where, seed)
-    _check_bool(where, "progress", progress)
+    checks.check_int(where, "epochs", epochs, low=1)
+    checks.check_float(where, "lr", lr, low=0, low_open=True)
+    checks.check_float(where, "weight_decay", weight_decay, low=0)
+    checks.check_int(where, "patience", patience, low=1)
+    checks.check_int(where, "eval_every", eval_every, low=1)
+    checks.check_int(where, "batch_size", batch_size, low=1)
+    checks.check_seed(where, seed)
+    checks.check_bool(where, "progress", progress)
 
 
 def _diverged(where: str, epoch: int | None, fn, *args) -> float:
@@ -232,8 +226,8 @@ def _diverged(where: str, epoch: int | None, fn, *args) -> float:
 def evaluate_link_auc(model: nn.Module, store: GraphStore, pos: Tensor, neg: Tensor) -> float:
     """Validation AUROC of the link scores of ``pos`` against ``neg`` pairs, message passing on the live graph
     (raises ``ValueError`` on NaN or infinite scores)."""
-    _check_instance("evaluate_link_auc", "model", model, nn.Module)
-    _check_instance("evaluate_link_auc", "store", store, GraphStore)
+    checks.check_instance("evaluate_link_auc", "model", model, nn.Module)
+    checks.check_instance("evaluate_link_auc", "store", store, GraphStore)
     model.eval()
     view = store.live()
     z = model(view.x, view)
@@ -290,8 +284,8 @@ def node_classification(model: nn.Module, store: GraphStore, split: NodeSplit, *
 def node_accuracy(model: nn.Module, store: GraphStore, nodes: Tensor) -> float:
     """Accuracy on the live ``nodes`` (NaN when none is live; ``ValueError`` on NaN or infinite logits there,
     which ``argmax`` would otherwise read as a confident class)."""
-    _check_instance("node_accuracy", "model", model, nn.Module)
-    _check_instance("node_accuracy", "store", store, GraphStore)
+    checks.check_instance("node_accuracy", "model", model, nn.Module)
+    checks.check_instance("node_accuracy", "store", store, GraphStore)
     model.eval()
     nodes = nodes[store.node_mask[nodes]]
     view = store.live()
@@ -364,9 +358,7 @@ _MODEL_CLASSES = ("GNN", "LightGCN", "MF", "GNNDeleteModel")
 
 def _build(name: str, config: dict) -> nn.Module:
     if name == "GNNDeleteModel":
-        from .unlearning import GNNDeleteModel  # unlearning imports this module
-
-        return GNNDeleteModel.from_config(config)
+        return gm.GNNDeleteModel.from_config(config)
     return {"GNN": gm.GNN, "LightGCN": gm.LightGCN, "MF": gm.MF}[name](**config)
 
 
@@ -389,7 +381,7 @@ def load_checkpoint(path: str | os.PathLike) -> nn.Module:
         CorruptFileError: the file is damaged, not a checkpoint of this library, or its weights do not fit
             the model it names; the message names the file.
     """
-    _check_instance("load_checkpoint", "path", path, (str, os.PathLike))
+    checks.check_instance("load_checkpoint", "path", path, (str, os.PathLike))
     blob = safe_load(path)
     if not isinstance(blob, dict) or not {"class", "config", "state_dict"} <= set(blob):
         raise CorruptFileError(f"{path}: not a graphunlearn model checkpoint (expected a dict with class, config "

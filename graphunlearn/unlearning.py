@@ -26,7 +26,7 @@ from . import models as gm
 from . import train as gt
 from .datasets.splits import LinkSplit, NodeSplit, RecSplit
 from .kernels import binary_kl_distill_loss, bpr_loss, kl_distill_loss
-from .nn import as_live
+from .models import GNNDeleteModel
 from .profiling import PeakMemory
 from .requests import DeletionRequest
 from .store import GraphStore
@@ -224,9 +224,6 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     where = "unlearn"
     checks.check_instance(where, "model", model, nn.Module)
     checks.check_instance(where, "store", store, GraphStore)
-    if not isinstance(request, (DeletionRequest, list, tuple)):
-        raise TypeError(f"{where}: request must be a DeletionRequest or a list or tuple of them, got "
-                        f"{type(request).__name__}: {request!r:.80}")
     checks.check_instance(where, "method", method, str)
     checks.check_instance(where, "task", task, str, allow_none=True)
     checks.check_seed(where, seed)
@@ -247,12 +244,9 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
         raise ValueError(f"a GNNDelete model cannot be unlearned further with {method!r}: its operators are tied to "
                          "the requests it was built for; unlearn the original model with all the requests at once "
                          "(unlearn(original, store, [r1, r2], ...)) or use 'retrain'")
-    requests = (request,) if isinstance(request, DeletionRequest) else tuple(request)
-    if not requests:
-        raise ValueError("unlearn: no request given (request is an empty list)")
+    requests = store.check_requests(request, where=where, name="request")  # this store's, not compacted
     already = set(getattr(model, "forgotten_requests", ()))
     for r in requests:
-        store.check_request(r)  # a request of this store, not compacted (TypeError/ValueError otherwise)
         if r.id in already:
             raise ValueError(f"the model has already forgotten request {r.id} (it forgot {sorted(already)})")
     opts = {**spec.options, **options}
@@ -590,75 +584,6 @@ def _reverse_bpr(ctx: Context) -> dict:
                      desc="reverse_bpr")
     info["reset_rows"] = reset
     return info
-
-
-class GNNDeleteModel(nn.Module):
-    r"""A frozen GNN with one deletion operator per layer (GNNDelete, Cheng et al., ICLR 2023).
-
-    After layer :math:`l` the representations of the nodes in the affected set :math:`S_l` (live nodes within
-    :math:`l` hops of the deleted elements) pass through a trainable linear operator :math:`W_l`; every other
-    node keeps the original representation. Operators start as the identity, so before training the model
-    equals the original. Called like the wrapped :class:`~graphunlearn.models.GNN`: ``model(x, graph)``.
-    """
-
-    def __init__(self, base: gm.GNN, affected: list[Tensor], num_nodes: int, dims: list[int],
-                 init: str = "identity"):
-        super().__init__()
-        if not isinstance(base, gm.GNN):
-            raise TypeError(f"gnndelete wraps a graphunlearn.models.GNN, got {type(base).__name__}")
-        self.base = base
-        for p in self.base.parameters():
-            p.requires_grad_(False)
-        self.operators = nn.ModuleList()
-        for d in dims:
-            op = nn.Linear(d, d)
-            with torch.no_grad():
-                if init == "identity":
-                    op.weight.copy_(torch.eye(d))
-                elif init == "reference":  # the reference code's ones/1000 start (collapses the embeddings)
-                    op.weight.fill_(1.0 / 1000)
-                else:
-                    raise ValueError(f"gnndelete: init must be 'identity' or 'reference', got {init!r}")
-                op.bias.zero_()
-            self.operators.append(op)
-        masks = []
-        for nodes in affected:
-            m = torch.zeros(num_nodes, dtype=torch.bool)
-            m[nodes] = True
-            masks.append(m)
-        self.register_buffer("masks", torch.stack(masks))
-        self.config = {"base": dict(base.config), "num_nodes": num_nodes, "dims": list(dims), "init": init}
-
-    @classmethod
-    def from_config(cls, config: dict) -> GNNDeleteModel:
-        """An empty model of the saved shape; ``load_state_dict`` then restores weights and affected sets."""
-        empty = [torch.empty(0, dtype=torch.long)] * len(config["dims"])
-        return cls(gm.GNN(**config["base"]), empty, config["num_nodes"], config["dims"], init=config["init"])
-
-    def layers(self, x, graph, upto: int | None = None, identity: bool = False) -> list[Tensor]:
-        """Per-layer outputs (after the operator, before the activation), the first ``upto`` layers;
-        ``identity=True`` skips the operators (the original model)."""
-        if isinstance(graph, Tensor):
-            graph = as_live(graph, self.masks.size(1))
-        h = self.base.embedding.weight if self.base.embedding is not None else x
-        outs = []
-        n_layers = len(self.base.convs) if upto is None else upto
-        for k in range(n_layers):
-            h = self.base.convs[k](h, graph)
-            if not identity:
-                h = torch.where(self.masks[k].unsqueeze(1), self.operators[k](h), h)
-            outs.append(h)
-            if k < len(self.base.convs) - 1:
-                h = torch.relu(h)
-        return outs
-
-    def forward(self, x, graph) -> Tensor:
-        return self.layers(x, graph)[-1]
-
-    decode = staticmethod(gm.GNN.decode)
-
-    def fresh(self) -> gm.GNN:
-        return self.base.fresh()
 
 
 @register("gnndelete", tasks=("link",), epochs=_epochs(20), lr=_lr(0.01), lam=_fraction(0.05),
