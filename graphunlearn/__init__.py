@@ -2,16 +2,20 @@
 
 __version__ = "0.1.0"
 
-from . import datasets, evaluate, kernels, metrics, models, nn, train
+from . import datasets, evaluate, kernels, metrics, models, nn, tasks, train
+from .hetero import HeteroGraphStore
 from .io import CorruptFileError, StoreLockedError
 from .metrics import NonFiniteScoreError
+from .models import ModelCard, card_of, load_model, save_model
+from .report import Metrics, Report
 from .requests import Compaction, DeletionRequest, ForgetSet, LiveGraph
 from .store import DeletionError, GraphStore
 from .unlearning import UnlearnResult, methods, register, unlearn
 
 __all__ = [
-    "Compaction", "CorruptFileError", "DeletionError", "DeletionRequest", "ForgetSet", "GraphStore", "LiveGraph",
-    "NonFiniteScoreError", "StoreLockedError", "UnlearnResult",
-    "datasets", "evaluate", "kernels", "methods", "metrics", "models", "nn", "register", "train", "unlearn",
-    "__version__",
+    "Compaction", "CorruptFileError", "DeletionError", "DeletionRequest", "ForgetSet", "GraphStore",
+    "HeteroGraphStore", "LiveGraph",
+    "Metrics", "ModelCard", "NonFiniteScoreError", "Report", "StoreLockedError", "UnlearnResult",
+    "card_of", "datasets", "evaluate", "kernels", "load_model", "methods", "metrics", "models", "nn", "register",
+    "save_model", "tasks", "train", "unlearn", "__version__",
 ]

@@ -137,7 +137,9 @@ class LiveGraph:
     ``transpose`` what ``graphunlearn.kernels.masked_spmm`` needs for its backward (``"symmetric"`` for
     undirected graphs, else ``(rowptr_t, col_t, perm_t)``),
     ``x`` [N, F] with deleted nodes and feature values zeroed, ``node_mask`` [N]; ``has_self_loops``:
-    whether the graph stores any self loop, live or not (``False`` lets GCN use ``gcn_deg`` as it is).
+    whether the graph stores any self loop, live or not (``False`` lets GCN use ``gcn_deg`` as it is);
+    ``edge_index`` [2, S_live]: the live edges (both directions when undirected) as PyTorch Geometric layers
+    take them, built once per request by the store and bound to this view (:func:`bind`).
     """
 
     num_nodes: int
@@ -153,6 +155,22 @@ class LiveGraph:
     x: Tensor | None
     node_mask: Tensor
     has_self_loops: bool = True
+    edge_index: Tensor | None = None
+
+
+_BOUND_ATTR = "_graphunlearn_live_graph"
+
+
+def bind(edge_index: Tensor, graph: LiveGraph) -> None:
+    """Remember that ``edge_index`` is ``graph``'s live edge list, so that the deletion-aware layers given the
+    tensor (as PyG layers are given one) find the cached CSR and live masks (:func:`bound`). The link is kept
+    on the tensor object itself: a copy, slice or ``.to()`` of it is a plain ``edge_index`` again."""
+    setattr(edge_index, _BOUND_ATTR, graph)
+
+
+def bound(edge_index: Tensor) -> LiveGraph | None:
+    """The :class:`LiveGraph` ``edge_index`` was handed out for by a store (see :func:`bind`), or ``None``."""
+    return getattr(edge_index, _BOUND_ATTR, None)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from .io import (
     write_temp,
 )
 from .kernels import csr_row_index, live_degree
-from .requests import KINDS, Compaction, DeletionRequest, ForgetSet, LiveGraph
+from .requests import KINDS, Compaction, DeletionRequest, ForgetSet, LiveGraph, bind
 
 FORMAT_VERSION = 2  # 2: hash-chained journal named by the snapshot, store uid; 1 is read and upgraded
 STATE_FILE = "store.pt"
@@ -41,7 +41,7 @@ WRITER_LOCK = "writer.lock"  # held by the one writer while a saved store is ope
 STATE_LOCK = "state.lock"  # held around multi-file changes (save, checkpoint, compact) and while opening
 # The store's derived caches; _load_state resets them and compact() zeroes them first.
 CACHE_ATTRS = ("_csr", "_csc", "_csr_live", "_csc_live", "_csr_weight", "_csr_dst", "_gcn_deg", "_csr_pos",
-               "_csc_pos", "_transpose", "_pairs", "_x_live", "_has_self_loops")
+               "_csc_pos", "_transpose", "_pairs", "_x_live", "_has_self_loops", "_live_ei")
 _PAYLOAD_KEYS = {"node_ids", "edge_ids", "feature_node_ids", "feature_columns", "params", "hops",
                  "subgraph_edge_ids"}
 # Attributes the store interprets itself; every other node- or edge-level tensor is carried along.
@@ -364,6 +364,8 @@ class GraphStore:
                 self._csc_live[self._csc_pos[1][row_slots(self._csc_pos[0], req.edge_ids)]] = False
         self.edge_mask[req.edge_ids] = False
         self.edge_deleted_by[req.edge_ids] = req.id
+        if req.edge_ids.numel():
+            self._live_ei = None  # the live edge_index handed to models is rebuilt on next use
         self.node_mask[req.node_ids] = False
         self.node_deleted_by[req.node_ids] = req.id
         if self._x_live is not None:
@@ -478,13 +480,24 @@ class GraphStore:
 
     # ------------------------------------------------------------------ views
     def live(self) -> LiveGraph:
-        """The live structure for masked message passing (see :class:`~graphunlearn.requests.LiveGraph`)."""
+        """The live graph: what every model is handed (see :class:`~graphunlearn.requests.LiveGraph`).
+
+        ``view.x`` and ``view.edge_index`` are what a PyTorch Geometric model takes: ``model(view.x,
+        view.edge_index)`` runs on live edges only, in the store's node numbering. The project's
+        deletion-aware layers (``graphunlearn.nn``) given that same ``edge_index`` find the store's cached CSR
+        and live masks through it (:func:`graphunlearn.nn.resolve`) and aggregate with the masked kernels.
+        The ``edge_index`` is rebuilt once after each request that deletes edges (O(E)), not per call.
+        """
         self._structure()
-        return LiveGraph(num_nodes=self.num_nodes, rowptr=self._csr.rowptr, col=self._csr.col,
+        if self._live_ei is None:
+            self._live_ei = self.live_edge_index()
+        view = LiveGraph(num_nodes=self.num_nodes, rowptr=self._csr.rowptr, col=self._csr.col,
                          mask=self._csr_live, edge_weight=self._csr_weight, gcn_deg=self._gcn_deg,
                          rowptr_t=self._csc.rowptr, col_t=self._csc.col, mask_t=self._csc_live,
                          transpose=self._transpose, x=self.live_x(), node_mask=self.node_mask,
-                         has_self_loops=self._has_self_loops)
+                         has_self_loops=self._has_self_loops, edge_index=self._live_ei)
+        bind(self._live_ei, view)
+        return view
 
     def live_x(self) -> Tensor | None:
         """Node features with deleted nodes and deleted feature values set to zero (cached, patched in place)."""

@@ -40,7 +40,7 @@ def test_smoke_run_and_resume(tmp_path):
     ("smoke-rec", ["recall@20", "ndcg@20", "forget_recall@20", "gap_deleted_kl"]),
 ])
 def test_node_and_rec_smoke_configs(tmp_path, name, metrics):
-    config = bench.CONFIGS[name]
+    config = bench.load_config(name)
     rows = bench.run(config, tmp_path, progress=False, log=lambda _: None)
     assert {r["method"] for r in rows} == set(config["methods"])
     for r in rows:
@@ -52,7 +52,7 @@ def test_node_and_rec_smoke_configs(tmp_path, name, metrics):
 
 
 def test_cache_key_follows_the_whole_configuration(monkeypatch):
-    config = bench.CONFIGS["smoke"]
+    config = bench.load_config("smoke")
     key = bench.cell_key(bench.plan(config)[0])
     assert bench.cell_key(bench.plan(dict(config))[0]) == key
     for change in ({"epochs": 31}, {"methods": ["retrain"]}, {"options": {"d2dgn": {"alpha": 0.5}}}, {"seeds": [1]},
@@ -66,7 +66,7 @@ def test_cache_key_follows_the_whole_configuration(monkeypatch):
         spec.name, spec.fn, spec.tasks, {**spec.options, "epochs": spec.options["epochs"] + 1}, spec.doc))
     assert bench.cell_key(bench.plan(config)[0]) != key
     monkeypatch.undo()
-    monkeypatch.setattr(bench, "EVAL_REVISION", "test")
+    monkeypatch.setattr(bench.engine, "EVAL_REVISION", "test")  # the engine reads its own
     assert bench.cell_key(bench.plan(config)[0]) != key
     with pytest.raises(ValueError, match="unknown methods"):
         bench.plan({**config, "methods": ["retrain", "nope"]})
@@ -94,4 +94,41 @@ def test_targets_are_checked_against_gold():
 
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError, match="task must be one of"):
-        bench.plan({**bench.CONFIGS["smoke"], "task": "graph"})
+        bench.plan({**bench.load_config("smoke"), "task": "graph"})
+
+
+def test_configs_are_found_by_name_or_path(tmp_path, monkeypatch):
+    names = bench.config_names()
+    assert {"smoke", "smoke-node", "smoke-rec", "cora-gcn-target", "movielens-target"} <= set(names)
+    shipped = REPO / "benchmarks" / "configs" / "smoke.json"
+    assert bench.load_config(str(shipped)) == bench.load_config("smoke") == bench.load_config(shipped)
+    assert bench.config_label(str(shipped)) == "smoke" and bench.config_label("smoke") == "smoke"
+    # $GRAPHUNLEARN_BENCH_CONFIGS is searched first: a file there shadows a shipped configuration
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "smoke.json").write_text(json.dumps({**bench.load_config("smoke"), "epochs": 3}))
+    (mine / "extra.json").write_text(shipped.read_text())
+    monkeypatch.setenv("GRAPHUNLEARN_BENCH_CONFIGS", str(mine))
+    assert bench.config_dirs()[0] == mine
+    assert bench.load_config("smoke")["epochs"] == 3 and "extra" in bench.config_names()
+    assert any(line.startswith("extra ") for line in bench.describe())
+
+
+def test_load_config_refuses_unknown_names_and_bad_files(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown configuration 'nope'; known: .*smoke.*searched"):
+        bench.load_config("nope")
+    with pytest.raises(ValueError, match="does not exist"):
+        bench.load_config(str(tmp_path / "none.json"))
+    good = bench.load_config("smoke")
+    bad = tmp_path / "bad.json"
+    for text, problem in [("{not json", "not valid JSON"), ("[1, 2]", "must be a JSON object"),
+                          (json.dumps({k: v for k, v in good.items() if k != "epochs"}), "lacks epochs"),
+                          (json.dumps({**good, "seed": [1]}), "unknown keys seed"),
+                          (json.dumps({**good, "methods": "retrain"}), "methods must be a non-empty list"),
+                          (json.dumps({**good, "fractions": [0]}), "fractions must be"),
+                          (json.dumps({**good, "epochs": 0}), "epochs must be an integer >= 1"),
+                          (json.dumps({**good, "targets": [{"method": "d2dgn"}]}), "each target must be")]:
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=problem) as info:
+            bench.load_config(str(bad))
+        assert str(bad) in str(info.value)

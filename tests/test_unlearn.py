@@ -10,6 +10,8 @@ import torch
 
 import graphunlearn as gu
 from graphunlearn import models, train
+from graphunlearn.tasks import LINK, NODE, dot_product, encode, sample_pairs
+from graphunlearn.tasks.rec import sample_negative_items
 from graphunlearn.unlearning import methods, unlearn
 from tests.conftest import assert_close
 
@@ -34,14 +36,20 @@ def _fresh_store(split):
 def _df_prob(model, store, pairs):
     with torch.no_grad():
         view = store.live()
-        return torch.sigmoid(models.GNN.decode(model(view.x, view), pairs)).mean().item()
+        return torch.sigmoid(dot_product(encode(model, view), pairs)).mean().item()
+
+
+def _auc(model, store, pos, neg):
+    with torch.no_grad():
+        z = encode(model.eval(), store.live())
+        return gu.metrics.roc_auc(dot_product(z, pos), dot_product(z, neg))
 
 
 def test_link_training_learns(link_setup):
     _, split, store, model, result = link_setup
     assert result.best_val > 0.8
-    assert train.evaluate_link_auc(model, store, split.test_pos, split.test_neg) > 0.8
-    assert model.graphunlearn_recipe["task"] == "link"
+    assert _auc(model, store, split.test_pos, split.test_neg) > 0.8
+    assert gu.card_of(model).task == "link" and gu.card_of(model).recipe["epochs"] == 100
 
 
 def test_model_accepts_edge_index_like_pyg(link_setup):
@@ -53,12 +61,13 @@ def test_model_accepts_edge_index_like_pyg(link_setup):
 
 def test_checkpoint_round_trip(link_setup, tmp_path):
     _, _, store, model, _ = link_setup
-    train.save_checkpoint(tmp_path / "m.pt", model)
-    loaded = train.load_checkpoint(tmp_path / "m.pt")
+    saved = gu.save_model(tmp_path / "m.pt", model)
+    loaded = gu.load_model(tmp_path / "m.pt")
     view = store.live()
     with torch.no_grad():
-        assert torch.equal(loaded(view.x, view), model(view.x, view))
-    assert loaded.graphunlearn_recipe == model.graphunlearn_recipe
+        assert torch.equal(loaded(view.x, view.edge_index), model(view.x, view.edge_index))
+    assert gu.card_of(loaded).recipe == gu.card_of(model).recipe and gu.card_of(loaded) == saved
+    assert saved.weight_hash == gu.models.weight_hash(model) and saved.model_class == "GNN"
 
 
 @pytest.mark.parametrize("method", LINK_METHODS)
@@ -70,7 +79,7 @@ def test_link_methods(link_setup, method):
     p_before = _df_prob(model, store, df)  # what the original model says with the edges present
     req = store.delete_edges(df)
     res = unlearn(model, store, req, method, split=split, **({"epochs": 30} if method == "retrain" else {}))
-    assert res.requests == (req.id,) and res.model.forgotten_requests == (req.id,)
+    assert res.requests == (req.id,) and gu.card_of(res.model).forgotten == (req.id,) == res.card.forgotten
     assert res.model is not model
     for k, v in model.state_dict().items():  # the original is untouched
         assert torch.equal(v, before[k]), f"unlearn({method}) modified the original model's {k}"
@@ -78,7 +87,7 @@ def test_link_methods(link_setup, method):
     with torch.no_grad():
         changed = not torch.allclose(res.model(view.x, view), model(view.x, view))
     assert changed == (method != "unlink")
-    auc = train.evaluate_link_auc(res.model, store, split.test_pos, split.test_neg)
+    auc = _auc(res.model, store, split.test_pos, split.test_neg)
     assert auc > 0.75, f"{method} lost utility: test AUROC {auc:.3f}"
     if method in ("gradient_ascent", "gnndelete"):
         assert _df_prob(res.model, store, df) < p_before, f"{method} did not lower the deleted edges' scores"
@@ -90,8 +99,7 @@ def test_d2dgn_follows_its_teachers(link_setup):
     store = _fresh_store(split)
     df = gu.datasets.forget_edges(split, 0.05, "in", seed=3)
     req = store.delete_edges(df)
-    torch.manual_seed(1)  # d2dgn builds its destroyer the same way, from seed + 1
-    destroyer = model.fresh()
+    destroyer = gu.models.fresh_copy(model, seed=1)  # d2dgn builds its destroyer the same way, from seed + 1
     target = _df_prob(destroyer, store, df)
     start = _df_prob(model, store, df)
     gaps = []
@@ -107,9 +115,9 @@ def test_retrain_equals_training_on_rebuilt_graph(link_setup):
     req = store.delete_edges(gu.datasets.forget_edges(split, 0.05, "in", seed=1))
     res = unlearn(model, store, req, "retrain", split=split, seed=7, epochs=20)
     rebuilt = gu.GraphStore(store.retained())
-    torch.manual_seed(7)
-    twin = model.fresh()
-    recipe = {k: v for k, v in model.graphunlearn_recipe.items() if k != "task"}
+    twin = gu.models.fresh_copy(model, seed=7)
+    twin.requires_grad_(True)
+    recipe = dict(gu.card_of(model).recipe)
     train.link_prediction(twin, rebuilt, split, **{**recipe, "epochs": 20, "progress": False})
     with torch.no_grad():
         assert_close(res.model(split.train_data.x, rebuilt.live()), twin(split.train_data.x, rebuilt.live()),
@@ -124,9 +132,9 @@ def test_sequence_of_requests(link_setup):
     live = store.edge_mask.nonzero().squeeze(1)
     r2 = store.delete_edges(live[:5])
     second = unlearn(first.model, store, r2, "d2dgn", split=split, epochs=5)
-    assert second.model.forgotten_requests == (r1.id, r2.id)
-    assert store.forgotten_by(first.model.graphunlearn_tag) == [r1.id]
-    assert store.forgotten_by(second.model.graphunlearn_tag) == [r1.id, r2.id]
+    assert second.card.forgotten == (r1.id, r2.id)
+    assert store.forgotten_by(first.card.tag) == [r1.id]
+    assert store.forgotten_by(second.card.tag) == [r1.id, r2.id]
     with pytest.raises(ValueError, match="already forgotten request 0"):
         unlearn(second.model, store, r1, "d2dgn", split=split)
 
@@ -154,7 +162,7 @@ def test_bad_arguments(link_setup):
     foreign = other.delete_edges([1])
     with pytest.raises(ValueError, match="was registered with another store"):
         unlearn(model, store, foreign, "unlink")
-    with pytest.raises(ValueError, match="task None is not one of"):
+    with pytest.raises(ValueError, match="carries no card saying its task; pass task="):
         unlearn(torch.nn.Linear(2, 2), store, req, "unlink")
     assert set(LINK_METHODS + ["reverse_bpr"]) <= set(methods())
     for m in methods().values():
@@ -172,7 +180,7 @@ def test_node_classification_methods():
     req = store.delete_nodes(gu.datasets.forget_nodes(split, num=10, seed=0))
     for method in ("retrain", "unlink", "finetune", "d2dgn"):
         out = unlearn(model, store, req, method, split=split)
-        assert train.node_accuracy(out.model, store, split.test_idx) > 0.5, method
+        assert NODE.accuracy(out.model, store, split.test_idx) > 0.5, method
 
 
 def test_recommendation_methods():
@@ -198,8 +206,8 @@ def test_recommendation_methods():
     def forget_score(m):
         with torch.no_grad():
             view = store.live()
-            ue, ie = m(view.x, view)
-            return (ue[df[0]] * ie[df[1] - nu]).sum(1).mean().item()
+            z = m(view.x, view.edge_index)
+            return (z[df[0]] * z[df[1]]).sum(1).mean().item()
 
     out = unlearn(model, store, req, "reverse_bpr", split=split, epochs=20)
     assert forget_score(out.model) < forget_score(model)
@@ -219,10 +227,10 @@ def test_forgotten_ledger_persists(link_setup, tmp_path):
     store.save(tmp_path / "s")
     store.close()  # a saved store holds the folder's writer lock until closed
     reopened = gu.GraphStore.open(tmp_path / "s")
-    assert reopened.forgotten_by(res.model.graphunlearn_tag) == [req.id]
+    assert reopened.forgotten_by(res.card.tag) == [req.id]
     reopened.close()
-    train.save_checkpoint(tmp_path / "m.pt", res.model)
-    assert train.load_checkpoint(tmp_path / "m.pt").graphunlearn_tag == res.model.graphunlearn_tag
+    gu.save_model(tmp_path / "m.pt", res.model)
+    assert gu.card_of(gu.load_model(tmp_path / "m.pt")).tag == res.card.tag
 
 
 @functools.lru_cache(maxsize=1)  # unlearn() never modifies the model, so one trained copy serves all
@@ -268,8 +276,8 @@ def test_every_request_kind(kind, method):
     rebuilt = Data(x=store.live_x().clone(), edge_index=store.live_edge_index(), num_nodes=store.num_nodes)
     kept = store.node_mask
     with torch.no_grad():
-        live = res.model(store.live_x(), store.live())[kept]
-        again = res.model(rebuilt.x, gu.GraphStore(rebuilt, undirected=True).live())[kept]
+        live = encode(res.model, store.live())[kept]
+        again = res.model(rebuilt.x, rebuilt.edge_index)[kept]
     assert_close(live, again, atol=1e-4, rtol=1e-4, what=f"{method} after {kind}: live vs rebuilt")
 
 
@@ -299,18 +307,19 @@ def test_review_regressions(link_setup):
     r1 = store.delete_edges(gu.datasets.forget_edges(split, 0.02, "in", seed=1))
     deleted_model = unlearn(model, store, r1, "gnndelete", split=split, epochs=2).model
     r2 = store.delete_edges(store.edge_mask.nonzero().squeeze(1)[:3])
-    with pytest.raises(ValueError, match="GNNDelete model cannot be unlearned further with 'd2dgn'"):
+    with pytest.raises(ValueError, match=r"built by gnndelete \(gnndelete\) cannot be unlearned further with 'd2dgn'"):
         unlearn(deleted_model, store, r2, "d2dgn", split=split)
-    assert unlearn(deleted_model, store, r2, "unlink").model.forgotten_requests == (r1.id, r2.id)
+    assert unlearn(deleted_model, store, r2, "unlink").card.forgotten == (r1.id, r2.id)
     with pytest.raises(ValueError, match="needs split="):
         unlearn(model, store, r2, "finetune", task="node")
     g = torch.Generator().manual_seed(0)
-    pairs = train.sample_pairs(torch.arange(5), 1000, g)
+    pairs = sample_pairs(torch.arange(5), 1000, g)
     assert bool((pairs[0] != pairs[1]).all())
-    stopper = train._EarlyStopper(model, patience=3)
-    stopper.update(1, float("nan"))
-    stopper.update(2, 0.7)
-    assert stopper.best == 0.7 and stopper.best_epoch == 2
+    scores = iter([float("nan"), 0.7, 0.5, 0.4, 0.3])  # a NaN score never counts as the best
+    twin = gu.models.fresh_copy(model, seed=0).requires_grad_(True)
+    run = train.optimise(twin, lambda e, b: twin(store.live_x(), store.live().edge_index).pow(2).mean(), epochs=5,
+                         lr=1e-3, validate=lambda: next(scores), patience=3)
+    assert run.best_val == 0.7 and run.best_epoch == 2 and run.epochs_run == 5
 
 
 def test_negative_items_avoid_retained_interactions():
@@ -321,7 +330,7 @@ def test_negative_items_avoid_retained_interactions():
     data = Data(edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=nu + ni)
     store = gu.GraphStore(data)
     users = torch.zeros(200, dtype=torch.long)
-    neg = train.sample_negative_items(users, store, nu, ni, torch.Generator().manual_seed(0))
+    neg = sample_negative_items(users, store, nu, ni, torch.Generator().manual_seed(0))
     assert bool((neg == 3).all())  # item 3 is the only one user 0 has not interacted with
 
 
@@ -330,12 +339,14 @@ def test_gnndelete_checkpoint_round_trip(link_setup, tmp_path):
     store = _fresh_store(split)
     req = store.delete_edges(gu.datasets.forget_edges(split, 0.02, "in", seed=2))
     res = unlearn(model, store, req, "gnndelete", split=split, epochs=3)
-    train.save_checkpoint(tmp_path / "g.pt", res.model)
-    loaded = train.load_checkpoint(tmp_path / "g.pt")
+    gu.save_model(tmp_path / "g.pt", res.model)
+    loaded = gu.load_model(tmp_path / "g.pt")  # the project's GNN is rebuilt from the card
+    again = gu.load_model(tmp_path / "g.pt", model=models.GCN(16, hidden_channels=32, out_channels=16))
     view = store.live()
     with torch.no_grad():
-        assert torch.equal(loaded(view.x, view), res.model(view.x, view))
-    assert torch.equal(loaded.masks, res.model.masks) and loaded.forgotten_requests == (req.id,)
+        assert torch.equal(loaded(view.x, view.edge_index), res.model(view.x, view.edge_index))
+        assert torch.equal(again(view.x, view.edge_index), res.model(view.x, view.edge_index))
+    assert torch.equal(loaded.masks, res.model.masks) and gu.card_of(loaded).forgotten == (req.id,)
 
 
 def test_d2dgn_max_pairs(link_setup):
@@ -346,24 +357,24 @@ def test_d2dgn_max_pairs(link_setup):
         unlearn(model, store, req, "d2dgn", split=split, epochs=1, max_pairs=0)
     with pytest.raises(TypeError, match="option max_pairs must be an int or None, got bool"):
         unlearn(model, store, req, "d2dgn", split=split, epochs=1, max_pairs=True)
-    from graphunlearn import unlearning
+    from graphunlearn.tasks import base as task_base
 
     sizes = []
-    real = unlearning.binary_kl_distill_loss
+    real = task_base.binary_kl_distill_loss
 
     def spy(logits, target, **kw):
         sizes.append(logits.numel())
         return real(logits, target, **kw)
 
     df = req.edge_ids.numel()
-    unlearning.binary_kl_distill_loss = spy
+    task_base.binary_kl_distill_loss = spy
     try:
         res = unlearn(model, store, req, "d2dgn", split=split, epochs=2, max_pairs=16)
         capped = list(sizes)
         sizes.clear()
         unlearn(model, store, req, "d2dgn", split=split, epochs=2)
     finally:
-        unlearning.binary_kl_distill_loss = real
+        task_base.binary_kl_distill_loss = real
     assert res.info["epochs"] == 2 and all(math.isfinite(v) for v in res.info["losses"])
     # per epoch: the retained term on 16 kept edges + 16 sampled pairs, then the Df term
     assert capped == [32, df, 32, df]

@@ -28,7 +28,7 @@ def no_work(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("unlearn started work before refusing a bad argument")
 
-    monkeypatch.setattr(unlearning, "Context", refuse)
+    monkeypatch.setattr(unlearning.core, "Context", refuse)
 
 
 def _bad_unlearn_calls(split, node_split, model, store, req):
@@ -43,8 +43,8 @@ def _bad_unlearn_calls(split, node_split, model, store, req):
         (ValueError, "unknown unlearning method 'forget'", dict(method="forget")),
         (TypeError, r"split \(task 'link'\) must be a LinkSplit or None, got NodeSplit", dict(split=node_split)),
         (TypeError, r"split \(task 'link'\) must be a LinkSplit or None, got dict", dict(split={"val_pos": 0})),
-        (TypeError, "task must be a str or None, got int", dict(task=1)),
-        (ValueError, "task 'graph' is not one of", dict(task="graph")),
+        (TypeError, r"task must be a task name \(\['link', 'node', 'rec'\]\) or a Task, got int", dict(task=1)),
+        (ValueError, r"unknown task 'graph'; registered: \['link', 'node', 'rec'\]", dict(task="graph")),
         (TypeError, "seed must be an int, got str: 'x'", dict(seed="x")),
         (TypeError, "seed must be an int, got float", dict(seed=1.5)),
         (TypeError, "progress must be True or False, got str", dict(progress="no")),
@@ -109,23 +109,31 @@ def test_every_registered_option_has_a_spec_and_its_default_passes_it():
     for name, method in unlearning.methods().items():
         assert set(method.specs) == set(method.options), name
         for option, spec in method.specs.items():
-            assert isinstance(spec, Option) and spec.default == method.options[option]
-            spec.check(name, option, spec.default)
+            assert isinstance(spec, Option) and spec.doc, f"{name}.{option} has no documented meaning"
+            spec.check(name, option, method.options[option])
 
 
-def test_option_spec_inferred_from_a_bare_default():
-    assert Option.infer(3) == Option(3, int) and Option.infer(0.5) == Option(0.5, float)
-    assert Option.infer(True) == Option(True, bool) and Option.infer(None).allow_none
+def test_option_types_inferred_from_defaults_and_registration_checked():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Opts(unlearning.Options):
+        k: int = unlearning.option(3, doc="k")
+        share: float = unlearning.option(0.5, doc="share")
+
+    assert Opts.specs()["k"].type is int and Opts.specs()["share"].type is float
     with pytest.raises(TypeError, match="option k must be an int, got str"):
-        Option.infer(3).check("m", "k", "3")
-    with pytest.raises(ValueError, match=r"register\('x'\): tasks must be a sequence drawn from"):
+        Opts.specs()["k"].check("m", "k", "3")
+    with pytest.raises(ValueError, match=r"register\('x'\): tasks must be a non-empty sequence drawn from"):
         unlearning.register("x", tasks=("graph",))
+    with pytest.raises(ValueError, match="already registered"):
+        unlearning.register("d2dgn", tasks=("link",))(lambda ctx: {})
 
 
 @pytest.mark.parametrize("fn, kwargs, error, message", [
     ("link_prediction", dict(model=None), TypeError, "train.link_prediction: model must be a Module"),
     ("link_prediction", dict(store=None), TypeError, "train.link_prediction: store must be a GraphStore"),
-    ("link_prediction", dict(split="node"), TypeError, "split must be a LinkSplit or None, got str"),
+    ("link_prediction", dict(split="node"), TypeError, r"split \(task 'link'\) must be a LinkSplit or None, got str"),
     ("link_prediction", dict(epochs="ten"), TypeError, "epochs must be an int, got str"),
     ("link_prediction", dict(epochs=-1), ValueError, "epochs must be >= 1, got -1"),
     ("link_prediction", dict(lr=-1), ValueError, "lr must be a finite number > 0, got -1"),
@@ -136,8 +144,9 @@ def test_option_spec_inferred_from_a_bare_default():
     ("link_prediction", dict(seed=2**70), ValueError, "seed must be in"),
     ("link_prediction", dict(progress=None), TypeError, "progress must be True or False"),
     ("link_prediction", dict(checkpoint=5), TypeError, "checkpoint must be a str or PathLike or None, got int"),
-    ("node_classification", dict(split=None), TypeError, "train.node_classification: split must be a NodeSplit"),
-    ("recommendation", dict(split=None), TypeError, "train.recommendation: split must be a RecSplit"),
+    ("node_classification", dict(split=None), ValueError, "train.node_classification: node classification needs split="),
+    ("recommendation", dict(split=None), ValueError, "train.recommendation: recommendation needs split="),
+    ("node_classification", dict(split=0), TypeError, r"split \(task 'node'\) must be a NodeSplit or None, got int"),
 ])
 def test_training_loops_refuse_bad_arguments(tiny, fn, kwargs, error, message):
     split, node_split, model = tiny
@@ -156,7 +165,7 @@ def test_evaluate_functions_refuse_bad_arguments(tiny):
     req = store.delete_edges([0])
     with pytest.raises(TypeError, match="evaluate.link_prediction: model must be a Module, got NoneType"):
         evaluate.link_prediction(None, store, split, req)
-    with pytest.raises(TypeError, match="evaluate.link_prediction: split must be a LinkSplit, got NodeSplit"):
+    with pytest.raises(TypeError, match=r"evaluate.link_prediction: split \(task 'link'\) must be a LinkSplit, got NodeSplit"):
         evaluate.link_prediction(model, store, node_split, req)
     with pytest.raises(TypeError, match="forget must be a DeletionRequest or a list or tuple of them, got int"):
         evaluate.link_prediction(model, store, split, 0)
@@ -170,9 +179,9 @@ def test_evaluate_functions_refuse_bad_arguments(tiny):
         evaluate.link_prediction(model, store, split, req, gold="gold")
     with pytest.raises(ValueError, match="registered with another store"):
         evaluate.link_prediction(model, gu.GraphStore(split.train_data), split, req)
-    with pytest.raises(TypeError, match="evaluate.node_classification: split must be a NodeSplit, got LinkSplit"):
+    with pytest.raises(TypeError, match=r"evaluate.node_classification: split \(task 'node'\) must be a NodeSplit, got LinkSplit"):
         evaluate.node_classification(model, store, split, req)
-    with pytest.raises(TypeError, match="evaluate.recommendation: split must be a RecSplit"):
+    with pytest.raises(TypeError, match=r"evaluate.recommendation: split \(task 'rec'\) must be a RecSplit"):
         evaluate.recommendation(model, store, split, req)
     with pytest.raises(ValueError, match="evaluate.train_mi_attacker: epochs must be >= 1"):
         evaluate.train_mi_attacker(model, store, epochs=0)
@@ -188,21 +197,22 @@ def test_link_evaluation_after_every_training_edge_is_deleted(tiny):
     with pytest.raises(ValueError, match=r"no live training edges left \(every edge was deleted\)"):
         evaluate.link_prediction(model, store, split, req, resamples=2)
     with pytest.raises(ValueError, match="train.link_prediction: the store has no live edges"):
-        train.link_prediction(model.fresh(), store, split, epochs=2, progress=False)
+        train.link_prediction(models.fresh_copy(model), store, split, epochs=2, progress=False)
     for method in ("finetune", "d2dgn"):
-        with pytest.raises(ValueError, match=f"{method}: no live .* left"):
+        with pytest.raises(ValueError, match=f"{method}: .*no live .*(left|to train on)"):
             unlearn(model, store, req, method, split=split, epochs=1)
     with pytest.raises(ValueError, match="train_mi_attacker: 0 live edge"):
         evaluate.train_mi_attacker(model, store, epochs=1)
 
 
 def _nan_copy(model):
-    bad = model.fresh()
-    bad.load_state_dict(model.state_dict())
+    import copy
+
+    bad = copy.deepcopy(model)
     with torch.no_grad():
         for p in bad.parameters():
             p.fill_(float("nan"))
-    bad.graphunlearn_recipe = dict(model.graphunlearn_recipe)
+    gu.models.set_card(bad, gu.card_of(model))
     return bad
 
 
@@ -216,9 +226,9 @@ def test_nan_model_gets_no_metrics(tiny):
     with pytest.raises(ValueError, match="outputs of gold are not finite"):
         evaluate.link_prediction(model, store, split, req, resamples=2, gold=bad)
     with pytest.raises(ValueError, match="roc_auc: .* not finite"):
-        train.evaluate_link_auc(bad, store, split.val_pos, split.val_neg)
-    with pytest.raises(ValueError, match="node_accuracy: .* logits of the nodes asked are not finite"):
-        train.node_accuracy(bad, store, node_split.val_idx)  # argmax would read NaN rows as a class
+        gu.tasks.LINK.validate(bad, store, split)
+    with pytest.raises(ValueError, match="node accuracy: .* logits of the nodes asked are not finite"):
+        gu.tasks.NODE.accuracy(bad, store, node_split.val_idx)  # argmax would read NaN rows as a class
     node_req = store.delete_nodes(node_split.train_idx[:2])
     with pytest.raises(ValueError, match="evaluate.node_classification: .* outputs of model are not finite"):
         evaluate.node_classification(bad, store, node_split, node_req)
@@ -230,22 +240,23 @@ def test_diverging_losses_raise(tiny):
     split, _, model = tiny
     store = gu.GraphStore(split.train_data)
     req = store.delete_edges([0, 1])
-    with pytest.raises(FloatingPointError, match="finetune: the loss is nan at epoch 1"):
+    with pytest.raises(FloatingPointError, match="finetune: the loss became NaN or infinite at epoch 1"):
         unlearn(_nan_copy(model), store, req, "finetune", split=split, epochs=2)
     with pytest.raises(FloatingPointError, match="finetune"):  # finite at first, then the weights overflow
         unlearn(model, store, req, "finetune", split=split, epochs=5, lr=1e30)
     with pytest.raises(FloatingPointError, match="d2dgn"):
         unlearn(_nan_copy(model), store, req, "d2dgn", split=split, epochs=2)
-    with pytest.raises(FloatingPointError, match="gnndelete: the loss is nan at layer 1, epoch 1"):
+    with pytest.raises(FloatingPointError, match=r"gnndelete \(layer 1\): the loss became NaN or infinite at epoch 1"):
         unlearn(_nan_copy(model), store, req, "gnndelete", split=split, epochs=2)
-    with pytest.raises(FloatingPointError, match="gradient_ascent: the loss is nan at epoch 1"):
+    with pytest.raises(FloatingPointError, match="gradient_ascent: the loss became NaN or infinite at epoch 1"):
         unlearn(_nan_copy(model), store, req, "gradient_ascent", epochs=2)
     fresh = gu.GraphStore(split.train_data)
     for kwargs in (dict(split=split, eval_every=1), dict(split=None)):  # checked at evaluations and at the end
         with pytest.raises(FloatingPointError, match="train.link_prediction: .*NaN or infinite"):
             train.link_prediction(_nan_copy(model), fresh, epochs=3, progress=False, **kwargs)
     with pytest.raises(FloatingPointError, match="train.link_prediction"):
-        train.link_prediction(model.fresh(), fresh, split, epochs=4, lr=1e30, eval_every=2, progress=False)
+        train.link_prediction(models.fresh_copy(model), fresh, split, epochs=4, lr=1e30, eval_every=2,
+                              progress=False)
 
 
 def test_load_checkpoint_refuses_what_is_not_a_checkpoint(tiny, tmp_path):
@@ -254,16 +265,21 @@ def test_load_checkpoint_refuses_what_is_not_a_checkpoint(tiny, tmp_path):
     _, _, model = tiny
     atomic_save({"weights": torch.ones(2)}, tmp_path / "dict.pt")
     with pytest.raises(CorruptFileError, match=r"dict\.pt: not a graphunlearn model checkpoint"):
-        train.load_checkpoint(tmp_path / "dict.pt")
-    train.save_checkpoint(tmp_path / "m.pt", model)
+        gu.load_model(tmp_path / "dict.pt")
+    gu.save_model(tmp_path / "m.pt", model)
     blob = torch.load(tmp_path / "m.pt", weights_only=True)
     first = next(iter(blob["state_dict"]))
     blob["state_dict"][first] = torch.zeros(1, 1)  # weights of the wrong shape
     atomic_save(blob, tmp_path / "bad.pt")
-    with pytest.raises(CorruptFileError, match=r"bad\.pt: the GNN checkpoint does not load \(RuntimeError.*size"):
-        train.load_checkpoint(tmp_path / "bad.pt")
+    with pytest.raises(CorruptFileError, match=r"bad\.pt: the weights do not fit the GNN given \(.*size"):
+        gu.load_model(tmp_path / "bad.pt")
+    blob = torch.load(tmp_path / "m.pt", weights_only=True)
+    blob["state_dict"][first] = blob["state_dict"][first] + 1  # same shape, altered values
+    atomic_save(blob, tmp_path / "edited.pt")
+    with pytest.raises(CorruptFileError, match=r"edited\.pt: the weights do not match the card's weight_hash"):
+        gu.load_model(tmp_path / "edited.pt")
     (tmp_path / "cut.pt").write_bytes((tmp_path / "m.pt").read_bytes()[:100])
     with pytest.raises(CorruptFileError, match=r"cut\.pt: the file is truncated"):
-        train.load_checkpoint(tmp_path / "cut.pt")
-    with pytest.raises(TypeError, match="load_checkpoint: path must be"):
-        train.load_checkpoint(None)
+        gu.load_model(tmp_path / "cut.pt")
+    with pytest.raises(TypeError, match="load_model: path must be"):
+        gu.load_model(None)

@@ -10,9 +10,42 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
 
 from ..kernels import csr_row_index, masked_spmm
-from ..requests import LiveGraph
+from ..requests import LiveGraph, bound
+
+_PLAIN_ATTR = "_graphunlearn_plain_live"
+
+
+def resolve(graph: LiveGraph | Tensor, num_nodes: int) -> LiveGraph:
+    """The :class:`~graphunlearn.requests.LiveGraph` a deletion-aware layer aggregates over.
+
+    ``graph`` is a store's view, the ``edge_index`` a store handed out (``store.live().edge_index``, which
+    leads back to the store's cached CSR and live masks), or any other ``edge_index`` [2, E] (every edge
+    live; its CSR is built once by :func:`as_live` and kept with the tensor until it is modified in place).
+    ``num_nodes``: N, used only for a plain ``edge_index``.
+
+    Raises:
+        TypeError: ``graph`` is neither a ``LiveGraph`` nor a tensor.
+        ValueError: a plain ``edge_index`` that is not [2, E] of integers.
+    """
+    if isinstance(graph, LiveGraph):
+        return graph
+    if not isinstance(graph, Tensor):
+        raise TypeError(f"expected a LiveGraph or an edge_index tensor [2, E], got {type(graph).__name__}")
+    live = bound(graph)
+    if live is not None:
+        return live
+    if graph.dim() != 2 or graph.size(0) != 2 or graph.is_floating_point():
+        raise ValueError(f"edge_index must be an integer tensor of shape [2, E], got {graph.dtype} "
+                         f"{list(graph.shape)}")
+    cached = getattr(graph, _PLAIN_ATTR, None)
+    if cached is not None and cached[0] == graph._version and cached[1] == num_nodes:
+        return cached[2]
+    live = as_live(graph, num_nodes)
+    setattr(graph, _PLAIN_ATTR, (graph._version, num_nodes, live))
+    return live
 
 
 def _aggregate(x: Tensor, graph: LiveGraph, *, reduce: str = "sum", normalize: bool = False,
@@ -54,7 +87,7 @@ def _gcn_self_loops(graph: LiveGraph) -> tuple[Tensor, Tensor, Tensor]:
     return mask, deg, loop_weight
 
 
-class GCNConv(nn.Module):
+class GCNConv(MessagePassing):
     r"""GCN layer (Kipf and Welling, ICLR 2017) on the live graph:
     :math:`X' = \hat D^{-1/2} (A + I) \hat D^{-1/2} X W + b` with :math:`\hat D` from live (weighted) degrees.
 
@@ -83,7 +116,8 @@ class GCNConv(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
+    def forward(self, x: Tensor, graph: LiveGraph | Tensor) -> Tensor:
+        graph = resolve(graph, x.size(0))
         x = self.lin(x)
         if self.normalize and graph.has_self_loops:  # O(S) more work per call; graphs without loops skip it
             mask, deg, loop_weight = _gcn_self_loops(graph)
@@ -98,7 +132,7 @@ class GCNConv(nn.Module):
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels})"
 
 
-class SAGEConv(nn.Module):
+class SAGEConv(MessagePassing):
     r"""GraphSAGE layer (Hamilton et al., NeurIPS 2017) with mean aggregation over live in-edges:
     :math:`x'_i = W_1 x_i + W_2 \operatorname{mean}_{j \in N_{live}(i)} x_j`.
 
@@ -120,14 +154,15 @@ class SAGEConv(nn.Module):
         self.lin_l.reset_parameters()
         self.lin_r.reset_parameters()
 
-    def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
+    def forward(self, x: Tensor, graph: LiveGraph | Tensor) -> Tensor:
+        graph = resolve(graph, x.size(0))
         return self.lin_l(_aggregate(x, graph, reduce="mean")) + self.lin_r(x)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, aggr=mean)"
 
 
-class GINConv(nn.Module):
+class GINConv(MessagePassing):
     r"""GIN layer (Xu et al., ICLR 2019): :math:`x'_i = h_\Theta((1 + \epsilon) x_i + \sum_{j \in N_{live}(i)} x_j)`.
 
     Args:
@@ -153,21 +188,23 @@ class GINConv(nn.Module):
                 module.reset_parameters()
         self.eps.data.fill_(self.initial_eps)
 
-    def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
+    def forward(self, x: Tensor, graph: LiveGraph | Tensor) -> Tensor:
+        graph = resolve(graph, x.size(0))
         return self.nn((1 + self.eps) * x + _aggregate(x, graph))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(nn={self.nn})"
 
 
-class LGConv(nn.Module):
+class LGConv(MessagePassing):
     r"""LightGCN propagation (He et al., SIGIR 2020) on the live graph, no parameters:
     :math:`X' = D^{-1/2} A D^{-1/2} X` with :math:`D` the live in-degree (no self loops; isolated nodes get 0).
 
     Shapes: x [N, F] -> [N, F].
     """
 
-    def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
+    def forward(self, x: Tensor, graph: LiveGraph | Tensor) -> Tensor:
+        graph = resolve(graph, x.size(0))
         # gcn_deg counts the self loop; LightGCN's normalisation does not.
         return masked_spmm(graph.rowptr, graph.col, x, graph.mask, graph.edge_weight, normalize=True,
                            self_loops=False, deg=graph.gcn_deg - 1, transpose=graph.transpose)
@@ -179,7 +216,7 @@ def live_edge_index(graph: LiveGraph) -> Tensor:
     return torch.stack([graph.col[graph.mask], dst[graph.mask]])
 
 
-class GATConv(nn.Module):
+class GATConv(MessagePassing):
     r"""Graph attention (Velickovic et al., ICLR 2018) on the live graph.
 
     Attention has no masked-aggregation kernel yet: this layer runs PyTorch Geometric's ``GATConv`` (held as
@@ -198,8 +235,10 @@ class GATConv(nn.Module):
     def reset_parameters(self) -> None:
         self.conv.reset_parameters()
 
-    def forward(self, x: Tensor, graph: LiveGraph) -> Tensor:
-        return self.conv(x, live_edge_index(graph))
+    def forward(self, x: Tensor, graph: LiveGraph | Tensor) -> Tensor:
+        if isinstance(graph, Tensor):  # a store's live edge_index or a plain one: PyG's layer takes it as it is
+            return self.conv(x, graph)
+        return self.conv(x, graph.edge_index if graph.edge_index is not None else live_edge_index(graph))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.conv})"

@@ -1,13 +1,14 @@
 r"""The unlearning benchmark engine: tasks x datasets x backbones x forget fractions x settings x seeds.
 
-A configuration (see :data:`CONFIGS`) names a task (``link``, ``node`` or ``rec``) and the grid. Each cell
-trains the original model (kept in memory per dataset/backbone/seed within a run), registers the forget set,
-runs every method (``retrain`` is the gold row, with the original's recipe) and evaluates with
-:mod:`graphunlearn.evaluate`, recording wall time and peak memory. A finished cell is stored as JSON under
-``out/cells`` keyed by a hash of its full configuration, so an interrupted or extended run recomputes only
-what is new or changed. :func:`write_outputs` writes ``results.csv``, ``results.json``, ``results.md`` (mean
-+- std over seeds, the gold row beside every method, the configuration's quality and speed targets checked,
-machine and versions in the header) and ``plots.png`` (utility vs forgetting; time vs forget fraction).
+A configuration (a JSON file under ``benchmarks/configs``, see :mod:`graphunlearn.bench.configs`) names a
+task (``link``, ``node`` or ``rec``) and the grid. Each cell trains the original model (kept in memory per
+dataset/backbone/seed within a run), registers the forget set, runs every method (``retrain`` is the gold
+row, with the original's recipe) and evaluates with :mod:`graphunlearn.evaluate`, recording wall time and
+peak memory. A finished cell is stored as JSON under ``out/cells`` keyed by a hash of its full
+configuration, so an interrupted or extended run recomputes only what is new or changed.
+:func:`write_outputs` writes ``results.csv``, ``results.json``, ``results.md`` (mean +- std over seeds, the
+gold row beside every method, the configuration's quality and speed targets checked, machine and versions in
+the header) and ``plots.png`` (utility vs forgetting; time vs forget fraction).
 
 Used by ``graphunlearn bench`` and ``benchmarks/run_unlearning.py``.
 """
@@ -27,68 +28,10 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, datasets, evaluate, models, train
-from .store import GraphStore
-from .unlearning import methods, unlearn
-
-_PROTOCOL_SEEDS = [42, 21, 13, 87, 100]
-_LINK = ["retrain", "unlink", "d2dgn", "gnndelete"]
-
-#: name -> configuration. ``settings``: ``in``/``out`` (link), ``nodes`` (node), ``interaction``/``user``/
-#: ``item_group`` (rec). ``fractions``: of training edges, training nodes, or training interactions (users for
-#: ``user``). ``targets``: checks written into ``results.md`` (rules in :func:`check_targets`).
-CONFIGS: dict[str, dict] = {
-    "smoke": dict(task="link", datasets=["synthetic"], backbones=["gcn"], methods=_LINK, fractions=[0.025],
-                  settings=["in"], seeds=[42], epochs=30),
-    "smoke-node": dict(task="node", datasets=["synthetic"], backbones=["gcn"],
-                       methods=["retrain", "unlink", "finetune", "d2dgn"], fractions=[0.05], settings=["nodes"],
-                       seeds=[42], epochs=30),
-    "smoke-rec": dict(task="rec", datasets=["synthetic-rec"], backbones=["lightgcn"],
-                      methods=["retrain", "unlink", "reverse_bpr"], fractions=[0.05], settings=["item_group"],
-                      seeds=[42], epochs=5, train={"batch_size": 1024}),
-    # the issue's headline target: Cora, GCN, 2.5% "in", 5 seeds
-    "cora-gcn-target": dict(task="link", datasets=["cora"], backbones=["gcn"], methods=_LINK, fractions=[0.025],
-                            settings=["in"], seeds=_PROTOCOL_SEEDS, epochs=200,
-                            targets=[dict(method="d2dgn", metric="dt_auroc", rule="abs_gap", value=0.01),
-                                     dict(method="d2dgn", metric="df_auroc", rule="abs_gap", value=0.03),
-                                     dict(method="d2dgn", metric="seconds", rule="speedup", value=10.0)]),
-    "cora-link": dict(task="link", datasets=["cora"], backbones=["gcn", "gat", "gin"],
-                      methods=_LINK + ["gradient_ascent", "finetune"], fractions=[0.005, 0.01, 0.025, 0.05],
-                      settings=["in", "out"], seeds=_PROTOCOL_SEEDS, epochs=200),
-    # ogbl-ddi on CPU: ~4 s per training epoch, so 100 epochs and a 20-epoch shadow model for the attacker;
-    # its 2-hop neighbourhoods cover nearly the whole graph, so d2dgn draws 131072 retained edges per epoch;
-    # it ran with d2dgn's earlier budget (10 epochs, validation every 2), pinned here so its cells stay valid
-    "ddi-target": dict(task="link", datasets=["ogbl-ddi"], backbones=["gcn"], methods=_LINK, fractions=[0.025],
-                       settings=["in"], seeds=[42, 21, 13], epochs=100, attack_epochs=20,
-                       options={"d2dgn": {"max_pairs": 131072, "epochs": 10, "eval_every": 2}},
-                       targets=[dict(method="d2dgn", metric="hits@20", rule="abs_gap", value=0.02),
-                                dict(method="d2dgn", metric="seconds", rule="speedup", value=10.0)]),
-    # no "out" on ddi: the 2-hop neighbourhood of its test edges' endpoints holds every training edge
-    "ddi-link": dict(task="link", datasets=["ogbl-ddi"], backbones=["gcn", "gat", "gin"], methods=_LINK,
-                     fractions=[0.005, 0.01, 0.025, 0.05], settings=["in"], seeds=[42, 21, 13], epochs=100,
-                     attack_epochs=20, options={"d2dgn": {"max_pairs": 131072}}),
-    "cora-node": dict(task="node", datasets=["cora"], backbones=["gcn", "gat", "gin"],
-                      methods=["retrain", "unlink", "finetune", "d2dgn"], fractions=[0.05, 0.1],
-                      settings=["nodes"], seeds=_PROTOCOL_SEEDS, epochs=200),
-    "movielens-target": dict(task="rec", datasets=["movielens-100k"], backbones=["lightgcn"],
-                             methods=["retrain", "unlink", "reverse_bpr"], fractions=[0.025],
-                             settings=["item_group"], seeds=_PROTOCOL_SEEDS, epochs=50,
-                             targets=[dict(method="reverse_bpr", metric="recall@20", rule="rel_gap", value=0.05),
-                                      dict(method="reverse_bpr", metric="forget_recall@20", rule="at_most_gold_plus",
-                                           value=0.01),
-                                      dict(method="reverse_bpr", metric="seconds", rule="speedup", value=1.0)]),
-    "movielens-kinds": dict(task="rec", datasets=["movielens-100k"], backbones=["lightgcn"],
-                            methods=["retrain", "unlink", "reverse_bpr"], fractions=[0.025],
-                            settings=["interaction", "user", "item_group"], seeds=[42, 21, 13], epochs=50),
-    "movielens-rec": dict(task="rec", datasets=["movielens-100k"], backbones=["lightgcn", "mf"],
-                          methods=["retrain", "unlink", "reverse_bpr"], fractions=[0.01, 0.025, 0.05],
-                          settings=["interaction", "user", "item_group"], seeds=_PROTOCOL_SEEDS, epochs=50),
-    # Gowalla: 810k training interactions; LightGCN epochs are minutes on CPU, hence one seed, 20 epochs
-    "gowalla-rec": dict(task="rec", datasets=["gowalla"], backbones=["lightgcn"],
-                        methods=["retrain", "unlink", "reverse_bpr"], fractions=[0.01],
-                        settings=["interaction", "user", "item_group"], seeds=[42], epochs=20,
-                        train={"batch_size": 65536}),
-}
+from .. import __version__, datasets, evaluate, models, train
+from ..store import GraphStore
+from ..unlearning import methods, unlearn
+from .configs import config_label, config_names, load_config
 
 METRICS = {
     "link": ["dt_auroc", "df_auroc", "hits@20", "mi_ratio", "gap_test_kl", "gap_deleted_kl", "seconds", "peak_mb"],
@@ -125,18 +68,20 @@ def plan(config: dict) -> list[dict]:
 
 
 def describe() -> list[str]:
-    """One line per configuration: name, task, number of cells and the grid."""
+    """One line per configuration found (:func:`~graphunlearn.bench.configs.config_names`): name, task, number
+    of cells and the grid."""
     return [f"{name:17s} {c['task']:4s} {len(plan(c)):4d} cells: {', '.join(c['datasets'])}; "
             f"{', '.join(c['backbones'])}; {', '.join(c['settings'])}; fractions {c['fractions']}"
-            for name, c in CONFIGS.items()]
+            for name, c in ((name, load_config(name)) for name in config_names())]
 
 
-def run_config(name: str, out: str | os.PathLike, progress: bool = True) -> Path:
-    """Run or resume configuration ``name`` under ``out`` and write its outputs; returns ``results.md``."""
-    if name not in CONFIGS:
-        raise ValueError(f"unknown configuration {name!r}; known: {', '.join(CONFIGS)}")
-    rows = run(CONFIGS[name], out, progress=progress)
-    return write_outputs(rows, out, CONFIGS[name], name=name)
+def run_config(name: str | os.PathLike, out: str | os.PathLike, progress: bool = True) -> Path:
+    """Run or resume configuration ``name`` (a name, or the path of a ``.json`` file: see
+    :func:`~graphunlearn.bench.configs.load_config`) under ``out`` and write its outputs; returns
+    ``results.md``."""
+    config = load_config(name)
+    rows = run(config, out, progress=progress)
+    return write_outputs(rows, out, config, name=config_label(name))
 
 
 def cell_key(cell: dict) -> str:

@@ -1,0 +1,156 @@
+"""Benchmark configurations as data: one JSON file per configuration, ``<name>.json``.
+
+A configuration names a task (``link``, ``node`` or ``rec``) and the grid the engine runs::
+
+    {"task": "link", "datasets": ["cora"], "backbones": ["gcn"], "methods": ["retrain", "d2dgn"],
+     "fractions": [0.025], "settings": ["in"], "seeds": [42, 21], "epochs": 200}
+
+Required keys: ``task``, ``datasets``, ``backbones``, ``methods``, ``fractions``, ``settings`` (``in``/``out``
+for link, ``nodes`` for node, ``interaction``/``user``/``item_group`` for rec), ``seeds`` and ``epochs``.
+Optional: ``attack_epochs`` (link: the membership-inference shadow model's epochs, default ``epochs``),
+``options`` (method -> option overrides), ``train`` (extra keyword arguments of the training function),
+``targets`` (checks written into ``results.md``, see :func:`graphunlearn.bench.check_targets`) and ``note``
+(free text, ignored). ``fractions`` are of training edges, training nodes, or training interactions (users
+for ``user``).
+
+Configurations are found by name in the folders of :func:`config_dirs`, first match first. The library
+needs none of them to import; they are read only when one is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import graphunlearn
+
+#: environment variable: more configuration folders, searched first (``os.pathsep``-separated)
+ENV = "GRAPHUNLEARN_BENCH_CONFIGS"
+
+_REQUIRED = ("task", "datasets", "backbones", "methods", "fractions", "settings", "seeds", "epochs")
+_OPTIONAL = ("attack_epochs", "options", "train", "targets", "note")
+_TARGET_KEYS = ("method", "metric", "rule", "value")
+
+
+def config_dirs() -> list[Path]:
+    """The folders searched for ``<name>.json``, in order: each folder of ``$GRAPHUNLEARN_BENCH_CONFIGS``,
+    ``benchmarks/configs`` under the current directory, and ``benchmarks/configs`` of the source checkout
+    this package was imported from. Duplicates are dropped; folders that do not exist are kept (they are
+    simply empty)."""
+    found = [Path(p) for p in os.environ.get(ENV, "").split(os.pathsep) if p]
+    found += [Path.cwd() / "benchmarks" / "configs",
+              Path(graphunlearn.__file__).resolve().parents[1] / "benchmarks" / "configs"]
+    out, seen = [], set()
+    for folder in found:
+        key = os.path.normcase(os.path.abspath(folder))
+        if key not in seen:
+            seen.add(key)
+            out.append(folder)
+    return out
+
+
+def _files() -> dict[str, Path]:
+    """name -> file, the first folder holding a name winning."""
+    files: dict[str, Path] = {}
+    for folder in config_dirs():
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.json")):
+                if path.is_file():
+                    files.setdefault(path.stem, path)
+    return files
+
+
+def config_names() -> list[str]:
+    """The names of the configurations found in :func:`config_dirs`, sorted."""
+    return sorted(_files())
+
+
+def is_path(name_or_path: str | os.PathLike) -> bool:
+    """Whether ``name_or_path`` names a file (ends with ``.json`` or holds a folder separator), not a
+    configuration name."""
+    text = os.fspath(name_or_path)
+    return (isinstance(name_or_path, os.PathLike) or text.endswith(".json") or "/" in text
+            or os.sep in text or bool(os.altsep and os.altsep in text))
+
+
+def config_label(name_or_path: str | os.PathLike) -> str:
+    """The name results are recorded under: the name itself, or a file's name without ``.json``."""
+    return Path(name_or_path).stem if is_path(name_or_path) else os.fspath(name_or_path)
+
+
+def load_config(name_or_path: str | os.PathLike) -> dict:
+    """The configuration ``name_or_path``: a name searched in :func:`config_dirs`, or the path of a ``.json``
+    file. Raises ValueError for an unknown name (listing the names found and the folders searched), a
+    missing file, or a file that is not a valid configuration (naming the file and the problem)."""
+    if is_path(name_or_path):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ValueError(f"benchmark configuration file {path} does not exist")
+    else:
+        name = os.fspath(name_or_path)
+        files = _files()
+        if name not in files:
+            searched = ", ".join(f"{d}{'' if d.is_dir() else ' (missing)'}" for d in config_dirs())
+            raise ValueError(f"unknown configuration {name!r}; known: {', '.join(sorted(files)) or 'none'} "
+                             f"(searched {searched}; set ${ENV} or pass a .json path)")
+        path = files[name]
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"benchmark configuration {path}: not valid JSON ({exc})") from None
+    problem = _problem(config)
+    if problem:
+        raise ValueError(f"benchmark configuration {path}: {problem}")
+    return config
+
+
+def _problem(config) -> str | None:
+    """What makes ``config`` unusable by the engine, or None. Task names, method names and target rules are
+    checked by the engine itself (``plan``, ``check_targets``)."""
+    if not isinstance(config, dict):
+        return f"must be a JSON object, got {type(config).__name__}"
+    missing = [k for k in _REQUIRED if k not in config]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    unknown = [k for k in config if k not in _REQUIRED + _OPTIONAL]
+    if unknown:
+        return f"unknown keys {', '.join(unknown)}; known: {', '.join(_REQUIRED + _OPTIONAL)}"
+    if not isinstance(config["task"], str):
+        return f"task must be a string, got {config['task']!r}"
+    for key in ("datasets", "backbones", "methods", "settings"):
+        if not _list_of(config[key], str):
+            return f"{key} must be a non-empty list of strings, got {config[key]!r}"
+    if not _list_of(config["fractions"], (int, float)) or not all(0 < f <= 1 for f in config["fractions"]):
+        return f"fractions must be a non-empty list of numbers in (0, 1], got {config['fractions']!r}"
+    if not _list_of(config["seeds"], int) or not all(s >= 0 for s in config["seeds"]):
+        return f"seeds must be a non-empty list of integers >= 0, got {config['seeds']!r}"
+    for key in ("epochs", "attack_epochs"):
+        if key in config and not (_is(config[key], int) and config[key] >= 1):
+            return f"{key} must be an integer >= 1, got {config[key]!r}"
+    options = config.get("options", {})
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        return f"options must map method names to objects of options, got {options!r}"
+    if not isinstance(config.get("train", {}), dict):
+        return f"train must be an object of keyword arguments, got {config['train']!r}"
+    targets = config.get("targets", [])
+    if not isinstance(targets, list):
+        return f"targets must be a list, got {targets!r}"
+    for t in targets:
+        if not isinstance(t, dict) or sorted(t) != sorted(_TARGET_KEYS) or not _is(t["value"], (int, float)):
+            return f"each target must be an object with {', '.join(_TARGET_KEYS)} (a number), got {t!r}"
+    if "note" in config and not isinstance(config["note"], str):
+        return f"note must be a string, got {config['note']!r}"
+    return None
+
+
+def _is(value, kinds) -> bool:
+    """isinstance without bool counting as a number, and without NaN or infinity."""
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        return False
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def _list_of(value, kinds) -> bool:
+    return isinstance(value, list) and len(value) > 0 and all(_is(v, kinds) for v in value)

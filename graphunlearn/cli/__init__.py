@@ -1,0 +1,72 @@
+"""The ``graphunlearn`` command: unlearning on saved stores and checkpoints, and the benchmark runner.
+
+A run folder holds ``store/`` (a saved GraphStore of the training graph, its journal included),
+``split.pt`` (the task and its validation/test data) and model checkpoints. Tasks: ``link`` (link
+prediction), ``node`` (node classification), ``rec`` (recommendation; the default for user-item datasets).
+Typical use::
+
+    graphunlearn split --dataset cora --run runs/cora                 # --task link (default)
+    graphunlearn train --run runs/cora                                # -> runs/cora/model.pt
+    graphunlearn delete --run runs/cora --fraction 0.025 --setting in # request 0
+    graphunlearn unlearn --run runs/cora --request 0 --method d2dgn   # -> runs/cora/d2dgn-r0.pt
+    graphunlearn unlearn --run runs/cora --request 0 --method retrain # -> runs/cora/retrain-r0.pt
+    graphunlearn evaluate --run runs/cora --request 0 --model d2dgn-r0.pt --gold retrain-r0.pt
+
+    graphunlearn split --dataset cora --task node --run runs/node     # node deletion
+    graphunlearn delete --run runs/node --fraction 0.05               # 5% of the training nodes
+
+    graphunlearn split --dataset movielens-100k --run runs/ml         # recommendation
+    graphunlearn train --run runs/ml --model lightgcn
+    graphunlearn delete --run runs/ml --item-group Horror             # licence revoked for a genre
+    graphunlearn unlearn --run runs/ml --request 0 --method reverse_bpr
+
+    graphunlearn bench --list                                         # benchmark configurations
+    graphunlearn bench --config smoke --out results/smoke
+"""
+
+# One module per subcommand (``add_parser(subparsers)`` and ``run(args)``); what they share is in ``common``.
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from . import bench, delete, evaluate, methods, split, train, unlearn
+from .common import USER_ERRORS, CLIError, _message, _Parser
+
+__all__ = ["CLIError", "USER_ERRORS", "build_parser", "main"]
+
+#: the subcommands, in the order ``--help`` lists them
+_COMMANDS = (split, train, delete, unlearn, evaluate, methods, bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="graphunlearn", description=__doc__.split("\n\n")[0],
+                epilog=__doc__.split("\n\n", 1)[1],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    for command in _COMMANDS:
+        command.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit status: 0, or 2 for a user error (a bad argument, or one of
+    ``USER_ERRORS``), said in one line on stderr (with the traceback too when ``GRAPHUNLEARN_DEBUG`` is set).
+    ``--help`` prints and returns 0."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse's usage errors and --help: a status, for in-process callers too
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        args.fn(args)
+    except USER_ERRORS as exc:
+        # The library refuses bad input with ValueError/TypeError naming it; a bug may raise them too, so
+        # GRAPHUNLEARN_DEBUG=1 shows the traceback behind the one line.
+        if os.environ.get("GRAPHUNLEARN_DEBUG"):
+            traceback.print_exc()
+        print(f"graphunlearn {args.command}: error: {_message(exc)}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,215 @@
+"""What the ``graphunlearn`` subcommands share: the user error type, argument types, the run folder and its
+split file, checkpoint paths, and the one-line error message."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from torch_geometric.data import Data
+
+from .. import datasets, train
+from ..graph import to_bidirected
+from ..io import CorruptFileError, StoreLockedError, safe_load
+from ..store import DeletionError, GraphStore
+
+
+class CLIError(Exception):
+    """A user error: printed without a traceback, exit status 2."""
+
+
+# The library's documented user errors: each is printed as one line with exit status 2. Anything else is a
+# bug and keeps its traceback. StoreLockedError: another process holds the run's store open for writing.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CLIError, CorruptFileError, DeletionError, ValueError, TypeError, FileNotFoundError, FileExistsError,
+    NotADirectoryError, IsADirectoryError, PermissionError, StoreLockedError, FloatingPointError,
+)
+
+
+# ----------------------------------------------------------------------------------------- argument types
+# argparse reports an ArgumentTypeError as "argument --x: <message>", so each message says what the value
+# must be; a plain ValueError would only say "invalid <function name> value".
+
+def positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"must be an integer seed in [0, 2**63), got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = _float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], got {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+def _id_list(option: str, text: str) -> list[int]:
+    """``3,17`` as ``[3, 17]``; anything else is a CLIError naming the option and the bad item."""
+    items = [t.strip() for t in text.split(",")]
+    for item in items:
+        if not item.lstrip("-").isdigit():
+            raise CLIError(f"{option} takes comma-separated integer ids such as 3,17; {item!r} is not one")
+    return [int(t) for t in items]
+
+
+def _pair_list(text: str) -> list[tuple[int, int]]:
+    pairs = []
+    for item in text.split(","):
+        ends = item.strip().split("-")
+        if len(ends) != 2 or not all(e.strip().isdigit() for e in ends):
+            raise CLIError(f"--edges takes pairs of node ids such as 0-633,5-7; {item.strip()!r} is not one")
+        pairs.append((int(ends[0]), int(ends[1])))
+    return pairs
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``graphunlearn <cmd>: error: ...``) like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+# ----------------------------------------------------------------------------------- run folder and split
+def _run_dir(path: str, must_exist: bool = True) -> Path:
+    run = Path(path)
+    # a run folder under a file (``--run notes.txt/run``) can neither exist nor be created: say so first
+    for parent in [run, *run.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CLIError(f"--run {run}: {parent} is a file, not a folder")
+            break
+    if must_exist and not (run / "store").is_dir():
+        raise CLIError(f"{run} is not a run folder (no {run / 'store'}); create one with `graphunlearn split`")
+    return run
+
+
+@contextmanager
+def _opened(run: Path, read_only: bool = False):
+    """The run's store, split and task; the store is closed (its writer lock released) on leaving."""
+    blob = _split_blob(run)
+    store = GraphStore.open(run / "store", read_only=read_only)
+    try:
+        yield (store, *_split(store, blob))
+    finally:
+        store.close()
+
+
+_SPLIT_KEYS = {"node": ("train_idx", "val_idx", "test_idx", "official"),
+               "rec": ("train_pos", "test_pos", "num_users", "num_items", "official"),
+               "link": ("val_pos", "val_neg", "test_pos", "test_neg", "seed", "official")}
+
+
+def _split_blob(run: Path) -> dict:
+    path = run / "split.pt"
+    blob = safe_load(path)
+    task = blob.get("task", "link") if isinstance(blob, dict) else None
+    if task not in _SPLIT_KEYS:
+        raise CLIError(f"{path}: not a split file written by `graphunlearn split` (no known task)")
+    missing = [k for k in _SPLIT_KEYS[task] if k not in blob]
+    if missing:
+        raise CLIError(f"{path}: the {task} split lacks {', '.join(missing)}; recreate it with `graphunlearn split`")
+    return blob
+
+
+def _split(store: GraphStore, blob: dict):
+    """The split object and task that the split file ``blob`` describes, over ``store``'s graph."""
+    task = blob.get("task", "link")
+    if task == "node":
+        return datasets.NodeSplit(blob["train_idx"], blob["val_idx"], blob["test_idx"], blob["official"]), task
+    train_data = Data(x=store.x, edge_index=to_bidirected(store.edge_index), num_nodes=store.num_nodes)
+    if blob.get("dataset"):
+        train_data.name = blob["dataset"]
+    if task == "rec":
+        split = datasets.RecSplit(train_data, blob["train_pos"], blob["test_pos"], blob["num_users"],
+                                  blob["num_items"], blob["official"])
+        return split, task
+    split = datasets.LinkSplit(train_data, blob["val_pos"], blob["val_neg"], blob["test_pos"], blob["test_neg"],
+                               seed=blob["seed"], official=blob["official"])
+    return split, task
+
+
+# ------------------------------------------------------------------------------ checkpoints and requests
+def _checkpoint(run: Path, name: str) -> Path:
+    path = Path(name) if Path(name).is_absolute() or Path(name).exists() else run / name
+    if not path.is_file():
+        raise CLIError(f"checkpoint {path} does not exist")
+    return path
+
+
+def _load_model(run: Path, name: str):
+    """The checkpoint ``name`` (in the run folder, or a path). A damaged file is a CorruptFileError from
+    ``safe_load``; a readable torch file that is not a model checkpoint is said to be one here."""
+    path = _checkpoint(run, name)
+    try:
+        return train.load_checkpoint(path)
+    except (KeyError, AttributeError, RuntimeError) as exc:  # a dict without our keys, or weights of another shape
+        raise CLIError(f"checkpoint {path}: not a model checkpoint written by graphunlearn "
+                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+
+
+def _output(run: Path, name: str, option: str = "--output") -> Path:
+    """Where a checkpoint named ``name`` goes: in the run folder, never over a folder."""
+    if not name or name.endswith(("/", os.sep)):
+        raise CLIError(f"{option} must name a file, got {name!r}")
+    out = run / name
+    if out.is_dir():
+        raise CLIError(f"{option} {out} is a folder; name a checkpoint file")
+    return out
+
+
+def _request(store: GraphStore, request_id: int):
+    if not store.requests:
+        raise CLIError(f"request {request_id} does not exist; the store has no requests yet (register one with "
+                       "`graphunlearn delete`)")
+    if not 0 <= request_id < len(store.requests):
+        raise CLIError(f"request {request_id} does not exist; the store has requests 0..{len(store.requests) - 1}")
+    return store.requests[request_id]
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def _message(exc: BaseException) -> str:
+    """One line for a user error: an OSError as "what: path", anything else as its message's first line."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())  # one line, whatever the message held

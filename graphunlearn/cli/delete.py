@@ -1,0 +1,106 @@
+"""``graphunlearn delete``: register a deletion request (journaled before it applies)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import datasets
+from ..io import safe_load
+from ..store import GraphStore
+from .common import CLIError, _id_list, _opened, _pair_list, _run_dir, fraction, nonnegative_int, seed_int
+
+_DELETE_WAYS = ("fraction", "features", "edges", "nodes", "edge_class", "node_class", "item_group")
+
+
+def add_parser(subparsers) -> None:
+    s = subparsers.add_parser("delete", help="register a deletion request (journaled before it applies)")
+    s.add_argument("--run", required=True)
+    s.add_argument("--fraction", type=fraction, help="sample this fraction as the forget set (protocol): link: of "
+                   "training edges; node: of training nodes; rec: of interactions or users (see --kind)")
+    s.add_argument("--setting", choices=["in", "out"], default="in", help="link: where Df lies (default in)")
+    s.add_argument("--kind", choices=list(datasets.REC_KINDS), default="interaction",
+                   help="rec: what --fraction samples (default interaction)")
+    s.add_argument("--item-group", metavar="GROUP",
+                   help="rec: every interaction with the items of this group: a MovieLens genre name such as "
+                   "Horror, or its column number")
+    s.add_argument("--features", help="erase all feature values of these node ids, such as 3,17")
+    s.add_argument("--edges", help="pairs such as 0-633,5-7")
+    s.add_argument("--nodes", help="node ids such as 3,17")
+    s.add_argument("--edge-class", type=nonnegative_int)
+    s.add_argument("--node-class", type=nonnegative_int)
+    s.add_argument("--seed", type=seed_int, default=0)
+    s.set_defaults(fn=run)
+
+
+def run(args) -> None:
+    run = _run_dir(args.run)
+    given = [f"--{w.replace('_', '-')}" for w in _DELETE_WAYS if getattr(args, w) is not None]
+    if not given:
+        raise CLIError("say what to delete: --fraction, --edges, --nodes, --features, --edge-class, --node-class "
+                       "or --item-group")
+    if len(given) > 1:
+        raise CLIError(f"one deletion per request: give one of {', '.join(given)}, not several")
+    with _opened(run) as (store, split, task):
+        print(_delete(args, run, store, split, task).summary())
+
+
+def _delete(args, run: Path, store: GraphStore, split, task: str):
+    if args.item_group is not None:
+        if task != "rec":
+            raise CLIError("--item-group is for recommendation runs (split --task rec)")
+        blob = safe_load(run / "split.pt")
+        groups, names = blob.get("item_groups"), blob.get("item_group_names") or []
+        if groups is None:
+            raise CLIError("this dataset has no item groups (MovieLens-100k has genres)")
+        column = _group_column(args.item_group, names, groups.size(1))
+        items = split.num_users + groups[:, column].nonzero().squeeze(1)
+        pairs = datasets.item_group_interactions(split, items)
+        if pairs.size(1) == 0:
+            raise CLIError(f"item group {args.item_group} has no training interactions")
+        ids = store.edge_ids(pairs, layout="edge_index")
+        live = ids[store.edge_mask[ids]]  # users who left took some of them already
+        if live.numel() == 0:
+            raise CLIError(f"every interaction of item group {args.item_group} is already deleted")
+        pairs = store.edge_index[:, live]
+        print(f"item group {column}{f' ({names[column]})' if column < len(names) else ''}: "
+              f"{items.numel()} items, {pairs.size(1)} training interactions")
+        req = store.delete_edges(live, layout="ids")
+    elif args.fraction is not None:
+        if task == "node":
+            req = store.delete_nodes(datasets.forget_nodes(split, fraction=args.fraction, seed=args.seed))
+        elif task == "rec":
+            forget = datasets.forget_recommendation(split, args.kind, args.fraction, seed=args.seed)
+            req = (store.delete_nodes(forget) if args.kind == "user"
+                   else store.delete_edges(forget, layout="edge_index"))
+        else:
+            req = store.delete_edges(datasets.forget_edges(split, args.fraction, args.setting, seed=args.seed),
+                                     layout="edge_index")
+    elif args.features:
+        req = store.delete_node_features(_id_list("--features", args.features))
+    elif args.edges:
+        req = store.delete_edges(_pair_list(args.edges))
+    elif args.nodes:
+        req = store.delete_nodes(_id_list("--nodes", args.nodes))
+    elif args.edge_class is not None:
+        req = store.delete_edge_class(args.edge_class)
+    elif args.node_class is not None:
+        req = store.delete_node_class(args.node_class)
+    else:
+        raise CLIError("say what to delete: --fraction, --edges, --nodes, --features, --edge-class, --node-class "
+                       "or --item-group")
+    return req
+
+
+def _group_column(value: str, names: list[str], count: int) -> int:
+    """An item group given as a column number or a name (case-insensitive)."""
+    lowered = [n.lower() for n in names]
+    if value.lower() in lowered:
+        return lowered.index(value.lower())
+    try:
+        column = int(value)
+    except ValueError:
+        raise CLIError(f"--item-group {value!r} is neither a column number nor a group name; groups: "
+                       f"{', '.join(names) or f'0..{count - 1}'}") from None
+    if not 0 <= column < count:
+        raise CLIError(f"--item-group {column} is out of range 0..{count - 1}")
+    return column

@@ -1,0 +1,67 @@
+r"""Evidence that a model forgot what it was asked to and kept the rest (``../shared/PROTOCOL.md``).
+
+:func:`evaluate` asks the task (:mod:`graphunlearn.tasks`) for its metrics; ``link_prediction``,
+``node_classification`` and ``recommendation`` are the same call with the task fixed. Link prediction:
+Dt/Df AUROC and AUPR, OGB's Hits@K on ``ogbl-*``; node classification: accuracy, macro-F1, accuracy on the
+deleted nodes asked as an attacker would, the posterior-difference MIA; recommendation: Recall@20, NDCG@20,
+forget-set Recall@20. With ``gold``, every task adds the retrain gap by region (deleted, 1-hop, 2-hop,
+rest, test: KL, JS, logit distance, fidelity). All message passing runs on the retained graph. The
+shadow-model attack and the MI ratio are in :mod:`.attacks`. Results are :class:`Metrics` (a dict that
+prints as a table and saves as JSON); :class:`Report` holds several models side by side.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .. import checks
+from ..report import Metrics, Report
+from ..store import GraphStore
+from ..tasks import Task, get_task
+from ..tasks.base import class_gap, edge_regions, pair_gap
+from ..tasks.link import hits_at_k, ogb_hits, ogb_link_metric
+from ..tasks.node import graph_before, macro_f1, node_regions
+from .attacks import MIAttacker, mi_ratio, train_mi_attacker
+
+__all__ = ["MIAttacker", "Metrics", "Report", "class_gap", "edge_regions", "evaluate", "graph_before", "hits_at_k",
+           "link_prediction", "macro_f1", "mi_ratio", "node_classification", "node_regions", "ogb_hits",
+           "ogb_link_metric", "pair_gap", "recommendation", "train_mi_attacker"]
+
+
+def evaluate(model: nn.Module, store: GraphStore, split, forget, *, task: str | Task | None = None,
+             gold: nn.Module | None = None, original: nn.Module | None = None, **options) -> Metrics:
+    """The protocol's metrics of ``model`` after the requests in ``forget`` (one request or several), for
+    ``task`` (default: the split's). ``gold``: a model retrained without the deleted data (adds the retrain
+    gap); ``original``: the model before unlearning (node classification's membership attack); ``options``
+    go to the task's ``evaluate`` (link: ``resamples``, ``seed``, ``hits_k``; rec: ``k``, ``batch_users``).
+
+    Raises:
+        TypeError, ValueError: an argument of the wrong type or out of range; a split of another task; a
+            request not of ``store``; NaN or infinite model outputs (never reported as numbers).
+    """
+    where = f"evaluate.{_NAMES.get(task, 'evaluate') if isinstance(task, str) else 'evaluate'}"
+    checks.check_instance(where, "model", model, nn.Module)
+    checks.check_instance(where, "store", store, GraphStore)
+    checks.check_instance(where, "gold", gold, nn.Module, allow_none=True)
+    checks.check_instance(where, "original", original, nn.Module, allow_none=True)
+    found = get_task(task, split, where, split_optional=False)
+    requests = store.check_requests(forget, where=where, name="forget")
+    return found.evaluate(model, store, split, requests, gold=gold, original=original, where=where, **options)
+
+
+_NAMES = {"link": "link_prediction", "node": "node_classification", "rec": "recommendation"}
+
+
+def link_prediction(model: nn.Module, store: GraphStore, split, forget, **kwargs) -> Metrics:
+    """:func:`evaluate` for link prediction (see :meth:`graphunlearn.tasks.LinkPrediction.evaluate`)."""
+    return evaluate(model, store, split, forget, task="link", **kwargs)
+
+
+def node_classification(model: nn.Module, store: GraphStore, split, forget, **kwargs) -> Metrics:
+    """:func:`evaluate` for node classification (see :meth:`graphunlearn.tasks.NodeClassification.evaluate`)."""
+    return evaluate(model, store, split, forget, task="node", **kwargs)
+
+
+def recommendation(model: nn.Module, store: GraphStore, split, forget, **kwargs) -> Metrics:
+    """:func:`evaluate` for recommendation (see :meth:`graphunlearn.tasks.Recommendation.evaluate`)."""
+    return evaluate(model, store, split, forget, task="rec", **kwargs)

@@ -1,0 +1,154 @@
+"""The project's own backbones. They follow the protocol every model follows here (``model(x, edge_index)``
+-> node representations [N, d] in the store's numbering) and get no special treatment.
+
+``GNN`` (with the ``GCN``/``SAGE``/``GIN``/``GAT`` shorthands) returns node embeddings (link prediction's
+decoder belongs to the task) or, with ``out_channels = num_classes``, node-classification logits.
+``LightGCN`` and ``MF`` are the user-item backbones (users are nodes ``0..U-1``, items ``U..U+I-1``); they
+return the stacked user and item embeddings [U + I, d]. Given the ``edge_index`` a store hands out
+(``store.live().edge_index``), the deletion-aware layers aggregate with the masked kernels over the store's
+cached CSR; given any other ``edge_index`` they build its CSR once and keep it with the tensor.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .. import nn as gnn
+from ..requests import LiveGraph
+
+CONVS = ("gcn", "sage", "gin", "gat")
+
+
+def _conv(kind: str, i: int, o: int, heads: int) -> nn.Module:
+    if kind == "gcn":
+        return gnn.GCNConv(i, o)
+    if kind == "sage":
+        return gnn.SAGEConv(i, o)
+    if kind == "gin":
+        return gnn.GINConv(nn.Sequential(nn.Linear(i, o), nn.ReLU(), nn.Linear(o, o)))
+    if kind == "gat":
+        return gnn.GATConv(i, o // heads if o % heads == 0 else o, heads=heads,
+                           concat=o % heads == 0)
+    raise ValueError(f"unknown conv {kind!r}; expected one of {CONVS}")
+
+
+class GNN(nn.Module):
+    r"""A stack of deletion-aware convolutions with ReLU and dropout between layers.
+
+    Args:
+        in_channels: input feature size, or ``None`` for learnable node embeddings (graphs without
+            features, such as ogbl-ddi; then ``num_nodes`` is required).
+        hidden_channels: hidden size (default 128).
+        out_channels: output size (default 64: embeddings for a dot-product decoder).
+        num_layers: number of convolutions (default 2).
+        conv: ``"gcn"`` (default), ``"sage"``, ``"gin"`` or ``"gat"``.
+        dropout: dropout between layers (default 0.0).
+        num_nodes: nodes of the learnable embedding table (only with ``in_channels=None``).
+        heads: attention heads for GAT (default 1).
+
+    Shapes: x [N, in_channels] (ignored with learnable embeddings), ``edge_index`` [2, E] (or a
+    ``LiveGraph``) -> [N, out_channels].
+    """
+
+    def __init__(self, in_channels: int | None, hidden_channels: int = 128, out_channels: int = 64,
+                 num_layers: int = 2, conv: str = "gcn", dropout: float = 0.0, num_nodes: int | None = None,
+                 heads: int = 1):
+        super().__init__()
+        if conv not in CONVS:
+            raise ValueError(f"unknown conv {conv!r}; expected one of {CONVS}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        if in_channels is None and not num_nodes:
+            raise ValueError("a GNN without input features (in_channels=None) needs num_nodes for its embeddings")
+        self.config = dict(in_channels=in_channels, hidden_channels=hidden_channels, out_channels=out_channels,
+                           num_layers=num_layers, conv=conv, dropout=dropout, num_nodes=num_nodes, heads=heads)
+        self.embedding = nn.Embedding(num_nodes, hidden_channels) if in_channels is None else None
+        dims = [in_channels or hidden_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
+        self.convs = nn.ModuleList(_conv(conv, dims[k], dims[k + 1], heads) for k in range(num_layers))
+        self.dropout = dropout
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.embedding is not None:
+            nn.init.xavier_uniform_(self.embedding.weight)
+        for conv in self.convs:
+            conv.reset_parameters()
+
+    def forward(self, x: Tensor | None, edge_index: Tensor | LiveGraph) -> Tensor:
+        h = self.embedding.weight if self.embedding is not None else x
+        for k, conv in enumerate(self.convs):
+            h = conv(h, edge_index)
+            if k < len(self.convs) - 1:
+                h = torch.relu(h)
+                h = nn.functional.dropout(h, self.dropout, self.training)
+        return h
+
+
+def GCN(in_channels: int | None, **kwargs) -> GNN:  # noqa: N802 - PyG-style constructor names
+    """2-layer GCN, hidden 128, output 64 (see :class:`GNN`)."""
+    return GNN(in_channels, conv="gcn", **kwargs)
+
+
+def SAGE(in_channels: int | None, **kwargs) -> GNN:  # noqa: N802
+    return GNN(in_channels, conv="sage", **kwargs)
+
+
+def GIN(in_channels: int | None, **kwargs) -> GNN:  # noqa: N802
+    return GNN(in_channels, conv="gin", **kwargs)
+
+
+def GAT(in_channels: int | None, **kwargs) -> GNN:  # noqa: N802
+    return GNN(in_channels, conv="gat", **kwargs)
+
+
+class LightGCN(nn.Module):
+    r"""LightGCN (He et al., SIGIR 2020): :math:`E = \frac{1}{L+1} \sum_{l=0}^{L} \tilde A^l E^{(0)}`.
+
+    Args:
+        num_users: users (nodes ``0..U-1``).
+        num_items: items (nodes ``U..U+I-1``).
+        embedding_dim: size (default 64).
+        num_layers: propagation steps (default 3).
+
+    Shapes: ``edge_index`` [2, E] over U + I nodes -> embeddings [U + I, d] (users first). The same
+    function as PyG's ``LightGCN.get_embedding``.
+    """
+
+    def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64, num_layers: int = 3):
+        super().__init__()
+        self.config = dict(num_users=num_users, num_items=num_items, embedding_dim=embedding_dim,
+                           num_layers=num_layers)
+        self.embedding = nn.Embedding(num_users + num_items, embedding_dim)
+        self.prop = gnn.LGConv()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=0.1)
+
+    def forward(self, x: Tensor | None, edge_index: Tensor | LiveGraph) -> Tensor:
+        h = self.embedding.weight
+        out = h
+        for _ in range(self.config["num_layers"]):
+            h = self.prop(h, edge_index)
+            out = out + h
+        return out / (self.config["num_layers"] + 1)
+
+
+class MF(nn.Module):
+    """Matrix factorisation: user and item embeddings, no graph. Same call signature as :class:`LightGCN`:
+    ``model(x, edge_index)`` -> [U + I, d] (both arguments ignored)."""
+
+    def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64):
+        super().__init__()
+        self.config = dict(num_users=num_users, num_items=num_items, embedding_dim=embedding_dim)
+        self.users = nn.Embedding(num_users, embedding_dim)
+        self.items = nn.Embedding(num_items, embedding_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.users.weight, std=0.1)
+        nn.init.normal_(self.items.weight, std=0.1)
+
+    def forward(self, x: Tensor | None = None, edge_index=None) -> Tensor:
+        return torch.cat([self.users.weight, self.items.weight])

@@ -1,0 +1,139 @@
+r"""GNNDelete's deletion operators on any PyTorch Geometric model (Cheng et al., ICLR 2023).
+
+After message-passing layer :math:`l` of the wrapped model, the representations of the nodes in the affected
+set :math:`S_l` (live nodes within :math:`l` hops of the deleted elements) pass through a trainable linear
+operator :math:`W_l`; every other node keeps the layer's output: :math:`h'^l_v = W_l h^l_v` for
+:math:`v \in S_l`, else :math:`h^l_v`. The operators attach through forward hooks on the model's
+``torch_geometric.nn.MessagePassing`` submodules (:func:`~graphunlearn.models.message_passing_layers`), so
+any model whose layers are PyG layers works, not only the project's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+from .layers import message_passing_layers
+
+INITS = ("identity", "reference")
+
+
+class GNNDelete(nn.Module):
+    r"""A frozen model with one deletion operator per message-passing layer.
+
+    Args:
+        base: the trained model (kept, frozen, as ``self.base``; pass a copy to keep the original apart).
+        affected: per layer, the node ids :math:`S_l` its operator applies to (``None``: none yet, as when
+            loading; the masks are then restored by ``load_state_dict``).
+        num_nodes: N, the number of rows of each layer's output (the store's node count).
+        dims: per layer, the width of its output.
+        init: ``"identity"`` (default: before training the wrapped model equals ``base``) or
+            ``"reference"`` (the reference code's ones/1000 start).
+
+    Called exactly like ``base`` (``model(x, edge_index)`` or whatever its signature is); ``decode`` and
+    ``get_embedding`` are passed on when ``base`` has them. Save with
+    :func:`~graphunlearn.models.save_model` and load with ``load_model(path, model=<an instance of base's
+    architecture>)``: the card carries what is needed to rebuild the operators.
+
+    Raises:
+        ValueError: ``dims`` or ``affected`` do not have one entry per message-passing layer of ``base``, or an
+            unknown ``init``.
+    """
+
+    def __init__(self, base: nn.Module, affected: Sequence[Tensor] | None, num_nodes: int, dims: Sequence[int],
+                 init: str = "identity"):
+        super().__init__()
+        if init not in INITS:
+            raise ValueError(f"gnndelete: init must be one of {INITS}, got {init!r}")
+        self.base = base
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        self.layer_paths = [path for path, _ in message_passing_layers(base)]
+        if len(dims) != len(self.layer_paths):
+            raise ValueError(f"gnndelete: {len(dims)} operator widths for {len(self.layer_paths)} message-passing "
+                             f"layers ({self.layer_paths})")
+        if affected is not None and len(affected) != len(dims):
+            raise ValueError(f"gnndelete: {len(affected)} affected sets for {len(dims)} layers")
+        self.operators = nn.ModuleList()
+        for d in dims:
+            op = nn.Linear(d, d)
+            with torch.no_grad():
+                if init == "identity":
+                    op.weight.copy_(torch.eye(d))
+                else:
+                    op.weight.fill_(1.0 / 1000)
+                op.bias.zero_()
+            self.operators.append(op)
+        device = next(iter(base.parameters()), torch.empty(0)).device
+        masks = torch.zeros(len(dims), num_nodes, dtype=torch.bool, device=device)
+        for k, nodes in enumerate(affected or ()):
+            masks[k, nodes] = True
+        self.register_buffer("masks", masks)
+        self.wrapper_config = {"kind": "gnndelete", "num_nodes": int(num_nodes), "dims": [int(d) for d in dims],
+                               "init": init}
+        self._skip = False
+        self._record: list[Tensor] | None = None
+        if callable(getattr(base, "decode", None)):
+            self.decode = self._decode
+        if callable(getattr(base, "get_embedding", None)):
+            self.get_embedding = self._get_embedding
+
+    def _hook(self, k: int):
+        def hook(module, inputs, output):
+            if not isinstance(output, Tensor):
+                raise TypeError(f"gnndelete: layer {self.layer_paths[k]} returned {type(output).__name__}; "
+                                "operators need a tensor [N, d]")
+            if not self._skip:
+                output = torch.where(self.masks[k].unsqueeze(1), self.operators[k](output), output)
+            if self._record is not None:
+                self._record.append(output)
+            return output
+        return hook
+
+    @contextmanager
+    def _attached(self):
+        modules = dict(self.base.named_modules())
+        handles = [modules[path].register_forward_hook(self._hook(k)) for k, path in enumerate(self.layer_paths)]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def forward(self, *args, **kwargs):
+        with self._attached():
+            return self.base(*args, **kwargs)
+
+    def _decode(self, *args, **kwargs):
+        return self.base.decode(*args, **kwargs)
+
+    def _get_embedding(self, *args, **kwargs):
+        with self._attached():
+            return self.base.get_embedding(*args, **kwargs)
+
+    def layer_outputs(self, call, *, identity: bool = False) -> list[Tensor]:
+        """Each message-passing layer's output (after its operator) during ``call(self)``, a function that
+        runs the model (e.g. ``lambda m: m(x, edge_index)``); ``identity=True`` skips the operators (the
+        base model's own layer outputs)."""
+        self._record, self._skip = [], identity
+        try:
+            call(self)
+            return self._record
+        finally:
+            self._record, self._skip = None, False
+
+
+def wrap_from_card(model: nn.Module, wrapper: dict, where) -> GNNDelete:
+    """An empty :class:`GNNDelete` around ``model`` of the shape a card's ``wrapper`` records (its weights and
+    masks come from ``load_state_dict``)."""
+    from ..io import CorruptFileError
+
+    if not isinstance(wrapper, dict) or wrapper.get("kind") != "gnndelete":
+        raise CorruptFileError(f"{where}: unknown model wrapper {wrapper!r}")
+    try:
+        return GNNDelete(model, None, wrapper["num_nodes"], wrapper["dims"], init=wrapper["init"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptFileError(f"{where}: the gnndelete wrapper does not fit the model given ({exc})") from None

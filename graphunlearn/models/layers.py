@@ -1,0 +1,28 @@
+"""Per-layer access to any PyTorch Geometric model: its message-passing layers, found by their type."""
+
+from __future__ import annotations
+
+from torch import nn
+from torch_geometric.nn import MessagePassing
+
+
+def message_passing_layers(model: nn.Module) -> list[tuple[str, MessagePassing]]:
+    """The outermost ``torch_geometric.nn.MessagePassing`` submodules of ``model`` as ``(path, module)``, in
+    registration order (the order ``BasicGNN.convs`` and hand-written stacks run them). A message-passing
+    module inside another (the project's ``GATConv`` holds PyG's) counts once, as the outer one.
+
+    Raises:
+        ValueError: ``model`` has no message-passing layer.
+    """
+    found: list[tuple[str, MessagePassing]] = []
+    inside: list[str] = []
+    for path, module in model.named_modules():
+        if not isinstance(module, MessagePassing):
+            continue
+        if any(path.startswith(p + ".") for p in inside):
+            continue
+        inside.append(path)
+        found.append((path, module))
+    if not found:
+        raise ValueError(f"{type(model).__name__} has no torch_geometric.nn.MessagePassing layer to attach to")
+    return found

@@ -1,0 +1,287 @@
+r"""What a task is: the contract link prediction, node classification and recommendation each fulfil.
+
+Trainers, unlearning methods, evaluation, the benchmark and the CLI ask a :class:`Task` for everything that
+differs between tasks (how a model's output is read, the loss, negatives, the validation score, the
+metrics, the forget-set units, split files) and never branch on a task's name. A fourth task is a new
+subclass in its own module, registered with :func:`register_task`.
+
+**Units.** Every task predicts on *units*: node pairs for link prediction, nodes for node classification,
+user-item pairs for recommendation. Methods that distil or ascend work on units: the task says which units a
+request deleted (:meth:`Task.forget_units`), samples retained ones (:meth:`Task.retain_units`), turns a
+model's representations into logits for them (:meth:`Task.unit_logits`) and compares two models' logits
+(:meth:`Task.distill_loss`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import checks
+from ..kernels import binary_kl_distill_loss
+from ..metrics import check_finite
+from ..report import Metrics
+from ..requests import DeletionRequest, LiveGraph
+from ..store import GraphStore
+
+_TASKS: dict[str, Task] = {}
+
+
+def dot_product(z: Tensor, pairs: Tensor) -> Tensor:
+    """The default decoder: :math:`s_{uv} = z_u^\\top z_v`. Shapes: z [N, d], pairs [2, K] -> [K]."""
+    return (z[pairs[0]] * z[pairs[1]]).sum(dim=-1)
+
+
+def run_model(model: nn.Module, x: Tensor | None, edge_index: Tensor) -> Tensor:
+    """``model.get_embedding(edge_index)`` when the model has that method (PyG's ``LightGCN``), else
+    ``model(x, edge_index)`` (PyG's convention for every ``BasicGNN`` and ``MessagePassing`` stack)."""
+    get_embedding = getattr(model, "get_embedding", None)
+    if callable(get_embedding):
+        return get_embedding(edge_index)
+    return model(x, edge_index)
+
+
+def encode(model: nn.Module, graph: LiveGraph) -> Tensor:
+    """Run ``model`` on a store's live graph (:func:`run_model` on ``graph.x``, ``graph.edge_index``). Deleted
+    elements are absent from ``graph.edge_index`` and zeroed in ``graph.x``, so they cannot reach the model.
+    Returns the node representations [N, d]."""
+    return run_model(model, graph.x, graph.edge_index)
+
+
+def sample_pairs(nodes: Tensor, num: int, generator: torch.Generator) -> Tensor:
+    """``num`` uniformly random pairs [2, num] of two different entries of ``nodes`` (negatives for BCE).
+
+    Raises:
+        ValueError: pairs asked for but fewer than two nodes to draw from.
+    """
+    n = nodes.numel()
+    if num > 0 and n < 2:
+        raise ValueError(f"sample_pairs: {num} pairs of two different nodes asked for, but only {n} live node(s) "
+                         "are left")
+    i = torch.randint(n, (num,), generator=generator)
+    # an offset in 1..n-1 never lands on the same position, so no pair is a self loop
+    j = (i + torch.randint(1, max(n, 2), (num,), generator=generator)) % max(n, 1)
+    return torch.stack([nodes[i], nodes[j]])
+
+
+def live_nodes(store: GraphStore) -> Tensor:
+    return store.node_mask.nonzero().squeeze(1)
+
+
+def deleted_edge_ids(requests: Sequence[DeletionRequest]) -> Tensor:
+    return torch.unique(torch.cat([r.edge_ids for r in requests]))
+
+
+def deleted_node_ids(requests: Sequence[DeletionRequest]) -> Tensor:
+    return torch.unique(torch.cat([r.node_ids for r in requests]))
+
+
+def affected_nodes(store: GraphStore, requests: Sequence[DeletionRequest], hop: int | None = None) -> Tensor:
+    """Live nodes within ``hop`` hops of the deleted elements (union over the requests)."""
+    nodes = torch.unique(torch.cat([r.affected_nodes(hop) for r in requests]))
+    return nodes[store.node_mask[nodes]]
+
+
+def bernoulli_kl(p: Tensor, q: Tensor, eps: float = 1e-7) -> Tensor:
+    """KL(Bernoulli(p) || Bernoulli(q)) elementwise, i.e. between the 2-class distributions [p, 1 - p]."""
+    p, q = p.clamp(eps, 1 - eps), q.clamp(eps, 1 - eps)
+    return p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()
+
+
+def pair_gap(a: Tensor, b: Tensor) -> dict[str, float]:
+    """Retrain gap between a model's pair logits ``a`` and gold's ``b`` [K]: mean two-class KL(gold || model),
+    JS, logit L1 distance (``l2`` for history: per pair it is |a - b|) and fidelity (agreement at 0.5)."""
+    if a.numel() == 0:
+        return {"kl": float("nan"), "js": float("nan"), "l2": float("nan"), "fidelity": float("nan")}
+    p, q = torch.sigmoid(b), torch.sigmoid(a)  # gold, model
+    m = (p + q) / 2
+    kl = bernoulli_kl
+    return {"kl": kl(p, q).mean().item(), "js": (0.5 * kl(p, m) + 0.5 * kl(q, m)).mean().item(),
+            "l2": (a - b).abs().mean().item(), "fidelity": ((a > 0) == (b > 0)).float().mean().item()}
+
+
+def class_gap(logits: Tensor, gold_logits: Tensor) -> dict[str, float]:
+    """Mean KL(gold || model) and JS divergence between the softmax distributions, mean L2 distance between
+    the logit vectors and fidelity (argmax agreement), over the rows given."""
+    if logits.size(0) == 0:
+        return {"kl": float("nan"), "js": float("nan"), "l2": float("nan"), "fidelity": float("nan")}
+    lp, lq = torch.log_softmax(gold_logits, 1), torch.log_softmax(logits, 1)
+    lm = torch.logsumexp(torch.stack([lp, lq]), 0) - math.log(2)
+    kl_pq = (lp.exp() * (lp - lq)).sum(1)
+    js = 0.5 * (lp.exp() * (lp - lm)).sum(1) + 0.5 * (lq.exp() * (lq - lm)).sum(1)
+    return {"kl": kl_pq.mean().item(), "js": js.mean().item(), "l2": (logits - gold_logits).norm(dim=1).mean().item(),
+            "fidelity": (logits.argmax(1) == gold_logits.argmax(1)).float().mean().item()}
+
+
+def edge_regions(store: GraphStore, requests: Sequence[DeletionRequest], test_pairs: Tensor) -> dict[str, Tensor]:
+    """Pairs [2, K] per region: ``deleted``; live edges with both endpoints within 1 hop of the deleted
+    elements (``hop1``), within 2 hops but not 1 (``hop2``); the other live edges (``rest``); ``test``."""
+    deleted = deleted_edge_ids(requests)
+    live = store.edge_mask.nonzero().squeeze(1)
+    u, v = store.edge_index[:, live]
+    region = torch.full((live.numel(),), 3, dtype=torch.long)
+    for hop in (2, 1):
+        if any(r.num_hops >= hop for r in requests):
+            inside = torch.zeros(store.num_nodes, dtype=torch.bool)
+            inside[torch.cat([r.affected_nodes(min(hop, r.num_hops)) for r in requests])] = True
+            region[inside[u] & inside[v]] = hop
+    pairs = store.edge_index[:, live]
+    return {"deleted": store.edge_index[:, deleted], "hop1": pairs[:, region == 1], "hop2": pairs[:, region == 2],
+            "rest": pairs[:, region == 3], "test": test_pairs}
+
+
+def check_scores(where: str, model_name: str, z) -> None:
+    """NaN or infinite outputs would be ranked as numbers; refuse them, naming the model."""
+    for t in z if isinstance(z, (tuple, list)) else (z,):
+        check_finite(where, t, f"outputs of {model_name}")
+
+
+class Task:
+    """One learning task. Subclasses set :attr:`name`, :attr:`split_type` and :attr:`recipe` and implement the
+    methods that raise ``NotImplementedError`` here.
+
+    Args:
+        decoder: for pair tasks, ``decoder(z, pairs) -> logits`` [K] (default: the model's own ``decode``
+            method when it has one, as PyG's ``GAE`` models do, else the dot product). A decoder with
+            trainable weights belongs inside the model, as its ``decode`` method, so that it is trained,
+            copied and unlearned with the model. For node classification, ``head(z) -> logits`` [N, C]
+            (default: the model's output is the logits).
+    """
+
+    name: str = ""
+    split_type: type = object
+    #: default training recipe: epochs, lr, weight_decay, patience (``None``: no early stopping), eval_every,
+    #: batch_size (``None``: full batch)
+    recipe: dict = {}
+    #: whether ``weight_decay`` is an L2 term inside :meth:`loss` (recommendation) instead of Adam's
+    l2_in_loss: bool = False
+
+    def __init__(self, decoder: Callable[[Tensor, Tensor], Tensor] | None = None):
+        if decoder is not None and not callable(decoder):
+            raise TypeError(f"{type(self).__name__}: decoder must be callable (z, pairs) -> logits, got "
+                            f"{type(decoder).__name__}")
+        self.decoder = decoder
+
+    def __repr__(self) -> str:
+        inner = "" if self.decoder is None else f"decoder={self.decoder!r}"
+        return f"{type(self).__name__}({inner})"
+
+    # ------------------------------------------------------------------ reading a model
+    def encode(self, model: nn.Module, store: GraphStore) -> Tensor:
+        """The model's node representations [N, d] on the store's live graph (see :func:`encode`)."""
+        return encode(model, store.live())
+
+    def decode(self, model: nn.Module, z: Tensor, pairs: Tensor) -> Tensor:
+        """Pair logits [K]: the task's decoder, else ``model.decode``, else the dot product."""
+        if self.decoder is not None:
+            return self.decoder(z, pairs)
+        own = getattr(model, "decode", None)
+        return own(z, pairs) if callable(own) else dot_product(z, pairs)
+
+    # ------------------------------------------------------------------ training
+    def check_trainable(self, store: GraphStore, split, where: str) -> None:
+        """Raise ``ValueError`` when there is nothing left to train on."""
+
+    def batches(self, store: GraphStore, split, generator: torch.Generator, batch_size: int | None) -> Iterable:
+        """One epoch's batches (``None`` for a full-batch step)."""
+        return (None,)
+
+    def loss(self, model: nn.Module, store: GraphStore, split, batch, generator: torch.Generator,
+             recipe: dict) -> Tensor:
+        """The training loss of one step (a scalar tensor)."""
+        raise NotImplementedError
+
+    def validate(self, model: nn.Module, store: GraphStore, split) -> float | None:
+        """Validation score for model selection (higher is better), or ``None`` when the split has none."""
+        return None
+
+    # ------------------------------------------------------------------ units (for unlearning methods)
+    def forget_units(self, store: GraphStore, requests: Sequence[DeletionRequest], split) -> Tensor:
+        """The units the requests deleted."""
+        raise NotImplementedError
+
+    def retain_units(self, store: GraphStore, requests: Sequence[DeletionRequest], split, generator: torch.Generator,
+                     ratio: float, cap: int | None = None) -> Tensor:
+        """Retained units for preservation: those near the deleted elements plus ``ratio`` times as many
+        others, sampled afresh per call, at most ``cap``."""
+        raise NotImplementedError
+
+    def unit_logits(self, model: nn.Module, z: Tensor, units: Tensor) -> Tensor:
+        """Logits of ``units``: [K] for pair tasks (binary), [K, C] for node classification."""
+        raise NotImplementedError
+
+    def distill_loss(self, student: Tensor, teacher: Tensor, tau: float) -> Tensor:
+        """Mean KL(teacher || student) at temperature ``tau`` between unit logits (binary by default)."""
+        return binary_kl_distill_loss(student, torch.sigmoid(teacher / tau), tau=tau, reduction="mean")
+
+    def unit_loss(self, logits: Tensor, units: Tensor, store: GraphStore) -> Tensor:
+        """The training loss of ``units`` as members of the training data (what gradient ascent raises)."""
+        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+    # ------------------------------------------------------------------ evidence
+    def evaluate(self, model: nn.Module, store: GraphStore, split, requests: Sequence[DeletionRequest], *,
+                 gold: nn.Module | None = None, original: nn.Module | None = None, **options) -> Metrics:
+        """The protocol's metrics of ``model`` after ``requests`` (``../shared/PROTOCOL.md``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ split files
+    def split_to_dict(self, split) -> dict:
+        """The split as tensors and plain values (what ``graphunlearn split`` saves)."""
+        raise NotImplementedError
+
+    def split_from_dict(self, blob: dict, store: GraphStore):
+        """The split a :meth:`split_to_dict` blob describes, over ``store``'s graph."""
+        raise NotImplementedError
+
+    def split_keys(self) -> tuple[str, ...]:
+        """Keys a saved split of this task must hold."""
+        return ()
+
+
+def register_task(task: Task) -> Task:
+    """Make ``task`` reachable by its name and its split type. Refuses a second task of the same name."""
+    checks.check_instance("register_task", "task", task, Task)
+    if not task.name:
+        raise ValueError("register_task: a task needs a name")
+    if task.name in _TASKS:
+        raise ValueError(f"task {task.name!r} is already registered")
+    _TASKS[task.name] = task
+    return task
+
+
+def tasks() -> dict[str, Task]:
+    """The registered tasks by name."""
+    return dict(_TASKS)
+
+
+def get_task(task: str | Task | None = None, split=None, where: str = "task", split_optional: bool = True) -> Task:
+    """A :class:`Task` from a name, a task object, or (``task=None``) the type of ``split``.
+
+    Raises:
+        TypeError: ``task`` is neither a name nor a Task; ``split`` is of another task than ``task``.
+        ValueError: an unknown name, or neither a task nor a split to tell it from.
+    """
+    if isinstance(task, Task):
+        found = task
+    elif isinstance(task, str):
+        if task not in _TASKS:
+            raise ValueError(f"{where}: unknown task {task!r}; registered: {sorted(_TASKS)}")
+        found = _TASKS[task]
+    elif task is None:
+        if split is None:
+            raise ValueError(f"{where}: pass task= ({sorted(_TASKS)}) or a split to tell the task from")
+        matches = [t for t in _TASKS.values() if isinstance(split, t.split_type)]
+        if not matches:
+            raise TypeError(f"{where}: split must be one of "
+                            f"{sorted(t.split_type.__name__ for t in _TASKS.values())}, got {type(split).__name__}")
+        found = matches[0]
+    else:
+        raise TypeError(f"{where}: task must be a task name ({sorted(_TASKS)}) or a Task, got {type(task).__name__}")
+    if (split is not None or not split_optional) and not isinstance(split, found.split_type):
+        raise TypeError(f"{where}: split (task {found.name!r}) must be a {found.split_type.__name__}"
+                        f"{' or None' if split_optional else ''}, got {type(split).__name__}")
+    return found

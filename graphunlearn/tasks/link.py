@@ -1,0 +1,197 @@
+"""Link prediction: score node pairs from node representations; the deleted units are edges."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from .. import checks
+from ..datasets import splits as ds
+from ..graph import to_bidirected
+from ..metrics import average_precision, check_finite, roc_auc
+from ..report import Metrics
+from ..requests import DeletionRequest
+from ..store import GraphStore
+from .base import Task, check_scores, deleted_edge_ids, edge_regions, live_nodes, pair_gap, register_task, sample_pairs
+
+
+def hits_at_k(pos: Tensor, neg: Tensor, k: int) -> float:
+    """OGB's Hits@K: the fraction of positive scores strictly above the K-th highest negative score (1.0
+    when there are fewer than K negatives)."""
+    checks.check_int("hits_at_k", "k", k, low=1)
+    if pos.numel() == 0:
+        raise ValueError("hits_at_k needs at least one positive score")
+    check_finite("hits_at_k", pos, "positive scores")
+    check_finite("hits_at_k", neg, "negative scores")
+    if neg.numel() < k:
+        return 1.0
+    kth = torch.topk(neg, k).values[-1]
+    return (pos > kth).float().mean().item()
+
+
+def ogb_link_metric(name: str | None) -> tuple[str, int] | None:
+    """``("hits@K", K)`` for an OGB link dataset whose official metric is Hits@K, else ``None``."""
+    if not name or not str(name).startswith("ogbl-"):
+        return None
+    from ogb.linkproppred import Evaluator
+
+    try:
+        evaluator = Evaluator(name)
+    except (ValueError, KeyError):
+        return None
+    metric = evaluator.eval_metric
+    return (metric, int(metric.split("@")[1])) if metric.startswith("hits@") else None
+
+
+def ogb_hits(name: str, pos: Tensor, neg: Tensor) -> float:
+    """The dataset's Hits@K computed by OGB's own ``Evaluator``."""
+    from ogb.linkproppred import Evaluator
+
+    evaluator = Evaluator(name)
+    return float(evaluator.eval({"y_pred_pos": pos.float(), "y_pred_neg": neg.float()})[evaluator.eval_metric])
+
+
+class LinkPrediction(Task):
+    r"""Link prediction (split: :class:`~graphunlearn.datasets.LinkSplit`).
+
+    Loss: binary cross-entropy of the live edges (label 1) against as many uniformly sampled node pairs
+    (label 0). Validation: AUROC of ``split.val_pos`` against ``split.val_neg``. Units: node pairs [2, K].
+    Metrics (:meth:`evaluate`): Dt/Df AUROC and AUPR, OGB's Hits@K on ``ogbl-*`` datasets, the retrain gap.
+    """
+
+    name = "link"
+    split_type = ds.LinkSplit
+    recipe = dict(epochs=200, lr=0.01, weight_decay=0.0, patience=50, eval_every=5, batch_size=None)
+
+    def check_trainable(self, store, split, where):
+        if store.num_live_edges == 0:
+            raise ValueError(f"{where}: the store has no live edges to train on (every edge was deleted)")
+
+    def loss(self, model, store, split, batch, generator, recipe):
+        pos = store.edge_index[:, store.edge_mask]
+        neg = sample_pairs(live_nodes(store), pos.size(1), generator)
+        z = self.encode(model, store)
+        logits = self.decode(model, z, torch.cat([pos, neg], 1))
+        labels = torch.cat([torch.ones(pos.size(1), device=logits.device),
+                            torch.zeros(neg.size(1), device=logits.device)])
+        return F.binary_cross_entropy_with_logits(logits, labels)
+
+    @torch.no_grad()
+    def validate(self, model, store, split):
+        if split is None:
+            return None
+        model.eval()
+        z = self.encode(model, store)
+        return roc_auc(self.decode(model, z, split.val_pos), self.decode(model, z, split.val_neg))
+
+    # units: node pairs
+    def forget_units(self, store, requests, split):
+        return store.edge_index[:, deleted_edge_ids(requests)]
+
+    def retain_units(self, store, requests, split, generator, ratio, cap=None):
+        eids = torch.unique(torch.cat([r.subgraph_edge_ids for r in requests]))
+        near = eids[store.edge_mask[eids]]
+        live = store.edge_mask.nonzero().squeeze(1)
+        if near.numel():
+            live = live[~torch.isin(live, near)]
+        num = int(ratio * max(1, near.numel()))
+        other = live[torch.randint(live.numel(), (num,), generator=generator)] if live.numel() and num \
+            else live[:0]
+        kept = store.edge_index[:, torch.cat([near, other])]
+        if cap is not None and kept.size(1) > cap:
+            kept = kept[:, torch.randperm(kept.size(1), generator=generator)[:cap]]
+        # as many non-edges, so the student also keeps what the teacher says about absent pairs
+        return torch.cat([kept, sample_pairs(live_nodes(store), kept.size(1), generator)], 1)
+
+    def unit_logits(self, model, z, units):
+        return self.decode(model, z, units)
+
+    # evidence
+    def evaluate(self, model: nn.Module, store: GraphStore, split, requests: Sequence[DeletionRequest], *,
+                 gold: nn.Module | None = None, original: nn.Module | None = None, resamples: int = 500,
+                 seed: int = 0, hits_k: int | None = None, where: str = "evaluate.link_prediction") -> Metrics:
+        """Link-prediction metrics after ``requests``: ``dt_auroc``, ``dt_aupr`` (test pairs), ``df_auroc``,
+        ``df_aupr`` (deleted edges labelled 0 against an equal-size resample of live edges labelled 1, mean
+        over ``resamples``), OGB's ``hits@K`` on an ``ogbl-*`` dataset (``hits_k`` asks for it anywhere),
+        and with ``gold`` the retrain gap ``gap_<deleted|hop1|hop2|rest|test>_<kl|js|l2|fidelity>``.
+
+        Raises:
+            ValueError: deleted edges but no live edge left to rank them against; NaN or infinite outputs.
+        """
+        checks.check_int(where, "resamples", resamples, low=1)
+        checks.check_seed(where, seed)
+        checks.check_int(where, "hits_k", hits_k, low=1, allow_none=True)
+        deleted = deleted_edge_ids(requests)
+        live = store.edge_mask.nonzero().squeeze(1)
+        if deleted.numel() and live.numel() == 0:
+            raise ValueError(f"{where}: no live training edges left (every edge was deleted), so the deleted edges "
+                             "cannot be ranked against retained ones (Df-AUROC/AUPR are undefined)")
+        with torch.no_grad():
+            model.eval()
+            z = self.encode(model, store)
+            check_scores(where, "model", z)
+            pos_scores = self.decode(model, z, split.test_pos)
+            neg_scores = self.decode(model, z, split.test_neg)
+            out = Metrics("link", {"dt_auroc": roc_auc(pos_scores, neg_scores),
+                                   "dt_aupr": average_precision(pos_scores, neg_scores)})
+            name = getattr(split.train_data, "name", None)
+            official = ogb_link_metric(name)
+            if official is not None and (hits_k is None or hits_k == official[1]):
+                out[official[0]] = ogb_hits(name, pos_scores, neg_scores)
+            elif hits_k is not None:
+                out[f"hits@{hits_k}"] = hits_at_k(pos_scores, neg_scores, hits_k)
+            if deleted.numel():
+                df_scores = self.decode(model, z, store.edge_index[:, deleted])
+                g = torch.Generator().manual_seed(seed)
+                aurocs, auprs = [], []
+                for _ in range(resamples):
+                    sample = live[torch.randint(live.numel(), (deleted.numel(),), generator=g)]
+                    kept = self.decode(model, z, store.edge_index[:, sample])
+                    aurocs.append(roc_auc(kept, df_scores))  # retained edges are the positives, Df the negatives
+                    auprs.append(average_precision(kept, df_scores))
+                out["df_auroc"] = sum(aurocs) / len(aurocs)
+                out["df_aupr"] = sum(auprs) / len(auprs)
+            if gold is not None:
+                gold.eval()
+                z_gold = self.encode(gold, store)
+                check_scores(where, "gold", z_gold)
+                test = torch.cat([split.test_pos, split.test_neg], 1)
+                for region, pairs in edge_regions(store, requests, test).items():
+                    gap = pair_gap(self.decode(model, z, pairs), self.decode(gold, z_gold, pairs))
+                    for k, v in gap.items():
+                        out[f"gap_{region}_{k}"] = v
+        return out
+
+    # splits
+    def make_split(self, data: Data, seed: int) -> tuple[ds.LinkSplit, Data]:
+        """The protocol's split of ``data`` and the graph its store holds (the training edges)."""
+        split = ds.link_split(data, seed=seed)
+        return split, split.train_data
+
+    def sample_forget(self, store: GraphStore, split, fraction: float, seed: int = 0, setting: str = "in",
+                      **_) -> DeletionRequest:
+        """Delete ``fraction`` of the training edges (``setting`` ``"in"``: near the test edges; ``"out"``:
+        away from them, ``../shared/PROTOCOL.md``) and return the request."""
+        return store.delete_edges(ds.forget_edges(split, fraction, setting, seed=seed), layout="edge_index")
+
+    def split_keys(self):
+        return ("val_pos", "val_neg", "test_pos", "test_neg", "seed", "official")
+
+    def split_to_dict(self, split):
+        return {"val_pos": split.val_pos, "val_neg": split.val_neg, "test_pos": split.test_pos,
+                "test_neg": split.test_neg, "seed": None if split.official else split.seed,
+                "official": split.official}
+
+    def split_from_dict(self, blob, store):
+        train_data = Data(x=store.x, edge_index=to_bidirected(store.edge_index), num_nodes=store.num_nodes)
+        if blob.get("dataset"):
+            train_data.name = blob["dataset"]
+        return ds.LinkSplit(train_data, blob["val_pos"], blob["val_neg"], blob["test_pos"], blob["test_neg"],
+                            seed=blob["seed"], official=blob["official"])
+
+
+LINK = register_task(LinkPrediction())

@@ -1,0 +1,233 @@
+"""Node classification: the model's output (or a head on it) is the class logits; the units are nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from ..datasets import splits as ds
+from ..kernels import kl_distill_loss
+from ..metrics import check_finite, roc_auc
+from ..report import Metrics
+from ..requests import DeletionRequest
+from ..store import GraphStore
+from .base import Task, affected_nodes, check_scores, class_gap, deleted_node_ids, live_nodes, register_task, run_model
+
+
+def macro_f1(pred: Tensor, y: Tensor) -> float:
+    """Unweighted mean of per-class F1 over the classes present in ``y`` or ``pred``."""
+    scores = []
+    for c in torch.unique(torch.cat([pred, y])):
+        tp = ((pred == c) & (y == c)).sum().item()
+        fp = ((pred == c) & (y != c)).sum().item()
+        fn = ((pred != c) & (y == c)).sum().item()
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / len(scores) if scores else float("nan")
+
+
+def node_regions(store: GraphStore, requests: Sequence[DeletionRequest], test_idx: Tensor) -> dict[str, Tensor]:
+    """Node ids per region: the deleted nodes (and nodes whose features were deleted), live nodes within 1 hop
+    of the deleted elements (``hop1``), within 2 hops but not 1 (``hop2``), the other live nodes (``rest``)
+    and the live test nodes (``test``)."""
+    deleted = torch.unique(torch.cat([torch.cat([r.node_ids, r.feature_node_ids]) for r in requests]))
+    region = torch.full((store.num_nodes,), 3, dtype=torch.long)
+    for hop in (2, 1):
+        if any(r.num_hops >= hop for r in requests):
+            region[torch.cat([r.affected_nodes(min(hop, r.num_hops)) for r in requests])] = hop
+    region[deleted] = 0
+    region[~store.node_mask] = 0
+    live = store.node_mask.clone()
+    live[deleted] = False
+    ids = torch.arange(store.num_nodes)
+    return {"deleted": deleted, "hop1": ids[live & (region == 1)], "hop2": ids[live & (region == 2)],
+            "rest": ids[live & (region == 3)], "test": test_idx[store.node_mask[test_idx]]}
+
+
+def graph_before(store: GraphStore, requests: Sequence[DeletionRequest]) -> tuple[Tensor | None, Tensor]:
+    """Features and ``edge_index`` of the graph as it was before ``requests``: the live graph with the
+    requests' own nodes, edges and feature values put back (other requests stay applied)."""
+    eids = torch.unique(torch.cat([store.edge_mask.nonzero().squeeze(1)] + [r.edge_ids for r in requests]))
+    edge_index, _ = store._directed(eids)
+    x = store.live_x()
+    if x is not None:
+        x = x.clone()
+        for r in requests:
+            x[r.node_ids] = store.x[r.node_ids]
+            if r.feature_node_ids.numel():
+                cols = slice(None) if r.feature_columns is None else r.feature_columns.unsqueeze(0)
+                rows = r.feature_node_ids.unsqueeze(1)
+                x[rows, cols] = store.x[rows, cols]
+    return x, edge_index
+
+
+class NodeClassification(Task):
+    r"""Node classification (split: :class:`~graphunlearn.datasets.NodeSplit`).
+
+    Loss: cross-entropy on the live training nodes. Validation: accuracy on the live validation nodes. Units:
+    node ids [K]; logits [K, C]; distillation is the softmax KL at temperature :math:`\tau`.
+
+    Args:
+        head: ``head(z) -> logits`` [N, C] applied to the model's output (default: the output is the logits).
+            A head with trainable weights belongs inside the model.
+    """
+
+    name = "node"
+    split_type = ds.NodeSplit
+    recipe = dict(epochs=200, lr=0.01, weight_decay=5e-4, patience=50, eval_every=1, batch_size=None)
+
+    def __init__(self, head: Callable[[Tensor], Tensor] | None = None):
+        super().__init__(None)
+        if head is not None and not callable(head):
+            raise TypeError(f"NodeClassification: head must be callable z -> logits, got {type(head).__name__}")
+        self.head = head
+
+    def logits(self, model: nn.Module, store: GraphStore) -> Tensor:
+        z = self.encode(model, store)
+        return z if self.head is None else self.head(z)
+
+    def _ask(self, model, x, edge_index):
+        z = run_model(model, x, edge_index)
+        return z if self.head is None else self.head(z)
+
+    def check_trainable(self, store, split, where):
+        if store.y is None:
+            raise ValueError(f"{where}: the store has no labels y")
+        if split is None:
+            raise ValueError(f"{where}: node classification needs split= (its training nodes)")
+        if not bool(store.node_mask[split.train_idx].any()):
+            raise ValueError(f"{where}: no live training nodes left (every node of split.train_idx was deleted)")
+
+    def loss(self, model, store, split, batch, generator, recipe):
+        train = split.train_idx[store.node_mask[split.train_idx]]
+        return F.cross_entropy(self.logits(model, store)[train], store.y[train])
+
+    @torch.no_grad()
+    def validate(self, model, store, split):
+        if split is None:
+            return None
+        return self.accuracy(model, store, split.val_idx)
+
+    @torch.no_grad()
+    def accuracy(self, model: nn.Module, store: GraphStore, nodes: Tensor) -> float:
+        """Accuracy on the live ``nodes`` (NaN when none is live; ``NonFiniteScoreError`` on NaN or infinite
+        logits there, which ``argmax`` would otherwise read as a confident class)."""
+        model.eval()
+        nodes = nodes[store.node_mask[nodes]]
+        logits = self.logits(model, store)[nodes]
+        check_finite("node accuracy", logits, "logits of the nodes asked")
+        return float((logits.argmax(1) == store.y[nodes]).float().mean()) if nodes.numel() else float("nan")
+
+    # units: nodes
+    def forget_units(self, store, requests, split):
+        return deleted_node_ids(requests)
+
+    def retain_units(self, store, requests, split, generator, ratio, cap=None):
+        near = affected_nodes(store, requests)
+        alive = live_nodes(store)
+        n = int(ratio * max(1, near.numel()))
+        units = torch.cat([near, alive[torch.randint(alive.numel(), (n,), generator=generator)]])
+        if cap is not None and units.numel() > cap:
+            units = units[torch.randperm(units.numel(), generator=generator)[:cap]]
+        return units
+
+    def unit_logits(self, model, z, units):
+        return (z if self.head is None else self.head(z))[units]
+
+    def distill_loss(self, student, teacher, tau):
+        return kl_distill_loss(student, teacher, tau=tau, reduction="mean")
+
+    def unit_loss(self, logits, units, store):
+        return F.cross_entropy(logits, store.y[units])
+
+    # evidence
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, store: GraphStore, split, requests: Sequence[DeletionRequest], *,
+                 gold: nn.Module | None = None, original: nn.Module | None = None,
+                 where: str = "evaluate.node_classification") -> Metrics:
+        """Node-classification metrics after ``requests`` (``../shared/PROTOCOL.md``).
+
+        ``test_acc`` and ``test_macro_f1`` on live test nodes, the model run on the live graph.
+
+        Questions about the deleted nodes are asked the way an attacker who holds their records would ask
+        them: by querying with the graph as it was before the requests (:func:`graph_before`: their features
+        and edges back). On the live graph they are isolated and featureless, so every model, gold included,
+        would give them one constant answer. ``acc_deleted`` is the model's accuracy on them,
+        ``gold_acc_deleted`` gold's (the target). With ``original``, the posterior-difference membership
+        attack (Chen et al., CCS 2021): members are the deleted training nodes, non-members as many live test
+        nodes, score ``||softmax_original(v) - softmax_model(v)||_2``; ``mia_auroc`` near 0.5 means the
+        deletion cannot be told from the outputs (a model that did not change, such as ``unlink``, scores
+        exactly 0.5 while not forgetting: read it beside ``acc_deleted`` and the retrain gap). With ``gold``:
+        the retrain gap by region (:func:`node_regions`, :func:`~graphunlearn.tasks.base.class_gap`) as
+        ``gap_<region>_<kl|js|l2|fidelity>``; for the deleted nodes both models are asked on the graph before.
+
+        Raises:
+            ValueError: a store without labels, or NaN or infinite model outputs.
+        """
+        if store.y is None:
+            raise ValueError(f"{where}: the store has no labels y")
+        model.eval()
+        logits = self.logits(model, store)
+        check_scores(where, "model", logits[store.node_mask])
+        test = split.test_idx[store.node_mask[split.test_idx]]
+        pred, y = logits[test].argmax(1), store.y[test]
+        out = Metrics("node", {"test_acc": (pred == y).float().mean().item() if test.numel() else float("nan"),
+                               "test_macro_f1": macro_f1(pred, y)})
+        deleted = deleted_node_ids(requests)
+        if gold is not None:
+            gold.eval()
+        if deleted.numel():
+            x_before, before = graph_before(store, requests)
+            asked = self._ask(model, x_before, before)
+            check_scores(where, "model (asked on the graph before the requests)", asked[deleted])
+            out["acc_deleted"] = (asked[deleted].argmax(1) == store.y[deleted]).float().mean().item()
+            if gold is not None:
+                gold_asked = self._ask(gold, x_before, before)
+                check_scores(where, "gold (asked on the graph before the requests)", gold_asked[deleted])
+                out["gold_acc_deleted"] = (gold_asked[deleted].argmax(1) == store.y[deleted]).float().mean().item()
+            members = deleted[torch.isin(deleted, split.train_idx)]
+            if original is not None and members.numel() and test.numel():
+                original.eval()
+                asked_original = self._ask(original, x_before, before)
+                check_scores(where, "original", asked_original[torch.cat([members, test])])
+                diff = (torch.softmax(asked_original, 1) - torch.softmax(asked, 1)).norm(dim=1)
+                g = torch.Generator().manual_seed(0)
+                non_members = test[torch.randperm(test.numel(), generator=g)[: members.numel()]]
+                out["mia_auroc"] = roc_auc(diff[members], diff[non_members])
+        if gold is not None:
+            gold_logits = self.logits(gold, store)
+            check_scores(where, "gold", gold_logits[store.node_mask])
+            for region, nodes in node_regions(store, requests, split.test_idx).items():
+                if region == "deleted" and deleted.numel():  # asked as the attacker asks (see above)
+                    gap = class_gap(asked[deleted], gold_asked[deleted])
+                else:
+                    gap = class_gap(logits[nodes], gold_logits[nodes])
+                for k, v in gap.items():
+                    out[f"gap_{region}_{k}"] = v
+        return out
+
+    # splits
+    def make_split(self, data: Data, seed: int) -> tuple[ds.NodeSplit, Data]:
+        if data.get("y") is None:
+            raise ValueError("node classification needs node labels y; this dataset has none")
+        return ds.node_split(data, seed=seed), data
+
+    def sample_forget(self, store, split, fraction, seed=0, **_):
+        """Delete ``fraction`` of the training nodes and return the request."""
+        return store.delete_nodes(ds.forget_nodes(split, fraction=fraction, seed=seed))
+
+    def split_keys(self):
+        return ("train_idx", "val_idx", "test_idx", "official")
+
+    def split_to_dict(self, split):
+        return {"train_idx": split.train_idx, "val_idx": split.val_idx, "test_idx": split.test_idx,
+                "official": split.official}
+
+    def split_from_dict(self, blob, store):
+        return ds.NodeSplit(blob["train_idx"], blob["val_idx"], blob["test_idx"], blob["official"])
+
+
+NODE = register_task(NodeClassification())

@@ -1,0 +1,227 @@
+"""Recommendation: users are nodes ``0..U-1``, items ``U..U+I-1``; a user-item score is the decoder (the dot
+product by default) of their representations; the units are user-item pairs in store numbering."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from .. import checks
+from ..datasets import splits as ds
+from ..graph import to_bidirected
+from ..kernels import bpr_loss
+from ..report import Metrics
+from ..requests import DeletionRequest
+from ..store import GraphStore
+from .base import Task, check_scores, deleted_edge_ids, edge_regions, pair_gap, register_task
+
+
+def interactions(store: GraphStore, num_users: int) -> Tensor:
+    """Live user-item interactions [2, K] as (user, item) with items numbered from 0."""
+    pairs = store.edge_index[:, store.edge_mask]
+    return torch.stack([pairs[0], pairs[1] - num_users])
+
+
+def sample_negative_items(users: Tensor, store: GraphStore, num_users: int, num_items: int,
+                          generator: torch.Generator, rounds: int = 50) -> Tensor:
+    """One item (numbered from 0) per user that the user has no retained interaction with (redrawn up to
+    ``rounds`` times; a user who has interacted with nearly every item may keep a positive after that)."""
+    pairs = interactions(store, num_users)
+    known = torch.sort(pairs[0] * num_items + pairs[1]).values  # membership by binary search
+    neg = torch.randint(num_items, (users.numel(),), generator=generator)
+    if known.numel() == 0:
+        return neg
+    for _ in range(rounds):
+        keys = users * num_items + neg
+        clash = known[torch.searchsorted(known, keys).clamp(max=known.numel() - 1)] == keys
+        if not bool(clash.any()):
+            break
+        neg[clash] = torch.randint(num_items, (int(clash.sum()),), generator=generator)
+    return neg
+
+
+def _rank_stats(top: Tensor, rows: Tensor, items: Tensor, num_items: int) -> tuple[float, float, int]:
+    """Sums of per-user Recall@k and NDCG@k over the users in ``rows`` (LightGCN's definitions: recall divides
+    by the user's number of held-out items, the ideal DCG by min(that, k)), and the number of such users."""
+    relevant = torch.zeros(top.size(0), num_items, dtype=torch.bool)
+    relevant[rows, items] = True
+    count = relevant.sum(1)
+    hits = relevant.gather(1, top)
+    have = count > 0
+    recall = hits[have].sum(1).float() / count[have].float()
+    discount = 1.0 / torch.log2(torch.arange(2, top.size(1) + 2, dtype=torch.float))
+    dcg = (hits.float() * discount).sum(1)
+    ideal = torch.cumsum(discount, 0)[(count.clamp(max=top.size(1)) - 1).clamp(min=0)]
+    return recall.sum().item(), (dcg[have] / ideal[have]).sum().item(), int(have.sum())
+
+
+class Recommendation(Task):
+    r"""Recommendation with implicit feedback (split: :class:`~graphunlearn.datasets.RecSplit`).
+
+    Loss: BPR (Rendle et al., UAI 2009), :math:`-\ln\sigma(s_{ui} - s_{uj})` for each live interaction
+    :math:`(u, i)` and one item :math:`j` the user has no retained interaction with, in shuffled mini-batches
+    of ``batch_size``, plus ``weight_decay`` times the L2 norm of the batch's embeddings (as LightGCN). No
+    validation interactions: a fixed number of epochs. Units: user-item pairs [2, K] in store numbering.
+    The scores go through the fused BPR kernel when the decoder is the dot product.
+    """
+
+    name = "rec"
+    split_type = ds.RecSplit
+    recipe = dict(epochs=50, lr=0.005, weight_decay=1e-4, patience=None, eval_every=1, batch_size=8192)
+    l2_in_loss = True
+
+    def check_trainable(self, store, split, where):
+        if split is None:
+            raise ValueError(f"{where}: recommendation needs split= (a RecSplit: the numbers of users and items)")
+        if store.num_live_edges == 0:
+            raise ValueError(f"{where}: the store has no live interactions to train on (every one was deleted)")
+
+    def batches(self, store, split, generator, batch_size):
+        pairs = interactions(store, split.num_users)
+        order = torch.randperm(pairs.size(1), generator=generator)
+        size = batch_size or order.numel()
+        return [pairs[:, order[b0:b0 + size]] for b0 in range(0, order.numel(), size)]
+
+    def bpr(self, model: nn.Module, z: Tensor, split, users: Tensor, pos: Tensor, neg: Tensor,
+            sign: Tensor | None = None, weight: Tensor | None = None, reduction: str = "mean") -> Tensor:
+        """(Reverse) BPR of (user, item, negative item) triples, items numbered from 0: the fused kernel on
+        the dot product, or the same formula on the task's (or model's) decoder."""
+        nu = split.num_users
+        ue, ie = z[:nu], z[nu:]
+        if self.dot(model):
+            return bpr_loss(ue, ie, users, pos, neg, sign, weight, reduction=reduction)
+        x = (self.decode(model, z, torch.stack([users, pos + nu]))
+             - self.decode(model, z, torch.stack([users, neg + nu])))
+        x = x if sign is None else sign * x
+        losses = -torch.nn.functional.logsigmoid(x)
+        losses = losses if weight is None else weight * losses
+        return losses.mean() if reduction == "mean" else losses.sum()
+
+    def dot(self, model: nn.Module) -> bool:
+        """Whether scores are the plain dot product (no task decoder, no ``model.decode``)."""
+        return self.decoder is None and not callable(getattr(model, "decode", None))
+
+    def score_matrix(self, model: nn.Module, z: Tensor, users: Tensor, items: Tensor) -> Tensor:
+        """Scores [len(users), len(items)] (store node ids): one matrix product for the dot product."""
+        if self.dot(model):
+            return z[users] @ z[items].t()
+        grid = torch.stack([users.repeat_interleave(items.numel()), items.repeat(users.numel())])
+        return self.decode(model, z, grid).view(users.numel(), items.numel())
+
+    def loss(self, model, store, split, batch, generator, recipe):
+        users, pos = batch[0], batch[1]
+        neg = sample_negative_items(users, store, split.num_users, split.num_items, generator)
+        z = self.encode(model, store)
+        nu = split.num_users
+        loss = self.bpr(model, z, split, users, pos, neg)
+        reg = (z[users].pow(2).sum() + z[nu + pos].pow(2).sum() + z[nu + neg].pow(2).sum()) / (2 * users.numel())
+        return loss + recipe.get("weight_decay", 0.0) * reg
+
+    # units: user-item pairs (store numbering)
+    def forget_units(self, store, requests, split):
+        return store.edge_index[:, deleted_edge_ids(requests)]
+
+    def retain_units(self, store, requests, split, generator, ratio, cap=None):
+        live = store.edge_mask.nonzero().squeeze(1)
+        num = min(live.numel(), cap or live.numel(), int(ratio * max(1, deleted_edge_ids(requests).numel())))
+        return store.edge_index[:, live[torch.randint(live.numel(), (num,), generator=generator)]]
+
+    def unit_logits(self, model, z, units):
+        return self.decode(model, z, units)
+
+    # evidence
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, store: GraphStore, split, requests: Sequence[DeletionRequest], *,
+                 gold: nn.Module | None = None, original: nn.Module | None = None, k: int = 20,
+                 batch_users: int = 1024, where: str = "evaluate.recommendation") -> Metrics:
+        """Recall@k and NDCG@k on the test interactions, and Recall@k on the forgotten interactions
+        (``forget_recall@k``: lower is better; compare with the gold model's). Items a user keeps in the
+        retained training graph are excluded from that user's ranking; for the forget-set recall they are
+        too, so a forgotten item competes with the items the user has not interacted with. Test interactions
+        count only where both ends are still in the catalogue: a deleted user has nothing left to rank, and
+        an item whose every training interaction the requests deleted (a revoked licence) is out of the
+        catalogue. Users are ranked in batches of ``batch_users`` (memory O(batch x items)). With ``gold``:
+        the retrain gap by region on user-item scores (two-class, as for links):
+        ``gap_<deleted|hop1|hop2|rest|test>_<kl|js|l2|fidelity>``.
+
+        Raises:
+            ValueError: NaN or infinite model outputs; ``k`` or ``batch_users`` below 1.
+        """
+        checks.check_int(where, "k", k, low=1)
+        checks.check_int(where, "batch_users", batch_users, low=1)
+        nu, ni = split.num_users, split.num_items
+        model.eval()
+        z = self.encode(model, store)
+        check_scores(where, "model", z)
+        deleted = deleted_edge_ids(requests)
+        test = split.test_pos[:, store.node_mask[split.test_pos[0]] & store.node_mask[split.test_pos[1]]]
+        if deleted.numel():
+            live_count = torch.bincount(store.edge_index[1, store.edge_mask], minlength=nu + ni)
+            touched = torch.zeros(nu + ni, dtype=torch.bool)
+            touched[store.edge_index[1, deleted]] = True
+            removed = touched & (live_count == 0)
+            test = test[:, ~removed[test[1]]]
+        df = store.edge_index[:, deleted]
+        kept = store.edge_index[:, store.edge_mask]
+        items = torch.arange(nu, nu + ni)
+        stats = {"test": [0.0, 0.0, 0], "forget": [0.0, 0.0, 0]}  # recall sum, ndcg sum, users
+        for b0 in range(0, nu, batch_users):
+            users = torch.arange(b0, min(nu, b0 + batch_users))
+            scores = self.score_matrix(model, z, users, items)
+            mine = (kept[0] >= b0) & (kept[0] < b0 + users.numel())
+            scores[kept[0, mine] - b0, kept[1, mine] - nu] = float("-inf")
+            top = scores.topk(min(k, ni), dim=1).indices
+            for name, pairs in (("test", test), ("forget", df)):
+                inside = (pairs[0] >= b0) & (pairs[0] < b0 + users.numel())
+                if bool(inside.any()):
+                    r, n, c = _rank_stats(top, pairs[0, inside] - b0, pairs[1, inside] - nu, ni)
+                    stats[name][0] += r
+                    stats[name][1] += n
+                    stats[name][2] += c
+        out = Metrics("rec")
+        out[f"recall@{k}"] = stats["test"][0] / stats["test"][2] if stats["test"][2] else float("nan")
+        out[f"ndcg@{k}"] = stats["test"][1] / stats["test"][2] if stats["test"][2] else float("nan")
+        if deleted.numel():
+            out[f"forget_recall@{k}"] = stats["forget"][0] / stats["forget"][2] if stats["forget"][2] else float("nan")
+        if gold is not None:
+            gold.eval()
+            z_gold = self.encode(gold, store)
+            check_scores(where, "gold", z_gold)
+            for region, pairs in edge_regions(store, requests, test).items():
+                gap = pair_gap(self.decode(model, z, pairs), self.decode(gold, z_gold, pairs))
+                for key, v in gap.items():
+                    out[f"gap_{region}_{key}"] = v
+        return out
+
+    # splits
+    def make_split(self, data: Data, seed: int) -> tuple[ds.RecSplit, Data]:
+        if data.get("num_users") is None:
+            raise ValueError("recommendation needs a user-item dataset (movielens-100k, gowalla)")
+        split = ds.user_item_split(data, seed=seed)
+        return split, split.train_data
+
+    def sample_forget(self, store, split, fraction, seed=0, kind="interaction", **_):
+        """Delete a recommendation forget set of ``kind`` (``"interaction"``, ``"user"``, ``"item_group"``;
+        see :func:`~graphunlearn.datasets.forget_recommendation`) and return the request."""
+        forget = ds.forget_recommendation(split, kind, fraction, seed=seed)
+        return store.delete_nodes(forget) if forget.dim() == 1 else store.delete_edges(forget, layout="edge_index")
+
+    def split_keys(self):
+        return ("train_pos", "test_pos", "num_users", "num_items", "official")
+
+    def split_to_dict(self, split):
+        return {"train_pos": split.train_pos, "test_pos": split.test_pos, "num_users": split.num_users,
+                "num_items": split.num_items, "official": split.official}
+
+    def split_from_dict(self, blob, store):
+        train_data = Data(x=store.x, edge_index=to_bidirected(store.edge_index), num_nodes=store.num_nodes)
+        if blob.get("dataset"):
+            train_data.name = blob["dataset"]
+        return ds.RecSplit(train_data, blob["train_pos"], blob["test_pos"], blob["num_users"], blob["num_items"],
+                           blob["official"])
+
+
+REC = register_task(Recommendation())

@@ -1,0 +1,113 @@
+"""Training any model for any task on a store's live graph: :func:`fit` (and the three task shorthands).
+
+Every model is run as PyTorch Geometric models are, ``model(x, edge_index)`` on the live graph (deleted
+elements never enter), through the one optimisation loop (:func:`~graphunlearn.train.loop.optimise`). The
+recipe used is recorded in the model's card (:func:`graphunlearn.models.card_of`), so that
+``unlearn(..., method="retrain")`` trains gold with the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .. import checks
+from ..models.card import ModelCard, card_of, save_model, set_card
+from ..store import GraphStore
+from ..tasks import Task, get_task
+from .loop import LoopResult, check_recipe, optimise, validated
+
+__all__ = ["LoopResult", "TrainResult", "fit", "link_prediction", "node_classification", "optimise",
+           "recommendation", "validated"]
+
+
+@dataclass
+class TrainResult:
+    """What training did: the model (trained in place, best validation state restored), the best epoch and
+    its validation score, epochs run, wall time, per-validation history, the recipe, and the model's card."""
+
+    model: nn.Module
+    best_epoch: int
+    best_val: float | None
+    epochs_run: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    recipe: dict = field(default_factory=dict)
+    card: ModelCard | None = None
+
+
+def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | None = None,
+        epochs: int | None = None, lr: float | None = None, weight_decay: float | None = None,
+        patience: int | None = None, eval_every: int | None = None, batch_size: int | None = None, seed: int = 0,
+        progress: bool = True, checkpoint: str | os.PathLike | None = None, _where: str | None = None
+        ) -> TrainResult:
+    """Train ``model`` for ``task`` on the store's live graph with the task's loss and early stopping on its
+    validation score; arguments left ``None`` take the task's recipe (``task.recipe``).
+
+    Args:
+        model: any ``nn.Module`` called as ``model(x, edge_index)`` (or with PyG's ``get_embedding``).
+        store: the training graph; deleted elements never reach the model.
+        split: the task's split (validation data; node and rec training need it); ``None`` trains link
+            prediction for ``epochs`` without selection.
+        task: ``"link"``, ``"node"``, ``"rec"`` or a :class:`~graphunlearn.tasks.Task` (default: from the
+            split's type).
+        epochs, lr, weight_decay, patience, eval_every, batch_size: the recipe (see each task's ``recipe``;
+            ``patience=None`` in a task's recipe means no early stopping).
+        seed: seeds initialisation-independent randomness (negatives, dropout, batch order) (default 0).
+        progress: show a progress bar (default ``True``).
+        checkpoint: write the selected model and its card there (:func:`graphunlearn.models.save_model`).
+
+    Raises:
+        TypeError, ValueError: an argument of the wrong type or out of range, a split of another task, or
+            nothing left to train on.
+        FloatingPointError: the loss or the validation outputs became NaN or infinite.
+    """
+    where = _where or "train.fit"
+    checks.check_instance(where, "model", model, nn.Module)
+    checks.check_instance(where, "store", store, GraphStore)
+    task = get_task(task, split, where)
+    given = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience, eval_every=eval_every,
+                 batch_size=batch_size)
+    recipe = {**task.recipe, **{k: v for k, v in given.items() if v is not None}}
+    check_recipe(where, seed=seed, progress=progress, **recipe)
+    checks.check_instance(where, "checkpoint", checkpoint, (str, os.PathLike), allow_none=True)
+    task.check_trainable(store, split, where)
+    recipe["seed"] = seed
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    validate = (lambda: task.validate(model, store, split)) if split is not None else None
+    run = optimise(model, lambda epoch, batch: task.loss(model, store, split, batch, g, recipe),
+                   epochs=recipe["epochs"], lr=recipe["lr"],
+                   weight_decay=0.0 if task.l2_in_loss else recipe["weight_decay"],
+                   batches=lambda epoch: task.batches(store, split, g, recipe["batch_size"]),
+                   validate=validate, eval_every=recipe["eval_every"], patience=recipe["patience"],
+                   progress=progress, desc=f"train {task.name}", where=where)
+    old = card_of(model)
+    card = ModelCard(task=task.name, recipe=dict(recipe), forgotten=old.forgotten if old else ())
+    set_card(model, card)
+    if checkpoint is not None:
+        card = save_model(checkpoint, model, card)
+    return TrainResult(model, run.best_epoch, run.best_val, run.epochs_run, run.seconds, run.history, dict(recipe),
+                       card)
+
+
+def link_prediction(model: nn.Module, store: GraphStore, split=None, **recipe) -> TrainResult:
+    """:func:`fit` for link prediction: BCE of the live edges against as many sampled node pairs per epoch,
+    early stopping on validation AUROC (recipe: 200 epochs, lr 0.01, patience 50, validation every 5)."""
+    return fit(model, store, split, task="link", _where="train.link_prediction", **recipe)
+
+
+def node_classification(model: nn.Module, store: GraphStore, split, **recipe) -> TrainResult:
+    """:func:`fit` for node classification: cross-entropy on the live training nodes, early stopping on
+    validation accuracy (recipe: 200 epochs, lr 0.01, weight decay 5e-4, patience 50)."""
+    return fit(model, store, split, task="node", _where="train.node_classification", **recipe)
+
+
+def recommendation(model: nn.Module, store: GraphStore, split, **recipe) -> TrainResult:
+    """:func:`fit` for recommendation: BPR on the live interactions in mini-batches of 8192 with one sampled
+    negative item each, an L2 penalty of 1e-4 on the batch's embeddings, 50 epochs, lr 0.005 (no
+    validation interactions, so no selection)."""
+    return fit(model, store, split, task="rec", _where="train.recommendation", **recipe)

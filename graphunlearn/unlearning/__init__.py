@@ -1,0 +1,10 @@
+"""Unlearning: :func:`unlearn`, the method registry and contract (:mod:`.base`), one module per method
+(:mod:`.algorithms`). Every method returns a new model (the original is never modified) and works with
+message passing on the store's live graph only. Model selection uses validation data and training losses
+only, never forget-set or test metrics."""
+
+from .base import Context, Method, Option, Options, methods, option, register
+from .core import UnlearnResult, unlearn
+from .algorithms import d2dgn, finetune, gnndelete, gradient_ascent, retrain, reverse_bpr, unlink  # noqa: F401 - register
+
+__all__ = ["Context", "Method", "Option", "Options", "UnlearnResult", "methods", "option", "register", "unlearn"]

@@ -1,0 +1,1 @@
+"""One module per unlearning method; importing a module registers its method."""

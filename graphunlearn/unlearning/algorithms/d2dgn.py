@@ -1,0 +1,106 @@
+"""Distill to Delete (D2DGN): a student learns from a preserver and a destroyer teacher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_geometric.data import Data
+
+from ...models import fresh_copy
+from ...store import GraphStore
+from ...tasks import LINK
+from ...train import fit
+from ..base import Context, Options, epochs, fraction, learning_rate, option, register
+
+
+@dataclass
+class D2DGNOptions(Options):
+    epochs: int = epochs(8)
+    lr: float = learning_rate(0.005)
+    alpha: float = fraction(0.99, "weight of the preserver term; 1 - alpha weighs the destroyer term")
+    tau: float = option(1.0, float, low=0, low_open=True, doc="distillation temperature (> 0)")
+    beta: float = option(1.0, float, low=0, doc="weight of the embedding MSE beside each KL term")
+    sample_ratio: float = option(1.0, float, low=0, doc="retained units sampled per affected unit, per epoch")
+    from_scratch: bool = option(False, doc="start the student from a fresh initialisation")
+    destroyer: str = option("random", choices=("random", "random_edges"),
+                            doc="a freshly initialised destroyer, or one trained on random edges (link)")
+    eval_every: int = option(4, int, low=1, doc="epochs between validations")
+    max_pairs: int | None = option(None, int, low=1, doc="cap on retained units per epoch (None: no cap)")
+
+
+def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
+    """A destroyer trained briefly (20 epochs) on as many uniformly random node pairs as the graph has edges."""
+    store = ctx.store
+    n, m = store.num_nodes, store.num_live_edges
+    pairs = torch.stack([torch.randint(n, (m,), generator=g), torch.randint(n, (m,), generator=g)])
+    pairs = pairs[:, pairs[0] != pairs[1]]
+    fake = GraphStore(Data(x=store.live_x(), edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=n))
+    teacher = fresh_copy(ctx.original, seed=ctx.seed + 1).requires_grad_(True)
+    fit(teacher, fake, None, task=LINK, epochs=20, seed=ctx.seed, progress=False)
+    return teacher.eval()
+
+
+@register("d2dgn", tasks=("link", "node"), options=D2DGNOptions)
+def run(ctx: Context) -> dict:
+    r"""Distill to Delete (Sinha et al., arXiv 2309.16173): a student learns from two frozen teachers,
+
+    .. math::
+        L = \alpha \big[\mathrm{KL}_\tau(T_p \,\|\, S)_{R} + \beta\, \mathrm{MSE}(h_S, h_{T_p})_{V_R}\big]
+          + (1 - \alpha)\, \big[\mathrm{KL}_\tau(T_d \,\|\, S)_{D_f} + \beta\, \mathrm{MSE}(h_S, h_{T_d})_{V_f}\big]
+
+    The preserver :math:`T_p` is the original model, the destroyer :math:`T_d` a fresh copy of its
+    architecture (``reset_parameters()``, ``destroyer="random"``) or one trained briefly on random edges
+    (``"random_edges"``, link only). Every model passes messages over the retained graph only. The task
+    supplies the units and the KL: for link prediction :math:`R` holds the live edges of the affected
+    neighbourhood, ``sample_ratio`` times as many other live edges and as many sampled node pairs, with the
+    two-class KL on the pair logits, and :math:`D_f` the deleted edges; for node classification :math:`R`
+    the live affected nodes plus a sample, with the softmax KL over class logits, and :math:`D_f` the deleted
+    nodes. :math:`V_R` are the live affected nodes plus a sample, :math:`V_f` the deleted nodes. ``max_pairs``
+    caps the retained units drawn per epoch. The student starts from the original weights
+    (``from_scratch=True``: a fresh initialisation); the epoch kept is the best on validation.
+    Defaults and their tuning: ``docs/methods.md``.
+    """
+    o = ctx.options
+    g = torch.Generator().manual_seed(ctx.seed)
+    store, task = ctx.store, ctx.task
+    if o.from_scratch:
+        ctx.model = fresh_copy(ctx.original, seed=ctx.seed).requires_grad_(True)
+    if o.destroyer == "random_edges":
+        if task.name != "link":
+            raise ValueError("d2dgn: destroyer='random_edges' trains a link predictor; use 'random' for "
+                             f"task {task.name!r}")
+        destroyer = _random_edge_teacher(ctx, g)
+    else:
+        destroyer = fresh_copy(ctx.original, seed=ctx.seed + 1).eval()
+    with torch.no_grad():
+        h_p = ctx.encode(ctx.original)
+        h_d = ctx.encode(destroyer)
+    tau, alpha, beta = float(o.tau), float(o.alpha), float(o.beta)
+    live_nodes = store.node_mask.nonzero().squeeze(1)
+    if live_nodes.numel() == 0:
+        raise ValueError("d2dgn: no live nodes left (every node was deleted), nothing to preserve")
+    task.check_trainable(store, ctx.split, "d2dgn")
+    affected = ctx.affected_nodes()
+    deleted_nodes = ctx.deleted_nodes
+    n_sample = int(o.sample_ratio * max(1, affected.numel()))
+    forget = task.forget_units(store, ctx.requests, ctx.split)
+    forget_teacher = task.unit_logits(destroyer, h_d, forget) if forget.numel() else None
+
+    def loss_fn(_):
+        h = ctx.encode(ctx.model)
+        units = task.retain_units(store, ctx.requests, ctx.split, g, o.sample_ratio, o.max_pairs)
+        loss_r = task.distill_loss(task.unit_logits(ctx.model, h, units),
+                                   task.unit_logits(ctx.original, h_p, units), tau)
+        nodes = torch.cat([affected, live_nodes[torch.randint(live_nodes.numel(), (n_sample,), generator=g)]])
+        loss_r = loss_r + beta * F.mse_loss(h[nodes], h_p[nodes])
+        loss_f = torch.zeros((), device=h.device)
+        if forget_teacher is not None:
+            loss_f = task.distill_loss(task.unit_logits(ctx.model, h, forget), forget_teacher, tau)
+        if deleted_nodes.numel():
+            loss_f = loss_f + beta * F.mse_loss(h[deleted_nodes], h_d[deleted_nodes])
+        return alpha * loss_r + (1 - alpha) * loss_f
+
+    return ctx.optimise(loss_fn, epochs=o.epochs, lr=o.lr, eval_every=o.eval_every)

@@ -1,0 +1,30 @@
+"""Gradient ascent on the forget set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..base import Context, Options, epochs, learning_rate, register
+
+
+@dataclass
+class GradientAscentOptions(Options):
+    epochs: int = epochs(5)
+    lr: float = learning_rate(0.001)
+
+
+@register("gradient_ascent", tasks=("link", "node"), options=GradientAscentOptions)
+def run(ctx: Context) -> dict:
+    r"""Gradient ascent on the forget set: maximise the training loss of the deleted units,
+    :math:`\max_\theta \sum_{u \in D_f} \ell_\theta(u)` (link: :math:`\mathrm{BCE}(\sigma(z_u^\top z_v), 1)`
+    of the deleted edges; node: the cross-entropy of the deleted nodes asked on the live graph), for a fixed
+    number of epochs (selecting on validation would undo it)."""
+    units = ctx.task.forget_units(ctx.store, ctx.requests, ctx.split)
+    if units.numel() == 0:
+        raise ValueError(f"gradient_ascent needs deleted {ctx.task.name} units; the requests delete none")
+
+    def loss_fn(_):
+        logits = ctx.task.unit_logits(ctx.model, ctx.encode(ctx.model), units)
+        return -ctx.task.unit_loss(logits, units, ctx.store)
+
+    return ctx.optimise(loss_fn, epochs=ctx.options.epochs, lr=ctx.options.lr, select=False)

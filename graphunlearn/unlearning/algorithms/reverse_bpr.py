@@ -1,0 +1,89 @@
+"""MMRecUn-style reverse BPR for recommenders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ...models import fresh_copy
+from ...tasks.rec import interactions, sample_negative_items
+from ..base import Context, Options, epochs, fraction, learning_rate, option, register
+
+
+@dataclass
+class ReverseBPROptions(Options):
+    epochs: int = epochs(10)
+    lr: float = learning_rate(0.005)
+    alpha: float = fraction(0.5, "weight of the reverse (forget) term; 1 - alpha weighs the retained BPR")
+    batch_size: int = option(4096, int, low=1, doc="retained interactions per epoch")
+    weight_decay: float = option(1e-4, float, low=0, doc="L2 penalty on the batch's embeddings")
+    reset_deleted: bool = option(True, doc="re-initialise deleted users' and items' own embedding rows")
+
+
+def reset_rows(model: nn.Module, nodes: Tensor, num_users: int, num_items: int, seed: int) -> int:
+    """Give the deleted nodes' own embedding rows a fresh initialisation (as a model retrained without them
+    would have); returns how many rows were reset. Any ``nn.Embedding`` of the model counts: one over all
+    U + I nodes (LightGCN, PyG's included) takes node ids, one of U rows user ids, one of I rows item ids."""
+    if nodes.numel() == 0:
+        return 0
+    fresh = dict(fresh_copy(model, seed=seed).named_modules())
+    users, items = nodes[nodes < num_users], nodes[nodes >= num_users] - num_users
+    count = 0
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if not isinstance(module, nn.Embedding):
+                continue
+            rows = {num_users + num_items: nodes, num_users: users, num_items: items}.get(module.num_embeddings)
+            if rows is not None and rows.numel():
+                module.weight[rows] = fresh[name].weight[rows]
+                count = max(count, int(nodes.numel()))
+    return count
+
+
+@register("reverse_bpr", tasks=("rec",), options=ReverseBPROptions)
+def run(ctx: Context) -> dict:
+    r"""MMRecUn-style reverse BPR (Sinha et al., arXiv 2405.15328):
+
+    .. math::
+        L = \alpha \sum_{(u,i) \in D_f} -\ln\sigma(x_{uj} - x_{ui})
+          + (1 - \alpha) \sum_{(u,i) \in D_r} -\ln\sigma(x_{ui} - x_{uj})
+
+    with one sampled negative item :math:`j` per interaction, on the fused (reverse) BPR kernel, message
+    passing over the retained interactions only. Fixed epochs (each pairs the forget set with a batch of
+    ``batch_size`` retained interactions). Request kinds: interactions (edges), users or items (nodes), item
+    groups (edge or node classes): every deleted user-item edge is in :math:`D_f`. With ``reset_deleted``,
+    deleted users and items first get freshly initialised embedding rows (:func:`reset_rows`). Defaults and
+    tuning: ``docs/methods.md``.
+    """
+    o = ctx.options
+    if ctx.split is None:
+        raise ValueError("reverse_bpr needs split= (a RecSplit: the numbers of users and items)")
+    nu, ni = ctx.split.num_users, ctx.split.num_items
+    g = torch.Generator().manual_seed(ctx.seed)
+    df = ctx.task.forget_units(ctx.store, ctx.requests, ctx.split)
+    if df.size(1) == 0:
+        raise ValueError("reverse_bpr: the requests delete no interactions")
+    forget_u, forget_i = df[0], df[1] - nu
+    alpha, bs = float(o.alpha), int(o.batch_size)
+    reset = reset_rows(ctx.model, ctx.deleted_nodes, nu, ni, ctx.seed) if o.reset_deleted else 0
+
+    def loss_fn(_):
+        kept = interactions(ctx.store, nu)
+        pick = torch.randint(kept.size(1), (min(bs, kept.size(1)),), generator=g) if kept.size(1) \
+            else torch.empty(0, dtype=torch.long)  # every interaction deleted: the forget term alone
+        users = torch.cat([forget_u, kept[0, pick]])
+        pos = torch.cat([forget_i, kept[1, pick]])
+        neg = sample_negative_items(users, ctx.store, nu, ni, g)
+        sign = torch.cat([-torch.ones(forget_u.numel()), torch.ones(pick.numel())])
+        weight = torch.cat([torch.full((forget_u.numel(),), alpha / forget_u.numel()),
+                            torch.full((pick.numel(),), (1 - alpha) / max(1, pick.numel()))])
+        z = ctx.encode(ctx.model)
+        loss = ctx.task.bpr(ctx.model, z, ctx.split, users, pos, neg, sign, weight, reduction="sum")
+        reg = (z[users].pow(2).sum() + z[nu + pos].pow(2).sum() + z[nu + neg].pow(2).sum()) / (2 * users.numel())
+        return loss + o.weight_decay * reg
+
+    info = ctx.optimise(loss_fn, epochs=o.epochs, lr=o.lr, select=False)
+    info["reset_rows"] = reset
+    return info

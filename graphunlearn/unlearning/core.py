@@ -1,0 +1,128 @@
+"""``unlearn(model, store, request, method=...)``: make a trained model forget registered requests."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+
+from .. import checks
+from ..models.card import ModelCard, card_of, set_card
+from ..profiling import PeakMemory
+from ..requests import DeletionRequest
+from ..store import GraphStore
+from ..tasks import Task, get_task
+from .base import _REGISTRY, Context
+
+
+@dataclass
+class UnlearnResult:
+    """The unlearned model (a new object), the method, its wall time and the peak memory it added
+    (``peak_mb``, see :class:`~graphunlearn.profiling.PeakMemory`), the requests, what it did (``info``:
+    epochs, losses, ...), the resolved options and the new model's card."""
+
+    model: nn.Module
+    method: str
+    seconds: float
+    requests: tuple[int, ...]
+    info: dict = field(default_factory=dict)
+    peak_mb: float = float("nan")
+    options: dict = field(default_factory=dict)
+    card: ModelCard | None = None
+
+    def __repr__(self) -> str:
+        keys = ", ".join(f"{k}={v}" for k, v in self.info.items() if not isinstance(v, (list, dict)))
+        return (f"UnlearnResult(method={self.method!r}, requests={self.requests}, seconds={self.seconds:.3f}, "
+                f"peak_mb={self.peak_mb:.1f}, {keys})")
+
+
+def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequence[DeletionRequest],
+            method: str = "d2dgn", *, split=None, task: str | Task | None = None, seed: int = 0,
+            progress: bool = False, train_fn: Callable | None = None, **options) -> UnlearnResult:
+    r"""Return a copy of ``model`` that has forgotten ``request`` (one or several registered requests).
+
+    Works on any model called as PyTorch Geometric models are (``model(x, edge_index)``, or PyG's
+    ``get_embedding(edge_index)``): the project's backbones, PyG's ``BasicGNN`` family and ``LightGCN``, a
+    hand-written ``MessagePassing`` stack. Every method runs the model on the store's live graph only.
+
+    Args:
+        model: a trained model; not modified. Its card (:func:`graphunlearn.models.card_of`, set by the
+            trainer and by earlier ``unlearn`` calls) gives the task, the training recipe and the requests
+            already forgotten, so requests can arrive in sequence.
+        store: the store the requests were registered with.
+        request: a :class:`~graphunlearn.DeletionRequest` or a sequence of them.
+        method: a registered method name (see :func:`methods`; default ``"d2dgn"``).
+        split: the task's split (``LinkSplit``, ``NodeSplit`` or ``RecSplit``) for validation and retraining.
+        task: a task name or :class:`~graphunlearn.tasks.Task` (default: the model card's, else the split's).
+        seed: seed for the method's randomness and any re-initialisation (default 0).
+        progress: show progress bars (default ``False``).
+        train_fn: ``train_fn(model, data, split) -> model``, the user's own training recipe for methods that
+            retrain from scratch (``retrain``); ``data`` is a ``Data`` of the live graph in store numbering.
+            Default: the project's trainer with the task's loss and the recipe on the model's card.
+        **options: the method's options (its options dataclass, :attr:`Method.options_type`): unknown names
+            are an error listing the valid ones; each value is checked for type and range.
+
+    Raises:
+        TypeError: an argument or option of the wrong type, a split of another task, a request that is not a
+            ``DeletionRequest``, or a model the method cannot work on (e.g. no ``reset_parameters``).
+        ValueError: a value out of range, an unknown method, option or task, a task the method does not
+            support, a request of another store or compacted, or one the model has already forgotten.
+        FloatingPointError: the method's loss became NaN or infinite.
+    All argument checks run before any work.
+    """
+    where = "unlearn"
+    checks.check_instance(where, "model", model, nn.Module)
+    checks.check_instance(where, "store", store, GraphStore)
+    checks.check_instance(where, "method", method, str)
+    checks.check_seed(where, seed)
+    checks.check_bool(where, "progress", progress)
+    if train_fn is not None and not callable(train_fn):
+        raise TypeError(f"{where}: train_fn must be callable (model, data, split) -> model, got "
+                        f"{type(train_fn).__name__}")
+    if method not in _REGISTRY:
+        raise ValueError(f"unknown unlearning method {method!r}; registered: {sorted(_REGISTRY)}")
+    spec = _REGISTRY[method]
+    opts = spec.check_options(options)
+    card = card_of(model)
+    if task is None and card is not None and card.task is not None:
+        task = card.task
+    if task is None and split is None:
+        raise ValueError(f"{where}: the model carries no card saying its task; pass task= ('link', 'node', 'rec') "
+                         "or split=")
+    task = get_task(task, split, where)
+    if task.name not in spec.tasks:
+        raise ValueError(f"method {method!r} supports tasks {spec.tasks}, not {task.name!r}")
+    if card is not None and card.wrapper is not None and not spec.on_wrapped:
+        raise ValueError(f"a model built by {card.method or 'a method'} ({card.wrapper.get('kind')}) cannot be "
+                         f"unlearned further with {method!r}: its added modules are tied to the requests it was "
+                         "built for; unlearn the original model with all the requests at once "
+                         "(unlearn(original, store, [r1, r2], ...)) or use 'retrain'")
+    requests = store.check_requests(request, where=where, name="request")  # this store's, not compacted
+    already = set(card.forgotten if card else ())
+    for r in requests:
+        if r.id in already:
+            raise ValueError(f"the model has already forgotten request {r.id} (it forgot {sorted(already)})")
+    original = copy.deepcopy(model).eval()
+    for p in original.parameters():
+        p.requires_grad_(False)
+    ctx = Context(copy.deepcopy(model), original, store, requests, task, split, seed, progress, opts, card,
+                  train_fn, method)
+    torch.manual_seed(seed)
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    with PeakMemory(device) as cost:
+        info = spec.run(ctx) or {}
+    out = info.pop("model", ctx.model)
+    out.eval()
+    forgotten = tuple(sorted(already | {r.id for r in requests}))
+    wrapper = getattr(out, "wrapper_config", None)
+    new_card = replace(card or ModelCard(task=task.name), task=task.name, forgotten=forgotten,
+                       tag=uuid.uuid4().hex, method=method, weight_hash=None,
+                       wrapper=dict(wrapper) if wrapper else None)
+    set_card(out, new_card)
+    store.record_forgotten(new_card.tag, forgotten)
+    return UnlearnResult(out, method, cost.seconds, tuple(r.id for r in requests), info, peak_mb=cost.peak_mb,
+                         options=opts.to_dict(), card=new_card)
