@@ -325,9 +325,6 @@ def square_mf():
     return split, model
 
 
-@pytest.mark.xfail(strict=True, reason="reverse_bpr.reset_rows maps a table to ids by its row count "
-                   "({U + I: nodes, U: users, I: items}); with U == I the dict key collides and a user table "
-                   "gets the item ids, so a deleted user's row is never reset")
 def test_reverse_bpr_resets_a_deleted_user_when_users_and_items_are_as_many(square_mf):
     split, model = square_mf
     user = int(split.train_pos[0, 0])
@@ -338,8 +335,6 @@ def test_reverse_bpr_resets_a_deleted_user_when_users_and_items_are_as_many(squa
     torch.testing.assert_close(res.model.users.weight[user], fresh.users.weight[user], atol=1e-6, rtol=0)
 
 
-@pytest.mark.xfail(strict=True, reason="reverse_bpr.reset_rows with U == I resets the user table at the deleted "
-                   "item's index: deleting item i wipes the embedding of live user i")
 def test_reverse_bpr_deleting_an_item_leaves_users_alone_when_users_and_items_are_as_many(square_mf):
     split, model = square_mf
     item = 5
@@ -380,9 +375,6 @@ def test_retrain_calls_the_users_train_fn_once_on_the_retained_graph(link_data, 
     assert gu.card_of(returned).forgotten == (req.id,)
 
 
-@pytest.mark.xfail(strict=True, reason="retrain's live_data hands train_fn the store's own cached live tensors "
-                   "(view.x, view.edge_index) without a copy: a train_fn that edits its Data in place corrupts "
-                   "the store's live graph")
 def test_a_train_fn_that_edits_its_data_in_place_leaves_the_store_alone(link_data, trained_gcn):
     split = link_data
     store = gu.GraphStore(split.train_data)
@@ -489,10 +481,6 @@ def test_a_models_own_decode_is_used_by_default(link_data):
     assert dec.calls == 1 and model.decode_calls == calls
 
 
-@pytest.mark.xfail(strict=True, reason="Task.decode uses a model's own decode as logits, and the Task docstring "
-                   "names PyG's GAE as such a model; but GAE.decode(z, pairs) returns sigmoid probabilities "
-                   "(sigmoid=True by default), which then go through BCE-with-logits, sigmoid(logit / tau) and "
-                   "the logit gap as if they were logits")
 def test_pyg_gae_decode_is_read_as_logits(link_data):
     split = link_data
     store = gu.GraphStore(split.train_data)

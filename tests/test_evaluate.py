@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from graphunlearn.evaluate import Report, pair_gap
-from graphunlearn.tasks import dot_product
 from graphunlearn.metrics import average_precision, roc_auc
+from graphunlearn.tasks import dot_product
 
 REPO = Path(__file__).resolve().parents[1]
 

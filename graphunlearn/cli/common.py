@@ -9,12 +9,10 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from torch_geometric.data import Data
-
-from .. import datasets, train
-from ..graph import to_bidirected
 from ..io import CorruptFileError, StoreLockedError, safe_load
+from ..models import load_model
 from ..store import DeletionError, GraphStore
+from ..tasks import Task, get_task, tasks
 
 
 class CLIError(Exception):
@@ -124,7 +122,8 @@ def _run_dir(path: str, must_exist: bool = True) -> Path:
 
 @contextmanager
 def _opened(run: Path, read_only: bool = False):
-    """The run's store, split and task; the store is closed (its writer lock released) on leaving."""
+    """The run's store, split and task (a :class:`~graphunlearn.tasks.Task`); the store is closed (its writer
+    lock released) on leaving."""
     blob = _split_blob(run)
     store = GraphStore.open(run / "store", read_only=read_only)
     try:
@@ -133,38 +132,27 @@ def _opened(run: Path, read_only: bool = False):
         store.close()
 
 
-_SPLIT_KEYS = {"node": ("train_idx", "val_idx", "test_idx", "official"),
-               "rec": ("train_pos", "test_pos", "num_users", "num_items", "official"),
-               "link": ("val_pos", "val_neg", "test_pos", "test_neg", "seed", "official")}
+#: the task of a split file written before split files recorded their task (link prediction was the only one)
+_LEGACY_SPLIT_TASK = "link"
 
 
 def _split_blob(run: Path) -> dict:
+    """The run's split file, checked: a dict naming a registered task and holding that task's split keys."""
     path = run / "split.pt"
     blob = safe_load(path)
-    task = blob.get("task", "link") if isinstance(blob, dict) else None
-    if task not in _SPLIT_KEYS:
+    name = blob.get("task", _LEGACY_SPLIT_TASK) if isinstance(blob, dict) else None
+    if not isinstance(name, str) or name not in tasks():
         raise CLIError(f"{path}: not a split file written by `graphunlearn split` (no known task)")
-    missing = [k for k in _SPLIT_KEYS[task] if k not in blob]
+    missing = [k for k in get_task(name).split_keys() if k not in blob]
     if missing:
-        raise CLIError(f"{path}: the {task} split lacks {', '.join(missing)}; recreate it with `graphunlearn split`")
+        raise CLIError(f"{path}: the {name} split lacks {', '.join(missing)}; recreate it with `graphunlearn split`")
     return blob
 
 
-def _split(store: GraphStore, blob: dict):
+def _split(store: GraphStore, blob: dict) -> tuple[object, Task]:
     """The split object and task that the split file ``blob`` describes, over ``store``'s graph."""
-    task = blob.get("task", "link")
-    if task == "node":
-        return datasets.NodeSplit(blob["train_idx"], blob["val_idx"], blob["test_idx"], blob["official"]), task
-    train_data = Data(x=store.x, edge_index=to_bidirected(store.edge_index), num_nodes=store.num_nodes)
-    if blob.get("dataset"):
-        train_data.name = blob["dataset"]
-    if task == "rec":
-        split = datasets.RecSplit(train_data, blob["train_pos"], blob["test_pos"], blob["num_users"],
-                                  blob["num_items"], blob["official"])
-        return split, task
-    split = datasets.LinkSplit(train_data, blob["val_pos"], blob["val_neg"], blob["test_pos"], blob["test_neg"],
-                               seed=blob["seed"], official=blob["official"])
-    return split, task
+    task = get_task(blob.get("task", _LEGACY_SPLIT_TASK), where="split file")
+    return task.split_from_dict(blob, store), task
 
 
 # ------------------------------------------------------------------------------ checkpoints and requests
@@ -176,14 +164,10 @@ def _checkpoint(run: Path, name: str) -> Path:
 
 
 def _load_model(run: Path, name: str):
-    """The checkpoint ``name`` (in the run folder, or a path). A damaged file is a CorruptFileError from
-    ``safe_load``; a readable torch file that is not a model checkpoint is said to be one here."""
-    path = _checkpoint(run, name)
-    try:
-        return train.load_checkpoint(path)
-    except (KeyError, AttributeError, RuntimeError) as exc:  # a dict without our keys, or weights of another shape
-        raise CLIError(f"checkpoint {path}: not a model checkpoint written by graphunlearn "
-                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+    """The checkpoint ``name`` (in the run folder, or a path), rebuilt from its card
+    (:func:`graphunlearn.load_model`). A damaged file, or a readable torch file that is not a model checkpoint,
+    is a CorruptFileError naming the file."""
+    return load_model(_checkpoint(run, name))
 
 
 def _output(run: Path, name: str, option: str = "--output") -> Path:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from .. import datasets
 from ..io import safe_load
 from ..store import GraphStore
+from ..tasks import Task
 from .common import CLIError, _id_list, _opened, _pair_list, _run_dir, fraction, nonnegative_int, seed_int
 
 _DELETE_WAYS = ("fraction", "features", "edges", "nodes", "edge_class", "node_class", "item_group")
@@ -15,14 +18,16 @@ _DELETE_WAYS = ("fraction", "features", "edges", "nodes", "edge_class", "node_cl
 def add_parser(subparsers) -> None:
     s = subparsers.add_parser("delete", help="register a deletion request (journaled before it applies)")
     s.add_argument("--run", required=True)
-    s.add_argument("--fraction", type=fraction, help="sample this fraction as the forget set (protocol): link: of "
-                   "training edges; node: of training nodes; rec: of interactions or users (see --kind)")
-    s.add_argument("--setting", choices=["in", "out"], default="in", help="link: where Df lies (default in)")
+    s.add_argument("--fraction", type=fraction, help="sample this fraction as the forget set (the task's protocol, "
+                   "Task.sample_forget): link: of training edges; node: of training nodes; rec: of interactions or "
+                   "users (see --kind)")
+    s.add_argument("--setting", choices=list(datasets.LINK_SETTINGS), default="in",
+                   help="link: where Df lies (default in)")
     s.add_argument("--kind", choices=list(datasets.REC_KINDS), default="interaction",
                    help="rec: what --fraction samples (default interaction)")
     s.add_argument("--item-group", metavar="GROUP",
-                   help="rec: every interaction with the items of this group: a MovieLens genre name such as "
-                   "Horror, or its column number")
+                   help="every training interaction with the items of this group (datasets with item groups): a "
+                   "MovieLens genre name such as Horror, or its column number")
     s.add_argument("--features", help="erase all feature values of these node ids, such as 3,17")
     s.add_argument("--edges", help="pairs such as 0-633,5-7")
     s.add_argument("--nodes", help="node ids such as 3,17")
@@ -44,37 +49,11 @@ def run(args) -> None:
         print(_delete(args, run, store, split, task).summary())
 
 
-def _delete(args, run: Path, store: GraphStore, split, task: str):
+def _delete(args, run: Path, store: GraphStore, split, task: Task):
     if args.item_group is not None:
-        if task != "rec":
-            raise CLIError("--item-group is for recommendation runs (split --task rec)")
-        blob = safe_load(run / "split.pt")
-        groups, names = blob.get("item_groups"), blob.get("item_group_names") or []
-        if groups is None:
-            raise CLIError("this dataset has no item groups (MovieLens-100k has genres)")
-        column = _group_column(args.item_group, names, groups.size(1))
-        items = split.num_users + groups[:, column].nonzero().squeeze(1)
-        pairs = datasets.item_group_interactions(split, items)
-        if pairs.size(1) == 0:
-            raise CLIError(f"item group {args.item_group} has no training interactions")
-        ids = store.edge_ids(pairs, layout="edge_index")
-        live = ids[store.edge_mask[ids]]  # users who left took some of them already
-        if live.numel() == 0:
-            raise CLIError(f"every interaction of item group {args.item_group} is already deleted")
-        pairs = store.edge_index[:, live]
-        print(f"item group {column}{f' ({names[column]})' if column < len(names) else ''}: "
-              f"{items.numel()} items, {pairs.size(1)} training interactions")
-        req = store.delete_edges(live, layout="ids")
+        req = _delete_item_group(args, run, store)
     elif args.fraction is not None:
-        if task == "node":
-            req = store.delete_nodes(datasets.forget_nodes(split, fraction=args.fraction, seed=args.seed))
-        elif task == "rec":
-            forget = datasets.forget_recommendation(split, args.kind, args.fraction, seed=args.seed)
-            req = (store.delete_nodes(forget) if args.kind == "user"
-                   else store.delete_edges(forget, layout="edge_index"))
-        else:
-            req = store.delete_edges(datasets.forget_edges(split, args.fraction, args.setting, seed=args.seed),
-                                     layout="edge_index")
+        req = task.sample_forget(store, split, args.fraction, seed=args.seed, setting=args.setting, kind=args.kind)
     elif args.features:
         req = store.delete_node_features(_id_list("--features", args.features))
     elif args.edges:
@@ -89,6 +68,27 @@ def _delete(args, run: Path, store: GraphStore, split, task: str):
         raise CLIError("say what to delete: --fraction, --edges, --nodes, --features, --edge-class, --node-class "
                        "or --item-group")
     return req
+
+
+def _delete_item_group(args, run: Path, store: GraphStore):
+    """Every live training edge of the store with an item of the group (a licence revoked for a genre). The
+    groups are those the split file holds (``graphunlearn split`` saves them for data with ``item_x``)."""
+    blob = safe_load(run / "split.pt")
+    groups, names = blob.get("item_groups"), blob.get("item_group_names") or []
+    if groups is None:
+        raise CLIError("this dataset has no item groups (MovieLens-100k has genres)")
+    column = _group_column(args.item_group, names, groups.size(1))
+    offset = blob.get("item_offset", blob.get("num_users", 0))  # split files before item_offset: rec splits
+    items = offset + groups[:, column].nonzero().squeeze(1)
+    ids = torch.isin(store.edge_index, items).any(0).nonzero().squeeze(1)
+    if ids.numel() == 0:
+        raise CLIError(f"item group {args.item_group} has no training interactions")
+    live = ids[store.edge_mask[ids]]  # users who left took some of them already
+    if live.numel() == 0:
+        raise CLIError(f"every interaction of item group {args.item_group} is already deleted")
+    print(f"item group {column}{f' ({names[column]})' if column < len(names) else ''}: "
+          f"{items.numel()} items, {live.numel()} training interactions")
+    return store.delete_edges(live, layout="ids")
 
 
 def _group_column(value: str, names: list[str], count: int) -> int:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from .. import datasets
 from ..io import atomic_save
 from ..store import GraphStore
+from ..tasks import get_task, tasks
 from .common import CLIError, _run_dir, seed_int
 
 
 def add_parser(subparsers) -> None:
     s = subparsers.add_parser("split", help="load a dataset, make the task's split, save the training store")
     s.add_argument("--dataset", default="cora", help=f"one of {', '.join(datasets.DATASETS)} (default: cora)")
-    s.add_argument("--task", choices=["link", "node", "rec"],
+    s.add_argument("--task", choices=sorted(tasks()),
                    help="default: rec for user-item datasets, else link")
     s.add_argument("--run", required=True, help="run folder to create")
     s.add_argument("--seed", type=seed_int, default=42)
@@ -19,49 +20,30 @@ def add_parser(subparsers) -> None:
     s.set_defaults(fn=run)
 
 
+def default_task(data) -> str:
+    """The task a dataset gets when ``--task`` is not given, read from the data: recommendation for
+    user-item data (it has ``num_users``), else link prediction."""
+    return "rec" if data.get("num_users") is not None else "link"
+
+
 def run(args) -> None:
     run = _run_dir(args.run, must_exist=False)
     if (run / "store").exists() and not args.overwrite:
         raise CLIError(f"{run} already holds a run; pass --overwrite to replace it")
     data = datasets.load(args.dataset)
-    user_item = data.get("num_users") is not None
-    task = args.task or ("rec" if user_item else "link")
-    if task == "rec" and not user_item:
-        raise CLIError(f"--task rec needs a user-item dataset (movielens-100k, gowalla), not {args.dataset!r}")
-    if task == "node" and data.get("y") is None:
-        raise CLIError(f"--task node needs node labels; {args.dataset!r} has none")
-    blob = {"task": task, "dataset": datasets.canonical_name(args.dataset), "seed": args.seed}
-    if task == "link":
-        split = datasets.link_split(data, seed=args.seed)
-        store = GraphStore(split.train_data)
-        blob.update(val_pos=split.val_pos, val_neg=split.val_neg, test_pos=split.test_pos, test_neg=split.test_neg,
-                    official=split.official)
-        if split.official:
-            blob["seed"] = None
-    elif task == "node":
-        split = datasets.node_split(data, seed=args.seed)
-        store = GraphStore(data)
-        blob.update(train_idx=split.train_idx, val_idx=split.val_idx, test_idx=split.test_idx,
-                    official=split.official)
-    else:
-        split = datasets.user_item_split(data, seed=args.seed)
-        store = GraphStore(split.train_data)
-        blob.update(train_pos=split.train_pos, test_pos=split.test_pos, num_users=split.num_users,
-                    num_items=split.num_items, official=split.official)
-        if data.get("item_x") is not None:
-            blob["item_groups"] = data.item_x  # [items, groups]: MovieLens genres
-            blob["item_group_names"] = list(data.get("item_group_names") or [])
+    task = get_task(args.task or default_task(data), where="--task")
+    try:
+        split, graph = task.make_split(data, seed=args.seed)
+    except ValueError as exc:  # the data lacks what the task needs (labels, users and items)
+        raise CLIError(f"--task {task.name} does not fit {args.dataset!r}: {exc}") from None
+    blob = {"task": task.name, "dataset": datasets.canonical_name(args.dataset), "seed": args.seed,
+            **task.split_to_dict(split)}
+    if data.get("item_x") is not None:  # [items, groups]: MovieLens genres, for `delete --item-group`
+        blob["item_groups"] = data.item_x
+        blob["item_group_names"] = list(data.get("item_group_names") or [])
+        blob["item_offset"] = int(data.get("num_users") or 0)  # node id of item 0 (items follow the users)
+    store = GraphStore(graph)
     store.save(run / "store", overwrite=args.overwrite)
     store.close()
     atomic_save(blob, run / "split.pt")
-    print(f"{args.dataset} ({task}): {_describe(split)}; store saved to {run / 'store'}")
-
-
-def _describe(split) -> str:
-    if isinstance(split, datasets.NodeSplit):
-        return (f"{split.train_idx.numel()} training, {split.val_idx.numel()} validation, "
-                f"{split.test_idx.numel()} test nodes")
-    if isinstance(split, datasets.RecSplit):
-        return (f"{split.num_users} users, {split.num_items} items, {split.train_pos.size(1)} training and "
-                f"{split.test_pos.size(1)} test interactions")
-    return str(split)
+    print(f"{args.dataset} ({task.name}): {task.describe_split(split)}; store saved to {run / 'store'}")

@@ -72,7 +72,8 @@ class GNNDelete(nn.Module):
         for k, nodes in enumerate(affected or ()):
             masks[k, nodes] = True
         self.register_buffer("masks", masks)
-        self.wrapper_config = {"kind": "gnndelete", "num_nodes": int(num_nodes), "dims": [int(d) for d in dims],
+        self.wrapper_config = {"kind": "gnndelete", "method": "gnndelete", "num_nodes": int(num_nodes),
+                               "dims": [int(d) for d in dims],
                                "init": init}
         self._skip = False
         self._record: list[Tensor] | None = None

@@ -12,7 +12,7 @@ def message_passing_layers(model: nn.Module) -> list[tuple[str, MessagePassing]]
     module inside another (the project's ``GATConv`` holds PyG's) counts once, as the outer one.
 
     Raises:
-        ValueError: ``model`` has no message-passing layer.
+        TypeError: ``model`` has no message-passing layer.
     """
     found: list[tuple[str, MessagePassing]] = []
     inside: list[str] = []
@@ -24,5 +24,5 @@ def message_passing_layers(model: nn.Module) -> list[tuple[str, MessagePassing]]
         inside.append(path)
         found.append((path, module))
     if not found:
-        raise ValueError(f"{type(model).__name__} has no torch_geometric.nn.MessagePassing layer to attach to")
+        raise TypeError(f"{type(model).__name__} has no torch_geometric.nn.MessagePassing layer to attach to")
     return found

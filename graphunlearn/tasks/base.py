@@ -14,6 +14,7 @@ model's representations into logits for them (:meth:`Task.unit_logits`) and comp
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable, Sequence
 
@@ -50,6 +51,23 @@ def encode(model: nn.Module, graph: LiveGraph) -> Tensor:
     elements are absent from ``graph.edge_index`` and zeroed in ``graph.x``, so they cannot reach the model.
     Returns the node representations [N, d]."""
     return run_model(model, graph.x, graph.edge_index)
+
+
+def _takes_sigmoid(model: nn.Module, fn) -> bool:
+    """Whether a model's ``decode`` takes PyG's ``sigmoid`` flag (``GAE.decode`` passes its arguments on to
+    ``InnerProductDecoder``, which returns probabilities by default): the tasks want logits."""
+    for f in (fn, getattr(getattr(model, "decoder", None), "forward", None)):
+        if f is None:
+            continue
+        try:
+            params = inspect.signature(f).parameters
+        except (TypeError, ValueError):
+            return False
+        if "sigmoid" in params:
+            return True
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return False
+    return False
 
 
 def sample_pairs(nodes: Tensor, num: int, generator: torch.Generator) -> Tensor:
@@ -146,7 +164,9 @@ class Task:
 
     Args:
         decoder: for pair tasks, ``decoder(z, pairs) -> logits`` [K] (default: the model's own ``decode``
-            method when it has one, as PyG's ``GAE`` models do, else the dot product). A decoder with
+            method when it has one, as PyG's ``GAE`` models do (called with ``sigmoid=False`` where it takes
+            that flag, so that it returns logits), else the dot product). A task's decoder is not saved in a
+            model card (it is code): pass the same task again to ``unlearn`` and ``evaluate``. A decoder with
             trainable weights belongs inside the model, as its ``decode`` method, so that it is trained,
             copied and unlearned with the model. For node classification, ``head(z) -> logits`` [N, C]
             (default: the model's output is the logits).
@@ -180,7 +200,9 @@ class Task:
         if self.decoder is not None:
             return self.decoder(z, pairs)
         own = getattr(model, "decode", None)
-        return own(z, pairs) if callable(own) else dot_product(z, pairs)
+        if not callable(own):
+            return dot_product(z, pairs)
+        return own(z, pairs, sigmoid=False) if _takes_sigmoid(model, own) else own(z, pairs)
 
     # ------------------------------------------------------------------ training
     def check_trainable(self, store: GraphStore, split, where: str) -> None:
@@ -226,6 +248,43 @@ class Task:
     def evaluate(self, model: nn.Module, store: GraphStore, split, requests: Sequence[DeletionRequest], *,
                  gold: nn.Module | None = None, original: nn.Module | None = None, **options) -> Metrics:
         """The protocol's metrics of ``model`` after ``requests`` (``../shared/PROTOCOL.md``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the project's own models and reports
+    #: the project's backbones for this task (what ``graphunlearn train --model`` and benchmark grids name)
+    backbones: tuple[str, ...] = ()
+    #: the metrics a benchmark table shows first, and the (x, y) of its scatter plot (forgetting, utility)
+    headline: tuple[str, ...] = ()
+    plot_axes: tuple[str, str] = ("", "")
+
+    def build_model(self, backbone: str, store: GraphStore, split, hidden_channels: int = 128,
+                    out_channels: int = 64) -> nn.Module:
+        """A fresh project backbone named ``backbone`` (one of :attr:`backbones`) sized for ``store`` and
+        ``split`` (``out_channels`` is ignored where the task fixes it, e.g. the number of classes).
+
+        Raises:
+            ValueError: an unknown backbone for this task.
+        """
+        raise NotImplementedError
+
+    def _check_backbone(self, backbone: str) -> None:
+        if backbone not in self.backbones:
+            raise ValueError(f"backbone {backbone!r} does not fit task {self.name!r}; choose one of "
+                             f"{', '.join(self.backbones)}")
+
+    def describe_split(self, split) -> str:
+        """One line saying what ``split`` holds."""
+        return repr(split)
+
+    def make_split(self, data, seed: int):
+        """``(split, graph)``: the protocol's split of ``data`` and the graph the task's store holds.
+
+        Raises:
+            ValueError: ``data`` lacks what the task needs (labels, users and items)."""
+        raise NotImplementedError
+
+    def sample_forget(self, store: GraphStore, split, fraction: float, seed: int = 0, **kind) -> DeletionRequest:
+        """Register the protocol's forget set of ``fraction`` with ``store`` and return the request."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ split files

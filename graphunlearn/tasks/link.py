@@ -13,6 +13,7 @@ from .. import checks
 from ..datasets import splits as ds
 from ..graph import to_bidirected
 from ..metrics import average_precision, check_finite, roc_auc
+from ..models import CONVS, GNN
 from ..report import Metrics
 from ..requests import DeletionRequest
 from ..store import GraphStore
@@ -66,6 +67,14 @@ class LinkPrediction(Task):
     name = "link"
     split_type = ds.LinkSplit
     recipe = dict(epochs=200, lr=0.01, weight_decay=0.0, patience=50, eval_every=5, batch_size=None)
+    backbones = CONVS
+    headline = ("dt_auroc", "df_auroc", "hits@20", "mi_ratio", "gap_test_kl", "gap_deleted_kl", "seconds", "peak_mb")
+    plot_axes = ("df_auroc", "dt_auroc")
+
+    def build_model(self, backbone, store, split, hidden_channels=128, out_channels=64):
+        self._check_backbone(backbone)
+        return GNN(store.num_features or None, conv=backbone, num_nodes=store.num_nodes,
+                   hidden_channels=hidden_channels, out_channels=out_channels)
 
     def check_trainable(self, store, split, where):
         if store.num_live_edges == 0:

@@ -12,6 +12,7 @@ from torch_geometric.data import Data
 from ..datasets import splits as ds
 from ..kernels import kl_distill_loss
 from ..metrics import check_finite, roc_auc
+from ..models import CONVS, GNN
 from ..report import Metrics
 from ..requests import DeletionRequest
 from ..store import GraphStore
@@ -78,6 +79,21 @@ class NodeClassification(Task):
     name = "node"
     split_type = ds.NodeSplit
     recipe = dict(epochs=200, lr=0.01, weight_decay=5e-4, patience=50, eval_every=1, batch_size=None)
+    backbones = CONVS
+    headline = ("test_acc", "test_macro_f1", "mia_auroc", "acc_deleted", "gap_test_kl", "gap_hop1_kl", "seconds",
+                "peak_mb")
+    plot_axes = ("mia_auroc", "test_acc")
+
+    def build_model(self, backbone, store, split, hidden_channels=128, out_channels=64):
+        self._check_backbone(backbone)
+        if store.y is None:
+            raise ValueError("node classification needs node labels y; the store has none")
+        return GNN(store.num_features, conv=backbone, hidden_channels=hidden_channels,
+                   out_channels=int(store.y.max()) + 1)
+
+    def describe_split(self, split):
+        return (f"{split.train_idx.numel()} training, {split.val_idx.numel()} validation, "
+                f"{split.test_idx.numel()} test nodes")
 
     def __init__(self, head: Callable[[Tensor], Tensor] | None = None):
         super().__init__(None)

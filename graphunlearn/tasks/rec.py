@@ -13,6 +13,7 @@ from .. import checks
 from ..datasets import splits as ds
 from ..graph import to_bidirected
 from ..kernels import bpr_loss
+from ..models import MF, LightGCN
 from ..report import Metrics
 from ..requests import DeletionRequest
 from ..store import GraphStore
@@ -72,6 +73,19 @@ class Recommendation(Task):
     split_type = ds.RecSplit
     recipe = dict(epochs=50, lr=0.005, weight_decay=1e-4, patience=None, eval_every=1, batch_size=8192)
     l2_in_loss = True
+    backbones = ("lightgcn", "mf")
+    headline = ("recall@20", "ndcg@20", "forget_recall@20", "gap_test_kl", "gap_deleted_kl", "seconds", "peak_mb")
+    plot_axes = ("forget_recall@20", "recall@20")
+
+    def build_model(self, backbone, store, split, hidden_channels=128, out_channels=64):
+        """LightGCN or MF with the default embedding size (64); ``hidden_channels``/``out_channels`` unused."""
+        self._check_backbone(backbone)
+        cls = LightGCN if backbone == "lightgcn" else MF
+        return cls(split.num_users, split.num_items)
+
+    def describe_split(self, split):
+        return (f"{split.num_users} users, {split.num_items} items, {split.train_pos.size(1)} training and "
+                f"{split.test_pos.size(1)} test interactions")
 
     def check_trainable(self, store, split, where):
         if split is None:

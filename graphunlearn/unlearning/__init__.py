@@ -3,8 +3,8 @@
 message passing on the store's live graph only. Model selection uses validation data and training losses
 only, never forget-set or test metrics."""
 
+from .algorithms import d2dgn, finetune, gnndelete, gradient_ascent, retrain, reverse_bpr, unlink  # noqa: F401 - register
 from .base import Context, Method, Option, Options, methods, option, register
 from .core import UnlearnResult, unlearn
-from .algorithms import d2dgn, finetune, gnndelete, gradient_ascent, retrain, reverse_bpr, unlink  # noqa: F401 - register
 
 __all__ = ["Context", "Method", "Option", "Options", "UnlearnResult", "methods", "option", "register", "unlearn"]

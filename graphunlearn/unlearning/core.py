@@ -97,8 +97,9 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     if task.name not in spec.tasks:
         raise ValueError(f"method {method!r} supports tasks {spec.tasks}, not {task.name!r}")
     if card is not None and card.wrapper is not None and not spec.on_wrapped:
-        raise ValueError(f"a model built by {card.method or 'a method'} ({card.wrapper.get('kind')}) cannot be "
-                         f"unlearned further with {method!r}: its added modules are tied to the requests it was "
+        raise ValueError(f"a model with {card.wrapper.get('kind')} modules added by {card.wrapper.get('method')} "
+                         f"cannot be unlearned further with {method!r}: its added modules are tied to the requests it "
+                         "was "
                          "built for; unlearn the original model with all the requests at once "
                          "(unlearn(original, store, [r1, r2], ...)) or use 'retrain'")
     requests = store.check_requests(request, where=where, name="request")  # this store's, not compacted
@@ -119,7 +120,11 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     out.eval()
     forgotten = tuple(sorted(already | {r.id for r in requests}))
     wrapper = getattr(out, "wrapper_config", None)
-    new_card = replace(card or ModelCard(task=task.name), task=task.name, forgotten=forgotten,
+    trained = card_of(out)  # set by the trainer when the method retrained: its recipe is the one used
+    start = card or ModelCard(task=task.name)
+    if trained is not None and trained is not card:
+        start = replace(start, recipe=dict(trained.recipe))
+    new_card = replace(start, task=task.name, forgotten=forgotten,
                        tag=uuid.uuid4().hex, method=method, weight_hash=None,
                        wrapper=dict(wrapper) if wrapper else None)
     set_card(out, new_card)

@@ -11,7 +11,6 @@ from torch_geometric.data import Data
 
 from ...models import fresh_copy
 from ...store import GraphStore
-from ...tasks import LINK
 from ...train import fit
 from ..base import Context, Options, epochs, fraction, learning_rate, option, register
 
@@ -39,7 +38,7 @@ def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
     pairs = pairs[:, pairs[0] != pairs[1]]
     fake = GraphStore(Data(x=store.live_x(), edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=n))
     teacher = fresh_copy(ctx.original, seed=ctx.seed + 1).requires_grad_(True)
-    fit(teacher, fake, None, task=LINK, epochs=20, seed=ctx.seed, progress=False)
+    fit(teacher, fake, None, task=ctx.task, epochs=20, seed=ctx.seed, progress=False)
     return teacher.eval()
 
 

@@ -46,7 +46,10 @@ def run(ctx: Context) -> dict:
     o = ctx.options
     g = torch.Generator().manual_seed(ctx.seed)
     store = ctx.store
-    n_layers = len(message_passing_layers(ctx.original))
+    try:
+        n_layers = len(message_passing_layers(ctx.original))
+    except TypeError as exc:
+        raise TypeError(f"gnndelete attaches operators to message-passing layers: {exc}") from None
     max_hop = min(r.num_hops for r in ctx.requests)
     affected = [ctx.affected_nodes(min(k + 1, max_hop)) for k in range(n_layers)]
     df = ctx.task.forget_units(store, ctx.requests, ctx.split)
@@ -85,7 +88,8 @@ def run(ctx: Context) -> dict:
             return o.lam * dec + (1 - o.lam) * ni
 
         run = optimise(model, loss_fn, epochs=o.epochs, lr=o.lr, params=list(model.operators[k].parameters()),
-                       select=False, progress=ctx.progress, desc=f"gnndelete layer {k + 1}", where=f"gnndelete (layer {k + 1})")
+                       select=False, progress=ctx.progress, desc=f"gnndelete layer {k + 1}",
+                       where=f"gnndelete (layer {k + 1})")
         info["losses"] += [row["loss"] for row in run.history]
     for op in model.operators:
         op.requires_grad_(True)

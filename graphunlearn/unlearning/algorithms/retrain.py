@@ -17,11 +17,13 @@ class RetrainOptions(Options):
 
 
 def live_data(ctx: Context) -> Data:
-    """The live graph as a ``Data`` in store numbering: what a user's own ``train_fn`` trains on."""
+    """The live graph as a ``Data`` in store numbering: what a user's own ``train_fn`` trains on (copies: the
+    user's code may modify it without touching the store)."""
     view = ctx.store.live()
-    data = Data(x=view.x, edge_index=view.edge_index, num_nodes=ctx.store.num_nodes)
+    data = Data(x=None if view.x is None else view.x.clone(), edge_index=view.edge_index.clone(),
+                num_nodes=ctx.store.num_nodes)
     if ctx.store.y is not None:
-        data.y = ctx.store.y
+        data.y = ctx.store.y.clone()
     return data
 
 

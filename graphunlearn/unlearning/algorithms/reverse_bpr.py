@@ -25,20 +25,48 @@ class ReverseBPROptions(Options):
 def reset_rows(model: nn.Module, nodes: Tensor, num_users: int, num_items: int, seed: int) -> int:
     """Give the deleted nodes' own embedding rows a fresh initialisation (as a model retrained without them
     would have); returns how many rows were reset. Any ``nn.Embedding`` of the model counts: one over all
-    U + I nodes (LightGCN, PyG's included) takes node ids, one of U rows user ids, one of I rows item ids."""
+    U + I nodes (LightGCN, PyG's included) takes node ids, one of U rows user ids, one of I rows item ids;
+    when U == I a table's name must say which it is (``user``/``item`` in its name, as MF's ``users`` and
+    ``items``).
+
+    Raises:
+        ValueError: a table of U == I rows whose name does not say whether it holds users or items.
+        TypeError: nodes to reset but no embedding table to reset them in.
+    """
     if nodes.numel() == 0:
         return 0
-    fresh = dict(fresh_copy(model, seed=seed).named_modules())
     users, items = nodes[nodes < num_users], nodes[nodes >= num_users] - num_users
+    plan = []
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.Embedding):
+            continue
+        n = module.num_embeddings
+        if n == num_users + num_items:
+            rows = nodes
+        elif n == num_users == num_items:
+            low = name.lower()
+            if ("user" in low) == ("item" in low):
+                raise ValueError(f"reverse_bpr: embedding table {name!r} has {n} rows, as many as users and items; "
+                                 "its name must say which it holds (user/item), or pass reset_deleted=False")
+            rows = users if "user" in low else items
+        elif n == num_users:
+            rows = users
+        elif n == num_items:
+            rows = items
+        else:
+            continue
+        plan.append((name, rows))
+    if not plan:
+        raise TypeError(f"reverse_bpr: reset_deleted=True re-initialises the deleted nodes' own embedding rows, but "
+                        f"{type(model).__name__} keeps none in an nn.Embedding table (nodes, users or items x d) "
+                        "that reset_parameters() could re-initialise; pass reset_deleted=False")
+    fresh = dict(fresh_copy(model, seed=seed).named_modules())
     count = 0
     with torch.no_grad():
-        for name, module in model.named_modules():
-            if not isinstance(module, nn.Embedding):
-                continue
-            rows = {num_users + num_items: nodes, num_users: users, num_items: items}.get(module.num_embeddings)
-            if rows is not None and rows.numel():
-                module.weight[rows] = fresh[name].weight[rows]
-                count = max(count, int(nodes.numel()))
+        for name, rows in plan:
+            if rows.numel():
+                dict(model.named_modules())[name].weight[rows] = fresh[name].weight[rows]
+                count += int(rows.numel())
     return count
 
 
