@@ -97,7 +97,8 @@ def top_share(model, store, split, items, k: int = 20, batch: int = 1024) -> flo
     """The share of the live users' top-k slots (retained items excluded) taken by ``items``."""
     view = store.live()
     model.eval()
-    ue, ie = model(view.x, view)
+    z = gu.tasks.encode(model, view)  # [users + items, d]: users first
+    ue, ie = z[: split.num_users], z[split.num_users:]
     users = store.node_mask[: split.num_users].nonzero().squeeze(1)
     kept = store.edge_index[:, store.edge_mask]
     hits = 0

@@ -49,8 +49,10 @@ def main() -> None:
             u, v = store.live_edge_index()[:, 0].tolist()  # some live citation
             print(f"epoch {epoch}: {store.delete_edges([(u, v)]).summary()}")
             print(f"epoch {epoch}: {store.delete_node_features([int(split.train_idx[5])]).summary()}")
-        # the live graph: deleted nodes, edges and feature values are gone; nothing is copied or rebuilt here
-        x, edge_index = store.live_x(), store.live_edge_index()
+        # the live graph: deleted nodes, edges and feature values are gone; the store rebuilds the live
+        # edge_index once per request, not per epoch
+        view = store.live()
+        x, edge_index = view.x, view.edge_index
         train = split.train_idx[store.node_mask[split.train_idx]]
         model.train()
         loss = F.cross_entropy(model(x, edge_index)[train], data.y[train])

@@ -499,6 +499,18 @@ class GraphStore:
         bind(self._live_ei, view)
         return view
 
+    def live_data(self) -> Data:
+        """The live graph as a PyG ``Data`` in the store's node numbering (deleted nodes stay, isolated and with
+        zeroed features): ``x``, ``edge_index`` (live edges, both directions when undirected), ``y`` when the
+        store has labels, ``num_nodes``. Copies, so the caller may modify them; for repeated reads without
+        copying, use ``live().x`` and ``live().edge_index``."""
+        view = self.live()
+        data = Data(x=None if view.x is None else view.x.clone(), edge_index=view.edge_index.clone(),
+                    num_nodes=self.num_nodes)
+        if self.y is not None:
+            data.y = self.y.clone()
+        return data
+
     def live_x(self) -> Tensor | None:
         """Node features with deleted nodes and deleted feature values set to zero (cached, patched in place)."""
         if self.x is None:

@@ -46,3 +46,10 @@ def test_licence_revocation_demo(tmp_path):
 def test_pyg_training_loop(tmp_path):
     run = _run(tmp_path, "pyg_training_loop.py", "--epochs", "20")
     assert "request 0: nodes" in run.stdout and "live view vs rebuilt graph: max |diff|" in run.stdout
+
+
+@pytest.mark.slow
+def test_bring_your_own_model(tmp_path):
+    run = _run(tmp_path, "bring_your_own_model.py", "--epochs", "20")
+    assert "gold (your loop)" in run.stdout and "gnndelete" in run.stdout
+    assert "reloaded GNNDelete model gives identical outputs: True" in run.stdout

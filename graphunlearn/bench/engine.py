@@ -1,10 +1,14 @@
 r"""The unlearning benchmark engine: tasks x datasets x backbones x forget fractions x settings x seeds.
 
 A configuration (a JSON file under ``benchmarks/configs``, see :mod:`graphunlearn.bench.configs`) names a
-task (``link``, ``node`` or ``rec``) and the grid. Each cell trains the original model (kept in memory per
-dataset/backbone/seed within a run), registers the forget set, runs every method (``retrain`` is the gold
-row, with the original's recipe) and evaluates with :mod:`graphunlearn.evaluate`, recording wall time and
-peak memory. A finished cell is stored as JSON under ``out/cells`` keyed by a hash of its full
+registered task (:func:`graphunlearn.tasks.tasks`: ``link``, ``node``, ``rec``, or one of your own) and the
+grid. Every cell runs the same way, asking the task object for what differs (:func:`_run_cell`): the task
+makes the split and builds the original model (:meth:`~graphunlearn.tasks.Task.build_model`, trained with
+:func:`graphunlearn.train.fit` and kept in memory per dataset/backbone/seed within a run), samples the forget
+set (:meth:`~graphunlearn.tasks.Task.sample_forget`), every method runs (``retrain`` is the gold row, with
+the original's recipe) and the task's metrics are taken with :func:`graphunlearn.evaluate.evaluate`, plus
+the task's attack where :data:`ATTACKS` has one, recording wall time and peak memory. Tables show the
+task's ``headline`` metrics and plot its ``plot_axes``. A finished cell is stored as JSON under ``out/cells`` keyed by a hash of its full
 configuration, so an interrupted or extended run recomputes only what is new or changed.
 :func:`write_outputs` writes ``results.csv``, ``results.json``, ``results.md`` (mean +- std over seeds, the
 gold row beside every method, the configuration's quality and speed targets checked, machine and versions in
@@ -18,6 +22,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -28,18 +33,12 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__, datasets, evaluate, models, train
+from .. import __version__, datasets, evaluate, train
 from ..store import GraphStore
+from ..tasks import Task, get_task, tasks
 from ..unlearning import methods, unlearn
 from .configs import config_label, config_names, load_config
 
-METRICS = {
-    "link": ["dt_auroc", "df_auroc", "hits@20", "mi_ratio", "gap_test_kl", "gap_deleted_kl", "seconds", "peak_mb"],
-    "node": ["test_acc", "test_macro_f1", "mia_auroc", "acc_deleted", "gap_test_kl", "gap_hop1_kl", "seconds",
-             "peak_mb"],
-    "rec": ["recall@20", "ndcg@20", "forget_recall@20", "gap_test_kl", "gap_deleted_kl", "seconds", "peak_mb"],
-}
-_AXES = {"link": ("df_auroc", "dt_auroc"), "node": ("mia_auroc", "test_acc"), "rec": ("forget_recall@20", "recall@20")}
 _GOLD = "retrain"
 #: bumped whenever a metric's definition or an evaluation constant changes, so cached cells are recomputed
 EVAL_REVISION = "2026-11-30.1"  # AUROC/AP from torchmetrics: ties as defined there, NaN refused
@@ -48,9 +47,9 @@ EVAL_REVISION = "2026-11-30.1"  # AUROC/AP from torchmetrics: ties as defined th
 def plan(config: dict) -> list[dict]:
     """The cells of ``config``: one dict per dataset x backbone x fraction x setting x seed, holding everything
     that determines its result (so its hash is a cache key)."""
-    task = config.get("task", "link")
-    if task not in METRICS:
-        raise ValueError(f"benchmark config: task must be one of {sorted(METRICS)}, got {task!r}")
+    task = config.get("task")
+    if not isinstance(task, str) or task not in tasks():
+        raise ValueError(f"benchmark config: task must be one of {sorted(tasks())}, got {task!r}")
     registry = methods()
     unknown = sorted(set(config["methods"]) - set(registry))
     if unknown:
@@ -60,7 +59,7 @@ def plan(config: dict) -> list[dict]:
     resolved = {m: {**registry[m].options, **overrides.get(m, {})} for m in sorted(config["methods"])}
     fixed = dict(task=task, epochs=config["epochs"], methods=sorted(config["methods"]), method_options=resolved,
                  train=config.get("train", {}), version=__version__, eval_revision=EVAL_REVISION)
-    if task == "link":
+    if task in ATTACKS:  # the attack's shadow model trains this long (a task without an attack has no such key)
         fixed["attack_epochs"] = config.get("attack_epochs", config["epochs"])
     return [dict(dataset=d, backbone=b, fraction=f, setting=s, seed=seed, **fixed)
             for d in config["datasets"] for b in config["backbones"] for f in config["fractions"]
@@ -108,7 +107,7 @@ def run(config: dict, out: str | os.PathLike, progress: bool = True, log: Callab
             log(f"[{k}/{len(cells)}] cached {_label(cell)}")
             continue
         t0 = time.perf_counter()
-        cell_rows = _RUNNERS[cell["task"]](cell, cache, progress)
+        cell_rows = _run_cell(cell, cache, progress)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"cell": cell, "rows": cell_rows}, indent=1))
         os.replace(tmp, path)  # a cell is stored whole or not at all
@@ -124,21 +123,23 @@ def _data(cell: dict, cache: dict):
     return cache[key]
 
 
-def _original(cell: dict, cache: dict, build: Callable[[], torch.nn.Module], fit: Callable) -> torch.nn.Module:
+def _original(cell: dict, cache: dict, task: Task, graph, split, progress: bool) -> torch.nn.Module:
     """The original model of a cell: depends on neither the forget set nor the methods, so it is trained
-    once per (dataset, backbone, seed, recipe) in a run."""
+    once per (dataset, backbone, seed, recipe) in a run, on a store of the whole training graph."""
     key = ("model", cell["task"], cell["dataset"], cell["backbone"], cell["seed"], cell["epochs"],
            json.dumps(cell["train"], sort_keys=True))
     if key not in cache:
+        store = GraphStore(graph)
         torch.manual_seed(cell["seed"])
-        model = build()
-        fit(model)
+        model = task.build_model(cell["backbone"], store, split)
+        train.fit(model, store, split, task=task, epochs=cell["epochs"], seed=cell["seed"], progress=progress,
+                  **cell["train"])
         cache[key] = model
     return cache[key]
 
 
-def _unlearn_all(cell: dict, model, store, req, split, progress: bool) -> dict:
-    return {m: unlearn(model, store, req, m, split=split, seed=cell["seed"], progress=progress,
+def _unlearn_all(cell: dict, model, store, req, split, progress: bool, task: Task | None = None) -> dict:
+    return {m: unlearn(model, store, req, m, split=split, task=task, seed=cell["seed"], progress=progress,
                        **cell["method_options"][m])
             for m in cell["methods"]}
 
@@ -154,65 +155,49 @@ def _rows(cell: dict, results: dict, metrics: Callable) -> list[dict]:
     return rows
 
 
-def _run_link(cell: dict, cache: dict, progress: bool) -> list[dict]:
-    data = _data(cell, cache)
-    split = datasets.link_split(data, seed=cell["seed"])
-    model = _original(cell, cache,
-                      lambda: models.GNN(data.num_features or None, conv=cell["backbone"], num_nodes=data.num_nodes),
-                      lambda m: train.link_prediction(m, GraphStore(split.train_data), split, epochs=cell["epochs"],
-                                                      seed=cell["seed"], progress=progress, **cell["train"]))
-    store = GraphStore(split.train_data)
-    req = store.delete_edges(datasets.forget_edges(split, cell["fraction"], cell["setting"], seed=cell["seed"]),
-                             layout="edge_index")
-    results = _unlearn_all(cell, model, store, req, split, progress)
-    gold = results[_GOLD].model if _GOLD in results else None
+def _mi_attack(cell: dict, model, store, req) -> Callable[[torch.nn.Module], dict]:
+    """The shadow-model membership-inference attack on the deleted edges: trained once per cell on the
+    original model, then ``mi_ratio`` of each unlearned model."""
     attacker = evaluate.train_mi_attacker(model, store, epochs=cell["attack_epochs"], seed=cell["seed"])
+    return lambda after: {"mi_ratio": evaluate.mi_ratio(attacker, model, after, store, req)}
+
+
+#: per-task attacks beside the task's own metrics, by task name: ``attack(cell, original, store, request)``
+#: returns ``metrics(unlearned_model) -> dict`` (a cell of a task listed here also holds ``attack_epochs``)
+ATTACKS: dict[str, Callable] = {"link": _mi_attack}
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    """Whether ``fn`` takes a keyword argument ``name`` (by name, or through ``**options``)."""
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _run_cell(cell: dict, cache: dict, progress: bool) -> list[dict]:
+    """One cell of any task: the task's split, the original model (cached), the task's forget set, every
+    method, then the task's metrics (with ``gold`` and ``original``) and the task's attack, if it has one."""
+    task = get_task(cell["task"], where="benchmark")
+    data = _data(cell, cache)
+    split, graph = task.make_split(data, cell["seed"])
+    model = _original(cell, cache, task, graph, split, progress)
+    store = GraphStore(graph)
+    # link reads setting ("in"/"out"), rec reads kind (the cell's setting: interaction/user/item_group)
+    req = task.sample_forget(store, split, cell["fraction"], seed=cell["seed"], setting=cell["setting"],
+                             kind=cell["setting"])
+    results = _unlearn_all(cell, model, store, req, split, progress, task)
+    gold = results[_GOLD].model if _GOLD in results else None
+    extra = {"seed": cell["seed"]} if _accepts(task.evaluate, "seed") else {}
+    attack = ATTACKS.get(task.name)
+    attacked = attack(cell, model, store, req) if attack is not None else None
 
     def metrics(method, res):
-        values = dict(evaluate.link_prediction(res.model, store, split, req, gold=gold, seed=cell["seed"]))
-        values["mi_ratio"] = evaluate.mi_ratio(attacker, model, res.model, store, req)
+        values = dict(evaluate.evaluate(res.model, store, split, req, task=task.name, gold=gold, original=model,
+                                        **extra))
+        if attacked is not None:
+            values.update(attacked(res.model))
         return values
 
     return _rows(cell, results, metrics)
-
-
-def _run_node(cell: dict, cache: dict, progress: bool) -> list[dict]:
-    data = _data(cell, cache)
-    split = datasets.node_split(data, seed=cell["seed"])
-    num_classes = int(data.y.max()) + 1
-    model = _original(cell, cache,
-                      lambda: models.GNN(data.num_features, out_channels=num_classes, conv=cell["backbone"]),
-                      lambda m: train.node_classification(m, GraphStore(data), split, epochs=cell["epochs"],
-                                                          seed=cell["seed"], progress=progress, **cell["train"]))
-    store = GraphStore(data)
-    req = store.delete_nodes(datasets.forget_nodes(split, fraction=cell["fraction"], seed=cell["seed"]))
-    results = _unlearn_all(cell, model, store, req, split, progress)
-    gold = results[_GOLD].model if _GOLD in results else None
-    return _rows(cell, results, lambda method, res: dict(evaluate.node_classification(
-        res.model, store, split, req, original=model, gold=gold)))
-
-
-def _run_rec(cell: dict, cache: dict, progress: bool) -> list[dict]:
-    data = _data(cell, cache)
-    split = datasets.user_item_split(data, seed=cell["seed"])
-    nu, ni = split.num_users, split.num_items
-    backbones = {"lightgcn": models.LightGCN, "mf": models.MF}
-    if cell["backbone"] not in backbones:
-        raise ValueError(f"rec benchmark: backbone must be one of {sorted(backbones)}, got {cell['backbone']!r}")
-    model = _original(cell, cache, lambda: backbones[cell["backbone"]](nu, ni),
-                      lambda m: train.recommendation(m, GraphStore(split.train_data), split, epochs=cell["epochs"],
-                                                     seed=cell["seed"], progress=progress, **cell["train"]))
-    store = GraphStore(split.train_data)
-    forget = datasets.forget_recommendation(split, cell["setting"], cell["fraction"], seed=cell["seed"])
-    req = (store.delete_nodes(forget) if cell["setting"] == "user"
-           else store.delete_edges(forget, layout="edge_index"))
-    results = _unlearn_all(cell, model, store, req, split, progress)
-    gold = results[_GOLD].model if _GOLD in results else None
-    return _rows(cell, results, lambda method, res: dict(evaluate.recommendation(res.model, store, split, req,
-                                                                                 gold=gold)))
-
-
-_RUNNERS = {"link": _run_link, "node": _run_node, "rec": _run_rec}
 
 
 # ----------------------------------------------------------------------------------------------- summaries
@@ -234,18 +219,23 @@ def _centre(rs: list[dict], metric: str) -> tuple[float, float] | None:
     return (statistics.median(vals) if metric == "seconds" else statistics.mean(vals)), std
 
 
+def _headline(row: dict) -> tuple[str, ...]:
+    """The metrics a table shows for a row's task (``Task.headline``)."""
+    return get_task(row.get("task"), where="benchmark rows").headline
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     """One row per group and method (gold first): ``metric -> "mean +- std"`` over seeds, and the speed-up
     against gold (ratio of median times)."""
     out = []
     for key, by_method in sorted(_groups(rows).items()):
-        task = next(iter(by_method.values()))[0].get("task", "link")
+        headline = _headline(next(iter(by_method.values()))[0])
         gold = _centre(by_method[_GOLD], "seconds") if _GOLD in by_method else None
         for method in sorted(by_method, key=lambda m: (m != _GOLD, m)):
             rs = by_method[method]
             row = dict(zip(("dataset", "backbone", "fraction", "setting"), key))
             row.update(method="gold (retrain)" if method == _GOLD else method, seeds=len(rs))
-            for metric in METRICS[task]:
+            for metric in headline:
                 c = _centre(rs, metric)
                 if c is not None:
                     row[metric] = f"{c[0]:.4f} +- {c[1]:.4f}" if metric != "peak_mb" else f"{c[0]:.0f} +- {c[1]:.0f}"
@@ -342,8 +332,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    task = rows[0].get("task", "link")
-    xm, ym = _AXES[task]
+    xm, ym = get_task(rows[0].get("task"), where="benchmark rows").plot_axes
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for m in sorted({r["method"] for r in rows}, key=lambda m: (m != _GOLD, m)):
         rs = [r for r in rows if r["method"] == m and r.get(xm) is not None and r.get(ym) is not None]

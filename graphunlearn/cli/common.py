@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..io import CorruptFileError, StoreLockedError, safe_load
-from ..models import load_model
+from ..models import card_of, load_model
 from ..store import DeletionError, GraphStore
 from ..tasks import Task, get_task, tasks
 
@@ -163,11 +163,16 @@ def _checkpoint(run: Path, name: str) -> Path:
     return path
 
 
-def _load_model(run: Path, name: str):
+def _load_model(run: Path, name: str, task: Task | None = None):
     """The checkpoint ``name`` (in the run folder, or a path), rebuilt from its card
     (:func:`graphunlearn.load_model`). A damaged file, or a readable torch file that is not a model checkpoint,
-    is a CorruptFileError naming the file."""
-    return load_model(_checkpoint(run, name))
+    is a CorruptFileError naming the file; with ``task``, a model whose card names another task is refused."""
+    path = _checkpoint(run, name)
+    model = load_model(path)
+    card = card_of(model)
+    if task is not None and card is not None and card.task is not None and card.task != task.name:
+        raise CLIError(f"checkpoint {path} is a {card.task} model; this run's task is {task.name}")
+    return model
 
 
 def _output(run: Path, name: str, option: str = "--output") -> Path:

@@ -21,8 +21,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--fraction", type=fraction, help="sample this fraction as the forget set (the task's protocol, "
                    "Task.sample_forget): link: of training edges; node: of training nodes; rec: of interactions or "
                    "users (see --kind)")
-    s.add_argument("--setting", choices=list(datasets.LINK_SETTINGS), default="in",
-                   help="link: where Df lies (default in)")
+    s.add_argument("--setting", choices=["in", "out"], default="in", help="link: where Df lies (default in)")
     s.add_argument("--kind", choices=list(datasets.REC_KINDS), default="interaction",
                    help="rec: what --fraction samples (default interaction)")
     s.add_argument("--item-group", metavar="GROUP",

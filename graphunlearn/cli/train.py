@@ -6,20 +6,30 @@ from pathlib import Path
 
 import torch
 
-from .. import models, train
+from .. import train
 from ..store import GraphStore
+from ..tasks import Task, tasks
 from .common import CLIError, _opened, _output, _run_dir, positive_float, positive_int, seed_int
 
-REC_MODELS = {"lightgcn": models.LightGCN, "mf": models.MF}
+
+def _backbones() -> tuple[str, ...]:
+    """Every registered task's backbones, each once, in registration order."""
+    return tuple(dict.fromkeys(b for t in tasks().values() for b in t.backbones))
+
+
+def _per_task(describe) -> str:
+    return "; ".join(f"{t.name}: {describe(t)}" for t in tasks().values())
 
 
 def add_parser(subparsers) -> None:
     s = subparsers.add_parser("train", help="train the run's task model on the store's live graph")
     s.add_argument("--run", required=True)
-    s.add_argument("--model", choices=models.CONVS + tuple(REC_MODELS),
-                   help="link/node: gcn, sage, gin, gat (default gcn); rec: lightgcn (default), mf")
+    s.add_argument("--model", choices=_backbones(),
+                   help="the task's backbones, its first the default: "
+                   + _per_task(lambda t: ", ".join(t.backbones)))
     s.add_argument("--epochs", type=positive_int, default=200)
-    s.add_argument("--lr", type=positive_float, help="default 0.01 (rec: 0.005)")
+    s.add_argument("--lr", type=positive_float, help="default: the task's recipe ("
+                   + _per_task(lambda t: str(t.recipe.get("lr"))) + ")")
     s.add_argument("--hidden", type=positive_int, default=128)
     s.add_argument("--out-channels", type=positive_int, default=64)
     s.add_argument("--seed", type=seed_int, default=0)
@@ -35,28 +45,16 @@ def run(args) -> None:
         _train(args, run, output, store, split, task)
 
 
-def _train(args, run: Path, output: Path, store: GraphStore, split, task: str) -> None:
+def _train(args, run: Path, output: Path, store: GraphStore, split, task: Task) -> None:
     torch.manual_seed(args.seed)
-    kinds = tuple(REC_MODELS) if task == "rec" else models.CONVS
-    name = args.model or kinds[0]
-    if name not in kinds:
-        raise CLIError(f"--model {name!r} does not fit task {task!r}; choose one of {', '.join(kinds)}")
-    common = dict(epochs=args.epochs, seed=args.seed, progress=not args.quiet, checkpoint=output)
-    if task == "rec":
-        model = REC_MODELS[name](split.num_users, split.num_items)
-        result = train.recommendation(model, store, split, lr=args.lr or 0.005, **common)
-        print(f"trained {name}: {result.epochs_run} epochs, final BPR loss {result.history[-1]['loss']:.4f}, "
-              f"{result.seconds:.1f} s -> {output}")
-        return
-    if task == "node":
-        model = models.GNN(store.num_features, conv=name, hidden_channels=args.hidden,
-                           out_channels=int(store.y.max()) + 1)
-        result = train.node_classification(model, store, split, lr=args.lr or 0.01, **common)
-        what = "accuracy"
-    else:
-        model = models.GNN(store.num_features or None, conv=name, num_nodes=store.num_nodes,
-                           hidden_channels=args.hidden, out_channels=args.out_channels)
-        result = train.link_prediction(model, store, split, lr=args.lr or 0.01, **common)
-        what = "AUROC"
-    print(f"trained {name}: {result.epochs_run} epochs, best validation {what} {result.best_val:.4f} at "
-          f"epoch {result.best_epoch}, {result.seconds:.1f} s -> {output}")
+    name = args.model or task.backbones[0]
+    if name not in task.backbones:
+        raise CLIError(f"--model {name!r} does not fit task {task.name!r}; choose one of {', '.join(task.backbones)}")
+    model = task.build_model(name, store, split, hidden_channels=args.hidden, out_channels=args.out_channels)
+    result = train.fit(model, store, split, task=task, epochs=args.epochs, lr=args.lr, seed=args.seed,
+                       progress=not args.quiet, checkpoint=output)
+    if result.best_val is not None:  # the task validates: its score selected the model
+        how = f"best validation score {result.best_val:.4f} at epoch {result.best_epoch}"
+    else:  # no validation data (recommendation): a fixed number of epochs
+        how = f"final training loss {result.history[-1]['loss']:.4f}" if result.history else "no validation"
+    print(f"trained {name}: {result.epochs_run} epochs, {how}, {result.seconds:.1f} s -> {output}")

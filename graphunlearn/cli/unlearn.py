@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from .. import train
+from ..models import save_model
 from ..unlearning import methods, unlearn
 from .common import CLIError, _load_model, _opened, _output, _request, _run_dir, nonnegative_int, seed_int
 
@@ -29,13 +29,13 @@ def run(args) -> None:
     options = _options(args.option, args.method)
     if args.output is not None:
         _output(run, args.output)
-    with _opened(run) as (store, split, _):
-        model = _load_model(run, args.model)
+    with _opened(run) as (store, split, task):
+        model = _load_model(run, args.model, task)
         req = _request(store, args.request)
         out = _output(run, args.output or f"{args.method}-r{req.id}.pt")
-        result = unlearn(model, store, req, args.method, split=split, seed=args.seed, progress=not args.quiet,
-                         **options)
-        train.save_checkpoint(out, result.model)
+        result = unlearn(model, store, req, args.method, split=split, task=task, seed=args.seed,
+                         progress=not args.quiet, **options)
+        save_model(out, result.model)  # weights and card (what it forgot, the recipe)
         store.checkpoint()  # persists the store's ledger of what this model forgot
     print(f"{args.method}: {result.seconds:.2f} s, peak +{result.peak_mb:.0f} MiB -> {out}")
 

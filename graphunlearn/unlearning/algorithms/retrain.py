@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch_geometric.data import Data
-
 from ...models import fresh_copy
 from ...train import fit
 from ..base import Context, Options, epochs, register
@@ -14,17 +12,6 @@ from ..base import Context, Options, epochs, register
 @dataclass
 class RetrainOptions(Options):
     epochs: int | None = epochs(None, "overrides the epoch budget of the recipe (None: the recipe's)")
-
-
-def live_data(ctx: Context) -> Data:
-    """The live graph as a ``Data`` in store numbering: what a user's own ``train_fn`` trains on (copies: the
-    user's code may modify it without touching the store)."""
-    view = ctx.store.live()
-    data = Data(x=None if view.x is None else view.x.clone(), edge_index=view.edge_index.clone(),
-                num_nodes=ctx.store.num_nodes)
-    if ctx.store.y is not None:
-        data.y = ctx.store.y.clone()
-    return data
 
 
 @register("retrain", tasks=("link", "node", "rec"), options=RetrainOptions, on_wrapped=True)
@@ -37,7 +24,7 @@ def run(ctx: Context) -> dict:
     model = fresh_copy(base, seed=ctx.seed)
     model.requires_grad_(True)
     if ctx.train_fn is not None:
-        returned = ctx.train_fn(model, live_data(ctx), ctx.split)
+        returned = ctx.train_fn(model, ctx.store.live_data(), ctx.split)
         return {"model": returned if returned is not None else model, "train_fn": True}
     recipe = dict(ctx.card.recipe) if ctx.card is not None else {}
     seed = recipe.pop("seed", ctx.seed)
