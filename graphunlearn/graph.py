@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .kernels import sort_by_row
+
 
 @dataclass(frozen=True)
 class CSR:
@@ -31,10 +33,7 @@ class CSR:
 
 def build_csr(rows: Tensor, cols: Tensor, eids: Tensor, num_rows: int) -> CSR:
     """Sort directed slots by row (stable, so ties keep their input order) into a :class:`CSR`."""
-    perm = torch.sort(rows, stable=True).indices
-    counts = torch.bincount(rows, minlength=num_rows)
-    rowptr = torch.zeros(num_rows + 1, dtype=torch.long, device=rows.device)
-    torch.cumsum(counts, 0, out=rowptr[1:])
+    rowptr, perm = sort_by_row(rows, num_rows)
     return CSR(rowptr=rowptr, col=cols[perm], eid=eids[perm], perm=perm)
 
 

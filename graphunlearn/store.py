@@ -32,7 +32,7 @@ from .io import (
     to_bytes,
     write_temp,
 )
-from .kernels import csr_row_index, live_degree
+from .kernels import csr_row_index, live_degree, sort_by_row
 from .requests import KINDS, Compaction, DeletionRequest, ForgetSet, LiveGraph, bind
 
 FORMAT_VERSION = 2  # 2: hash-chained journal named by the snapshot, store uid; 1 is read and upgraded
@@ -1287,10 +1287,7 @@ def _check_state(s, file: Path) -> None:
 
 def _positions_by_edge(slot_eid: Tensor, num_edges: int) -> tuple[Tensor, Tensor]:
     """A CSR from edge id to the CSR positions that carry it: ``(ptr [E + 1], positions [S])``."""
-    order = torch.sort(slot_eid, stable=True).indices
-    ptr = torch.zeros(num_edges + 1, dtype=torch.long)
-    torch.cumsum(torch.bincount(slot_eid, minlength=num_edges), 0, out=ptr[1:])
-    return ptr, order
+    return sort_by_row(slot_eid, num_edges)
 
 
 _INT64 = (-(2 ** 63), 2 ** 63 - 1)

@@ -16,7 +16,7 @@ from .kl_distill import (
     kl_distill_loss,
     kl_distill_loss_reference,
 )
-from .masked_spmm import csr_row_index, live_degree, masked_spmm, masked_spmm_reference, transpose_csr
+from .masked_spmm import csr_row_index, live_degree, masked_spmm, masked_spmm_reference, sort_by_row, transpose_csr
 
 __all__ = [
     "WITH_CUDA",
@@ -33,6 +33,6 @@ __all__ = [
     "masked_spmm",
     "masked_spmm_reference",
     "requested_backend",
-    "transpose_csr",
+    "sort_by_row", "transpose_csr",
     "triton_can_run",
 ]

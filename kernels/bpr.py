@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._backend import choose_backend, reduce_loss, tl, triton, triton_can_run
-from .masked_spmm import masked_spmm_forward
+from .masked_spmm import masked_spmm_forward, sort_by_row
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -124,9 +124,7 @@ _BLOCK_D = 64
 def _spmm_from_pairs(rows: Tensor, cols: Tensor, vals: Tensor, num_rows: int, x: Tensor) -> Tensor:
     """Sum of ``vals[k] * x[cols[k]]`` into ``rows[k]``: a CSR built by a stable sort, then the masked
     aggregation kernel (deterministic: each output row is reduced by one program, in a fixed order)."""
-    order = torch.sort(rows, stable=True).indices
-    rowptr = torch.zeros(num_rows + 1, dtype=torch.long, device=rows.device)
-    torch.cumsum(torch.bincount(rows, minlength=num_rows), 0, out=rowptr[1:])
+    rowptr, order = sort_by_row(rows, num_rows)
     return masked_spmm_forward(rowptr, cols[order].contiguous(), x, None, vals[order].contiguous())
 
 

@@ -325,14 +325,23 @@ def masked_sddmm(rowptr: Tensor, col: Tensor, grad_out: Tensor, x: Tensor, mask:
     return out
 
 
+def sort_by_row(rows: Tensor, num_rows: int) -> tuple[Tensor, Tensor]:
+    """The one CSR builder: ``(rowptr [num_rows + 1], perm [K])`` such that ``perm`` lists the entries of
+    ``rows`` grouped by row, in input order within a row (a stable sort, so it is deterministic), and row
+    ``r`` owns ``perm[rowptr[r]:rowptr[r + 1]]``. O(K log K); on the device of ``rows``."""
+    rows = rows.long()
+    perm = torch.sort(rows, stable=True).indices
+    rowptr = torch.zeros(num_rows + 1, dtype=torch.long, device=rows.device)
+    torch.cumsum(torch.bincount(rows, minlength=num_rows), 0, out=rowptr[1:])
+    return rowptr, perm
+
+
 def transpose_csr(rowptr: Tensor, col: Tensor, num_cols: int) -> tuple[Tensor, Tensor, Tensor]:
     """CSC of a CSR pattern: ``(rowptr_t [M + 1], col_t [S], perm_t [S])`` with ``perm_t`` mapping each CSC
     position to its CSR position (stable, so it is deterministic)."""
     row = csr_row_index(rowptr).to(col.dtype)
-    perm_t = torch.sort(col, stable=True).indices
-    rowptr_t = torch.zeros(num_cols + 1, dtype=rowptr.dtype, device=rowptr.device)
-    torch.cumsum(torch.bincount(col.long(), minlength=num_cols), 0, out=rowptr_t[1:])
-    return rowptr_t, row[perm_t], perm_t
+    rowptr_t, perm_t = sort_by_row(col, num_cols)
+    return rowptr_t.to(rowptr.dtype), row[perm_t], perm_t
 
 
 class MaskedSpmmFunction(torch.autograd.Function):

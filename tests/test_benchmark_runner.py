@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -59,11 +60,15 @@ def test_cache_key_follows_the_whole_configuration(monkeypatch):
                    {"train": {"lr": 0.1}}):
         assert bench.cell_key(bench.plan({**config, **change})[0]) != key, change
     # a changed method default or evaluation revision changes the key too, with the config untouched
-    from graphunlearn import unlearning
+    from graphunlearn.unlearning import base, option
 
-    spec = unlearning.methods()["d2dgn"]
-    monkeypatch.setitem(unlearning._REGISTRY, "d2dgn", unlearning.Method(
-        spec.name, spec.fn, spec.tasks, {**spec.options, "epochs": spec.options["epochs"] + 1}, spec.doc))
+    spec = base._REGISTRY["d2dgn"]
+
+    @dataclasses.dataclass
+    class Bumped(spec.options_type):  # d2dgn's options with one more epoch by default
+        epochs: int = option(spec.options["epochs"] + 1, int, low=1)
+
+    monkeypatch.setitem(base._REGISTRY, "d2dgn", dataclasses.replace(spec, options_type=Bumped))
     assert bench.cell_key(bench.plan(config)[0]) != key
     monkeypatch.undo()
     monkeypatch.setattr(bench.engine, "EVAL_REVISION", "test")  # the engine reads its own
@@ -95,6 +100,44 @@ def test_targets_are_checked_against_gold():
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError, match="task must be one of"):
         bench.plan({**bench.load_config("smoke"), "task": "graph"})
+
+
+def test_a_fourth_task_runs_through_the_engine_unchanged(tmp_path, monkeypatch):
+    """A task registered at run time is planned, run, summarised and plotted by the engine as it is: the
+    engine asks the task object (split, model, forget set, metrics, headline, plot axes), never its name."""
+    import graphunlearn as gu
+    from graphunlearn.tasks import base as task_base
+    from graphunlearn.unlearning import base as method_base
+
+    class ToyLinks(gu.tasks.LinkPrediction):  # a gu.tasks.Task: link prediction's behaviour, another name
+        name = "toy-links"
+
+    toy = gu.tasks.register_task(ToyLinks())
+    try:
+        assert isinstance(toy, gu.tasks.Task) and gu.tasks.get_task("toy-links") is toy
+        for m in ("retrain", "unlink", "d2dgn"):  # methods declare their tasks: these take the toy one too
+            spec = method_base._REGISTRY[m]
+            monkeypatch.setitem(method_base._REGISTRY, m, dataclasses.replace(spec, tasks=(*spec.tasks, toy.name)))
+        config = {"task": toy.name, "datasets": ["synthetic"], "backbones": ["gcn"],
+                  "methods": ["retrain", "unlink", "d2dgn"], "fractions": [0.025], "settings": ["in"],
+                  "seeds": [42], "epochs": 5, "options": {"retrain": {"epochs": 5}, "d2dgn": {"epochs": 2}}}
+        cells = bench.plan(config)
+        assert len(cells) == 1 and cells[0]["task"] == toy.name
+        assert "attack_epochs" not in cells[0]  # no attack registered for the toy task in bench.ATTACKS
+        rows = bench.run(config, tmp_path, progress=False, log=lambda _: None)
+        assert {r["method"] for r in rows} == {"retrain", "unlink", "d2dgn"}
+        for r in rows:
+            assert r["task"] == toy.name and 0 <= r["dt_auroc"] <= 1 and 0 <= r["df_auroc"] <= 1
+            assert "mi_ratio" not in r and r["seconds"] >= 0
+        gold = next(r for r in rows if r["method"] == "retrain")
+        assert gold["gap_test_kl"] == pytest.approx(0.0, abs=1e-9)  # gold against itself
+        md = bench.write_outputs(rows, tmp_path, config, name="toy").read_text()
+        assert "gold (retrain)" in md and "dt_auroc" in md  # the task's headline metrics
+        assert (tmp_path / "plots.png").stat().st_size > 1000  # the task's plot axes
+        assert bench.run(config, tmp_path, progress=False, log=lambda _: None) == rows  # cached
+    finally:
+        task_base._TASKS.pop(toy.name, None)
+    assert "toy-links" not in gu.tasks.tasks()
 
 
 def test_configs_are_found_by_name_or_path(tmp_path, monkeypatch):

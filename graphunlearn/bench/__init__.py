@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from .configs import config_dirs, config_label, config_names, load_config
 from .engine import (
+    ATTACKS,
     EVAL_REVISION,
-    METRICS,
     cell_key,
     check_targets,
     describe,
@@ -23,6 +23,6 @@ from .engine import (
     write_outputs,
 )
 
-__all__ = ["EVAL_REVISION", "METRICS", "cell_key", "check_targets", "config_dirs", "config_label", "config_names",
+__all__ = ["ATTACKS", "EVAL_REVISION", "cell_key", "check_targets", "config_dirs", "config_label", "config_names",
            "describe", "load_config", "machine_info", "plan", "plot", "run", "run_config", "summarise",
            "write_outputs"]

@@ -1,17 +1,19 @@
 """Benchmark configurations as data: one JSON file per configuration, ``<name>.json``.
 
-A configuration names a task (``link``, ``node`` or ``rec``) and the grid the engine runs::
+A configuration names a registered task (:func:`graphunlearn.tasks.tasks`: ``link``, ``node``, ``rec``, or
+one registered at run time) and the grid the engine runs::
 
     {"task": "link", "datasets": ["cora"], "backbones": ["gcn"], "methods": ["retrain", "d2dgn"],
      "fractions": [0.025], "settings": ["in"], "seeds": [42, 21], "epochs": 200}
 
 Required keys: ``task``, ``datasets``, ``backbones``, ``methods``, ``fractions``, ``settings`` (``in``/``out``
-for link, ``nodes`` for node, ``interaction``/``user``/``item_group`` for rec), ``seeds`` and ``epochs``.
-Optional: ``attack_epochs`` (link: the membership-inference shadow model's epochs, default ``epochs``),
-``options`` (method -> option overrides), ``train`` (extra keyword arguments of the training function),
-``targets`` (checks written into ``results.md``, see :func:`graphunlearn.bench.check_targets`) and ``note``
-(free text, ignored). ``fractions`` are of training edges, training nodes, or training interactions (users
-for ``user``).
+for link, ``nodes`` for node, ``interaction``/``user``/``item_group`` for rec: what the task's
+``sample_forget`` reads), ``seeds`` and ``epochs``. Optional: ``attack_epochs`` (tasks with an attack in
+:data:`graphunlearn.bench.engine.ATTACKS`, i.e. link: the membership-inference shadow model's epochs,
+default ``epochs``), ``options`` (method -> option overrides), ``train`` (extra keyword arguments of
+:func:`graphunlearn.train.fit`), ``targets`` (checks written into ``results.md``, see
+:func:`graphunlearn.bench.check_targets`) and ``note`` (free text, ignored). ``fractions`` are of
+training edges, training nodes, or training interactions (users for ``user``).
 
 Configurations are found by name in the folders of :func:`config_dirs`, first match first. The library
 needs none of them to import; they are read only when one is asked for.

@@ -8,8 +8,9 @@ makes the split and builds the original model (:meth:`~graphunlearn.tasks.Task.b
 set (:meth:`~graphunlearn.tasks.Task.sample_forget`), every method runs (``retrain`` is the gold row, with
 the original's recipe) and the task's metrics are taken with :func:`graphunlearn.evaluate.evaluate`, plus
 the task's attack where :data:`ATTACKS` has one, recording wall time and peak memory. Tables show the
-task's ``headline`` metrics and plot its ``plot_axes``. A finished cell is stored as JSON under ``out/cells`` keyed by a hash of its full
-configuration, so an interrupted or extended run recomputes only what is new or changed.
+task's ``headline`` metrics and plot its ``plot_axes``. A finished cell is stored as JSON under
+``out/cells`` keyed by a hash of its full configuration, so an interrupted or extended run recomputes only
+what is new or changed.
 :func:`write_outputs` writes ``results.csv``, ``results.json``, ``results.md`` (mean +- std over seeds, the
 gold row beside every method, the configuration's quality and speed targets checked, machine and versions in
 the header) and ``plots.png`` (utility vs forgetting; time vs forget fraction).

@@ -19,7 +19,8 @@ def run(args) -> None:
         print(f"{'':16s} options: {json.dumps(m.options)}")
         defaults = m.options
         for option, spec in m.options_type.specs().items():
-            print(f"{'':18s} {option} ({_kind(spec)}, default {defaults[option]!r}){': ' + spec.doc if spec.doc else ''}")
+            doc = f": {spec.doc}" if spec.doc else ""
+            print(f"{'':18s} {option} ({_kind(spec)}, default {defaults[option]!r}){doc}")
 
 
 def _kind(spec) -> str:
