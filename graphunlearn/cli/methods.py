@@ -16,6 +16,7 @@ def run(args) -> None:
     for name, m in sorted(methods().items()):
         summary = m.doc.splitlines()[0] if m.doc else ""
         print(f"{name:16s} tasks={','.join(m.tasks):14s} {summary}")
+        print(f"{'':16s} needs: {m.requires}")
         print(f"{'':16s} options: {json.dumps(m.options)}")
         defaults = m.options
         for option, spec in m.options_type.specs().items():

@@ -22,7 +22,7 @@ from .. import checks
 from ..models.card import ModelCard
 from ..requests import DeletionRequest
 from ..store import GraphStore
-from ..tasks import Task, encode
+from ..tasks import Task
 from ..tasks import tasks as registered_tasks
 from ..tasks.base import affected_nodes
 from ..train.loop import LoopResult, optimise, validated
@@ -120,8 +120,9 @@ class Options:
 
 @dataclass(frozen=True)
 class Method:
-    """A registered method: its name, ``run(ctx) -> info``, the tasks it supports, its options type, whether
-    it may run on a model another method wrapped (``on_wrapped``), and its docstring."""
+    """A registered method: its name, ``run(ctx) -> info``, the tasks it supports, its options type, its
+    docstring, whether it may run on a model another method wrapped (``on_wrapped``), and what it needs of
+    a model (``requires``, in words; it refuses models that lack it with a ``TypeError`` naming the gap)."""
 
     name: str
     run: Callable[[Context], dict]
@@ -129,6 +130,7 @@ class Method:
     options_type: type[Options]
     doc: str
     on_wrapped: bool = False
+    requires: str = "any model"
 
     @property
     def options(self) -> dict:
@@ -148,9 +150,10 @@ _REGISTRY: dict[str, Method] = {}
 
 
 def register(name: str, *, tasks: Sequence[str], options: type[Options] | None = None,
-             on_wrapped: bool = False) -> Callable:
+             on_wrapped: bool = False, requires: str = "any model") -> Callable:
     """Register ``run(ctx) -> info`` as unlearning method ``name`` for ``tasks`` with the options dataclass
-    ``options`` (default: none). Refuses a second method of the same name."""
+    ``options`` (default: none); ``requires`` says in words what it needs of a model. Refuses a second method
+    of the same name."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"register: name must be a non-empty str, got {name!r}")
     known = sorted(registered_tasks())
@@ -164,7 +167,7 @@ def register(name: str, *, tasks: Sequence[str], options: type[Options] | None =
     def wrap(fn):
         if name in _REGISTRY:
             raise ValueError(f"unlearning method {name!r} is already registered")
-        _REGISTRY[name] = Method(name, fn, tuple(tasks), options, (fn.__doc__ or "").strip(), on_wrapped)
+        _REGISTRY[name] = Method(name, fn, tuple(tasks), options, (fn.__doc__ or "").strip(), on_wrapped, requires)
         return fn
     return wrap
 
@@ -208,8 +211,8 @@ class Context:
         return affected_nodes(self.store, self.requests, hop)
 
     def encode(self, model: nn.Module) -> Tensor:
-        """``model``'s node representations on the live graph."""
-        return encode(model, self.store.live())
+        """``model``'s node representations on the live graph (the task's :meth:`~graphunlearn.tasks.Task.encode`)."""
+        return self.task.encode(model, self.store)
 
     def validate(self, model: nn.Module, epoch: int | None = None) -> float | None:
         """The task's validation score of ``model`` (``None`` without a split); NaN or infinite outputs

@@ -42,7 +42,8 @@ def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
     return teacher.eval()
 
 
-@register("d2dgn", tasks=("link", "node"), options=D2DGNOptions)
+@register("d2dgn", tasks=("link", "node"), options=D2DGNOptions,
+          requires="reset_parameters() on every module holding parameters (for the destroyer)")
 def run(ctx: Context) -> dict:
     r"""Distill to Delete (Sinha et al., arXiv 2309.16173): a student learns from two frozen teachers,
 

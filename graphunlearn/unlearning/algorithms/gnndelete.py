@@ -24,7 +24,8 @@ class GNNDeleteOptions(Options):
                                                       "code's ones/1000")
 
 
-@register("gnndelete", tasks=("link",), options=GNNDeleteOptions)
+@register("gnndelete", tasks=("link",), options=GNNDeleteOptions,
+          requires="torch_geometric.nn.MessagePassing layers, each run once per forward, output [N, d]")
 def run(ctx: Context) -> dict:
     r"""GNNDelete (Cheng et al., ICLR 2023): the original weights frozen, one trainable deletion operator per
     message-passing layer applied only to the affected nodes (:class:`~graphunlearn.models.GNNDelete`,

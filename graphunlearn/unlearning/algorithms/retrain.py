@@ -14,7 +14,8 @@ class RetrainOptions(Options):
     epochs: int | None = epochs(None, "overrides the epoch budget of the recipe (None: the recipe's)")
 
 
-@register("retrain", tasks=("link", "node", "rec"), options=RetrainOptions, on_wrapped=True)
+@register("retrain", tasks=("link", "node", "rec"), options=RetrainOptions, on_wrapped=True,
+          requires="reset_parameters() on every module holding parameters (PyG's convention)")
 def run(ctx: Context) -> dict:
     r"""Gold standard: a fresh copy of the model's architecture (``reset_parameters()`` on a deep copy, seeded
     by ``seed``) trained from scratch on the retained graph, with the user's ``train_fn`` when given, else

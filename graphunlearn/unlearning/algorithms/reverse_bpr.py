@@ -70,7 +70,8 @@ def reset_rows(model: nn.Module, nodes: Tensor, num_users: int, num_items: int, 
     return count
 
 
-@register("reverse_bpr", tasks=("rec",), options=ReverseBPROptions)
+@register("reverse_bpr", tasks=("rec",), options=ReverseBPROptions,
+          requires="with reset_deleted: node, user or item rows in nn.Embedding tables")
 def run(ctx: Context) -> dict:
     r"""MMRecUn-style reverse BPR (Sinha et al., arXiv 2405.15328):
 
