@@ -41,7 +41,7 @@ WRITER_LOCK = "writer.lock"  # held by the one writer while a saved store is ope
 STATE_LOCK = "state.lock"  # held around multi-file changes (save, checkpoint, compact) and while opening
 # The store's derived caches; _load_state resets them and compact() zeroes them first.
 CACHE_ATTRS = ("_csr", "_csc", "_csr_live", "_csc_live", "_csr_weight", "_csr_dst", "_gcn_deg", "_csr_pos",
-               "_csc_pos", "_transpose", "_pairs", "_x_live", "_has_self_loops", "_live_ei")
+               "_csc_pos", "_transpose", "_pairs", "_x_live", "_has_self_loops", "_live_ei", "_live_ei_eid")
 _PAYLOAD_KEYS = {"node_ids", "edge_ids", "feature_node_ids", "feature_columns", "params", "hops",
                  "subgraph_edge_ids"}
 # Attributes the store interprets itself; every other node- or edge-level tensor is carried along.
@@ -364,8 +364,12 @@ class GraphStore:
                 self._csc_live[self._csc_pos[1][row_slots(self._csc_pos[0], req.edge_ids)]] = False
         self.edge_mask[req.edge_ids] = False
         self.edge_deleted_by[req.edge_ids] = req.id
-        if req.edge_ids.numel():
-            self._live_ei = None  # the live edge_index handed to models is rebuilt on next use
+        if req.edge_ids.numel() and self._live_ei is not None:
+            # the live edge_index handed to models changes in place (same tensor object, fewer columns), so
+            # a view taken before the request never hands a deleted edge to a PyG layer
+            keep = ~torch.isin(self._live_ei_eid, req.edge_ids)
+            self._live_ei_eid = self._live_ei_eid[keep]
+            self._live_ei.set_(self._live_ei[:, keep].contiguous())
         self.node_mask[req.node_ids] = False
         self.node_deleted_by[req.node_ids] = req.id
         if self._x_live is not None:
@@ -486,11 +490,13 @@ class GraphStore:
         view.edge_index)`` runs on live edges only, in the store's node numbering. The project's
         deletion-aware layers (``graphunlearn.nn``) given that same ``edge_index`` find the store's cached CSR
         and live masks through it (:func:`graphunlearn.nn.resolve`) and aggregate with the masked kernels.
-        The ``edge_index`` is rebuilt once after each request that deletes edges (O(E)), not per call.
+        Like the view's other tensors, ``edge_index`` changes in place when a request deletes edges (the same
+        tensor object loses those columns: O(E) once per request, not per call), so a view taken earlier
+        never hands a deleted edge to a model.
         """
         self._structure()
         if self._live_ei is None:
-            self._live_ei = self.live_edge_index()
+            self._live_ei, self._live_ei_eid = self._directed(self.edge_mask.nonzero().squeeze(1))
         view = LiveGraph(num_nodes=self.num_nodes, rowptr=self._csr.rowptr, col=self._csr.col,
                          mask=self._csr_live, edge_weight=self._csr_weight, gcn_deg=self._gcn_deg,
                          rowptr_t=self._csc.rowptr, col_t=self._csc.col, mask_t=self._csc_live,
@@ -501,14 +507,19 @@ class GraphStore:
 
     def live_data(self) -> Data:
         """The live graph as a PyG ``Data`` in the store's node numbering (deleted nodes stay, isolated and with
-        zeroed features): ``x``, ``edge_index`` (live edges, both directions when undirected), ``y`` when the
-        store has labels, ``num_nodes``. Copies, so the caller may modify them; for repeated reads without
-        copying, use ``live().x`` and ``live().edge_index``."""
+        zeroed features): ``x``, ``edge_index`` (live edges, both directions when undirected), ``edge_weight``
+        (if the store has weights), ``y`` (if it has labels; -1 for deleted nodes), ``node_mask`` [N] (live
+        nodes), ``num_nodes``. Copies, so the caller may modify them; for repeated reads without copying, use
+        ``live().x`` and ``live().edge_index``."""
         view = self.live()
         data = Data(x=None if view.x is None else view.x.clone(), edge_index=view.edge_index.clone(),
-                    num_nodes=self.num_nodes)
+                    num_nodes=self.num_nodes, node_mask=self.node_mask.clone())
+        if self.edge_weight is not None:
+            data.edge_weight = self.edge_weight[self._live_ei_eid]
         if self.y is not None:
-            data.y = self.y.clone()
+            y = self.y.clone()
+            y[~self.node_mask] = -1  # a deleted node's label is deleted data too
+            data.y = y
         return data
 
     def live_x(self) -> Tensor | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch_geometric.nn as torch_geometric_nn
 from torch import nn
 from torch_geometric.data import Data
 from torch_geometric.nn import GCNConv, SAGEConv
@@ -359,7 +360,8 @@ def test_retrain_calls_the_users_train_fn_once_on_the_retained_graph(link_data, 
     res = gu.unlearn(model, store, req, "retrain", split=split, train_fn=train_fn)
     assert len(calls) == 1
     given, data, given_split = calls[0]
-    assert given_split is split
+    assert given_split.train_pos.size(1) == store.num_live_edges  # the live split: deleted edges gone
+    assert torch.equal(given_split.test_pos, split.test_pos)
     assert isinstance(given, GCN) and given is not model
     assert any(not torch.equal(a, b) for a, b in zip(given.state_dict().values(), model.state_dict().values())), \
         "train_fn was not given a freshly initialised copy"
@@ -371,7 +373,7 @@ def test_retrain_calls_the_users_train_fn_once_on_the_retained_graph(link_data, 
             f"deleted edge ({u}, {v}) reached train_fn"
     assert data.edge_index.size(1) == 2 * store.num_live_edges
     torch.testing.assert_close(data.x, store.live().x)
-    assert res.model is returned and res.info.get("train_fn") is True
+    assert res.model is returned and res.info.get("train_fn", "").endswith("<locals>.train_fn")
     assert gu.card_of(returned).forgotten == (req.id,)
 
 
@@ -490,3 +492,121 @@ def test_pyg_gae_decode_is_read_as_logits(link_data):
         z = gu.tasks.encode(gae, store.live())
         logits = gu.tasks.LINK.decode(gae, z, split.test_pos)
     torch.testing.assert_close(logits, gu.tasks.dot_product(z, split.test_pos))
+
+
+# ----------------------------------------------------------------------------------------------- review fixes
+class MyConv(torch_geometric_nn.MessagePassing):
+    """A hand-written layer that inherits MessagePassing.reset_parameters (which resets only its aggregation)."""
+
+    def __init__(self, i: int, o: int):
+        super().__init__(aggr="mean")
+        self.lin = nn.Linear(i, o)
+
+    def forward(self, x, edge_index):
+        return self.propagate(edge_index, x=self.lin(x))
+
+
+class MyStack(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = MyConv(F_IN, HIDDEN), MyConv(HIDDEN, OUT)
+
+    def forward(self, x, edge_index):
+        return self.c2(self.c1(x, edge_index).relu(), edge_index)
+
+
+def test_a_hand_written_message_passing_layer_is_really_re_initialised():
+    model = MyStack()
+    fresh = gu.models.fresh_copy(model, seed=3)
+    for name, p in model.named_parameters():
+        assert not torch.equal(p, dict(fresh.named_parameters())[name]), f"{name} kept the trained weights"
+
+
+def test_a_view_taken_before_a_request_loses_the_deleted_edges(link_data):
+    store = gu.GraphStore(link_data.train_data)
+    view = store.live()
+    edge_index = view.edge_index
+    store.delete_nodes([3])
+    assert not bool((edge_index == 3).any()) and store.live().edge_index is edge_index
+    rebuilt = store.retained()
+    model = pyg_gcn().eval()
+    with torch.no_grad():
+        live = model(view.x, view.edge_index)[rebuilt.orig_node_id]
+        torch.testing.assert_close(live, model(rebuilt.x, rebuilt.edge_index))
+
+
+def test_gnndelete_keeps_the_wrapped_model_frozen_in_eval_mode(link_data):
+    split = link_data
+    store = gu.GraphStore(split.train_data)
+    torch.manual_seed(0)
+    model = GCN(F_IN, HIDDEN, num_layers=2, out_channels=OUT, norm="batch_norm", dropout=0.5)
+    gu.train.fit(model, store, split, task="link", epochs=3, progress=False)
+    stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    res = gu.unlearn(model, store, deleted_link_request(store, split), "gnndelete", split=split, epochs=2)
+    for k, v in stats.items():
+        assert torch.equal(res.model.base.state_dict()[k], v), f"batch-norm statistic {k} moved"
+    res.model.train()
+    assert not res.model.base.training and res.model.operators.training
+
+
+def test_gnndelete_around_gae_scores_logits(link_data):
+    split = link_data
+    store = gu.GraphStore(split.train_data)
+    torch.manual_seed(0)
+    gae = GAE(pyg_gcn())
+    gu.train.fit(gae, store, split, task="link", epochs=3, progress=False)
+    res = gu.unlearn(gae, store, deleted_link_request(store, split), "gnndelete", split=split, epochs=1)
+    with torch.no_grad():
+        z = gu.tasks.encode(res.model, store.live())
+        torch.testing.assert_close(gu.tasks.LINK.decode(res.model, z, split.test_pos),
+                                   gu.tasks.dot_product(z, split.test_pos))
+
+
+def test_train_fn_sees_no_deleted_node_label_or_training_node():
+    data = small_graph()
+    split = gu.datasets.node_split(data, seed=0)
+    store = gu.GraphStore(data)
+    torch.manual_seed(0)
+    model = GraphSAGE(F_IN, HIDDEN, num_layers=2, out_channels=3)
+    gu.train.fit(model, store, split, task="node", epochs=3, progress=False)
+    gone = split.train_idx[:3]
+    req = store.delete_nodes(gone)
+    seen = {}
+
+    def train_fn(m, d, s):
+        seen.update(y=d.y.clone(), mask=d.node_mask.clone(), train=s.train_idx.clone())
+        return m
+
+    gu.unlearn(model, store, req, "retrain", split=split, train_fn=train_fn)
+    assert bool((seen["y"][gone] == -1).all()) and not bool(seen["mask"][gone].any())
+    assert not bool(torch.isin(seen["train"], gone).any())
+    with pytest.raises(ValueError, match="with train_fn= your function decides the budget"):
+        gu.unlearn(model, store, req, "retrain", split=split, train_fn=train_fn, epochs=3)
+    with pytest.raises(TypeError, match="train_fn must return the trained model"):
+        gu.unlearn(model, store, req, "retrain", split=split, train_fn=lambda m, d, s: 0.5)
+
+
+def test_a_model_trained_with_a_task_decoder_is_not_silently_read_with_the_dot_product(link_data):
+    split = link_data
+    store = gu.GraphStore(split.train_data)
+    task = gu.tasks.LinkPrediction(decoder=CountingDecoder())
+    model = pyg_gcn()
+    gu.train.fit(model, store, split, task=task, epochs=2, progress=False)
+    assert gu.card_of(model).decoder == "CountingDecoder"
+    req = deleted_link_request(store, split)
+    with pytest.raises(ValueError, match="trained with the task's own decoder or head"):
+        gu.unlearn(model, store, req, "d2dgn", split=split)
+    assert gu.unlearn(model, store, req, "d2dgn", split=split, task=task, epochs=1).card.decoder == "CountingDecoder"
+
+
+def test_checkpoints_from_before_model_cards_still_load(tmp_path):
+    from graphunlearn.io import atomic_save
+
+    model = gu.models.GCN(F_IN, hidden_channels=8, out_channels=4)
+    atomic_save({"class": "GNN", "config": dict(model.config), "recipe": {"task": "link", "epochs": 3},
+                 "forgotten": [1], "tag": "t", "state_dict": model.state_dict()}, tmp_path / "old.pt")
+    loaded = gu.load_model(tmp_path / "old.pt")
+    card = gu.card_of(loaded)
+    assert card.task == "link" and card.recipe == {"epochs": 3} and card.forgotten == (1,) and card.tag == "t"
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)

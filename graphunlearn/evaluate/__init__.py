@@ -29,7 +29,8 @@ __all__ = ["MIAttacker", "Metrics", "Report", "class_gap", "edge_regions", "eval
 
 
 def evaluate(model: nn.Module, store: GraphStore, split, forget, *, task: str | Task | None = None,
-             gold: nn.Module | None = None, original: nn.Module | None = None, **options) -> Metrics:
+             gold: nn.Module | None = None, original: nn.Module | None = None, _where: str | None = None,
+             **options) -> Metrics:
     """The protocol's metrics of ``model`` after the requests in ``forget`` (one request or several), for
     ``task`` (default: the split's). ``gold``: a model retrained without the deleted data (adds the retrain
     gap); ``original``: the model before unlearning (node classification's membership attack); ``options``
@@ -39,29 +40,27 @@ def evaluate(model: nn.Module, store: GraphStore, split, forget, *, task: str | 
         TypeError, ValueError: an argument of the wrong type or out of range; a split of another task; a
             request not of ``store``; NaN or infinite model outputs (never reported as numbers).
     """
-    where = f"evaluate.{_NAMES.get(task, 'evaluate') if isinstance(task, str) else 'evaluate'}"
+    where = _where or "evaluate"
     checks.check_instance(where, "model", model, nn.Module)
     checks.check_instance(where, "store", store, GraphStore)
     checks.check_instance(where, "gold", gold, nn.Module, allow_none=True)
     checks.check_instance(where, "original", original, nn.Module, allow_none=True)
     found = get_task(task, split, where, split_optional=False)
+    where = _where or f"evaluate ({found.name})"
     requests = store.check_requests(forget, where=where, name="forget")
     return found.evaluate(model, store, split, requests, gold=gold, original=original, where=where, **options)
 
 
-_NAMES = {"link": "link_prediction", "node": "node_classification", "rec": "recommendation"}
-
-
 def link_prediction(model: nn.Module, store: GraphStore, split, forget, **kwargs) -> Metrics:
     """:func:`evaluate` for link prediction (see :meth:`graphunlearn.tasks.LinkPrediction.evaluate`)."""
-    return evaluate(model, store, split, forget, task="link", **kwargs)
+    return evaluate(model, store, split, forget, task="link", _where="evaluate.link_prediction", **kwargs)
 
 
 def node_classification(model: nn.Module, store: GraphStore, split, forget, **kwargs) -> Metrics:
     """:func:`evaluate` for node classification (see :meth:`graphunlearn.tasks.NodeClassification.evaluate`)."""
-    return evaluate(model, store, split, forget, task="node", **kwargs)
+    return evaluate(model, store, split, forget, task="node", _where="evaluate.node_classification", **kwargs)
 
 
 def recommendation(model: nn.Module, store: GraphStore, split, forget, **kwargs) -> Metrics:
     """:func:`evaluate` for recommendation (see :meth:`graphunlearn.tasks.Recommendation.evaluate`)."""
-    return evaluate(model, store, split, forget, task="rec", **kwargs)
+    return evaluate(model, store, split, forget, task="rec", _where="evaluate.recommendation", **kwargs)

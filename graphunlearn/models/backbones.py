@@ -20,6 +20,15 @@ from ..requests import LiveGraph
 CONVS = ("gcn", "sage", "gin", "gat")
 
 
+def _no_rng():
+    """Build submodules without drawing from the global RNG: their constructors' own initialisation is
+    overwritten by ``reset_parameters()`` anyway, and skipping those draws makes ``torch.manual_seed(s);
+    Model(...)`` initialise exactly as ``torch.manual_seed(s); model.reset_parameters()`` does. So a retrain
+    (``gu.models.fresh_copy(model, seed=s)``) on the seed the original was built with starts where the
+    original started, as the protocol's gold ("retrained from scratch on the same seed") asks."""
+    return torch.random.fork_rng(devices=[])
+
+
 def _conv(kind: str, i: int, o: int, heads: int) -> nn.Module:
     if kind == "gcn":
         return gnn.GCNConv(i, o)
@@ -63,9 +72,10 @@ class GNN(nn.Module):
             raise ValueError("a GNN without input features (in_channels=None) needs num_nodes for its embeddings")
         self.config = dict(in_channels=in_channels, hidden_channels=hidden_channels, out_channels=out_channels,
                            num_layers=num_layers, conv=conv, dropout=dropout, num_nodes=num_nodes, heads=heads)
-        self.embedding = nn.Embedding(num_nodes, hidden_channels) if in_channels is None else None
-        dims = [in_channels or hidden_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
-        self.convs = nn.ModuleList(_conv(conv, dims[k], dims[k + 1], heads) for k in range(num_layers))
+        with _no_rng():  # the initialisation is reset_parameters()'s alone (see _no_rng)
+            self.embedding = nn.Embedding(num_nodes, hidden_channels) if in_channels is None else None
+            dims = [in_channels or hidden_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
+            self.convs = nn.ModuleList(_conv(conv, dims[k], dims[k + 1], heads) for k in range(num_layers))
         self.dropout = dropout
         self.reset_parameters()
 
@@ -119,7 +129,8 @@ class LightGCN(nn.Module):
         super().__init__()
         self.config = dict(num_users=num_users, num_items=num_items, embedding_dim=embedding_dim,
                            num_layers=num_layers)
-        self.embedding = nn.Embedding(num_users + num_items, embedding_dim)
+        with _no_rng():
+            self.embedding = nn.Embedding(num_users + num_items, embedding_dim)
         self.prop = gnn.LGConv()
         self.reset_parameters()
 
@@ -142,8 +153,9 @@ class MF(nn.Module):
     def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64):
         super().__init__()
         self.config = dict(num_users=num_users, num_items=num_items, embedding_dim=embedding_dim)
-        self.users = nn.Embedding(num_users, embedding_dim)
-        self.items = nn.Embedding(num_items, embedding_dim)
+        with _no_rng():
+            self.users = nn.Embedding(num_users, embedding_dim)
+            self.items = nn.Embedding(num_items, embedding_dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -33,7 +33,9 @@ class ModelCard:
     forgot what), ``method`` (the unlearning method that produced it, if any), ``weight_hash`` (SHA-256 of the
     weights, see :func:`weight_hash`; filled in when saved), ``model_class`` and ``config`` (the project's
     models: how to rebuild one without the user's code), ``wrapper`` (a method's added modules, e.g.
-    GNNDelete's operators: what :func:`load_model` needs to rebuild them).
+    GNNDelete's operators: what :func:`load_model` needs to rebuild them), ``decoder`` (the name of a task's
+    own decoder or head the model was trained with: code a card cannot hold, so ``unlearn`` asks for the
+    task again instead of falling back to the dot product). A card does not survive ``copy.deepcopy``.
     """
 
     task: str | None = None
@@ -45,6 +47,7 @@ class ModelCard:
     model_class: str | None = None
     config: dict | None = None
     wrapper: dict | None = None
+    decoder: str | None = None
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -114,13 +117,33 @@ def save_model(path: str | os.PathLike, model: nn.Module, card: ModelCard | None
     return card
 
 
+def _from_legacy(blob: dict, path) -> dict:
+    """A checkpoint of the layout before model cards (``save_checkpoint``: class, config, recipe, forgotten,
+    tag, state_dict) in today's layout; its weights carry no hash to check."""
+    name, config = blob.get("class"), blob.get("config")
+    if not isinstance(config, dict):
+        raise CorruptFileError(f"{path}: a pre-card checkpoint whose config is not a dict")
+    recipe = dict(blob.get("recipe") or {})
+    card = {"task": recipe.pop("task", None), "recipe": recipe, "forgotten": list(blob.get("forgotten") or ()),
+            "tag": blob.get("tag")}
+    if name == "GNNDeleteModel":  # the wrapper around a GNN, with the same state-dict names as GNNDelete's
+        base = config.get("base") or {}
+        card.update(model_class="GNN", config=dict(base), wrapper={
+            "kind": "gnndelete", "method": "gnndelete", "num_nodes": config.get("num_nodes"),
+            "dims": config.get("dims"), "init": config.get("init", "identity")})
+    else:
+        card.update(model_class=name, config=dict(config))
+    return {"format": "graphunlearn-model", "card": card, "state_dict": blob["state_dict"]}
+
+
 def load_model(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
     """The model saved at ``path`` by :func:`save_model`, with its card (:func:`card_of`).
 
     ``model``: an instance of the saved architecture to load the weights into (needed for a user's own
     model; the project's backbones are rebuilt from the card). A method that added modules (GNNDelete's
     operators) is rebuilt around ``model`` from the card's ``wrapper``. Loaded with ``weights_only=True``;
-    the weights are checked against the card's ``weight_hash``.
+    the weights are checked against the card's ``weight_hash``. Checkpoints written before model cards
+    (``save_checkpoint``) are read too.
 
     Raises:
         FileNotFoundError: no such file.
@@ -131,6 +154,8 @@ def load_model(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Mo
     checks.check_instance("load_model", "path", path, (str, os.PathLike))
     checks.check_instance("load_model", "model", model, nn.Module, allow_none=True)
     blob = safe_load(path)
+    if isinstance(blob, dict) and {"class", "config", "state_dict"} <= set(blob) and "format" not in blob:
+        blob = _from_legacy(blob, path)
     if not isinstance(blob, dict) or blob.get("format") != "graphunlearn-model" or "state_dict" not in blob:
         raise CorruptFileError(f"{path}: not a graphunlearn model checkpoint (expected format "
                                "'graphunlearn-model' with a card and a state_dict)")

@@ -78,7 +78,7 @@ class GNNDelete(nn.Module):
         self._skip = False
         self._record: list[Tensor] | None = None
         if callable(getattr(base, "decode", None)):
-            self.decode = self._decode
+            self.decode = base.decode  # the base's own method: its signature (e.g. GAE's sigmoid flag) shows
         if callable(getattr(base, "get_embedding", None)):
             self.get_embedding = self._get_embedding
 
@@ -108,8 +108,12 @@ class GNNDelete(nn.Module):
         with self._attached():
             return self.base(*args, **kwargs)
 
-    def _decode(self, *args, **kwargs):
-        return self.base.decode(*args, **kwargs)
+    def train(self, mode: bool = True) -> GNNDelete:
+        """Train mode for the operators only: the wrapped model stays in eval mode (frozen: no dropout, no
+        batch-norm statistics updated)."""
+        super().train(mode)
+        self.base.eval()
+        return self
 
     def _get_embedding(self, *args, **kwargs):
         with self._attached():

@@ -6,12 +6,15 @@ import copy
 
 import torch
 from torch import nn
+from torch_geometric.nn import MessagePassing
 
 
 def reset_parameters(model: nn.Module) -> None:
     """Re-initialise ``model`` in place the way PyTorch Geometric does (``torch_geometric.nn.inits.reset``):
     a module with a ``reset_parameters()`` method resets itself and its children; any other module passes
-    the call on to its children. Buffers that are not parameters (GIN's fixed ``eps``) are the modules' own
+    the call on to its children. ``MessagePassing.reset_parameters`` itself resets only the aggregation, so
+    a hand-written layer that inherits it unchanged is looked into like a module without one. Buffers that
+    are not parameters (GIN's fixed ``eps``) are the modules' own
     business, as in PyG.
 
     Raises:
@@ -23,9 +26,13 @@ def reset_parameters(model: nn.Module) -> None:
     todo: list[nn.Module] = []
 
     def visit(module: nn.Module, path: str) -> None:
-        if callable(getattr(module, "reset_parameters", None)):
+        own = getattr(type(module), "reset_parameters", None)
+        if callable(own):
             todo.append(module)
-            return
+            # MessagePassing's own reset_parameters() resets only its aggregation module: a layer that
+            # inherits it unchanged has its weights reset by its children, or is refused below
+            if own is not MessagePassing.reset_parameters:
+                return
         if next(module.parameters(recurse=False), None) is not None:
             missing.append(path or "<the model itself>")
         for name, child in module.named_children():

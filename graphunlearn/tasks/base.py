@@ -56,7 +56,8 @@ def encode(model: nn.Module, graph: LiveGraph) -> Tensor:
 def _takes_sigmoid(model: nn.Module, fn) -> bool:
     """Whether a model's ``decode`` takes PyG's ``sigmoid`` flag (``GAE.decode`` passes its arguments on to
     ``InnerProductDecoder``, which returns probabilities by default): the tasks want logits."""
-    for f in (fn, getattr(getattr(model, "decoder", None), "forward", None)):
+    owner = getattr(fn, "__self__", model)  # a wrapper (GNNDelete) passes on its base's bound decode
+    for f in (fn, getattr(getattr(owner, "decoder", None), "forward", None)):
         if f is None:
             continue
         try:
@@ -179,6 +180,8 @@ class Task:
     recipe: dict = {}
     #: whether ``weight_decay`` is an L2 term inside :meth:`loss` (recommendation) instead of Adam's
     l2_in_loss: bool = False
+    #: whether the units are node pairs scored by a decoder (link, rec) rather than nodes (node)
+    pairwise: bool = False
 
     def __init__(self, decoder: Callable[[Tensor, Tensor], Tensor] | None = None):
         if decoder is not None and not callable(decoder):
@@ -285,6 +288,11 @@ class Task:
 
     def sample_forget(self, store: GraphStore, split, fraction: float, seed: int = 0, **kind) -> DeletionRequest:
         """Register the protocol's forget set of ``fraction`` with ``store`` and return the request."""
+        raise NotImplementedError
+
+    def live_split(self, split, store: GraphStore):
+        """``split`` with the deleted data taken out (training units that were deleted dropped, the training
+        graph replaced by the store's live graph): what a user's own training function may see."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ split files

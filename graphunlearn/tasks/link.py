@@ -66,6 +66,7 @@ class LinkPrediction(Task):
 
     name = "link"
     split_type = ds.LinkSplit
+    pairwise = True
     recipe = dict(epochs=200, lr=0.01, weight_decay=0.0, patience=50, eval_every=5, batch_size=None)
     backbones = CONVS
     headline = ("dt_auroc", "df_auroc", "hits@20", "mi_ratio", "gap_test_kl", "gap_deleted_kl", "seconds", "peak_mb")
@@ -186,6 +187,10 @@ class LinkPrediction(Task):
         """Delete ``fraction`` of the training edges (``setting`` ``"in"``: near the test edges; ``"out"``:
         away from them, ``../shared/PROTOCOL.md``) and return the request."""
         return store.delete_edges(ds.forget_edges(split, fraction, setting, seed=seed), layout="edge_index")
+
+    def live_split(self, split, store):
+        return ds.LinkSplit(store.live_data(), split.val_pos, split.val_neg, split.test_pos, split.test_neg,
+                            seed=split.seed, official=split.official)
 
     def split_keys(self):
         return ("val_pos", "val_neg", "test_pos", "test_neg", "seed", "official")

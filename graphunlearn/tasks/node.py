@@ -13,8 +13,9 @@ from ..datasets import splits as ds
 from ..kernels import kl_distill_loss
 from ..metrics import check_finite, roc_auc
 from ..models import CONVS, GNN
+from ..nn import as_live
 from ..report import Metrics
-from ..requests import DeletionRequest
+from ..requests import DeletionRequest, bind
 from ..store import GraphStore
 from .base import Task, affected_nodes, check_scores, class_gap, deleted_node_ids, live_nodes, register_task, run_model
 
@@ -52,7 +53,9 @@ def graph_before(store: GraphStore, requests: Sequence[DeletionRequest]) -> tupl
     """Features and ``edge_index`` of the graph as it was before ``requests``: the live graph with the
     requests' own nodes, edges and feature values put back (other requests stay applied)."""
     eids = torch.unique(torch.cat([store.edge_mask.nonzero().squeeze(1)] + [r.edge_ids for r in requests]))
-    edge_index, _ = store._directed(eids)
+    edge_index, orig = store._directed(eids)
+    if store.edge_weight is not None:  # the project's layers read weights through the view bound to the tensor
+        bind(edge_index, as_live(edge_index, store.num_nodes, store.edge_weight[orig]))
     x = store.live_x()
     if x is not None:
         x = x.clone()
@@ -102,8 +105,9 @@ class NodeClassification(Task):
         self.head = head
 
     def logits(self, model: nn.Module, store: GraphStore) -> Tensor:
-        z = self.encode(model, store)
-        return z if self.head is None else self.head(z)
+        """Class logits [N, C] of ``model`` on the store's live graph (the head applied, if any)."""
+        view = store.live()
+        return self._ask(model, view.x, view.edge_index)
 
     def _ask(self, model, x, edge_index):
         z = run_model(model, x, edge_index)
@@ -146,6 +150,8 @@ class NodeClassification(Task):
         alive = live_nodes(store)
         n = int(ratio * max(1, near.numel()))
         units = torch.cat([near, alive[torch.randint(alive.numel(), (n,), generator=generator)]])
+        if cap is None:
+            return units
         if cap is not None and units.numel() > cap:
             units = units[torch.randperm(units.numel(), generator=generator)[:cap]]
         return units
@@ -234,6 +240,12 @@ class NodeClassification(Task):
     def sample_forget(self, store, split, fraction, seed=0, **_):
         """Delete ``fraction`` of the training nodes and return the request."""
         return store.delete_nodes(ds.forget_nodes(split, fraction=fraction, seed=seed))
+
+    def live_split(self, split, store):
+        def live(idx):
+            return idx[store.node_mask[idx]]
+
+        return ds.NodeSplit(live(split.train_idx), live(split.val_idx), live(split.test_idx), split.official)
 
     def split_keys(self):
         return ("train_idx", "val_idx", "test_idx", "official")

@@ -71,6 +71,7 @@ class Recommendation(Task):
 
     name = "rec"
     split_type = ds.RecSplit
+    pairwise = True
     recipe = dict(epochs=50, lr=0.005, weight_decay=1e-4, patience=None, eval_every=1, batch_size=8192)
     l2_in_loss = True
     backbones = ("lightgcn", "mf")
@@ -92,6 +93,11 @@ class Recommendation(Task):
             raise ValueError(f"{where}: recommendation needs split= (a RecSplit: the numbers of users and items)")
         if store.num_live_edges == 0:
             raise ValueError(f"{where}: the store has no live interactions to train on (every one was deleted)")
+        pairs = store.edge_index[:, store.edge_mask]
+        if bool((pairs[0] >= split.num_users).any() | (pairs[1] < split.num_users).any()):
+            raise ValueError(f"{where}: recommendation needs users as nodes 0..{split.num_users - 1} and items after "
+                             "them, each interaction stored as (user, item); this store's edges do not follow that "
+                             "layout (a HeteroData store must list the user node type first)")
 
     def batches(self, store, split, generator, batch_size):
         pairs = interactions(store, split.num_users)
@@ -222,6 +228,10 @@ class Recommendation(Task):
         see :func:`~graphunlearn.datasets.forget_recommendation`) and return the request."""
         forget = ds.forget_recommendation(split, kind, fraction, seed=seed)
         return store.delete_nodes(forget) if forget.dim() == 1 else store.delete_edges(forget, layout="edge_index")
+
+    def live_split(self, split, store):
+        return ds.RecSplit(store.live_data(), store.edge_index[:, store.edge_mask], split.test_pos, split.num_users,
+                           split.num_items, split.official)
 
     def split_keys(self):
         return ("train_pos", "test_pos", "num_users", "num_items", "official")

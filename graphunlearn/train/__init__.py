@@ -86,7 +86,9 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
                    validate=validate, eval_every=recipe["eval_every"], patience=recipe["patience"],
                    progress=progress, desc=f"train {task.name}", where=where)
     old = card_of(model)
-    card = ModelCard(task=task.name, recipe=dict(recipe), forgotten=old.forgotten if old else ())
+    custom = task.decoder if task.decoder is not None else getattr(task, "head", None)
+    card = ModelCard(task=task.name, recipe=dict(recipe), forgotten=old.forgotten if old else (),
+                     decoder=None if custom is None else getattr(custom, "__qualname__", type(custom).__name__))
     set_card(model, card)
     if checkpoint is not None:
         card = save_model(checkpoint, model, card)

@@ -132,6 +132,10 @@ class Method:
     on_wrapped: bool = False
     requires: str = "any model"
 
+    def supports(self, task: Task) -> bool:
+        """Whether the method runs on ``task`` (``tasks=("*",)``: any task, through the Task contract alone)."""
+        return "*" in self.tasks or task.name in self.tasks
+
     @property
     def options(self) -> dict:
         """Option names and defaults (what the CLI lists and the benchmark's cache key holds)."""
@@ -151,13 +155,15 @@ _REGISTRY: dict[str, Method] = {}
 
 def register(name: str, *, tasks: Sequence[str], options: type[Options] | None = None,
              on_wrapped: bool = False, requires: str = "any model") -> Callable:
-    """Register ``run(ctx) -> info`` as unlearning method ``name`` for ``tasks`` with the options dataclass
+    """Register ``run(ctx) -> info`` as unlearning method ``name`` for ``tasks`` (task names, or ``("*",)`` for
+    a method that uses only the :class:`~graphunlearn.tasks.Task` contract and so runs on any task, a
+    fourth one included) with the options dataclass
     ``options`` (default: none); ``requires`` says in words what it needs of a model. Refuses a second method
     of the same name."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"register: name must be a non-empty str, got {name!r}")
     known = sorted(registered_tasks())
-    if isinstance(tasks, str) or not tasks or not set(tasks) <= set(known):
+    if isinstance(tasks, str) or not tasks or not set(tasks) <= set(known) | {"*"}:
         raise ValueError(f"register({name!r}): tasks must be a non-empty sequence drawn from {known}, got {tasks!r}")
     options = options or type(f"{name}Options", (Options,), {"__annotations__": {}})
     options = dataclass(options) if not dataclasses.is_dataclass(options) else options

@@ -16,6 +16,7 @@ from ..profiling import PeakMemory
 from ..requests import DeletionRequest
 from ..store import GraphStore
 from ..tasks import Task, get_task
+from ..tasks import tasks as registered_tasks
 from .base import _REGISTRY, Context
 
 
@@ -38,6 +39,12 @@ class UnlearnResult:
         keys = ", ".join(f"{k}={v}" for k, v in self.info.items() if not isinstance(v, (list, dict)))
         return (f"UnlearnResult(method={self.method!r}, requests={self.requests}, seconds={self.seconds:.3f}, "
                 f"peak_mb={self.peak_mb:.1f}, {keys})")
+
+
+def _custom(task: Task) -> str | None:
+    """A name for a task's own decoder or head (what a card records: the code itself cannot be saved)."""
+    f = task.decoder if task.decoder is not None else getattr(task, "head", None)
+    return None if f is None else getattr(f, "__qualname__", type(f).__name__)
 
 
 def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequence[DeletionRequest],
@@ -88,16 +95,20 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     spec = _REGISTRY[method]
     opts = spec.check_options(options)
     card = card_of(model)
+    if task is None and card is not None and card.decoder is not None:
+        raise ValueError(f"{where}: the model was trained with the task's own decoder or head ({card.decoder}), which "
+                         "a card cannot hold; pass the same task object again: task=...")
     if task is None and card is not None and card.task is not None:
         task = card.task
     if task is None and split is None:
-        raise ValueError(f"{where}: the model carries no card saying its task; pass task= ('link', 'node', 'rec') "
-                         "or split=")
+        raise ValueError(f"{where}: the model carries no card saying its task (a deep copy has none); pass task= "
+                         f"({', '.join(sorted(registered_tasks()))}) or split=")
     task = get_task(task, split, where)
-    if task.name not in spec.tasks:
+    if not spec.supports(task):
         raise ValueError(f"method {method!r} supports tasks {spec.tasks}, not {task.name!r}")
-    if card is not None and card.wrapper is not None and not spec.on_wrapped:
-        raise ValueError(f"a model with {card.wrapper.get('kind')} modules added by {card.wrapper.get('method')} "
+    wrapper = getattr(model, "wrapper_config", None) or (card.wrapper if card is not None else None)
+    if wrapper is not None and not spec.on_wrapped:
+        raise ValueError(f"a model with {wrapper.get('kind')} modules added by {wrapper.get('method')} "
                          f"cannot be unlearned further with {method!r}: its added modules are tied to the requests it "
                          "was "
                          "built for; unlearn the original model with all the requests at once "
@@ -119,14 +130,15 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     out = info.pop("model", ctx.model)
     out.eval()
     forgotten = tuple(sorted(already | {r.id for r in requests}))
-    wrapper = getattr(out, "wrapper_config", None)
+    out_wrapper = getattr(out, "wrapper_config", None)
     trained = card_of(out)  # set by the trainer when the method retrained: its recipe is the one used
     start = card or ModelCard(task=task.name)
     if trained is not None and trained is not card:
         start = replace(start, recipe=dict(trained.recipe))
     new_card = replace(start, task=task.name, forgotten=forgotten,
                        tag=uuid.uuid4().hex, method=method, weight_hash=None,
-                       wrapper=dict(wrapper) if wrapper else None)
+                       wrapper=dict(out_wrapper) if out_wrapper else None,
+                       decoder=_custom(task))
     set_card(out, new_card)
     store.record_forgotten(new_card.tag, forgotten)
     return UnlearnResult(out, method, cost.seconds, tuple(r.id for r in requests), info, peak_mb=cost.peak_mb,

@@ -38,7 +38,7 @@ def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
     pairs = pairs[:, pairs[0] != pairs[1]]
     fake = GraphStore(Data(x=store.live_x(), edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=n))
     teacher = fresh_copy(ctx.original, seed=ctx.seed + 1).requires_grad_(True)
-    fit(teacher, fake, None, task=ctx.task, epochs=20, seed=ctx.seed, progress=False)
+    fit(teacher, fake, None, task=ctx.task, epochs=20, seed=ctx.seed, progress=False, _where="d2dgn (destroyer)")
     return teacher.eval()
 
 
@@ -69,8 +69,8 @@ def run(ctx: Context) -> dict:
     if o.from_scratch:
         ctx.model = fresh_copy(ctx.original, seed=ctx.seed).requires_grad_(True)
     if o.destroyer == "random_edges":
-        if task.name != "link":
-            raise ValueError("d2dgn: destroyer='random_edges' trains a link predictor; use 'random' for "
+        if not task.pairwise:
+            raise ValueError("d2dgn: destroyer='random_edges' trains a predictor of node pairs; use 'random' for "
                              f"task {task.name!r}")
         destroyer = _random_edge_teacher(ctx, g)
     else:
@@ -82,7 +82,8 @@ def run(ctx: Context) -> dict:
     live_nodes = store.node_mask.nonzero().squeeze(1)
     if live_nodes.numel() == 0:
         raise ValueError("d2dgn: no live nodes left (every node was deleted), nothing to preserve")
-    task.check_trainable(store, ctx.split, "d2dgn")
+    if task.pairwise and store.num_live_edges == 0:
+        raise ValueError("d2dgn: no live edges left (every edge was deleted), nothing to preserve")
     affected = ctx.affected_nodes()
     deleted_nodes = ctx.deleted_nodes
     n_sample = int(o.sample_ratio * max(1, affected.numel()))
@@ -94,7 +95,9 @@ def run(ctx: Context) -> dict:
         units = task.retain_units(store, ctx.requests, ctx.split, g, o.sample_ratio, o.max_pairs)
         loss_r = task.distill_loss(task.unit_logits(ctx.model, h, units),
                                    task.unit_logits(ctx.original, h_p, units), tau)
-        nodes = torch.cat([affected, live_nodes[torch.randint(live_nodes.numel(), (n_sample,), generator=g)]])
+        # V_R: the units themselves when they are nodes, else the affected nodes plus a sample
+        nodes = units if units.dim() == 1 else torch.cat(
+            [affected, live_nodes[torch.randint(live_nodes.numel(), (n_sample,), generator=g)]])
         loss_r = loss_r + beta * F.mse_loss(h[nodes], h_p[nodes])
         loss_f = torch.zeros((), device=h.device)
         if forget_teacher is not None:

@@ -57,7 +57,6 @@ def run(ctx: Context) -> dict:
     if df.size(1) == 0:
         raise ValueError("gnndelete: the requests delete no edges")
     live_nodes = store.node_mask.nonzero().squeeze(1)
-    view = store.live()
 
     def run_model(m):
         return ctx.encode(m)
@@ -94,7 +93,6 @@ def run(ctx: Context) -> dict:
         info["losses"] += [row["loss"] for row in run.history]
     for op in model.operators:
         op.requires_grad_(True)
-    del view
     info["model"] = model
     info["val_score"] = ctx.validate(model)
     return info

@@ -13,12 +13,12 @@ class GradientAscentOptions(Options):
     lr: float = learning_rate(0.001)
 
 
-@register("gradient_ascent", tasks=("link", "node"), options=GradientAscentOptions)
+@register("gradient_ascent", tasks=("link",), options=GradientAscentOptions)
 def run(ctx: Context) -> dict:
     r"""Gradient ascent on the forget set: maximise the training loss of the deleted units,
-    :math:`\max_\theta \sum_{u \in D_f} \ell_\theta(u)` (link: :math:`\mathrm{BCE}(\sigma(z_u^\top z_v), 1)`
-    of the deleted edges; node: the cross-entropy of the deleted nodes asked on the live graph), for a fixed
-    number of epochs (selecting on validation would undo it)."""
+    :math:`\max_\theta \sum_{(u,v) \in D_f} \mathrm{BCE}(\sigma(s_{uv}), 1)` over the deleted edges, for a
+    fixed number of epochs (selecting on validation would undo it). Link prediction only: a deleted node is
+    isolated and featureless on the live graph, so ascending its loss there removes nothing of its own."""
     units = ctx.task.forget_units(ctx.store, ctx.requests, ctx.split)
     if units.numel() == 0:
         raise ValueError(f"gradient_ascent needs deleted {ctx.task.name} units; the requests delete none")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..base import Context, register
 
 
-@register("unlink", tasks=("link", "node", "rec"), on_wrapped=True)
+@register("unlink", tasks=("*",), on_wrapped=True)
 def run(ctx: Context) -> dict:
     r"""UtU (Tan et al., WWW 2024): only remove the deleted elements from the graph; no training. The store's
     live graph already excludes them, so the model is returned as it is."""
