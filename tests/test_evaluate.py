@@ -298,3 +298,23 @@ def test_node_gap_on_deleted_nodes_asks_the_graph_before():
     with torch.no_grad():
         expect = gu.evaluate.class_gap(model(x_before, before)[req.node_ids], other(x_before, before)[req.node_ids])
     assert m["gap_deleted_kl"] == pytest.approx(expect["kl"]) and m["gap_deleted_fidelity"] == expect["fidelity"]
+
+
+def test_rec_metrics_with_a_task_decoder_equal_the_matrix_product_path():
+    """The chunked decoder path of recommendation ranking gives what the one-matrix-product path gives when
+    the decoder is the dot product."""
+    import graphunlearn as gu
+
+    data = gu.datasets.load("synthetic-rec", num_users=30, num_items=25, interactions_per_user=6)
+    split = gu.datasets.user_item_split(data, seed=0)
+    store = gu.GraphStore(split.train_data)
+    torch.manual_seed(0)
+    model = gu.models.LightGCN(split.num_users, split.num_items, embedding_dim=8)
+    gu.train.recommendation(model, store, split, epochs=3, batch_size=64, progress=False)
+    req = store.delete_edges(store.edge_mask.nonzero().squeeze(1)[:5])
+    plain = gu.evaluate.evaluate(model, store, split, req, k=5, batch_users=7)
+    decoded = gu.evaluate.evaluate(model, store, split, req, k=5, batch_users=7,
+                                   task=gu.tasks.Recommendation(decoder=gu.tasks.dot_product))
+    assert plain.keys() == decoded.keys()
+    for key, value in plain.items():
+        assert decoded[key] == pytest.approx(value, abs=1e-6), key

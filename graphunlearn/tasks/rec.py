@@ -128,8 +128,13 @@ class Recommendation(Task):
         """Scores [len(users), len(items)] (store node ids): one matrix product for the dot product."""
         if self.dot(model):
             return z[users] @ z[items].t()
-        grid = torch.stack([users.repeat_interleave(items.numel()), items.repeat(users.numel())])
-        return self.decode(model, z, grid).view(users.numel(), items.numel())
+        step = max(1, (1 << 20) // max(1, items.numel()))  # about a million pairs per decoder call
+        rows = []
+        for b0 in range(0, users.numel(), step):
+            part = users[b0:b0 + step]
+            grid = torch.stack([part.repeat_interleave(items.numel()), items.repeat(part.numel())])
+            rows.append(self.decode(model, z, grid).view(part.numel(), items.numel()))
+        return torch.cat(rows) if rows else z.new_empty(0, items.numel())
 
     def loss(self, model, store, split, batch, generator, recipe):
         users, pos = batch[0], batch[1]
