@@ -7,7 +7,7 @@ merely removed (``unlink``), D2DGN, GNNDelete, and the gold model retrained from
 recipe, including the membership-inference ratio of a shadow-trained attacker. Prints the table, writes
 ``report.json`` and ``report.png`` to ``--out``.
 
-    python examples/link_unlearning_demo.py [--dataset cora] [--fraction 0.025] [--out out/demo]
+    python examples/link_unlearning_demo.py [--dataset cora] [--fraction 0.025] [--out out/demo] [--device cuda]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=200, help="training budget of the original and gold models")
     p.add_argument("--out", default="out/demo", help="folder for report.json and report.png")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default="cpu", help="where the store and the model live (e.g. cuda)")
     args = p.parse_args()
     progress = not args.no_progress
     out = Path(args.out)
@@ -41,9 +42,9 @@ def main() -> None:
     print(f"dataset: {source}: {data.num_nodes} nodes, {data.edge_index.size(1) // 2} edges")
 
     split = gu.datasets.link_split(data, seed=args.seed)
-    store = gu.GraphStore(split.train_data)
+    store = gu.GraphStore(split.train_data, device=args.device)
     torch.manual_seed(args.seed)
-    model = gu.models.GCN(data.num_features)
+    model = gu.models.GCN(data.num_features).to(args.device)
     trained = gu.train.link_prediction(model, store, split, epochs=args.epochs, seed=args.seed, progress=progress)
     print(f"trained: GCN, {trained.epochs_run} epochs ({trained.seconds:.1f} s), best validation AUROC "
           f"{trained.best_val:.4f} at epoch {trained.best_epoch}")

@@ -1,6 +1,7 @@
 """Vectorised graph utilities over CSR: construction, slot ranges and k-hop neighbourhoods.
 
-Everything here is a function of tensors; no Python loop runs over nodes or edges (only over hops).
+Everything here is a function of tensors; no Python loop runs over nodes or edges (only over hops). Every
+tensor a function creates lies on the device of the tensors it is given.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ def expand_ranges(starts: Tensor, counts: Tensor) -> Tensor:
     """Concatenate ``arange(starts[k], starts[k] + counts[k])`` for every k, without a Python loop."""
     total = int(counts.sum())
     if total == 0:
-        return torch.empty(0, dtype=torch.long)
+        return torch.empty(0, dtype=torch.long, device=starts.device)
     offsets = torch.cumsum(counts, 0) - counts
     base = torch.repeat_interleave(starts - offsets, counts)
-    return base + torch.arange(total, dtype=torch.long)
+    return base + torch.arange(total, dtype=torch.long, device=starts.device)
 
 
 def row_slots(rowptr: Tensor, rows: Tensor) -> Tensor:
@@ -62,7 +63,7 @@ def k_hop_layers(rowptr: Tensor, col: Tensor, slot_live: Tensor | None, seeds: T
 
     Shapes: ``rowptr`` [N + 1], ``col`` [S], ``slot_live`` [S] bool, ``seeds`` [K] -> list of num_hops + 1 tensors.
     """
-    visited = torch.zeros(num_nodes, dtype=torch.bool)
+    visited = torch.zeros(num_nodes, dtype=torch.bool, device=col.device)
     frontier = torch.unique(seeds.long())
     visited[frontier] = True
     layers = [frontier]
@@ -93,7 +94,7 @@ class PairIndex:
         left = torch.searchsorted(self.keys, keys, side="left")
         right = torch.searchsorted(self.keys, keys, side="right")
         counts = right - left
-        pair_index = torch.repeat_interleave(torch.arange(keys.numel()), counts)
+        pair_index = torch.repeat_interleave(torch.arange(keys.numel(), device=keys.device), counts)
         return counts > 0, pair_index, self.order[expand_ranges(left, counts)]
 
 
@@ -107,8 +108,9 @@ def undirected_unique(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tenso
     v = torch.maximum(edge_index[0], edge_index[1]).long()
     uniq, inverse = torch.unique(u * num_nodes + v, return_inverse=True)
     num_in = u.numel()
-    first = torch.full((uniq.numel(),), num_in, dtype=torch.long).scatter_reduce_(
-        0, inverse, torch.arange(num_in), reduce="amin")
+    dev = edge_index.device
+    first = torch.full((uniq.numel(),), num_in, dtype=torch.long, device=dev).scatter_reduce_(
+        0, inverse, torch.arange(num_in, device=dev), reduce="amin")
     return torch.stack([u[first], v[first]]), first, inverse
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -11,7 +11,11 @@ KINDS = ("edges", "nodes", "edge_class", "node_features", "node_class")
 
 
 def _empty() -> Tensor:
-    return torch.empty(0, dtype=torch.long)
+    return torch.empty(0, dtype=torch.long, device="cpu")
+
+
+def _cpu(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.cpu()
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +41,9 @@ class DeletionRequest:
         redacted: ``True`` once ``store.compact()`` erased the ids this record held.
         store_uid: the unique id of the store that registered the request (``GraphStore.uid``), so that a
             request is never taken for another store's.
+
+    A store's requests hold their tensors on the store's device (``store.device``); ``store.to(device)``
+    replaces them with moved copies (:meth:`to`). Their journal payloads (:meth:`to_payload`) are CPU copies.
     """
 
     id: int
@@ -91,23 +98,43 @@ class DeletionRequest:
     def __repr__(self) -> str:
         return f"DeletionRequest({self.summary()})"
 
+    def to(self, device: torch.device | str) -> DeletionRequest:
+        """This record with its tensors on ``device`` (itself when they are there already)."""
+        device = torch.device(device)
+        tensors = (self.node_ids, self.edge_ids, self.feature_node_ids, self.feature_columns,
+                   self.subgraph_edge_ids, *self.hops)
+        if all(t is None or t.device == device for t in tensors):
+            return self
+
+        def move(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device)
+
+        return replace(self, node_ids=move(self.node_ids), edge_ids=move(self.edge_ids),
+                       feature_node_ids=move(self.feature_node_ids), feature_columns=move(self.feature_columns),
+                       hops=tuple(move(h) for h in self.hops), subgraph_edge_ids=move(self.subgraph_edge_ids))
+
     def to_payload(self) -> dict:
-        """Tensors, lists and primitives only, so it loads back with ``weights_only=True``."""
+        """Tensors, lists and primitives only, so it loads back with ``weights_only=True``. The tensors are CPU
+        copies (the record itself when it is on the CPU), so what is serialised from it is device-independent."""
         return {
-            "node_ids": self.node_ids, "edge_ids": self.edge_ids, "feature_node_ids": self.feature_node_ids,
-            "feature_columns": self.feature_columns, "params": dict(self.params), "hops": list(self.hops),
-            "subgraph_edge_ids": self.subgraph_edge_ids,
+            "node_ids": _cpu(self.node_ids), "edge_ids": _cpu(self.edge_ids),
+            "feature_node_ids": _cpu(self.feature_node_ids), "feature_columns": _cpu(self.feature_columns),
+            "params": dict(self.params), "hops": [_cpu(h) for h in self.hops],
+            "subgraph_edge_ids": _cpu(self.subgraph_edge_ids),
         }
 
     @classmethod
     def from_payload(cls, req_id: int, kind: str, created: float, payload: dict | None,
-                     store_uid: str = "") -> DeletionRequest:
+                     store_uid: str = "", device: torch.device | str = "cpu") -> DeletionRequest:
+        """The record a payload (:meth:`to_payload`) describes, its tensors on ``device`` (default CPU);
+        ``payload=None``: a redacted record (the request was compacted)."""
         if payload is None:
-            return cls(id=req_id, kind=kind, created=created, redacted=True, store_uid=store_uid)
+            return cls(id=req_id, kind=kind, created=created, redacted=True, store_uid=store_uid).to(device)
         return cls(id=req_id, kind=kind, created=created, node_ids=payload["node_ids"],
                    edge_ids=payload["edge_ids"], feature_node_ids=payload["feature_node_ids"],
                    feature_columns=payload["feature_columns"], params=payload["params"],
-                   hops=tuple(payload["hops"]), subgraph_edge_ids=payload["subgraph_edge_ids"], store_uid=store_uid)
+                   hops=tuple(payload["hops"]), subgraph_edge_ids=payload["subgraph_edge_ids"],
+                   store_uid=store_uid).to(device)
 
 
 @dataclass(frozen=True)
@@ -128,8 +155,9 @@ class ForgetSet:
 class LiveGraph:
     """The store's live structure for masked message passing (no copy of the graph).
 
-    The tensors are the store's own caches and change in place when a deletion arrives; they are meant
-    to be read by the deletion-aware layers (``graphunlearn.nn``), not modified.
+    The tensors are the store's own caches, on the store's device, and change in place when a deletion
+    arrives; they are meant to be read by the deletion-aware layers (``graphunlearn.nn``), not modified. A view
+    is invalidated by ``store.compact()`` and by ``store.to()`` onto another device: take a new one.
 
     Shapes: ``rowptr`` [N + 1], ``col`` / ``mask`` / ``edge_weight`` [S] (CSR by destination: slot ``s`` of
     row ``i`` carries the message ``col[s] -> i``), ``gcn_deg`` [N] (1 + live weighted in-degree),

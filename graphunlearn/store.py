@@ -41,7 +41,8 @@ WRITER_LOCK = "writer.lock"  # held by the one writer while a saved store is ope
 STATE_LOCK = "state.lock"  # held around multi-file changes (save, checkpoint, compact) and while opening
 # The store's derived caches; _load_state resets them and compact() zeroes them first.
 CACHE_ATTRS = ("_csr", "_csc", "_csr_live", "_csc_live", "_csr_weight", "_csr_dst", "_gcn_deg", "_csr_pos",
-               "_csc_pos", "_transpose", "_pairs", "_x_live", "_has_self_loops", "_live_ei", "_live_ei_eid")
+               "_csc_pos", "_transpose", "_pairs", "_x_live", "_has_self_loops", "_live_ei", "_live_ei_eid",
+               "_live_edge_ids", "_live_node_ids")
 _PAYLOAD_KEYS = {"node_ids", "edge_ids", "feature_node_ids", "feature_columns", "params", "hops",
                  "subgraph_edge_ids"}
 # Attributes the store interprets itself; every other node- or edge-level tensor is carried along.
@@ -71,10 +72,18 @@ class GraphStore:
     live view (:meth:`live`) feeds the deletion-aware layers of ``graphunlearn.nn``; :meth:`retained`
     rebuilds a plain ``Data`` without the deleted elements.
 
+    Device: the store lives on one device (:attr:`device`). Every tensor it holds (the graph's arrays, masks,
+    ``*_deleted_by``, caches, its requests' ids) and every tensor it hands out (views, requests,
+    neighbourhoods, ``retained()``, ``forget_set()``) lies there; ids given by the user (lists, CPU tensors)
+    are validated and moved there. :meth:`to` moves a store; files written by :meth:`save` hold CPU tensors,
+    and :meth:`open` loads them onto the device it is given.
+
     Args:
         data: the graph. Its tensors are not modified (``compact()`` never zeroes them either).
         undirected: treat the graph as undirected (default: detect from ``edge_index``).
         num_hops: how many hops of affected neighbourhood to record per request (default 2).
+        device: where the store lives (default: the device of ``data.edge_index``, so a CUDA ``Data`` makes a
+            CUDA store). The tensors of ``data`` on another device are copied there.
 
     Raises:
         TypeError: ``data`` is not a ``Data``, or ``undirected`` is not a bool or ``None``.
@@ -83,7 +92,8 @@ class GraphStore:
             whose two directions carry different attributes; ``num_hops`` negative or not an int.
     """
 
-    def __init__(self, data: Data, *, undirected: bool | None = None, num_hops: int = 2):
+    def __init__(self, data: Data, *, undirected: bool | None = None, num_hops: int = 2,
+                 device: torch.device | str | None = None):
         if not isinstance(data, Data):
             raise TypeError(f"GraphStore needs a torch_geometric.data.Data, got {type(data).__name__} "
                             "(convert a HeteroData with .to_homogeneous() first)")
@@ -91,7 +101,9 @@ class GraphStore:
             raise ValueError(f"num_hops must be a non-negative int, got {num_hops!r}")
         if type(undirected) not in (type(None), bool):
             raise TypeError(f"undirected must be True, False or None (detect), got {undirected!r}")
-        state = _canonical_state(data, undirected)
+        if device is None:
+            device = data.edge_index.device if isinstance(data.edge_index, Tensor) else torch.device("cpu")
+        state = _canonical_state(data, undirected, torch.device(device))
         state.update(num_hops=num_hops)
         self._load_state(state)
         self._init_runtime(user_storages=_storages(data))
@@ -105,7 +117,7 @@ class GraphStore:
         self._lock: FolderLock | None = None
         self._read_only = False
         self._interrupted: int | None = None
-        # storages of the user's Data tensors: compact() zeroes every tensor the store holds except these
+        # (device, storage) of the user's Data tensors: compact() zeroes every tensor the store holds but these
         self._user_storages = user_storages
 
     @classmethod
@@ -128,12 +140,20 @@ class GraphStore:
         self.edge_weight: Tensor | None = s["edge_weight"]
         self.node_attrs: dict[str, Tensor] = dict(s["node_attrs"])
         self.edge_attrs: dict[str, Tensor] = dict(s["edge_attrs"])
-        n, e = self.num_nodes, self.edge_index.size(1)
-        self.node_mask: Tensor = s.get("node_mask", torch.ones(n, dtype=torch.bool))
-        self.edge_mask: Tensor = s.get("edge_mask", torch.ones(e, dtype=torch.bool))
+        n, e, dev = self.num_nodes, self.edge_index.size(1), self.edge_index.device
+        self.node_mask: Tensor = s.get("node_mask")
+        self.edge_mask: Tensor = s.get("edge_mask")
+        if self.node_mask is None:
+            self.node_mask = torch.ones(n, dtype=torch.bool, device=dev)
+        if self.edge_mask is None:
+            self.edge_mask = torch.ones(e, dtype=torch.bool, device=dev)
         self.feature_mask: Tensor | None = s.get("feature_mask")  # [N, F] bool, made on first use
-        self.node_deleted_by: Tensor = s.get("node_deleted_by", torch.full((n,), -1, dtype=torch.long))
-        self.edge_deleted_by: Tensor = s.get("edge_deleted_by", torch.full((e,), -1, dtype=torch.long))
+        self.node_deleted_by: Tensor = s.get("node_deleted_by")
+        self.edge_deleted_by: Tensor = s.get("edge_deleted_by")
+        if self.node_deleted_by is None:
+            self.node_deleted_by = torch.full((n,), -1, dtype=torch.long, device=dev)
+        if self.edge_deleted_by is None:
+            self.edge_deleted_by = torch.full((e,), -1, dtype=torch.long, device=dev)
         # Unique per store, kept by save/open/compact: requests carry it so another store's are refused.
         self.uid: str = s.get("uid") or uuid.uuid4().hex
         self._next_id: int = s.get("next_id", 0)
@@ -144,7 +164,9 @@ class GraphStore:
             setattr(self, name, None)
 
     def _state(self, journal: str | None = None, head: tuple[int, bytes] | None = None) -> dict:
-        return {
+        """What a snapshot file holds, with every tensor on the CPU (copies of a store on another device), so
+        that the file is device-independent."""
+        return _to_device({
             "format": FORMAT_VERSION, "num_nodes": self.num_nodes, "undirected": self.undirected,
             "num_hops": self.num_hops, "edge_index": self.edge_index, "x": self.x, "y": self.y,
             "node_type": self.node_type, "edge_type": self.edge_type, "edge_weight": self.edge_weight,
@@ -153,14 +175,14 @@ class GraphStore:
             "node_deleted_by": self.node_deleted_by, "edge_deleted_by": self.edge_deleted_by,
             "uid": self.uid, "next_id": self._next_id, "compacted_through": self._compacted_through,
             "forgotten": self.forgotten, "journal": journal, "journal_head": head,
-        }
+        }, torch.device("cpu"))
 
     def _structure(self) -> None:
         """Build CSR/CSC, their live slot masks and the live degrees once; deletions then patch them."""
         if self._csr is not None:
             return
         src, dst = self.edge_index
-        eid = torch.arange(src.numel())
+        eid = torch.arange(src.numel(), device=src.device)
         if self.undirected:
             loop = src == dst
             rev = eid[~loop]
@@ -181,13 +203,72 @@ class GraphStore:
             self._transpose = "symmetric"
         else:  # CSC position -> CSR position, so the backward can gather the CSR's mask and weights
             csr_pos_of_slot = torch.empty_like(csr.perm)
-            csr_pos_of_slot[csr.perm] = torch.arange(csr.perm.numel())
+            csr_pos_of_slot[csr.perm] = torch.arange(csr.perm.numel(), device=csr.perm.device)
             self._transpose = (csc.rowptr, csc.col, csr_pos_of_slot[csc.perm])
 
     def _pair_index(self) -> PairIndex:
         if self._pairs is None:
             self._pairs = PairIndex(self.edge_index[0], self.edge_index[1], self.num_nodes)
         return self._pairs
+
+    # ------------------------------------------------------------------ device
+    @property
+    def device(self) -> torch.device:
+        """The device every tensor of the store lives on (set by the constructor, :meth:`to` and :meth:`open`)."""
+        return self.edge_index.device
+
+    def to(self, device: torch.device | str) -> GraphStore:
+        """Move the store to ``device``, in place, and return it (like ``torch.nn.Module.to``).
+
+        Moves the graph's arrays, masks, ``*_deleted_by``, the feature mask and the ids of every request record
+        (``store.requests`` holds moved copies; a record kept from before still passes ``check_request``). The
+        caches (CSR/CSC, live degrees, live features, live edge lists) are dropped and rebuilt on the new
+        device on first use, so views taken before (``live()``, ``live_edge_ids()``, ...) are invalidated:
+        they keep the old device's tensors and no longer follow requests. Take new ones. Moving to the device
+        the store is on already changes nothing (views stay valid). A saved store's folder is untouched: its
+        files hold CPU tensors whatever the device, and its journal goes on recording requests.
+
+        Raises:
+            RuntimeError: a request was interrupted while being applied (see the store's other methods).
+        """
+        device = torch.device(device)
+        if device.index is None and device.type not in ("cpu", "meta"):
+            device = torch.empty(0, device=device).device  # "cuda" -> "cuda:0", as tensors report it
+        if device == self.device:
+            return self
+        if self._interrupted is not None:
+            raise RuntimeError(f"to: request {self._interrupted} was interrupted while being applied; reopen or "
+                               "rebuild the store")
+        state = _to_device({k: getattr(self, k) for k in _STATE_TENSORS}, device)
+        state["node_attrs"] = _to_device(self.node_attrs, device)
+        state["edge_attrs"] = _to_device(self.edge_attrs, device)
+        for name in CACHE_ATTRS:
+            setattr(self, name, None)
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.requests = [r.to(device) for r in self.requests]
+        self._user_storages = frozenset()  # every tensor was copied: none is the user's any more
+        return self
+
+    def live_edge_ids(self) -> Tensor:
+        """Sorted ids of the live edges: [E_live] int64 on the store's device, in ``store.edge_index`` numbering
+        (one id per undirected edge), equal to ``edge_mask.nonzero().squeeze(1)``.
+
+        Computed on the first call after a request that deletes edges (and after ``compact()``, ``to()``, a
+        reload) and cached: calls in between return the same tensor object without any work, so a training
+        loop indexes with it every step without a host synchronisation. Read it, do not modify it.
+        """
+        if self._live_edge_ids is None:
+            self._live_edge_ids = self.edge_mask.nonzero().squeeze(1)
+        return self._live_edge_ids
+
+    def live_node_ids(self) -> Tensor:
+        """Sorted ids of the live nodes: [N_live] int64 on the store's device, equal to
+        ``node_mask.nonzero().squeeze(1)``; cached like :meth:`live_edge_ids` (recomputed on the first call
+        after a request that deletes nodes). Read it, do not modify it."""
+        if self._live_node_ids is None:
+            self._live_node_ids = self.node_mask.nonzero().squeeze(1)
+        return self._live_node_ids
 
     # ------------------------------------------------------------------ properties
     @property
@@ -296,7 +377,7 @@ class GraphStore:
                                 "their features)")
         cols = None
         if columns is not None:
-            cols = _as_index_tensor(columns, "delete_node_features: columns").reshape(-1)
+            cols = _as_index_tensor(columns, "delete_node_features: columns", device=self.device).reshape(-1)
             bad = cols[(cols < 0) | (cols >= self.num_features)]
             if bad.numel():
                 raise DeletionError(f"delete_node_features: columns {_fmt(bad)} are out of range "
@@ -314,7 +395,7 @@ class GraphStore:
     def _commit(self, kind: str, *, node_ids=None, edge_ids=None, feature_node_ids=None,
                 feature_columns=None, params=None) -> DeletionRequest:
         self._require_open()
-        empty = torch.empty(0, dtype=torch.long)
+        empty = torch.empty(0, dtype=torch.long, device=self.device)
         node_ids = empty if node_ids is None else node_ids
         edge_ids = empty if edge_ids is None else edge_ids
         feature_node_ids = empty if feature_node_ids is None else feature_node_ids
@@ -356,14 +437,19 @@ class GraphStore:
             rows = torch.unique(self._csr_dst[slots])
             counts = self._csr.rowptr[rows + 1] - self._csr.rowptr[rows]
             rs = row_slots(self._csr.rowptr, rows)
-            w = torch.ones(rs.numel()) if self._csr_weight is None else self._csr_weight[rs]
-            w = torch.where(self._csr_live[rs], w, torch.zeros(()))
-            local = torch.repeat_interleave(torch.arange(rows.numel()), counts)
-            self._gcn_deg[rows] = torch.zeros(rows.numel()).index_add_(0, local, w) + 1.0
+            dev = rows.device
+            w = torch.ones(rs.numel(), device=dev) if self._csr_weight is None else self._csr_weight[rs]
+            w = torch.where(self._csr_live[rs], w, torch.zeros((), dtype=w.dtype, device=dev))
+            local = torch.repeat_interleave(torch.arange(rows.numel(), device=dev), counts)
+            self._gcn_deg[rows] = torch.zeros(rows.numel(), device=dev).index_add_(0, local, w) + 1.0
             if self._csc is not self._csr:
                 self._csc_live[self._csc_pos[1][row_slots(self._csc_pos[0], req.edge_ids)]] = False
         self.edge_mask[req.edge_ids] = False
         self.edge_deleted_by[req.edge_ids] = req.id
+        if req.edge_ids.numel():
+            self._live_edge_ids = None  # recomputed on the next live_edge_ids(), once per request
+        if req.node_ids.numel():
+            self._live_node_ids = None
         if req.edge_ids.numel() and self._live_ei is not None:
             # the live edge_index handed to models changes in place (same tensor object, fewer columns), so
             # a view taken before the request never hands a deleted edge to a PyG layer
@@ -376,7 +462,7 @@ class GraphStore:
             self._x_live[req.node_ids] = 0
         if req.feature_node_ids.numel():
             if self.feature_mask is None:
-                self.feature_mask = torch.ones(self.x.shape, dtype=torch.bool)
+                self.feature_mask = torch.ones(self.x.shape, dtype=torch.bool, device=self.x.device)
             rows = req.feature_node_ids.unsqueeze(1)
             cols = slice(None) if req.feature_columns is None else req.feature_columns.unsqueeze(0)
             self.feature_mask[rows, cols] = False
@@ -391,7 +477,7 @@ class GraphStore:
         # i.e. its out-neighbours, which are the rows of CSC. Undirected graphs: both directions.
         hops = k_hop_layers(self._csc.rowptr, self._csc.col, self._csc_live, seeds, self.num_hops, self.num_nodes)
         nodes = torch.cat(hops)
-        inside = torch.zeros(self.num_nodes, dtype=torch.bool)
+        inside = torch.zeros(self.num_nodes, dtype=torch.bool, device=nodes.device)
         inside[nodes] = True
         slots = row_slots(self._csr.rowptr, nodes)
         slots = slots[self._csr_live[slots] & inside[self._csr.col[slots]]]
@@ -408,7 +494,7 @@ class GraphStore:
         return torch.unique(torch.cat(eids))
 
     def _check_node_ids(self, nodes, what: str) -> Tensor:
-        ids = _as_index_tensor(nodes, what).reshape(-1)
+        ids = _as_index_tensor(nodes, what, device=self.device).reshape(-1)
         bad = ids[(ids < 0) | (ids >= self.num_nodes)]
         if bad.numel():
             raise DeletionError(f"node ids {_fmt(bad)} are out of range 0..{self.num_nodes - 1}")
@@ -431,7 +517,7 @@ class GraphStore:
     def _resolve_edges(self, edges, layout: str = "auto") -> Tensor:
         if layout not in EDGE_LAYOUTS:
             raise DeletionError(f"delete_edges: layout must be one of {EDGE_LAYOUTS}, got {layout!r}")
-        t = _as_index_tensor(edges, "delete_edges: edges", max_dim=2)
+        t = _as_index_tensor(edges, "delete_edges: edges", max_dim=2, device=self.device)
         if t.dim() == 1:
             if layout in ("auto", "ids"):
                 return self._check_edge_ids(t)
@@ -478,7 +564,7 @@ class GraphStore:
         # A pair names its live parallel edges (directed multigraphs); one with no live copy left is kept
         # here so that the caller refuses it as already deleted.
         live = self.edge_mask[ids]
-        has_live = torch.zeros(u.numel(), dtype=torch.bool)
+        has_live = torch.zeros(u.numel(), dtype=torch.bool, device=u.device)
         has_live[pair_index[live]] = True
         return torch.unique(ids[live | ~has_live[pair_index]])
 
@@ -557,8 +643,8 @@ class GraphStore:
         return self._subgraph(self.node_mask.nonzero().squeeze(1), self.edge_mask.nonzero().squeeze(1))
 
     def _subgraph(self, nodes: Tensor, edge_ids: Tensor) -> Data:
-        new_id = torch.full((self.num_nodes,), -1, dtype=torch.long)
-        new_id[nodes] = torch.arange(nodes.numel())
+        new_id = torch.full((self.num_nodes,), -1, dtype=torch.long, device=nodes.device)
+        new_id[nodes] = torch.arange(nodes.numel(), device=nodes.device)
         ei, orig_eid = self._directed(edge_ids)
         data = Data(edge_index=new_id[ei], num_nodes=nodes.numel())
         x = self.live_x()
@@ -585,12 +671,12 @@ class GraphStore:
         nodes = request.affected_nodes(hop)
         nodes = nodes[self.node_mask[nodes]]
         self._structure()
-        inside = torch.zeros(self.num_nodes, dtype=torch.bool)
+        inside = torch.zeros(self.num_nodes, dtype=torch.bool, device=nodes.device)
         inside[nodes] = True
         slots = row_slots(self._csr.rowptr, nodes)
         slots = slots[self._csr_live[slots] & inside[self._csr.col[slots]]]
         data = self._subgraph(nodes, torch.unique(self._csr.eid[slots]))
-        dist = torch.full((self.num_nodes,), -1, dtype=torch.long)
+        dist = torch.full((self.num_nodes,), -1, dtype=torch.long, device=nodes.device)
         for h, layer in enumerate(request.hops):
             dist[layer] = h
         data.hop = dist[nodes]
@@ -606,8 +692,9 @@ class GraphStore:
                 if not isinstance(r, DeletionRequest) or r.store_uid != self.uid:
                     self.check_request(r)  # raises, naming what is wrong
         reqs = [r for r in (self.requests if requests is None else requests) if not r.redacted]
-        node_ids = torch.cat([torch.empty(0, dtype=torch.long)] + [r.node_ids for r in reqs])
-        edge_ids = torch.cat([torch.empty(0, dtype=torch.long)] + [r.edge_ids for r in reqs])
+        empty = torch.empty(0, dtype=torch.long, device=self.device)
+        node_ids = torch.cat([empty] + [r.node_ids for r in reqs])
+        edge_ids = torch.cat([empty] + [r.edge_ids for r in reqs])
         entries = tuple((r.feature_node_ids, r.feature_columns) for r in reqs if r.feature_node_ids.numel())
         return ForgetSet(node_ids=node_ids, edge_ids=edge_ids, edge_index=self.edge_index[:, edge_ids],
                          feature_entries=entries)
@@ -701,7 +788,8 @@ class GraphStore:
             _remove_strays(self._dir, keep=self._journal_name)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, read_only: bool = False) -> GraphStore:
+    def open(cls, path: str | os.PathLike, *, read_only: bool = False,
+             device: torch.device | str | None = None) -> GraphStore:
         r"""Reopen a saved store; requests journaled after its snapshot are applied, each exactly once.
 
         Everything read is checked before it is used: the snapshot's fields (types, shapes, id ranges),
@@ -716,6 +804,7 @@ class GraphStore:
             read_only: open a consistent snapshot without taking the writer lock (another process may be
                 writing); the store refuses requests, ``save``, ``checkpoint`` and ``compact``, and leaves
                 the folder untouched (default ``False``).
+            device: the device to load the store onto (default CPU); the files are device-independent.
 
         Raises:
             FileNotFoundError: no saved store there. StoreLockedError: another writer has it open (not with
@@ -724,6 +813,7 @@ class GraphStore:
         """
         if type(read_only) is not bool:
             raise TypeError(f"open: read_only must be True or False, got {read_only!r}")
+        device = torch.device("cpu" if device is None else device)
         path = _folder_arg(path, "open")
         state_file = path / STATE_FILE
         if not state_file.is_file():
@@ -733,8 +823,9 @@ class GraphStore:
         journal = None
         try:
             with FolderLock(path, STATE_LOCK, shared=read_only, blocking=True):
-                state = safe_load(state_file, what=str(state_file))
+                state = safe_load(state_file, what=str(state_file))  # CPU tensors
                 _check_state(state, state_file)
+                state = _to_device(state, device)  # replayed requests then run on the store's device
                 if state["format"] == 1:
                     store, journal = cls._open_v1(path, state, read_only)
                 else:
@@ -833,7 +924,7 @@ class GraphStore:
         """A journal row as a request, with every field checked against this store's ranges."""
         where = f"{source}: row {req_id} ({kind})"
         if payload is None:
-            return DeletionRequest.from_payload(req_id, kind, created, None, store_uid=self.uid)
+            return DeletionRequest.from_payload(req_id, kind, created, None, store_uid=self.uid, device=self.device)
         if not isinstance(payload, bytes):
             raise CorruptFileError(f"{where}: the payload is a {type(payload).__name__}, not serialized bytes")
         p = safe_load(payload, what=f"{where} payload")
@@ -862,6 +953,7 @@ class GraphStore:
             raise CorruptFileError(f"{where}: hops must be a non-empty list of id tensors")
         for h, layer in enumerate(p["hops"]):
             ids(layer, f"hops[{h}]", n)
+        p = _to_device(p, self.device)  # checked on the CPU, where it was loaded; used on the store's device
         params = p["params"]
         allowed = {"edge_class": {"edge_class"}, "node_class": {"node_class"}}.get(kind, set())
         if (not isinstance(params, dict) or set(params) != allowed
@@ -890,7 +982,7 @@ class GraphStore:
         if kind == "node_class" and (self.y is None or self.y.dim() != 1 or
                                      not bool((self.y[p["node_ids"]] == params["node_class"]).all())):
             raise CorruptFileError(f"{where}: its nodes are not all of class {params['node_class']}")
-        return DeletionRequest.from_payload(req_id, kind, created, p, store_uid=self.uid)
+        return DeletionRequest.from_payload(req_id, kind, created, p, store_uid=self.uid, device=self.device)
 
     def _check_applicable(self, req: DeletionRequest, source: Path) -> None:
         """A replayed request deletes only live elements, as it did when it was journaled, and a node request
@@ -916,9 +1008,10 @@ class GraphStore:
         """The snapshot's masks say exactly what the journal's requests since the last compaction deleted:
         a deletion edited out of ``store.pt`` (a mask flipped back, ``compacted_through`` raised) is refused."""
         live_reqs = [r for r in self.requests if not r.redacted]
-        node_by = torch.full((self.num_nodes,), -1, dtype=torch.long)
-        edge_by = torch.full((self.num_edges,), -1, dtype=torch.long)
-        fmask = torch.ones(self.x.shape, dtype=torch.bool) if self.x is not None else None
+        dev = self.device
+        node_by = torch.full((self.num_nodes,), -1, dtype=torch.long, device=dev)
+        edge_by = torch.full((self.num_edges,), -1, dtype=torch.long, device=dev)
+        fmask = torch.ones(self.x.shape, dtype=torch.bool, device=self.x.device) if self.x is not None else None
         for r in live_reqs:
             node_by[r.node_ids] = r.id
             edge_by[r.edge_ids] = r.id
@@ -1070,10 +1163,11 @@ class GraphStore:
         self._require_writable("compact")
         nodes = self.node_mask.nonzero().squeeze(1)
         edges = self.edge_mask.nonzero().squeeze(1)
-        node_map = torch.full((self.num_nodes,), -1, dtype=torch.long)
-        node_map[nodes] = torch.arange(nodes.numel())
-        edge_map = torch.full((self.num_edges,), -1, dtype=torch.long)
-        edge_map[edges] = torch.arange(edges.numel())
+        dev = self.device
+        node_map = torch.full((self.num_nodes,), -1, dtype=torch.long, device=dev)
+        node_map[nodes] = torch.arange(nodes.numel(), device=dev)
+        edge_map = torch.full((self.num_edges,), -1, dtype=torch.long, device=dev)
+        edge_map[edges] = torch.arange(edges.numel(), device=dev)
         x = self.live_x()
         feature_mask = None if self.feature_mask is None else self.feature_mask[nodes].clone()
 
@@ -1091,7 +1185,7 @@ class GraphStore:
             "compacted_through": self._next_id - 1, "forgotten": self.forgotten,
         }
         requests = [DeletionRequest(id=r.id, kind=r.kind, params=r.params, created=r.created, redacted=True,
-                                    store_uid=self.uid) for r in self.requests]
+                                    store_uid=self.uid).to(dev) for r in self.requests]
 
         def swap():  # memory follows the disk: only once the new snapshot is in place (or there is no disk)
             self._scrub()
@@ -1128,7 +1222,7 @@ class GraphStore:
                  *self.node_attrs.values(), *self.edge_attrs.values()]
         seen: set[int] = set()
         for t in _tensors_in(held):
-            ptr = t.untyped_storage().data_ptr()
+            ptr = (t.device, t.untyped_storage().data_ptr())
             if t.numel() and ptr not in self._user_storages and ptr not in seen:
                 seen.add(ptr)
                 t.zero_()
@@ -1152,9 +1246,30 @@ def _journal_files(folder: Path) -> list[Path]:
                   _JOURNAL_NAME.fullmatch(p.name))
 
 
-def _storages(data: Data) -> frozenset[int]:
-    """The storages behind a ``Data``'s tensors (views included)."""
-    return frozenset(v.untyped_storage().data_ptr() for v in data.to_dict().values() if isinstance(v, Tensor))
+def _storages(data: Data) -> frozenset[tuple[torch.device, int]]:
+    """The storages behind a ``Data``'s tensors (views included), as ``(device, data_ptr)``: addresses on
+    different devices are different storages."""
+    return frozenset((v.device, v.untyped_storage().data_ptr()) for v in data.to_dict().values()
+                     if isinstance(v, Tensor))
+
+
+# The store's state tensors besides node_attrs / edge_attrs (what to() moves).
+_STATE_TENSORS = ("edge_index", "x", "y", "node_type", "edge_type", "edge_weight", "node_mask", "edge_mask",
+                  "feature_mask", "node_deleted_by", "edge_deleted_by")
+
+
+def _to_device(obj, device: torch.device):
+    """``obj`` with every tensor in it (looking inside dicts, lists and tuples, which are rebuilt) moved to
+    ``device``; a tensor already there is kept as it is, not copied."""
+    if isinstance(obj, Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_device(v, device) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_to_device(v, device) for v in obj)
+    return obj
 
 
 def _tensors_in(objs) -> list[Tensor]:
@@ -1326,8 +1441,8 @@ def _scalar_id(value, name: str) -> int:
     return out
 
 
-def _as_index_tensor(values, name: str, *, max_dim: int = 1) -> Tensor:
-    """``values`` as an int64 tensor of ids (1-D, or up to ``max_dim`` dimensions).
+def _as_index_tensor(values, name: str, *, max_dim: int = 1, device: torch.device | str = "cpu") -> Tensor:
+    """``values`` as an int64 tensor of ids (1-D, or up to ``max_dim`` dimensions) on ``device`` (default CPU).
 
     Accepts integer tensors and NumPy arrays, a single int, and lists, tuples, ranges, sets (sorted) and
     iterators of ints (or, with ``max_dim=2``, of equal-length sequences of ints). Refuses, with a
@@ -1341,7 +1456,7 @@ def _as_index_tensor(values, name: str, *, max_dim: int = 1) -> Tensor:
                             f"({values.layout}, device {values.device})")
     if isinstance(values, Tensor) or type(values).__module__ == "numpy":
         try:
-            t = torch.as_tensor(values).cpu()
+            t = torch.as_tensor(values, device=values.device if isinstance(values, Tensor) else "cpu")
         except (TypeError, ValueError, RuntimeError) as exc:
             raise DeletionError(f"{name}: expected integer ids, got {_describe(values)}") from exc
         if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
@@ -1349,7 +1464,7 @@ def _as_index_tensor(values, name: str, *, max_dim: int = 1) -> Tensor:
         if t.dim() == 0:
             t = t.reshape(1)
     elif hasattr(values, "__index__") or isinstance(values, bool):
-        t = torch.tensor([_scalar_id(values, name)])
+        t = torch.tensor([_scalar_id(values, name)], device="cpu")
     elif hasattr(values, "__iter__"):
         items = sorted(values) if isinstance(values, (set, frozenset)) else list(values)
         rows = []
@@ -1364,7 +1479,8 @@ def _as_index_tensor(values, name: str, *, max_dim: int = 1) -> Tensor:
             raise DeletionError(f"{name}: mixes single ids and sequences: {items[:5]!r:.100}")
         if any(nested) and len({len(r) for r in rows}) > 1:
             raise DeletionError(f"{name}: rows of different lengths: {items[:5]!r:.100}")
-        t = torch.tensor(rows, dtype=torch.long) if rows else torch.empty(0, dtype=torch.long)
+        t = torch.tensor(rows, dtype=torch.long, device="cpu") if rows else torch.empty(0, dtype=torch.long,
+                                                                                       device="cpu")
     else:
         raise DeletionError(f"{name}: expected integer ids (a tensor, a list or an int), got {_describe(values)}")
     if t.numel() == 0:
@@ -1372,11 +1488,12 @@ def _as_index_tensor(values, name: str, *, max_dim: int = 1) -> Tensor:
     if t.dim() > max_dim:
         raise DeletionError(f"{name}: expected {'a 1-D list of ids' if max_dim == 1 else 'ids or pairs'}, got "
                             f"shape {tuple(t.shape)}")
-    return t.long()
+    return t.long().to(device)
 
 
-def _canonical_state(data: Data, undirected: bool | None) -> dict:
-    """Validate ``data`` and turn it into the store's base arrays (one id per undirected edge)."""
+def _canonical_state(data: Data, undirected: bool | None, device: torch.device) -> dict:
+    """Validate ``data`` and turn it into the store's base arrays (one id per undirected edge) on ``device``
+    (the tensors of ``data`` there already are kept as they are, not copied)."""
     num_nodes = data.num_nodes
     ei = data.edge_index
     if ei is None:
@@ -1384,7 +1501,7 @@ def _canonical_state(data: Data, undirected: bool | None) -> dict:
     if not isinstance(ei, Tensor) or ei.dim() != 2 or ei.size(0) != 2 or ei.is_floating_point():
         raise ValueError(f"GraphStore: data.edge_index must be an integer tensor [2, E], got "
                          f"{getattr(ei, 'shape', type(ei))} {getattr(ei, 'dtype', '')}")
-    ei = ei.long()
+    ei = ei.long().to(device)
     if num_nodes is None:
         num_nodes = int(ei.max()) + 1 if ei.numel() else 0
     if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= num_nodes):
@@ -1399,16 +1516,17 @@ def _canonical_state(data: Data, undirected: bool | None) -> dict:
         if not isinstance(value, Tensor):
             continue
         if data.is_node_attr(key) and value.size(0) == num_nodes:
-            node_attrs[key] = value
+            node_attrs[key] = value.to(device)
         elif data.is_edge_attr(key) and value.size(0) == num_in:
-            edge_attrs[key] = value
-    x, y, node_type = data.x, data.y, data.get("node_type")
+            edge_attrs[key] = value.to(device)
+    x, y, node_type = (t.to(device) if isinstance(t, Tensor) else t for t in (data.x, data.y, data.get("node_type")))
     for name, t in (("x", x), ("y", y), ("node_type", node_type)):
         if t is not None and (not isinstance(t, Tensor) or t.size(0) != num_nodes):
             raise ValueError(f"GraphStore: data.{name} must have {num_nodes} rows, got {getattr(t, 'shape', t)}")
     if x is not None and x.dim() != 2:
         raise ValueError(f"GraphStore: data.x must be 2-D [N, F], got shape {tuple(x.shape)}")
-    edge_type, edge_weight = data.get("edge_type"), data.get("edge_weight")
+    edge_type, edge_weight = (t.to(device) if isinstance(t, Tensor) else t
+                              for t in (data.get("edge_type"), data.get("edge_weight")))
     if edge_type is not None and (edge_type.shape != (num_in,) or edge_type.is_floating_point()):
         raise ValueError(f"GraphStore: data.edge_type must be integer [{num_in}], got {tuple(edge_type.shape)} "
                          f"{edge_type.dtype}")

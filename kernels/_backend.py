@@ -50,9 +50,27 @@ WITH_CUDA = torch.cuda.is_available()
 BACKENDS = ("torch", "triton")
 
 
+def _defined_interpreted() -> bool:
+    """Whether ``triton.jit`` builds interpreted kernels right now (as Triton itself decides it)."""
+    if not WITH_TRITON:
+        return False
+    try:
+        from triton import knobs
+
+        return bool(knobs.runtime.interpret)
+    except Exception:  # pragma: no cover - older Triton without knobs
+        return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
+
+
+# Kernels are defined when this package is imported, right after this module: whether they run in the
+# interpreter is fixed then, whatever TRITON_INTERPRET says later.
+_INTERPRETED = _defined_interpreted()
+
+
 def triton_interpret() -> bool:
-    """Whether Triton kernels run in Triton's CPU interpreter (``TRITON_INTERPRET=1`` when they were defined)."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    """Whether Triton kernels run in Triton's CPU interpreter (``TRITON_INTERPRET=1`` when they were defined,
+    that is when ``graphunlearn.kernels`` was first imported)."""
+    return _INTERPRETED
 
 
 def requested_backend() -> str | None:
@@ -77,7 +95,17 @@ def triton_can_run(*tensors: torch.Tensor) -> tuple[bool, str]:
         return True, ""
     if devices == {"cpu"} and triton_interpret():
         return True, ""
-    return False, f"tensors on {sorted(devices)} need CUDA, or TRITON_INTERPRET=1 for CPU tensors"
+    where = "/".join(sorted(devices))
+    if devices == {"cpu"} and _defined_interpreted():
+        return False, ("the tensors are on cpu and TRITON_INTERPRET=1 was set only after graphunlearn.kernels "
+                       "was imported (its kernels were compiled for CUDA); set it before the import, move the "
+                       "tensors to a CUDA device, or use GRAPHUNLEARN_BACKEND=torch")
+    if len(devices) > 1:
+        return False, (f"the tensors are on several devices ({where}); move them all to one CUDA device, or "
+                       "use GRAPHUNLEARN_BACKEND=torch")
+    return False, (f"the tensors are on {where}, and Triton kernels need CUDA tensors; move the model and "
+                   "graph to a CUDA device, or set TRITON_INTERPRET=1 before importing graphunlearn to run the "
+                   "kernels on CPU in Triton's interpreter (slow, for tests), or use GRAPHUNLEARN_BACKEND=torch")
 
 
 def choose_backend(op: str, triton_ok: bool, why_not: str = "", backend: str | None = None,
@@ -93,8 +121,10 @@ def choose_backend(op: str, triton_ok: bool, why_not: str = "", backend: str | N
     if forced is not None:
         if forced not in BACKENDS:
             raise ValueError(f"{op}: unknown backend {forced!r}; expected one of {BACKENDS}")
-        if forced == "triton" and not triton_ok:
-            raise RuntimeError(f"{op}: backend 'triton' was requested but cannot run here: {why_not}")
+        if forced == "triton" and not triton_ok:  # never a silent fallback to torch
+            how = "the backend='triton' argument" if backend is not None else "GRAPHUNLEARN_BACKEND=triton"
+            raise RuntimeError(f"{op}: backend 'triton' was requested but cannot run here: {why_not} "
+                               f"(requested by {how})")
         return forced
     if auto_triton is None:
         auto_triton = triton_ok and not triton_interpret()

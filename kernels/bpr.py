@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._backend import choose_backend, reduce_loss, tl, triton, triton_can_run
+from ._counters import record_call
 from .masked_spmm import masked_spmm_forward, sort_by_row
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -162,6 +163,7 @@ class _BPRFunction(torch.autograd.Function):
 
 
 _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+_BPR_BACKWARD = ("bpr_backward",)
 
 
 def bpr_loss(user_emb: Tensor, item_emb: Tensor, users: Tensor, pos: Tensor, neg: Tensor,
@@ -177,5 +179,8 @@ def bpr_loss(user_emb: Tensor, item_emb: Tensor, users: Tensor, pos: Tensor, neg
     if ok and any(t is not None and t.requires_grad for t in (sign, weight)):
         ok, why = False, "sign and weight get no gradient on the Triton path"
     if choose_backend("bpr_loss", ok, why, backend) == "torch":
-        return bpr_loss_reference(user_emb, item_emb, users, pos, neg, sign, weight, reduction)
-    return _BPRFunction.apply(user_emb, item_emb, users, pos, neg, sign, weight, reduction)
+        out = bpr_loss_reference(user_emb, item_emb, users, pos, neg, sign, weight, reduction)
+        return record_call("bpr_forward", "torch", out, _BPR_BACKWARD)
+    # the Triton backward runs on the aggregation launcher, not the dispatcher: counted as bpr_backward only
+    out = _BPRFunction.apply(user_emb, item_emb, users, pos, neg, sign, weight, reduction)
+    return record_call("bpr_forward", "triton", out, _BPR_BACKWARD)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._backend import choose_backend, reduce_loss, tl, triton, triton_can_run
+from ._counters import record_call
 
 REDUCTIONS = ("sum", "mean", "none")
 
@@ -235,6 +236,7 @@ class _BinaryKLFunction(torch.autograd.Function):
 
 
 _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+_KL_BACKWARD = ("kl_backward",)
 
 
 def _triton_ok(*tensors: Tensor) -> tuple[bool, str]:
@@ -259,8 +261,10 @@ def kl_distill_loss(student: Tensor, teacher: Tensor, weight: Tensor | None = No
     _check(student, teacher, weight, tau, reduction, 2)
     ok, why = _triton_ok(student, teacher.detach(), weight)
     if choose_backend("kl_distill_loss", ok, why, backend) == "torch":
-        return kl_distill_loss_reference(student, teacher, weight, tau, reduction)
-    return _KLDistillFunction.apply(student, teacher, weight, float(tau), reduction)
+        out = kl_distill_loss_reference(student, teacher, weight, tau, reduction)
+        return record_call("kl_forward", "torch", out, _KL_BACKWARD)
+    out = _KLDistillFunction.apply(student, teacher, weight, float(tau), reduction)
+    return record_call("kl_forward", "triton", out, _KL_BACKWARD)
 
 
 def binary_kl_distill_loss(student: Tensor, teacher_prob: Tensor, weight: Tensor | None = None, tau: float = 1.0,
@@ -272,5 +276,7 @@ def binary_kl_distill_loss(student: Tensor, teacher_prob: Tensor, weight: Tensor
     _check(student, teacher_prob, weight, tau, reduction, 1)
     ok, why = _triton_ok(student, teacher_prob.detach(), weight)
     if choose_backend("binary_kl_distill_loss", ok, why, backend) == "torch":
-        return binary_kl_distill_loss_reference(student, teacher_prob, weight, tau, reduction)
-    return _BinaryKLFunction.apply(student, teacher_prob, weight, float(tau), reduction)
+        out = binary_kl_distill_loss_reference(student, teacher_prob, weight, tau, reduction)
+        return record_call("kl_forward", "torch", out, _KL_BACKWARD)
+    out = _BinaryKLFunction.apply(student, teacher_prob, weight, float(tau), reduction)
+    return record_call("kl_forward", "triton", out, _KL_BACKWARD)

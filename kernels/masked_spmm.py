@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from ._backend import choose_backend, tl, triton, triton_can_run
+from ._counters import record_call
 
 REDUCTIONS = ("sum", "mean")
 _INDEX_DTYPES = (torch.int32, torch.int64)
@@ -396,7 +397,9 @@ def _slot_values(rowptr: Tensor, col: Tensor, mask: Tensor | None, edge_weight: 
 
 
 def _sparse_mm(rowptr: Tensor, col: Tensor, vals: Tensor, num_cols: int, x: Tensor) -> Tensor:
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": known, and not the user's concern
+    # "sparse CSR support is in beta": known, and not the user's concern; under autocast, sparse.mm stays in
+    # the inputs' float32 (there is no bfloat16 sparse CSR product on the CPU)
+    with warnings.catch_warnings(), torch.autocast(x.device.type, enabled=False):
         warnings.simplefilter("ignore", UserWarning)
         a = torch.sparse_csr_tensor(rowptr.long(), col.long(), vals, (rowptr.numel() - 1, num_cols),
                                     check_invariants=False)
@@ -466,6 +469,15 @@ def _scales(rowptr, mask, edge_weight, reduce, normalize, deg, self_loops, dtype
 _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
+def _host_finite(x: Tensor, edge_weight: Tensor | None) -> bool:
+    """Whether ``x`` and the weights are finite, for CPU tensors only (reading the answer is free there). One
+    reduction each: NaN and Inf survive a sum, and an overflowing sum of finite values only sends the call
+    to the exact reference. ``torch.isfinite(x).all()`` measured about 5x slower here."""
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return bool(torch.isfinite(x.sum(dtype=acc))) and (
+        edge_weight is None or bool(torch.isfinite(edge_weight.sum(dtype=acc))))
+
+
 def masked_spmm(rowptr: Tensor, col: Tensor, x: Tensor, mask: Tensor | None = None,
                 edge_weight: Tensor | None = None, *, reduce: str = "sum", normalize: bool = False,
                 deg: Tensor | None = None, self_loops: bool = True, transpose=None,
@@ -481,7 +493,8 @@ def masked_spmm(rowptr: Tensor, col: Tensor, x: Tensor, mask: Tensor | None = No
         backend: ``"torch"`` or ``"triton"`` (default: ``GRAPHUNLEARN_BACKEND``, else automatic: Triton for
             CUDA tensors, torch elsewhere). Triton takes float16/bfloat16/float32 and computes in float32.
             The torch backend runs ``torch.sparse.mm`` over the cached pattern with masked slots zeroed
-            when ``x`` and the weights are finite, and the gather reference otherwise. Gradients through
+            for finite CPU inputs, and the gather reference otherwise (always on a device, where the
+            finiteness probe would synchronise with the host every call). Gradients through
             the GCN degrees (edge weights that require grad without ``deg``, or a ``deg`` that requires
             grad) always run on the reference.
     """
@@ -497,14 +510,27 @@ def masked_spmm(rowptr: Tensor, col: Tensor, x: Tensor, mask: Tensor | None = No
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     scales = None if differentiable_degree else _scales(rowptr, mask, edge_weight, reduce, normalize, deg,
                                                         self_loops, dtype)
-    if choose_backend("masked_spmm", ok, why, backend) == "triton":
-        return MaskedSpmmFunction.apply(x, edge_weight, rowptr, col, mask, *scales, transpose)
-    # One reduction tells whether x is finite (NaN and Inf survive a sum; an overflowing sum of finite values
-    # only sends the call to the exact reference). torch.isfinite(x).all() measured ~5x slower here.
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    finite = bool(torch.isfinite(x.sum(dtype=acc))) and (edge_weight is None
-                                                        or bool(torch.isfinite(edge_weight.sum(dtype=acc))))
+    chosen = choose_backend("masked_spmm", ok, why, backend)
+    # counted here, where the backend is chosen: the x-gradient and the edge-weight SDDMM are counted on the
+    # backward (see kernels/_counters.py)
+    grads = (("aggregate_backward",) if x.requires_grad else ()) + (
+        ("aggregate_weight_backward",) if edge_weight is not None and edge_weight.requires_grad else ())
+    if chosen == "triton":
+        out = MaskedSpmmFunction.apply(x, edge_weight, rowptr, col, mask, *scales, transpose)
+        return record_call("aggregate_forward", "triton", out, grads)
+    # On the CPU, sparse.mm over the cached pattern is the fast path when x is finite (a masked slot then
+    # contributes 0 * x = 0; with a NaN it would leak NaN from a deleted row), which one host-side probe
+    # tells. On a device that probe would stall every step, so there the exact gather reference runs.
+    in_dtype = x.dtype
+    low = in_dtype in (torch.float16, torch.bfloat16)  # the torch path computes these in float32
+    if low:
+        x = x.float()
+    finite = x.device.type == "cpu" and _host_finite(x, edge_weight)
     if scales is None or not finite:
-        return masked_spmm_reference(rowptr, col, x, mask, edge_weight, reduce=reduce, normalize=normalize,
-                                     deg=deg, self_loops=self_loops)
-    return _SparseMMFunction.apply(x, edge_weight, rowptr, col, mask, *scales, transpose)
+        out = masked_spmm_reference(rowptr, col, x, mask, edge_weight, reduce=reduce, normalize=normalize,
+                                    deg=deg, self_loops=self_loops)
+    else:
+        out = _SparseMMFunction.apply(x, edge_weight, rowptr, col, mask, *scales, transpose)
+    if low:
+        out = out.to(in_dtype)
+    return record_call("aggregate_forward", "torch", out, grads)

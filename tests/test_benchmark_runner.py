@@ -176,3 +176,17 @@ def test_load_config_refuses_unknown_names_and_bad_files(tmp_path):
         with pytest.raises(ValueError, match=problem) as info:
             bench.load_config(str(bad))
         assert str(bad) in str(info.value)
+
+
+@pytest.mark.slow
+def test_the_gpu_pipeline_benchmark_runs_on_a_tiny_graph(tmp_path):
+    """benchmarks/bench_gpu_pipeline.py (what gpu_check.sh runs at products-like size on a lent GPU) works
+    end to end on the CPU at a tiny size, so the GPU script does not rot between GPU sessions."""
+    out = tmp_path / "pipeline.csv"
+    run = subprocess.run([sys.executable, "benchmarks/bench_gpu_pipeline.py", "--device", "cpu", "--nodes", "300",
+                          "--avg-degree", "6", "--features", "8", "--epochs", "2", "--csv", str(out)],
+                         capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = list(csv.DictReader(out.open()))
+    assert [r["phase"] for r in rows] == ["data", "store", "train", "delete", "d2dgn", "gnndelete", "retrain"]
+    assert {r["backend"] for r in rows if r["phase"] in ("d2dgn", "gnndelete", "retrain")} == {"torch"}

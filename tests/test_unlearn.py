@@ -420,3 +420,23 @@ def test_gold_on_the_training_seed_starts_where_the_original_started(build):
     for (name, a), b in zip(original.state_dict().items(), again.state_dict().values()):
         assert torch.equal(a, b), name
     assert any(not torch.equal(a, c) for a, c in zip(original.state_dict().values(), other.state_dict().values()))
+
+
+def test_negative_items_are_uniform_over_the_items_a_user_lacks():
+    """Exact sampling without redraws: never a retained item, every missing item about equally often."""
+    from torch_geometric.data import Data
+
+    g = torch.Generator().manual_seed(0)
+    nu, ni = 5, 12
+    pairs = torch.tensor([(u, nu + int(i)) for u in range(nu)
+                          for i in torch.randperm(ni, generator=g)[: 2 * u + 1]]).t()
+    store = gu.GraphStore(Data(edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=nu + ni))
+    users = torch.arange(nu).repeat_interleave(4000)
+    neg = sample_negative_items(users, store, nu, ni, torch.Generator().manual_seed(1))
+    for u in range(nu):
+        mine = set((pairs[1][pairs[0] == u] - nu).tolist())
+        counts = torch.bincount(neg[users == u], minlength=ni)
+        assert all(int(counts[i]) == 0 for i in mine), f"user {u} got one of its own items"
+        free = torch.tensor([i for i in range(ni) if i not in mine])
+        share = counts[free].float() / 4000 * free.numel()
+        assert bool((share - 1).abs().max() < 0.2), f"user {u}: {share.tolist()}"  # 4000 draws: ~0.05 std

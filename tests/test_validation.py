@@ -283,3 +283,18 @@ def test_load_checkpoint_refuses_what_is_not_a_checkpoint(tiny, tmp_path):
         gu.load_model(tmp_path / "cut.pt")
     with pytest.raises(TypeError, match="load_model: path must be"):
         gu.load_model(None)
+
+
+def test_a_model_and_a_store_on_different_devices_are_refused_naming_both(tiny):
+    """No GPU here: a model on the meta device stands in for one on another device than the store's."""
+    split, _, model = tiny
+    store = gu.GraphStore(split.train_data)
+    req = store.delete_edges([0, 1])
+    elsewhere = models.fresh_copy(model).to("meta")
+    message = r"the model is on meta and the store on cpu; move one \(model.to\('cpu'\) or store.to\('meta'\)\)"
+    with pytest.raises(ValueError, match=message):
+        train.link_prediction(elsewhere, store, split, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=message):
+        unlearn(elsewhere, store, req, "d2dgn", split=split, task="link")
+    with pytest.raises(ValueError, match=message):
+        evaluate.link_prediction(elsewhere, store, split, req)

@@ -150,6 +150,7 @@ def _rows(cell: dict, results: dict, metrics: Callable) -> list[dict]:
     for method, res in results.items():
         values = metrics(method, res)
         values["seconds"], values["peak_mb"] = res.seconds, res.peak_mb
+        values["backend"] = res.backend  # which kernel backend ran the method ("none": no kernel launched)
         rows.append({**{k: v for k, v in cell.items()
                         if k not in ("methods", "version", "method_options", "train", "eval_revision")},
                      "method": method, **values})
@@ -243,6 +244,9 @@ def summarise(rows: list[dict]) -> list[dict]:
             t = _centre(rs, "seconds")
             if gold is not None and t is not None:  # under a millisecond: no training happened (unlink)
                 row["speedup"] = f"{gold[0] / t[0]:.1f}x" if t[0] >= 1e-3 else "-"
+            backends = sorted({r["backend"] for r in rs if r.get("backend")})
+            if backends:
+                row["backend"] = ",".join(backends)
             out.append(row)
     return out
 

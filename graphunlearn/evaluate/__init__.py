@@ -47,6 +47,10 @@ def evaluate(model: nn.Module, store: GraphStore, split, forget, *, task: str | 
     checks.check_instance(where, "original", original, nn.Module, allow_none=True)
     found = get_task(task, split, where, split_optional=False)
     where = _where or f"evaluate ({found.name})"
+    found.check_device(where, model, store)
+    if gold is not None:
+        found.check_device(f"{where} (gold)", gold, store)
+    split = found.to_device(split, store.device)
     requests = store.check_requests(forget, where=where, name="forget")
     return found.evaluate(model, store, split, requests, gold=gold, original=original, where=where, **options)
 

@@ -10,7 +10,7 @@ from .. import checks
 from ..models import fresh_copy
 from ..store import GraphStore
 from ..tasks import LINK
-from ..tasks.base import check_scores
+from ..tasks.base import check_scores, make_generator
 from ..train import fit
 from ..train.loop import optimise
 
@@ -50,12 +50,13 @@ def train_mi_attacker(model: nn.Module, store: GraphStore, *, epochs: int = 100,
     checks.check_int(where, "attack_steps", attack_steps, low=1)
     checks.check_int(where, "max_pairs", max_pairs, low=1)
     checks.check_seed(where, seed)
-    g = torch.Generator().manual_seed(seed)
-    live = store.edge_mask.nonzero().squeeze(1)
+    LINK.check_device(where, model, store)
+    g = make_generator(seed, store.device)
+    live = store.live_edge_ids()
     if live.numel() < 2:
         raise ValueError(f"{where}: {live.numel()} live edge(s) left; the shadow model needs at least 2 (one "
                          "present, one absent)")
-    perm = live[torch.randperm(live.numel(), generator=g)]
+    perm = live[torch.randperm(live.numel(), generator=g, device=live.device)]
     present, absent = store.edge_index[:, perm[: perm.numel() // 2]], store.edge_index[:, perm[perm.numel() // 2:]]
     shadow_graph = Data(x=store.live_x(), edge_index=torch.cat([present, present.flip(0)], 1),
                         num_nodes=store.num_nodes)
@@ -67,8 +68,8 @@ def train_mi_attacker(model: nn.Module, store: GraphStore, *, epochs: int = 100,
     check_scores(where, "the shadow model", z)
     n = min(present.size(1), absent.size(1), max_pairs)  # both halves are already in random order
     pairs = torch.cat([present[:, :n], absent[:, :n]], 1)
-    labels = torch.cat([torch.ones(n), torch.zeros(n)])
-    attacker = MIAttacker(z.size(1))
+    labels = torch.cat([torch.ones(n, device=z.device), torch.zeros(n, device=z.device)])
+    attacker = MIAttacker(z.size(1)).to(z.device)
     feats = MIAttacker.features(z, pairs)
     optimise(attacker, lambda *_: nn.functional.binary_cross_entropy_with_logits(attacker.mlp(feats).squeeze(1),
                                                                                  labels),

@@ -14,6 +14,7 @@ model's representations into logits for them (:meth:`Task.unit_logits`) and comp
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -71,8 +72,14 @@ def _takes_sigmoid(model: nn.Module, fn) -> bool:
     return False
 
 
+def make_generator(seed: int, device: torch.device | str) -> torch.Generator:
+    """A seeded generator on ``device`` (samples drawn with it are created there: no host round trip)."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def sample_pairs(nodes: Tensor, num: int, generator: torch.Generator) -> Tensor:
-    """``num`` uniformly random pairs [2, num] of two different entries of ``nodes`` (negatives for BCE).
+    """``num`` uniformly random pairs [2, num] of two different entries of ``nodes`` (negatives for BCE), drawn
+    on ``nodes``' device (``generator`` must live there). No host synchronisation.
 
     Raises:
         ValueError: pairs asked for but fewer than two nodes to draw from.
@@ -81,14 +88,22 @@ def sample_pairs(nodes: Tensor, num: int, generator: torch.Generator) -> Tensor:
     if num > 0 and n < 2:
         raise ValueError(f"sample_pairs: {num} pairs of two different nodes asked for, but only {n} live node(s) "
                          "are left")
-    i = torch.randint(n, (num,), generator=generator)
+    i = torch.randint(n, (num,), generator=generator, device=nodes.device)
     # an offset in 1..n-1 never lands on the same position, so no pair is a self loop
-    j = (i + torch.randint(1, max(n, 2), (num,), generator=generator)) % max(n, 1)
+    j = (i + torch.randint(1, max(n, 2), (num,), generator=generator, device=nodes.device)) % max(n, 1)
     return torch.stack([nodes[i], nodes[j]])
 
 
 def live_nodes(store: GraphStore) -> Tensor:
-    return store.node_mask.nonzero().squeeze(1)
+    """The store's live node ids (cached by the store until the next request)."""
+    return store.live_node_ids()
+
+
+def pick(pool: Tensor, num: int, generator: torch.Generator) -> Tensor:
+    """``num`` entries of ``pool`` drawn uniformly with replacement (empty when either is empty)."""
+    if pool.numel() == 0 or num == 0:
+        return pool[:0]
+    return pool[torch.randint(pool.numel(), (num,), generator=generator, device=pool.device)]
 
 
 def deleted_edge_ids(requests: Sequence[DeletionRequest]) -> Tensor:
@@ -140,12 +155,12 @@ def edge_regions(store: GraphStore, requests: Sequence[DeletionRequest], test_pa
     """Pairs [2, K] per region: ``deleted``; live edges with both endpoints within 1 hop of the deleted
     elements (``hop1``), within 2 hops but not 1 (``hop2``); the other live edges (``rest``); ``test``."""
     deleted = deleted_edge_ids(requests)
-    live = store.edge_mask.nonzero().squeeze(1)
+    live = store.live_edge_ids()
     u, v = store.edge_index[:, live]
-    region = torch.full((live.numel(),), 3, dtype=torch.long)
+    region = torch.full((live.numel(),), 3, dtype=torch.long, device=live.device)
     for hop in (2, 1):
         if any(r.num_hops >= hop for r in requests):
-            inside = torch.zeros(store.num_nodes, dtype=torch.bool)
+            inside = torch.zeros(store.num_nodes, dtype=torch.bool, device=live.device)
             inside[torch.cat([r.affected_nodes(min(hop, r.num_hops)) for r in requests])] = True
             region[inside[u] & inside[v]] = hop
     pairs = store.edge_index[:, live]
@@ -229,11 +244,29 @@ class Task:
         """The units the requests deleted."""
         raise NotImplementedError
 
+    def retain_sampler(self, store: GraphStore, requests: Sequence[DeletionRequest], split, ratio: float,
+                       cap: int | None = None) -> Callable[[torch.Generator], Tensor]:
+        """``sample(generator) -> units``: retained units for preservation, those near the deleted elements plus
+        ``ratio`` times as many others drawn afresh per call, at most ``cap``. The pools are built once here;
+        each call only draws (no host synchronisation per step)."""
+        raise NotImplementedError
+
     def retain_units(self, store: GraphStore, requests: Sequence[DeletionRequest], split, generator: torch.Generator,
                      ratio: float, cap: int | None = None) -> Tensor:
-        """Retained units for preservation: those near the deleted elements plus ``ratio`` times as many
-        others, sampled afresh per call, at most ``cap``."""
-        raise NotImplementedError
+        """One draw of :meth:`retain_sampler`."""
+        return self.retain_sampler(store, requests, split, ratio, cap)(generator)
+
+    def to_device(self, split, device: torch.device | str):
+        """``split`` with every tensor (and its ``train_data``) on ``device``, so that steps never copy
+        from the host."""
+        if split is None:
+            return None
+        changes = {}
+        for f in dataclasses.fields(split):
+            value = getattr(split, f.name)
+            if isinstance(value, Tensor) or hasattr(value, "to") and hasattr(value, "edge_index"):
+                changes[f.name] = value.to(device)
+        return dataclasses.replace(split, **changes)
 
     def unit_logits(self, model: nn.Module, z: Tensor, units: Tensor) -> Tensor:
         """Logits of ``units``: [K] for pair tasks (binary), [K, C] for node classification."""
@@ -246,6 +279,20 @@ class Task:
     def unit_loss(self, logits: Tensor, units: Tensor, store: GraphStore) -> Tensor:
         """The training loss of ``units`` as members of the training data (what gradient ascent raises)."""
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+    def warm(self, store: GraphStore) -> None:
+        """Build the store's live caches (CSR, live edge_index, live ids) before a loop starts, so that no step
+        pays for them (they are built once per request; building them synchronises with the device)."""
+        store.live()
+        store.live_edge_ids()
+        store.live_node_ids()
+
+    def check_device(self, where: str, model: nn.Module, store: GraphStore) -> None:
+        """Raise one clear error when ``model``'s parameters and the store live on different devices."""
+        param = next(iter(model.parameters()), None)
+        if param is not None and param.device != store.device:
+            raise ValueError(f"{where}: the model is on {param.device} and the store on {store.device}; move one "
+                             f"(model.to({str(store.device)!r}) or store.to({str(param.device)!r}))")
 
     # ------------------------------------------------------------------ evidence
     def evaluate(self, model: nn.Module, store: GraphStore, split, requests: Sequence[DeletionRequest], *,

@@ -17,7 +17,18 @@ from ..models import CONVS, GNN
 from ..report import Metrics
 from ..requests import DeletionRequest
 from ..store import GraphStore
-from .base import Task, check_scores, deleted_edge_ids, edge_regions, live_nodes, pair_gap, register_task, sample_pairs
+from .base import (
+    Task,
+    check_scores,
+    deleted_edge_ids,
+    edge_regions,
+    live_nodes,
+    make_generator,
+    pair_gap,
+    pick,
+    register_task,
+    sample_pairs,
+)
 
 
 def hits_at_k(pos: Tensor, neg: Tensor, k: int) -> float:
@@ -82,7 +93,7 @@ class LinkPrediction(Task):
             raise ValueError(f"{where}: the store has no live edges to train on (every edge was deleted)")
 
     def loss(self, model, store, split, batch, generator, recipe):
-        pos = store.edge_index[:, store.edge_mask]
+        pos = store.edge_index[:, store.live_edge_ids()]  # cached per request: no host sync per step
         neg = sample_pairs(live_nodes(store), pos.size(1), generator)
         z = self.encode(model, store)
         logits = self.decode(model, z, torch.cat([pos, neg], 1))
@@ -102,20 +113,21 @@ class LinkPrediction(Task):
     def forget_units(self, store, requests, split):
         return store.edge_index[:, deleted_edge_ids(requests)]
 
-    def retain_units(self, store, requests, split, generator, ratio, cap=None):
+    def retain_sampler(self, store, requests, split, ratio, cap=None):
         eids = torch.unique(torch.cat([r.subgraph_edge_ids for r in requests]))
-        near = eids[store.edge_mask[eids]]
-        live = store.edge_mask.nonzero().squeeze(1)
-        if near.numel():
-            live = live[~torch.isin(live, near)]
+        near = eids[store.edge_mask[eids]]  # live edges of the affected subgraph
+        live = store.live_edge_ids()
+        others = live[~torch.isin(live, near)] if near.numel() else live
         num = int(ratio * max(1, near.numel()))
-        other = live[torch.randint(live.numel(), (num,), generator=generator)] if live.numel() and num \
-            else live[:0]
-        kept = store.edge_index[:, torch.cat([near, other])]
-        if cap is not None and kept.size(1) > cap:
-            kept = kept[:, torch.randperm(kept.size(1), generator=generator)[:cap]]
-        # as many non-edges, so the student also keeps what the teacher says about absent pairs
-        return torch.cat([kept, sample_pairs(live_nodes(store), kept.size(1), generator)], 1)
+        nodes = live_nodes(store)
+
+        def sample(generator):
+            kept = store.edge_index[:, torch.cat([near, pick(others, num, generator)])]
+            if cap is not None and kept.size(1) > cap:
+                kept = kept[:, torch.randperm(kept.size(1), generator=generator, device=kept.device)[:cap]]
+            # as many non-edges, so the student also keeps what the teacher says about absent pairs
+            return torch.cat([kept, sample_pairs(nodes, kept.size(1), generator)], 1)
+        return sample
 
     def unit_logits(self, model, z, units):
         return self.decode(model, z, units)
@@ -136,7 +148,7 @@ class LinkPrediction(Task):
         checks.check_seed(where, seed)
         checks.check_int(where, "hits_k", hits_k, low=1, allow_none=True)
         deleted = deleted_edge_ids(requests)
-        live = store.edge_mask.nonzero().squeeze(1)
+        live = store.live_edge_ids()
         if deleted.numel() and live.numel() == 0:
             raise ValueError(f"{where}: no live training edges left (every edge was deleted), so the deleted edges "
                              "cannot be ranked against retained ones (Df-AUROC/AUPR are undefined)")
@@ -156,10 +168,10 @@ class LinkPrediction(Task):
                 out[f"hits@{hits_k}"] = hits_at_k(pos_scores, neg_scores, hits_k)
             if deleted.numel():
                 df_scores = self.decode(model, z, store.edge_index[:, deleted])
-                g = torch.Generator().manual_seed(seed)
+                g = make_generator(seed, live.device)
                 aurocs, auprs = [], []
                 for _ in range(resamples):
-                    sample = live[torch.randint(live.numel(), (deleted.numel(),), generator=g)]
+                    sample = pick(live, deleted.numel(), g)
                     kept = self.decode(model, z, store.edge_index[:, sample])
                     aurocs.append(roc_auc(kept, df_scores))  # retained edges are the positives, Df the negatives
                     auprs.append(average_precision(kept, df_scores))

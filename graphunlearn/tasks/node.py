@@ -17,7 +17,18 @@ from ..nn import as_live
 from ..report import Metrics
 from ..requests import DeletionRequest, bind
 from ..store import GraphStore
-from .base import Task, affected_nodes, check_scores, class_gap, deleted_node_ids, live_nodes, register_task, run_model
+from .base import (
+    Task,
+    affected_nodes,
+    check_scores,
+    class_gap,
+    deleted_node_ids,
+    live_nodes,
+    make_generator,
+    pick,
+    register_task,
+    run_model,
+)
 
 
 def macro_f1(pred: Tensor, y: Tensor) -> float:
@@ -36,7 +47,8 @@ def node_regions(store: GraphStore, requests: Sequence[DeletionRequest], test_id
     of the deleted elements (``hop1``), within 2 hops but not 1 (``hop2``), the other live nodes (``rest``)
     and the live test nodes (``test``)."""
     deleted = torch.unique(torch.cat([torch.cat([r.node_ids, r.feature_node_ids]) for r in requests]))
-    region = torch.full((store.num_nodes,), 3, dtype=torch.long)
+    device = store.node_mask.device
+    region = torch.full((store.num_nodes,), 3, dtype=torch.long, device=device)
     for hop in (2, 1):
         if any(r.num_hops >= hop for r in requests):
             region[torch.cat([r.affected_nodes(min(hop, r.num_hops)) for r in requests])] = hop
@@ -44,7 +56,7 @@ def node_regions(store: GraphStore, requests: Sequence[DeletionRequest], test_id
     region[~store.node_mask] = 0
     live = store.node_mask.clone()
     live[deleted] = False
-    ids = torch.arange(store.num_nodes)
+    ids = torch.arange(store.num_nodes, device=device)
     return {"deleted": deleted, "hop1": ids[live & (region == 1)], "hop2": ids[live & (region == 2)],
             "rest": ids[live & (region == 3)], "test": test_idx[store.node_mask[test_idx]]}
 
@@ -52,7 +64,7 @@ def node_regions(store: GraphStore, requests: Sequence[DeletionRequest], test_id
 def graph_before(store: GraphStore, requests: Sequence[DeletionRequest]) -> tuple[Tensor | None, Tensor]:
     """Features and ``edge_index`` of the graph as it was before ``requests``: the live graph with the
     requests' own nodes, edges and feature values put back (other requests stay applied)."""
-    eids = torch.unique(torch.cat([store.edge_mask.nonzero().squeeze(1)] + [r.edge_ids for r in requests]))
+    eids = torch.unique(torch.cat([store.live_edge_ids()] + [r.edge_ids for r in requests]))
     edge_index, orig = store._directed(eids)
     if store.edge_weight is not None:  # the project's layers read weights through the view bound to the tensor
         bind(edge_index, as_live(edge_index, store.num_nodes, store.edge_weight[orig]))
@@ -122,8 +134,12 @@ class NodeClassification(Task):
             raise ValueError(f"{where}: no live training nodes left (every node of split.train_idx was deleted)")
 
     def loss(self, model, store, split, batch, generator, recipe):
-        train = split.train_idx[store.node_mask[split.train_idx]]
-        return F.cross_entropy(self.logits(model, store)[train], store.y[train])
+        # the mean over the live training nodes, as a weighted mean over all of them: no data-dependent
+        # shape, so no host sync per step (a deleted node's weight is 0: its label never counts)
+        train = split.train_idx
+        live = store.node_mask[train].to(torch.float32)
+        per_node = F.cross_entropy(self.logits(model, store)[train], store.y[train], reduction="none")
+        return (per_node * live).sum() / live.sum().clamp(min=1)
 
     @torch.no_grad()
     def validate(self, model, store, split):
@@ -145,16 +161,17 @@ class NodeClassification(Task):
     def forget_units(self, store, requests, split):
         return deleted_node_ids(requests)
 
-    def retain_units(self, store, requests, split, generator, ratio, cap=None):
+    def retain_sampler(self, store, requests, split, ratio, cap=None):
         near = affected_nodes(store, requests)
         alive = live_nodes(store)
         n = int(ratio * max(1, near.numel()))
-        units = torch.cat([near, alive[torch.randint(alive.numel(), (n,), generator=generator)]])
-        if cap is None:
+
+        def sample(generator):
+            units = torch.cat([near, pick(alive, n, generator)])
+            if cap is not None and units.numel() > cap:
+                units = units[torch.randperm(units.numel(), generator=generator, device=units.device)[:cap]]
             return units
-        if cap is not None and units.numel() > cap:
-            units = units[torch.randperm(units.numel(), generator=generator)[:cap]]
-        return units
+        return sample
 
     def unit_logits(self, model, z, units):
         return (z if self.head is None else self.head(z))[units]
@@ -216,8 +233,8 @@ class NodeClassification(Task):
                 asked_original = self._ask(original, x_before, before)
                 check_scores(where, "original", asked_original[torch.cat([members, test])])
                 diff = (torch.softmax(asked_original, 1) - torch.softmax(asked, 1)).norm(dim=1)
-                g = torch.Generator().manual_seed(0)
-                non_members = test[torch.randperm(test.numel(), generator=g)[: members.numel()]]
+                g = make_generator(0, test.device)
+                non_members = test[torch.randperm(test.numel(), generator=g, device=test.device)[: members.numel()]]
                 out["mia_auroc"] = roc_auc(diff[members], diff[non_members])
         if gold is not None:
             gold_logits = self.logits(gold, store)

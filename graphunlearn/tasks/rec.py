@@ -3,6 +3,7 @@ product by default) of their representations; the units are user-item pairs in s
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -17,43 +18,63 @@ from ..models import MF, LightGCN
 from ..report import Metrics
 from ..requests import DeletionRequest
 from ..store import GraphStore
-from .base import Task, check_scores, deleted_edge_ids, edge_regions, pair_gap, register_task
+from .base import Task, check_scores, deleted_edge_ids, edge_regions, pair_gap, pick, register_task
+
+_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def interactions(store: GraphStore, num_users: int) -> Tensor:
     """Live user-item interactions [2, K] as (user, item) with items numbered from 0."""
-    pairs = store.edge_index[:, store.edge_mask]
+    pairs = store.edge_index[:, store.live_edge_ids()]
     return torch.stack([pairs[0], pairs[1] - num_users])
 
 
-def sample_negative_items(users: Tensor, store: GraphStore, num_users: int, num_items: int,
-                          generator: torch.Generator, rounds: int = 50) -> Tensor:
-    """One item (numbered from 0) per user that the user has no retained interaction with (redrawn up to
-    ``rounds`` times; a user who has interacted with nearly every item may keep a positive after that)."""
+def _user_index(store: GraphStore, num_users: int, num_items: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``(gaps, start, degree)`` of the live interactions, built once per request (the store's live ids are
+    one object until the next request) and kept beside them: ``gaps`` [K] sorted keys
+    ``user * I + item - j`` where ``j`` is the item's rank among the user's items (the number of items the
+    user lacks below it), ``start`` [U] where each user's keys begin, ``degree`` [U] items per user."""
+    live = store.live_edge_ids()
+    cached = _KEYS.get(store)
+    if cached is not None and cached[0] is live and cached[1] == (num_users, num_items):
+        return cached[2]
     pairs = interactions(store, num_users)
-    known = torch.sort(pairs[0] * num_items + pairs[1]).values  # membership by binary search
-    neg = torch.randint(num_items, (users.numel(),), generator=generator)
-    if known.numel() == 0:
-        return neg
-    for _ in range(rounds):
-        keys = users * num_items + neg
-        clash = known[torch.searchsorted(known, keys).clamp(max=known.numel() - 1)] == keys
-        if not bool(clash.any()):
-            break
-        neg[clash] = torch.randint(num_items, (int(clash.sum()),), generator=generator)
-    return neg
+    keys = torch.sort(pairs[0] * num_items + pairs[1]).values
+    users = torch.div(keys, num_items, rounding_mode="floor")
+    degree = torch.bincount(users, minlength=num_users)
+    start = torch.cumsum(degree, 0) - degree
+    rank = torch.arange(keys.numel(), device=keys.device) - start[users]
+    index = (keys - rank, start, degree)
+    _KEYS[store] = (live, (num_users, num_items), index)
+    return index
+
+
+def sample_negative_items(users: Tensor, store: GraphStore, num_users: int, num_items: int,
+                          generator: torch.Generator) -> Tensor:
+    r"""One item (numbered from 0) per user, uniform over the items the user has no retained interaction with,
+    exactly and without rejection: draw :math:`r` uniform in :math:`[0, I - d_u)` and return the
+    :math:`r`-th item missing from the user's sorted list :math:`s`, i.e. :math:`r + k` with :math:`k` the
+    number of the user's items with :math:`s_j - j \le r` (one ``searchsorted``; no host sync, no redraws). A
+    user who has interacted with every item gets a uniform item. On the users' device."""
+    gaps, start, degree = _user_index(store, num_users, num_items)
+    free = (num_items - degree[users]).clamp(min=1)
+    r = (torch.rand(users.numel(), generator=generator, device=users.device) * free).long().clamp(max=free - 1)
+    if gaps.numel() == 0:
+        return r
+    k = torch.searchsorted(gaps, users * num_items + r, right=True) - start[users]
+    return torch.where(degree[users] < num_items, r + k, r)
 
 
 def _rank_stats(top: Tensor, rows: Tensor, items: Tensor, num_items: int) -> tuple[float, float, int]:
     """Sums of per-user Recall@k and NDCG@k over the users in ``rows`` (LightGCN's definitions: recall divides
     by the user's number of held-out items, the ideal DCG by min(that, k)), and the number of such users."""
-    relevant = torch.zeros(top.size(0), num_items, dtype=torch.bool)
+    relevant = torch.zeros(top.size(0), num_items, dtype=torch.bool, device=top.device)
     relevant[rows, items] = True
     count = relevant.sum(1)
     hits = relevant.gather(1, top)
     have = count > 0
     recall = hits[have].sum(1).float() / count[have].float()
-    discount = 1.0 / torch.log2(torch.arange(2, top.size(1) + 2, dtype=torch.float))
+    discount = 1.0 / torch.log2(torch.arange(2, top.size(1) + 2, dtype=torch.float, device=top.device))
     dcg = (hits.float() * discount).sum(1)
     ideal = torch.cumsum(discount, 0)[(count.clamp(max=top.size(1)) - 1).clamp(min=0)]
     return recall.sum().item(), (dcg[have] / ideal[have]).sum().item(), int(have.sum())
@@ -101,7 +122,7 @@ class Recommendation(Task):
 
     def batches(self, store, split, generator, batch_size):
         pairs = interactions(store, split.num_users)
-        order = torch.randperm(pairs.size(1), generator=generator)
+        order = torch.randperm(pairs.size(1), generator=generator, device=pairs.device)
         size = batch_size or order.numel()
         return [pairs[:, order[b0:b0 + size]] for b0 in range(0, order.numel(), size)]
 
@@ -149,10 +170,10 @@ class Recommendation(Task):
     def forget_units(self, store, requests, split):
         return store.edge_index[:, deleted_edge_ids(requests)]
 
-    def retain_units(self, store, requests, split, generator, ratio, cap=None):
-        live = store.edge_mask.nonzero().squeeze(1)
+    def retain_sampler(self, store, requests, split, ratio, cap=None):
+        live = store.live_edge_ids()
         num = min(live.numel(), cap or live.numel(), int(ratio * max(1, deleted_edge_ids(requests).numel())))
-        return store.edge_index[:, live[torch.randint(live.numel(), (num,), generator=generator)]]
+        return lambda generator: store.edge_index[:, pick(live, num, generator)]
 
     def unit_logits(self, model, z, units):
         return self.decode(model, z, units)
@@ -185,16 +206,16 @@ class Recommendation(Task):
         test = split.test_pos[:, store.node_mask[split.test_pos[0]] & store.node_mask[split.test_pos[1]]]
         if deleted.numel():
             live_count = torch.bincount(store.edge_index[1, store.edge_mask], minlength=nu + ni)
-            touched = torch.zeros(nu + ni, dtype=torch.bool)
+            touched = torch.zeros(nu + ni, dtype=torch.bool, device=z.device)
             touched[store.edge_index[1, deleted]] = True
             removed = touched & (live_count == 0)
             test = test[:, ~removed[test[1]]]
         df = store.edge_index[:, deleted]
         kept = store.edge_index[:, store.edge_mask]
-        items = torch.arange(nu, nu + ni)
+        items = torch.arange(nu, nu + ni, device=z.device)
         stats = {"test": [0.0, 0.0, 0], "forget": [0.0, 0.0, 0]}  # recall sum, ndcg sum, users
         for b0 in range(0, nu, batch_users):
-            users = torch.arange(b0, min(nu, b0 + batch_users))
+            users = torch.arange(b0, min(nu, b0 + batch_users), device=z.device)
             scores = self.score_matrix(model, z, users, items)
             mine = (kept[0] >= b0) & (kept[0] < b0 + users.numel())
             scores[kept[0, mine] - b0, kept[1, mine] - nu] = float("-inf")

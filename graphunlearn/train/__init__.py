@@ -18,6 +18,7 @@ from .. import checks
 from ..models.card import ModelCard, card_of, save_model, set_card
 from ..store import GraphStore
 from ..tasks import Task, get_task
+from ..tasks.base import make_generator
 from .loop import LoopResult, check_recipe, optimise, validated
 
 __all__ = ["LoopResult", "TrainResult", "fit", "link_prediction", "node_classification", "optimise",
@@ -42,8 +43,8 @@ class TrainResult:
 def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | None = None,
         epochs: int | None = None, lr: float | None = None, weight_decay: float | None = None,
         patience: int | None = None, eval_every: int | None = None, batch_size: int | None = None, seed: int = 0,
-        progress: bool = True, checkpoint: str | os.PathLike | None = None, _where: str | None = None
-        ) -> TrainResult:
+        progress: bool = True, checkpoint: str | os.PathLike | None = None, autocast: bool = False,
+        _where: str | None = None) -> TrainResult:
     """Train ``model`` for ``task`` on the store's live graph with the task's loss and early stopping on its
     validation score; arguments left ``None`` take the task's recipe (``task.recipe``).
 
@@ -59,6 +60,7 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
         seed: seeds initialisation-independent randomness (negatives, dropout, batch order) (default 0).
         progress: show a progress bar (default ``True``).
         checkpoint: write the selected model and its card there (:func:`graphunlearn.models.save_model`).
+        autocast: train under bfloat16 autocast (default off).
 
     Raises:
         TypeError, ValueError: an argument of the wrong type or out of range, a split of another task, or
@@ -74,17 +76,21 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
     recipe = {**task.recipe, **{k: v for k, v in given.items() if v is not None}}
     check_recipe(where, seed=seed, progress=progress, **recipe)
     checks.check_instance(where, "checkpoint", checkpoint, (str, os.PathLike), allow_none=True)
+    checks.check_bool(where, "autocast", autocast)
+    task.check_device(where, model, store)
+    split = task.to_device(split, store.device)
     task.check_trainable(store, split, where)
+    task.warm(store)
     recipe["seed"] = seed
     torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
+    g = make_generator(seed, store.device)
     validate = (lambda: task.validate(model, store, split)) if split is not None else None
     run = optimise(model, lambda epoch, batch: task.loss(model, store, split, batch, g, recipe),
                    epochs=recipe["epochs"], lr=recipe["lr"],
                    weight_decay=0.0 if task.l2_in_loss else recipe["weight_decay"],
                    batches=lambda epoch: task.batches(store, split, g, recipe["batch_size"]),
                    validate=validate, eval_every=recipe["eval_every"], patience=recipe["patience"],
-                   progress=progress, desc=f"train {task.name}", where=where)
+                   progress=progress, desc=f"train {task.name}", where=where, autocast=autocast)
     old = card_of(model)
     custom = task.decoder if task.decoder is not None else getattr(task, "head", None)
     card = ModelCard(task=task.name, recipe=dict(recipe), forgotten=old.forgotten if old else (),

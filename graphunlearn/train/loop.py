@@ -20,17 +20,22 @@ from tqdm.auto import tqdm
 from .. import checks
 from ..metrics import NonFiniteScoreError
 
+#: True while the loop runs a step (loss, backward, optimiser step): tests count host synchronisations there
+IN_STEP = False
+
 
 @dataclass
 class LoopResult:
     """What :func:`optimise` did: the epoch kept (the best validation epoch, or the last), its validation
-    score, epochs run, wall time, and per-validation history (epoch, mean loss, score)."""
+    score, epochs run, wall time, per-validation history (epoch, mean loss since the previous validation,
+    score) and the mean loss of every epoch (``losses``, read from the device once, at the end)."""
 
     best_epoch: int
     best_val: float | None
     epochs_run: int
     seconds: float
     history: list[dict] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
 
 
 class _FirstBad:
@@ -66,7 +71,7 @@ def optimise(model: nn.Module, step_loss: Callable[[int, object], Tensor], *, ep
              params: Iterable[nn.Parameter] | None = None, weight_decay: float = 0.0,
              batches: Callable[[int], Iterable] | None = None, validate: Callable[[], float | None] | None = None,
              eval_every: int = 1, patience: int | None = None, select: bool = True, progress: bool = False,
-             desc: str = "train", where: str | None = None) -> LoopResult:
+             desc: str = "train", where: str | None = None, autocast: bool = False) -> LoopResult:
     r"""Adam on ``step_loss(epoch, batch)`` for up to ``epochs`` epochs.
 
     Args:
@@ -82,37 +87,53 @@ def optimise(model: nn.Module, step_loss: Callable[[int, object], Tensor], *, ep
         patience: stop after this many epochs without a better score (``None``: never stop early).
         select: keep the best validation epoch (``False``: keep the last, as gradient ascent must).
         progress: show a progress bar. desc: its label. where: how errors name the caller (default ``desc``).
+        autocast: run the losses under bfloat16 autocast (``torch.autocast``; default off).
+
+    No host synchronisation inside a step: the loss is accumulated on its device and read at validation
+    points (where the first NaN or infinite epoch is also reported) and once at the end; without
+    ``validate``, only at the end.
 
     Raises:
         FloatingPointError: the loss became NaN or infinite (checked at each validation point and at the
             end, naming the first bad epoch), or validation outputs did.
     """
+    global IN_STEP
     where = where or desc
     params = list(model.parameters() if params is None else params)
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     best, best_epoch, best_state = None, 0, None
     history: list[dict] = []
+    epoch_losses: list[Tensor] = []  # one device scalar per epoch
     first_bad = _FirstBad()
     hint = f"training diverged (try a smaller lr than {lr}) or the model or inputs hold NaN or inf values"
-    start, epoch = time.perf_counter(), 0
-    total, steps = None, 0
+    start, epoch, since = time.perf_counter(), 0, 0
+    device_type = params[0].device.type if params else "cpu"
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
+        total, steps = None, 0
         for batch in (batches(epoch) if batches is not None else (None,)):
             model.train()
-            loss = step_loss(epoch, batch)
-            first_bad.update(loss, epoch)
             opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total = loss.detach() if total is None else total + loss.detach()
+            IN_STEP = True  # the loss, its checks and its backward: the library's own per-step code
+            try:
+                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
+                    loss = step_loss(epoch, batch)
+                first_bad.update(loss, epoch)
+                loss.backward()
+                total = loss.detach().float() if total is None else total + loss.detach().float()
+            finally:
+                IN_STEP = False
+            opt.step()  # torch's Adam keeps its step counts on the host unless capturable
             steps += 1
-        if epoch % eval_every == 0 or epoch == epochs:
+        if total is not None:
+            epoch_losses.append(total / steps)
+        if validate is not None and (epoch % eval_every == 0 or epoch == epochs):
             first_bad.check(where, hint)
-            mean_loss = float(total) / max(1, steps) if total is not None else math.nan
-            total, steps = None, 0
+            window = epoch_losses[since:]
+            mean_loss = float(torch.stack(window).mean()) if window else math.nan
+            since = len(epoch_losses)
             row = {"epoch": epoch, "loss": mean_loss}
-            score = validated(where, epoch, validate) if validate is not None else None
+            score = validated(where, epoch, validate)
             if score is not None:
                 row["val"] = score
                 if not math.isnan(score) and (best is None or score > best):
@@ -123,12 +144,15 @@ def optimise(model: nn.Module, step_loss: Callable[[int, object], Tensor], *, ep
             if patience is not None and score is not None and epoch - best_epoch >= patience:
                 break
     first_bad.check(where, hint)
+    losses = torch.stack(epoch_losses).tolist() if epoch_losses else []  # the one read without validation
+    if validate is None:
+        history.append({"epoch": epoch, "loss": losses[-1] if losses else math.nan})
     if select and best_state is not None:
         model.load_state_dict(best_state)
     else:
         best_epoch = epoch
     model.eval()
-    return LoopResult(best_epoch, best, epoch, time.perf_counter() - start, history)
+    return LoopResult(best_epoch, best, epoch, time.perf_counter() - start, history, losses)
 
 
 def check_recipe(where: str, *, epochs, lr, weight_decay, patience, eval_every, batch_size, seed, progress) -> None:

@@ -202,6 +202,7 @@ class Context:
     card: ModelCard | None = None
     train_fn: Callable | None = None
     method: str = ""
+    autocast: bool = False
 
     @property
     def deleted_edges(self) -> Tensor:
@@ -235,6 +236,7 @@ class Context:
                                    params=params,
                                    validate=(lambda: self.task.validate(self.model, self.store, self.split))
                                    if select and self.split is not None else None,
-                                   eval_every=eval_every, select=select, progress=self.progress, desc=self.method)
+                                   eval_every=eval_every, select=select, progress=self.progress, desc=self.method,
+                                   autocast=self.autocast)
         return {"epochs": run.epochs_run, "selected_epoch": run.best_epoch, "val_score": run.best_val,
-                "losses": [row["loss"] for row in run.history]}
+                "losses": run.losses}

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .. import checks
+from ..kernels import count_launches
 from ..models.card import ModelCard, card_of, set_card
 from ..profiling import PeakMemory
 from ..requests import DeletionRequest
@@ -24,7 +25,8 @@ from .base import _REGISTRY, Context
 class UnlearnResult:
     """The unlearned model (a new object), the method, its wall time and the peak memory it added
     (``peak_mb``, see :class:`~graphunlearn.profiling.PeakMemory`), the requests, what it did (``info``:
-    epochs, losses, ...), the resolved options and the new model's card."""
+    epochs, losses, ...), the resolved options, the new model's card, and the kernel launches during the
+    method (``kernels``: ``"family/backend" -> count``; ``backend`` sums them up)."""
 
     model: nn.Module
     method: str
@@ -34,6 +36,14 @@ class UnlearnResult:
     peak_mb: float = float("nan")
     options: dict = field(default_factory=dict)
     card: ModelCard | None = None
+    kernels: dict = field(default_factory=dict)
+
+    @property
+    def backend(self) -> str:
+        """Which kernel backends ran during the method (``"triton"``, ``"torch"``, both joined by ``+``, or
+        ``"none"`` when the method launched no kernel, as ``unlink``)."""
+        seen = sorted({key.split("/")[1] for key in self.kernels})
+        return "+".join(seen) or "none"
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{k}={v}" for k, v in self.info.items() if not isinstance(v, (list, dict)))
@@ -49,7 +59,8 @@ def _custom(task: Task) -> str | None:
 
 def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequence[DeletionRequest],
             method: str = "d2dgn", *, split=None, task: str | Task | None = None, seed: int = 0,
-            progress: bool = False, train_fn: Callable | None = None, **options) -> UnlearnResult:
+            progress: bool = False, train_fn: Callable | None = None, autocast: bool = False,
+            **options) -> UnlearnResult:
     r"""Return a copy of ``model`` that has forgotten ``request`` (one or several registered requests).
 
     Works on any model called as PyTorch Geometric models are (``model(x, edge_index)``, or PyG's
@@ -70,6 +81,8 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
         train_fn: ``train_fn(model, data, split) -> model``, the user's own training recipe for methods that
             retrain from scratch (``retrain``); ``data`` is a ``Data`` of the live graph in store numbering.
             Default: the project's trainer with the task's loss and the recipe on the model's card.
+        autocast: run the method's losses under bfloat16 autocast (default off; see the README for the
+            tolerance it costs).
         **options: the method's options (its options dataclass, :attr:`Method.options_type`): unknown names
             are an error listing the valid ones; each value is checked for type and range.
 
@@ -87,6 +100,7 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     checks.check_instance(where, "method", method, str)
     checks.check_seed(where, seed)
     checks.check_bool(where, "progress", progress)
+    checks.check_bool(where, "autocast", autocast)
     if train_fn is not None and not callable(train_fn):
         raise TypeError(f"{where}: train_fn must be callable (model, data, split) -> model, got "
                         f"{type(train_fn).__name__}")
@@ -113,7 +127,10 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
                          "was "
                          "built for; unlearn the original model with all the requests at once "
                          "(unlearn(original, store, [r1, r2], ...)) or use 'retrain'")
+    task.check_device(where, model, store)
+    split = task.to_device(split, store.device)
     requests = store.check_requests(request, where=where, name="request")  # this store's, not compacted
+    task.warm(store)
     already = set(card.forgotten if card else ())
     for r in requests:
         if r.id in already:
@@ -122,10 +139,10 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     for p in original.parameters():
         p.requires_grad_(False)
     ctx = Context(copy.deepcopy(model), original, store, requests, task, split, seed, progress, opts, card,
-                  train_fn, method)
+                  train_fn, method, autocast)
     torch.manual_seed(seed)
     device = next(iter(model.parameters()), torch.empty(0)).device
-    with PeakMemory(device) as cost:
+    with PeakMemory(device) as cost, count_launches() as launched:
         info = spec.run(ctx) or {}
     out = info.pop("model", ctx.model)
     out.eval()
@@ -142,4 +159,5 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     set_card(out, new_card)
     store.record_forgotten(new_card.tag, forgotten)
     return UnlearnResult(out, method, cost.seconds, tuple(r.id for r in requests), info, peak_mb=cost.peak_mb,
-                         options=opts.to_dict(), card=new_card)
+                         options=opts.to_dict(), card=new_card,
+                         kernels={f"{family}/{backend}": n for (family, backend), n in sorted(launched.counts.items())})

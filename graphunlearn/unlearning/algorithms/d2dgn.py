@@ -11,6 +11,7 @@ from torch_geometric.data import Data
 
 from ...models import fresh_copy
 from ...store import GraphStore
+from ...tasks.base import make_generator, pick
 from ...train import fit
 from ..base import Context, Options, epochs, fraction, learning_rate, option, register
 
@@ -34,7 +35,9 @@ def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
     """A destroyer trained briefly (20 epochs) on as many uniformly random node pairs as the graph has edges."""
     store = ctx.store
     n, m = store.num_nodes, store.num_live_edges
-    pairs = torch.stack([torch.randint(n, (m,), generator=g), torch.randint(n, (m,), generator=g)])
+    dev = store.device
+    pairs = torch.stack([torch.randint(n, (m,), generator=g, device=dev),
+                         torch.randint(n, (m,), generator=g, device=dev)])
     pairs = pairs[:, pairs[0] != pairs[1]]
     fake = GraphStore(Data(x=store.live_x(), edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=n))
     teacher = fresh_copy(ctx.original, seed=ctx.seed + 1).requires_grad_(True)
@@ -64,7 +67,7 @@ def run(ctx: Context) -> dict:
     Defaults and their tuning: ``docs/methods.md``.
     """
     o = ctx.options
-    g = torch.Generator().manual_seed(ctx.seed)
+    g = make_generator(ctx.seed, ctx.store.device)
     store, task = ctx.store, ctx.task
     if o.from_scratch:
         ctx.model = fresh_copy(ctx.original, seed=ctx.seed).requires_grad_(True)
@@ -79,7 +82,7 @@ def run(ctx: Context) -> dict:
         h_p = ctx.encode(ctx.original)
         h_d = ctx.encode(destroyer)
     tau, alpha, beta = float(o.tau), float(o.alpha), float(o.beta)
-    live_nodes = store.node_mask.nonzero().squeeze(1)
+    live_nodes = store.live_node_ids()
     if live_nodes.numel() == 0:
         raise ValueError("d2dgn: no live nodes left (every node was deleted), nothing to preserve")
     if task.pairwise and store.num_live_edges == 0:
@@ -89,15 +92,15 @@ def run(ctx: Context) -> dict:
     n_sample = int(o.sample_ratio * max(1, affected.numel()))
     forget = task.forget_units(store, ctx.requests, ctx.split)
     forget_teacher = task.unit_logits(destroyer, h_d, forget) if forget.numel() else None
+    retained = task.retain_sampler(store, ctx.requests, ctx.split, o.sample_ratio, o.max_pairs)
 
     def loss_fn(_):
         h = ctx.encode(ctx.model)
-        units = task.retain_units(store, ctx.requests, ctx.split, g, o.sample_ratio, o.max_pairs)
+        units = retained(g)
         loss_r = task.distill_loss(task.unit_logits(ctx.model, h, units),
                                    task.unit_logits(ctx.original, h_p, units), tau)
         # V_R: the units themselves when they are nodes, else the affected nodes plus a sample
-        nodes = units if units.dim() == 1 else torch.cat(
-            [affected, live_nodes[torch.randint(live_nodes.numel(), (n_sample,), generator=g)]])
+        nodes = units if units.dim() == 1 else torch.cat([affected, pick(live_nodes, n_sample, g)])
         loss_r = loss_r + beta * F.mse_loss(h[nodes], h_p[nodes])
         loss_f = torch.zeros((), device=h.device)
         if forget_teacher is not None:

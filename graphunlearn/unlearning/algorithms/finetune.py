@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
+from ...tasks.base import make_generator
 from ..base import Context, Options, epochs, learning_rate, register
 
 
@@ -21,7 +20,7 @@ def run(ctx: Context) -> dict:
     against sampled negatives; node: cross-entropy on the live training nodes), keeping the best
     validation epoch."""
     ctx.task.check_trainable(ctx.store, ctx.split, "finetune")
-    g = torch.Generator().manual_seed(ctx.seed)
+    g = make_generator(ctx.seed, ctx.store.device)
     recipe = dict(ctx.card.recipe) if ctx.card is not None else {}
     return ctx.optimise(lambda _: ctx.task.loss(ctx.model, ctx.store, ctx.split, None, g, recipe),
                         epochs=ctx.options.epochs, lr=ctx.options.lr)

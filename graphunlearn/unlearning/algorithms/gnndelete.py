@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ...models import GNNDelete, message_passing_layers
 from ...models.gnndelete import INITS
 from ...tasks import sample_pairs
+from ...tasks.base import make_generator
 from ...train.loop import optimise
 from ..base import Context, Options, epochs, fraction, learning_rate, option, register
 
@@ -45,7 +46,7 @@ def run(ctx: Context) -> dict:
     ``load_model(path, model=<an instance of the architecture>)``). Defaults and tuning: ``docs/methods.md``.
     """
     o = ctx.options
-    g = torch.Generator().manual_seed(ctx.seed)
+    g = make_generator(ctx.seed, ctx.store.device)
     store = ctx.store
     try:
         n_layers = len(message_passing_layers(ctx.original))
@@ -56,7 +57,7 @@ def run(ctx: Context) -> dict:
     df = ctx.task.forget_units(store, ctx.requests, ctx.split)
     if df.size(1) == 0:
         raise ValueError("gnndelete: the requests delete no edges")
-    live_nodes = store.node_mask.nonzero().squeeze(1)
+    live_nodes = store.live_node_ids()
 
     def run_model(m):
         return ctx.encode(m)
@@ -77,20 +78,20 @@ def run(ctx: Context) -> dict:
     for k in range(n_layers):
         for j, op in enumerate(model.operators):
             op.requires_grad_(j == k)
-        mask = model.masks[k]
-        has_mask = bool(mask.any())
+        weight = model.masks[k].to(reference[k].dtype).unsqueeze(1)  # S_l as 0/1 weights: no boolean indexing
+        count = (weight.sum() * reference[k].size(1)).clamp(min=1)  # per step, so no host sync either
 
-        def loss_fn(epoch, _batch, k=k, mask=mask, has_mask=has_mask):
+        def loss_fn(epoch, _batch, k=k, weight=weight, count=count):
             h = model.layer_outputs(run_model)[k]
             rand = sample_pairs(live_nodes, df.size(1), g)
             dec = F.mse_loss(torch.cat([h[df[0]], h[df[1]]], 1), torch.cat([h[rand[0]], h[rand[1]]], 1))
-            ni = F.mse_loss(h[mask], reference[k][mask]) if has_mask else torch.zeros((), device=h.device)
+            ni = ((h - reference[k]).pow(2) * weight).sum() / count  # MSE over S_l (0 when S_l is empty)
             return o.lam * dec + (1 - o.lam) * ni
 
         run = optimise(model, loss_fn, epochs=o.epochs, lr=o.lr, params=list(model.operators[k].parameters()),
                        select=False, progress=ctx.progress, desc=f"gnndelete layer {k + 1}",
-                       where=f"gnndelete (layer {k + 1})")
-        info["losses"] += [row["loss"] for row in run.history]
+                       where=f"gnndelete (layer {k + 1})", autocast=ctx.autocast)
+        info["losses"] += run.losses
     for op in model.operators:
         op.requires_grad_(True)
     info["model"] = model

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ...models import fresh_copy
+from ...tasks.base import make_generator
 from ...tasks.rec import interactions, sample_negative_items
 from ..base import Context, Options, epochs, fraction, learning_rate, option, register
 
@@ -90,7 +91,7 @@ def run(ctx: Context) -> dict:
     if ctx.split is None:
         raise ValueError("reverse_bpr needs split= (a RecSplit: the numbers of users and items)")
     nu, ni = ctx.split.num_users, ctx.split.num_items
-    g = torch.Generator().manual_seed(ctx.seed)
+    g = make_generator(ctx.seed, ctx.store.device)
     df = ctx.task.forget_units(ctx.store, ctx.requests, ctx.split)
     if df.size(1) == 0:
         raise ValueError("reverse_bpr: the requests delete no interactions")
@@ -98,16 +99,19 @@ def run(ctx: Context) -> dict:
     alpha, bs = float(o.alpha), int(o.batch_size)
     reset = reset_rows(ctx.model, ctx.deleted_nodes, nu, ni, ctx.seed) if o.reset_deleted else 0
 
+    kept = interactions(ctx.store, nu)  # the retained interactions do not change while unlearning
+    dev = kept.device
+    n_pick = min(bs, kept.size(1))  # every interaction deleted: the forget term alone
+    sign = torch.cat([-torch.ones(forget_u.numel(), device=dev), torch.ones(n_pick, device=dev)])
+    weight = torch.cat([torch.full((forget_u.numel(),), alpha / forget_u.numel(), device=dev),
+                        torch.full((n_pick,), (1 - alpha) / max(1, n_pick), device=dev)])
+
     def loss_fn(_):
-        kept = interactions(ctx.store, nu)
-        pick = torch.randint(kept.size(1), (min(bs, kept.size(1)),), generator=g) if kept.size(1) \
-            else torch.empty(0, dtype=torch.long)  # every interaction deleted: the forget term alone
-        users = torch.cat([forget_u, kept[0, pick]])
-        pos = torch.cat([forget_i, kept[1, pick]])
+        chosen = torch.randint(kept.size(1), (n_pick,), generator=g, device=dev) if n_pick \
+            else torch.empty(0, dtype=torch.long, device=dev)
+        users = torch.cat([forget_u, kept[0, chosen]])
+        pos = torch.cat([forget_i, kept[1, chosen]])
         neg = sample_negative_items(users, ctx.store, nu, ni, g)
-        sign = torch.cat([-torch.ones(forget_u.numel()), torch.ones(pick.numel())])
-        weight = torch.cat([torch.full((forget_u.numel(),), alpha / forget_u.numel()),
-                            torch.full((pick.numel(),), (1 - alpha) / max(1, pick.numel()))])
         z = ctx.encode(ctx.model)
         loss = ctx.task.bpr(ctx.model, z, ctx.split, users, pos, neg, sign, weight, reduction="sum")
         reg = (z[users].pow(2).sum() + z[nu + pos].pow(2).sum() + z[nu + neg].pow(2).sum()) / (2 * users.numel())
