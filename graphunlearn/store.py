@@ -1078,9 +1078,8 @@ class GraphStore:
                             f"{type(requests).__name__}: {requests!r:.80}")
         if not requests:
             raise ValueError(f"{where}: no request given: {name} holds no request")
-        for r in requests:
-            self.check_request(r)
-        return requests
+        # the store's own records: after store.to(device) they hold ids on the store's device
+        return tuple(self.check_request(r) for r in requests)
 
     def record_forgotten(self, model_tag: str, request_ids) -> None:
         """Note that the model tagged ``model_tag`` has forgotten ``request_ids`` (persisted by the next

@@ -70,10 +70,12 @@ def _describe(t) -> str:
     return type(t).__name__
 
 
-def csr_row_index(rowptr: Tensor) -> Tensor:
-    """The destination row of every CSR slot. Shapes: ``rowptr`` [N + 1] -> [S]."""
+def csr_row_index(rowptr: Tensor, num_slots: int | None = None) -> Tensor:
+    """The destination row of every CSR slot. Shapes: ``rowptr`` [N + 1] -> [S]. Pass ``num_slots`` (S, e.g.
+    ``col.numel()``) on a device: without it the output size is read back from the device (a host sync)."""
     counts = rowptr[1:] - rowptr[:-1]
-    return torch.repeat_interleave(torch.arange(counts.numel(), device=rowptr.device), counts)
+    return torch.repeat_interleave(torch.arange(counts.numel(), device=rowptr.device), counts,
+                                   output_size=num_slots)
 
 
 def live_degree(rowptr: Tensor, mask: Tensor | None = None, edge_weight: Tensor | None = None,
@@ -84,7 +86,8 @@ def live_degree(rowptr: Tensor, mask: Tensor | None = None, edge_weight: Tensor 
     The result carries no gradient (``edge_weight`` is detached).
     """
     num_rows = rowptr.numel() - 1
-    row = csr_row_index(rowptr)
+    slots = mask.numel() if mask is not None else edge_weight.numel() if edge_weight is not None else None
+    row = csr_row_index(rowptr, slots)
     w = torch.ones(row.numel(), dtype=dtype, device=rowptr.device) if edge_weight is None \
         else edge_weight.detach().to(dtype)
     if mask is not None:
@@ -127,15 +130,16 @@ def masked_spmm_reference(rowptr: Tensor, col: Tensor, x: Tensor, mask: Tensor |
     num_rows = rowptr.numel() - 1
     compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     xc = x.to(compute_dtype)
-    row = csr_row_index(rowptr)
+    row = csr_row_index(rowptr, col.numel())
     src = col.long()
     w = None if edge_weight is None else edge_weight.to(compute_dtype)
+    live = None
     if mask is not None:
-        # Select live slots before gathering: deleted edges are never read, not merely weighted by zero
-        # (a zero weight would still let a NaN or Inf in a deleted row through).
-        live = mask.nonzero().squeeze(1)
-        row, src = row[live], src[live]
-        w = None if w is None else w[live]
+        # Deleted slots get weight 0 and their messages are replaced by 0 with torch.where, so a NaN or Inf
+        # in a deleted row never reaches the output (a zero weight alone would let it through), and no
+        # tensor's shape depends on the mask (no host synchronisation on a device).
+        live = mask.to(compute_dtype)
+        w = live if w is None else torch.where(mask, w, torch.zeros((), dtype=compute_dtype, device=w.device))
     if normalize:
         if deg is None:
             ones = torch.ones(row.numel(), dtype=compute_dtype, device=x.device) if w is None else w
@@ -151,10 +155,13 @@ def masked_spmm_reference(rowptr: Tensor, col: Tensor, x: Tensor, mask: Tensor |
     else:
         out = torch.zeros(num_rows, x.size(1), dtype=compute_dtype, device=x.device)
         if reduce == "mean":
-            count = torch.bincount(row, minlength=num_rows).clamp_(min=1).to(compute_dtype)
-            inv = count.reciprocal()[row]
+            ones = live if live is not None else torch.ones(row.numel(), dtype=compute_dtype, device=x.device)
+            count = torch.zeros(num_rows, dtype=compute_dtype, device=x.device).index_add(0, row, ones)
+            inv = count.clamp_(min=1).reciprocal()[row]
             w = inv if w is None else w * inv
     msg = xc.index_select(0, src)
+    if mask is not None:  # before the weights, so no NaN reaches a weight's gradient either
+        msg = torch.where(mask.unsqueeze(1), msg, torch.zeros((), dtype=compute_dtype, device=x.device))
     if w is not None:
         msg = msg * w.unsqueeze(1)
     # index_add_ is deterministic on CPU and as fast there as scatter_add_.
@@ -332,15 +339,17 @@ def sort_by_row(rows: Tensor, num_rows: int) -> tuple[Tensor, Tensor]:
     ``r`` owns ``perm[rowptr[r]:rowptr[r + 1]]``. O(K log K); on the device of ``rows``."""
     rows = rows.long()
     perm = torch.sort(rows, stable=True).indices
+    counts = torch.zeros(num_rows, dtype=torch.long, device=rows.device).index_add_(
+        0, rows, torch.ones_like(rows))  # bincount would read the largest row back to the host
     rowptr = torch.zeros(num_rows + 1, dtype=torch.long, device=rows.device)
-    torch.cumsum(torch.bincount(rows, minlength=num_rows), 0, out=rowptr[1:])
+    torch.cumsum(counts, 0, out=rowptr[1:])
     return rowptr, perm
 
 
 def transpose_csr(rowptr: Tensor, col: Tensor, num_cols: int) -> tuple[Tensor, Tensor, Tensor]:
     """CSC of a CSR pattern: ``(rowptr_t [M + 1], col_t [S], perm_t [S])`` with ``perm_t`` mapping each CSC
     position to its CSR position (stable, so it is deterministic)."""
-    row = csr_row_index(rowptr).to(col.dtype)
+    row = csr_row_index(rowptr, col.numel()).to(col.dtype)
     rowptr_t, perm_t = sort_by_row(col, num_cols)
     return rowptr_t.to(rowptr.dtype), row[perm_t], perm_t
 
@@ -388,7 +397,7 @@ def _slot_values(rowptr: Tensor, col: Tensor, mask: Tensor | None, edge_weight: 
     vals = torch.ones(col.numel(), dtype=dtype, device=col.device) if edge_weight is None \
         else edge_weight.detach().to(dtype).clone()
     if row_scale is not None:
-        vals.mul_(row_scale.to(dtype)[csr_row_index(rowptr)])
+        vals.mul_(row_scale.to(dtype)[csr_row_index(rowptr, vals.numel())])
     if col_scale is not None:
         vals.mul_(col_scale.to(dtype)[col.long()])
     if mask is not None:  # where, not a product: a NaN weight on a deleted slot must not survive
@@ -438,7 +447,7 @@ class _SparseMMFunction(torch.autograd.Function):
                 grad_x = grad_x + self_scale.to(g.dtype).unsqueeze(1) * g
             grad_x = grad_x.to(x.dtype)
         if edge_weight is not None and ctx.needs_input_grad[1]:
-            row, src = csr_row_index(rowptr), col.long()
+            row, src = csr_row_index(rowptr, col.numel()), col.long()
             coef = torch.ones_like(vals) if mask is None else mask.to(vals.dtype)
             if row_scale is not None:
                 coef = coef * row_scale.to(vals.dtype)[row]

@@ -610,3 +610,11 @@ def test_checkpoints_from_before_model_cards_still_load(tmp_path):
     assert card.task == "link" and card.recipe == {"epochs": 3} and card.forgotten == (1,) and card.tag == "t"
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
+
+
+def test_gnndelete_operators_live_on_the_models_device():
+    """No GPU here: a model on the meta device stands in for one on CUDA."""
+    base = pyg_gcn().to("meta")
+    wrapped = gu.models.GNNDelete(base, None, 40, [HIDDEN, OUT])
+    assert {p.device.type for p in wrapped.operators.parameters()} == {"meta"}
+    assert wrapped.masks.device.type == "meta"

@@ -57,17 +57,17 @@ class GNNDelete(nn.Module):
                              f"layers ({self.layer_paths})")
         if affected is not None and len(affected) != len(dims):
             raise ValueError(f"gnndelete: {len(affected)} affected sets for {len(dims)} layers")
+        device = next(iter(base.parameters()), torch.empty(0)).device
         self.operators = nn.ModuleList()
         for d in dims:
-            op = nn.Linear(d, d)
+            op = nn.Linear(d, d, device=device)
             with torch.no_grad():
                 if init == "identity":
-                    op.weight.copy_(torch.eye(d))
+                    op.weight.copy_(torch.eye(d, device=device))
                 else:
                     op.weight.fill_(1.0 / 1000)
                 op.bias.zero_()
             self.operators.append(op)
-        device = next(iter(base.parameters()), torch.empty(0)).device
         masks = torch.zeros(len(dims), num_nodes, dtype=torch.bool, device=device)
         for k, nodes in enumerate(affected or ()):
             masks[k, nodes] = True

@@ -56,7 +56,15 @@ def fresh_copy(model: nn.Module, seed: int | None = None) -> nn.Module:
     if seed is None:
         reset_parameters(twin)
         return twin
+    # drawn on the CPU and moved, as a model built on the CPU and moved to a device was: the same
+    # initialisation on every device (a device's own generator would draw other numbers)
+    devices = {t.device for t in twin.parameters()}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        reset_parameters(twin)
+        if devices and devices != {torch.device("cpu")}:
+            device = next(iter(devices))
+            reset_parameters(twin.cpu())
+            twin.to(device)
+        else:
+            reset_parameters(twin)
     return twin

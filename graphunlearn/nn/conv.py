@@ -65,7 +65,7 @@ def _gcn_self_loops(graph: LiveGraph) -> tuple[Tensor, Tensor, Tensor]:
     weighted in-degree, loops included) cannot give this: it does not say which part of a degree is loops.
     O(S) per call, no host synchronisation.
     """
-    row = csr_row_index(graph.rowptr)
+    row = csr_row_index(graph.rowptr, graph.col.numel())
     col = graph.col.to(row.dtype)
     loop = col == row
     mask = ~loop if graph.mask is None else graph.mask & ~loop
@@ -212,7 +212,7 @@ class LGConv(MessagePassing):
 
 def live_edge_index(graph: LiveGraph) -> Tensor:
     """``edge_index`` [2, S_live] (source, destination) of the live slots, in CSR order: O(S) per call."""
-    dst = csr_row_index(graph.rowptr)
+    dst = csr_row_index(graph.rowptr, graph.col.numel())
     return torch.stack([graph.col[graph.mask], dst[graph.mask]])
 
 

@@ -257,16 +257,13 @@ class Task:
         return self.retain_sampler(store, requests, split, ratio, cap)(generator)
 
     def to_device(self, split, device: torch.device | str):
-        """``split`` with every tensor (and its ``train_data``) on ``device``, so that steps never copy
-        from the host."""
+        """``split`` with its pair and index tensors on ``device``, so that steps never copy from the host
+        (its ``train_data`` graph stays where it is: the store holds the training graph)."""
         if split is None:
             return None
-        changes = {}
-        for f in dataclasses.fields(split):
-            value = getattr(split, f.name)
-            if isinstance(value, Tensor) or hasattr(value, "to") and hasattr(value, "edge_index"):
-                changes[f.name] = value.to(device)
-        return dataclasses.replace(split, **changes)
+        changes = {f.name: getattr(split, f.name).to(device) for f in dataclasses.fields(split)
+                   if isinstance(getattr(split, f.name), Tensor) and getattr(split, f.name).device != device}
+        return dataclasses.replace(split, **changes) if changes else split
 
     def unit_logits(self, model: nn.Module, z: Tensor, units: Tensor) -> Tensor:
         """Logits of ``units``: [K] for pair tasks (binary), [K, C] for node classification."""

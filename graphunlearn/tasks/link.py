@@ -118,7 +118,9 @@ class LinkPrediction(Task):
         near = eids[store.edge_mask[eids]]  # live edges of the affected subgraph
         live = store.live_edge_ids()
         others = live[~torch.isin(live, near)] if near.numel() else live
-        num = int(ratio * max(1, near.numel()))
+        # at most as many as there are: on a dense graph the affected subgraph is nearly every edge, and
+        # drawing ratio x |near| from the few others would repeat each of them many times
+        num = min(int(ratio * max(1, near.numel())), others.numel())
         nodes = live_nodes(store)
 
         def sample(generator):

@@ -121,6 +121,7 @@ class Recommendation(Task):
                              "layout (a HeteroData store must list the user node type first)")
 
     def batches(self, store, split, generator, batch_size):
+        _user_index(store, split.num_users, split.num_items)  # built before the steps (once per request)
         pairs = interactions(store, split.num_users)
         order = torch.randperm(pairs.size(1), generator=generator, device=pairs.device)
         size = batch_size or order.numel()

@@ -4,8 +4,10 @@ shape depends on data (boolean-mask indexing, ``nonzero``, ``unique``, ``masked_
 those stalls the step until the device catches up; on this CPU-only machine they are counted instead,
 between the start of a step's loss and the end of its backward (``graphunlearn.train.loop.IN_STEP``).
 
-The torch backend's CPU-only finiteness probe (``kernels.masked_spmm._host_finite``) is exempt: it is taken
-only for CPU tensors, where there is no device to wait for; on a device the backend never calls it.
+The torch backend's CPU-only finiteness probe (``kernels.masked_spmm._host_finite``) is switched off here, so
+the aggregation takes the path it takes on a device (the gather reference), which must not synchronise
+either. ``bincount`` and ``repeat_interleave`` without ``output_size`` read sizes back from the device, so
+they count too.
 """
 
 from __future__ import annotations
@@ -42,8 +44,16 @@ def count_syncs(monkeypatch):
     for name in ("item", "tolist", "__bool__", "__int__", "__float__", "__index__", "nonzero", "unique",
                  "masked_select"):
         monkeypatch.setattr(torch.Tensor, name, _counting(f"Tensor.{name}", getattr(torch.Tensor, name)))
-    for name in ("nonzero", "unique", "masked_select"):
+    for name in ("nonzero", "unique", "masked_select", "bincount"):
         monkeypatch.setattr(torch, name, _counting(f"torch.{name}", getattr(torch, name)))
+    repeat = torch.repeat_interleave
+
+    def repeat_interleave(input, repeats=None, *args, output_size=None, **kwargs):
+        if loop.IN_STEP and isinstance(repeats, torch.Tensor) and output_size is None:
+            SYNCS["repeat_interleave without output_size"] += 1
+        return repeat(input, repeats, *args, output_size=output_size, **kwargs)
+
+    monkeypatch.setattr(torch, "repeat_interleave", repeat_interleave)
     getitem = torch.Tensor.__getitem__
 
     def indexed(self, index):
@@ -53,7 +63,7 @@ def count_syncs(monkeypatch):
 
     monkeypatch.setattr(torch.Tensor, "__getitem__", indexed)
     spmm_module = importlib.import_module("graphunlearn.kernels.masked_spmm")  # the module, not the function
-    monkeypatch.setattr(spmm_module, "_host_finite", lambda *tensors: True)
+    monkeypatch.setattr(spmm_module, "_host_finite", lambda *tensors: False)  # the device path
     yield SYNCS
 
 

@@ -100,6 +100,7 @@ def run(ctx: Context) -> dict:
     reset = reset_rows(ctx.model, ctx.deleted_nodes, nu, ni, ctx.seed) if o.reset_deleted else 0
 
     kept = interactions(ctx.store, nu)  # the retained interactions do not change while unlearning
+    sample_negative_items(kept[0, :1], ctx.store, nu, ni, make_generator(0, kept.device))  # index built now
     dev = kept.device
     n_pick = min(bs, kept.size(1))  # every interaction deleted: the forget term alone
     sign = torch.cat([-torch.ones(forget_u.numel(), device=dev), torch.ones(n_pick, device=dev)])
