@@ -20,7 +20,7 @@ from torch_geometric.utils import is_undirected as _pyg_is_undirected
 
 from .graph import PairIndex
 from .requests import DeletionRequest
-from .store import DeletionError, GraphStore, _as_index_tensor, _fmt
+from .store import DeletionError, GraphStore, _as_index_tensor, _fmt, edge_endpoints
 
 EdgeType = tuple[str, str, str]
 _LAYOUTS = ("auto", "ids", "pairs", "edge_index")
@@ -461,23 +461,7 @@ class HeteroGraphStore:
             cols = torch.unique(x)
             dead = cols[~mask[col_eid[cols]]]
             return torch.unique(col_eid[cols]), [f"column {int(c)} {tuple(ei[:, c].tolist())}" for c in dead[:10]]
-        rows, k = x.shape
-        if layout == "ids":
-            raise DeletionError(f"{what}: layout='ids' needs 1-D edge ids, got shape {tuple(x.shape)}")
-        if layout == "auto":
-            tuples = isinstance(edges, (list, tuple)) and all(isinstance(e, tuple) for e in edges)
-            if (rows, k) == (2, 2) and not tuples:
-                raise DeletionError(f"{what}: a [2, 2] input is ambiguous (an edge_index of 2 edges, or 2 (u, v) "
-                                    "pairs): pass layout='edge_index' or layout='pairs'")
-            layout = "pairs" if tuples or (k == 2 and rows != 2) else "edge_index"
-        if layout == "edge_index" and rows != 2:
-            raise DeletionError(f"{what}: an edge_index must have shape [2, K], got {tuple(x.shape)} (a [K, 2] "
-                                "tensor of pairs: pass layout='pairs')")
-        if layout == "pairs":
-            if k != 2:
-                raise DeletionError(f"{what}: (u, v) pairs must have two entries each, got shape {tuple(x.shape)}")
-            x = x.t()
-        u, v = x[0], x[1]
+        u, v = edge_endpoints(edges, x, layout, what)
         for ids, nt, side in ((u, t[0], "source"), (v, t[2], "target")):
             n = self.num_nodes_dict[nt]
             bad = ids[(ids < 0) | (ids >= n)]

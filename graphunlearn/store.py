@@ -522,24 +522,8 @@ class GraphStore:
             if layout in ("auto", "ids"):
                 return self._check_edge_ids(t)
             raise DeletionError(f"delete_edges: layout={layout!r} needs a 2-D input, got {t.numel()} ids")
-        rows, cols = t.shape
-        if layout == "ids":
-            raise DeletionError(f"delete_edges: layout='ids' needs 1-D edge ids, got shape {tuple(t.shape)}")
-        if layout == "auto":
-            tuples = isinstance(edges, (list, tuple)) and all(isinstance(e, tuple) for e in edges)
-            if (rows, cols) == (2, 2) and not tuples:
-                raise DeletionError("delete_edges: a [2, 2] input is ambiguous (an edge_index of 2 edges, or 2 "
-                                    "(u, v) pairs): pass layout='edge_index' or layout='pairs'")
-            layout = "pairs" if tuples or (cols == 2 and rows != 2) else "edge_index"
-        if layout == "edge_index" and rows != 2:
-            raise DeletionError(f"delete_edges: an edge_index must have shape [2, K], got {tuple(t.shape)} "
-                                "(a [K, 2] tensor of pairs: pass layout='pairs')")
-        if layout == "pairs":
-            if cols != 2:
-                raise DeletionError(f"delete_edges: (u, v) pairs must have two entries each, got shape "
-                                    f"{tuple(t.shape)}: {[tuple(r) for r in t[:5].tolist()]}")
-            t = t.t()
-        return self._lookup_pairs(t[0], t[1])
+        u, v = edge_endpoints(edges, t, layout, "delete_edges")
+        return self._lookup_pairs(u, v)
 
     def _check_edge_ids(self, ids: Tensor) -> Tensor:
         bad = ids[(ids < 0) | (ids >= self.num_edges)]
@@ -1408,6 +1392,35 @@ def _check_state(s, file: Path) -> None:
         if (not isinstance(head, tuple) or len(head) != 2 or type(head[0]) is not int
                 or not isinstance(head[1], bytes) or len(head[1]) != 32):
             bad("journal_head", "must be (request id, 32-byte hash)")
+
+
+def edge_endpoints(edges, t: Tensor, layout: str, what: str) -> tuple[Tensor, Tensor]:
+    """``(u, v)`` from a 2-D edge input ``t`` (the tensor form of the user's ``edges``) read as ``layout``:
+    ``"edge_index"`` [2, K], ``"pairs"`` [K, 2], or ``"auto"`` (a list of tuples, or [K, 2] with K != 2, is
+    pairs; else an edge_index; [2, 2] is ambiguous unless given as tuples).
+
+    Raises:
+        DeletionError: 1-D ids asked for, an ambiguous [2, 2], or a shape the layout does not allow; ``what``
+            names the caller.
+    """
+    rows, cols = t.shape
+    if layout == "ids":
+        raise DeletionError(f"{what}: layout='ids' needs 1-D edge ids, got shape {tuple(t.shape)}")
+    if layout == "auto":
+        tuples = isinstance(edges, (list, tuple)) and all(isinstance(e, tuple) for e in edges)
+        if (rows, cols) == (2, 2) and not tuples:
+            raise DeletionError(f"{what}: a [2, 2] input is ambiguous (an edge_index of 2 edges, or 2 (u, v) "
+                                "pairs): pass layout='edge_index' or layout='pairs'")
+        layout = "pairs" if tuples or (cols == 2 and rows != 2) else "edge_index"
+    if layout == "edge_index" and rows != 2:
+        raise DeletionError(f"{what}: an edge_index must have shape [2, K], got {tuple(t.shape)} (a [K, 2] "
+                            "tensor of pairs: pass layout='pairs')")
+    if layout == "pairs":
+        if cols != 2:
+            raise DeletionError(f"{what}: (u, v) pairs must have two entries each, got shape {tuple(t.shape)}: "
+                                f"{[tuple(r) for r in t[:5].tolist()]}")
+        t = t.t()
+    return t[0], t[1]
 
 
 def _positions_by_edge(slot_eid: Tensor, num_edges: int) -> tuple[Tensor, Tensor]:
