@@ -38,7 +38,8 @@ def evaluate(model: nn.Module, store: GraphStore, split, forget, *, task: str | 
 
     Raises:
         TypeError, ValueError: an argument of the wrong type or out of range; a split of another task; a
-            request not of ``store``; NaN or infinite model outputs (never reported as numbers).
+            request not of ``store``; a model, gold or original on another device than the store; NaN or
+            infinite model outputs (never reported as numbers).
     """
     where = _where or "evaluate"
     checks.check_instance(where, "model", model, nn.Module)
@@ -48,8 +49,9 @@ def evaluate(model: nn.Module, store: GraphStore, split, forget, *, task: str | 
     found = get_task(task, split, where, split_optional=False)
     where = _where or f"evaluate ({found.name})"
     found.check_device(where, model, store)
-    if gold is not None:
-        found.check_device(f"{where} (gold)", gold, store)
+    for name, other in (("gold", gold), ("original", original)):
+        if other is not None:
+            found.check_device(f"{where} ({name})", other, store)
     split = found.to_device(split, store.device)
     requests = store.check_requests(forget, where=where, name="forget")
     return found.evaluate(model, store, split, requests, gold=gold, original=original, where=where, **options)

@@ -63,8 +63,8 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
         autocast: train under bfloat16 autocast (default off).
 
     Raises:
-        TypeError, ValueError: an argument of the wrong type or out of range, a split of another task, or
-            nothing left to train on.
+        TypeError, ValueError: an argument of the wrong type or out of range, a split of another task,
+            nothing left to train on, or a model on another device than the store (naming both).
         FloatingPointError: the loss or the validation outputs became NaN or infinite.
     """
     where = _where or "train.fit"

@@ -90,7 +90,8 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
         TypeError: an argument or option of the wrong type, a split of another task, a request that is not a
             ``DeletionRequest``, or a model the method cannot work on (e.g. no ``reset_parameters``).
         ValueError: a value out of range, an unknown method, option or task, a task the method does not
-            support, a request of another store or compacted, or one the model has already forgotten.
+            support, a request of another store or compacted, one the model has already forgotten, or a model
+            on another device than the store (the message names both).
         FloatingPointError: the method's loss became NaN or infinite.
     All argument checks run before any work.
     """
