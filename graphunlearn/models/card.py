@@ -100,8 +100,9 @@ def weight_hash(model: nn.Module) -> str:
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, card: ModelCard | None = None) -> ModelCard:
-    """Write ``model``'s weights and card atomically (``card`` default: :func:`card_of`). Returns the card as
-    saved (with ``weight_hash``, and ``model_class``/``config`` for a registered class)."""
+    """Write ``model``'s weights (as CPU tensors: the file does not depend on the device) and card atomically
+    (``card`` default: :func:`card_of`). Returns the card as saved (with ``weight_hash``, and
+    ``model_class``/``config`` for a registered class)."""
     checks.check_instance("save_model", "path", path, (str, os.PathLike))
     checks.check_instance("save_model", "model", model, nn.Module)
     card = card or card_of(model) or ModelCard()
@@ -113,7 +114,8 @@ def save_model(path: str | os.PathLike, model: nn.Module, card: ModelCard | None
     if name in _BUILDERS and isinstance(getattr(core, "config", None), dict):
         card = replace(card, model_class=name, config=dict(core.config))
     card = replace(card, weight_hash=weight_hash(model))
-    atomic_save({"format": "graphunlearn-model", "card": card.to_dict(), "state_dict": model.state_dict()}, path)
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}  # device-independent on disk
+    atomic_save({"format": "graphunlearn-model", "card": card.to_dict(), "state_dict": weights}, path)
     return card
 
 
