@@ -1,14 +1,14 @@
 """End to end on one device: train, delete, unlearn and retrain on a large synthetic graph.
 
-The default (1.2M nodes, about 15M undirected edges, 100 features: a quarter of ogbn-products) is meant
-for a lent GPU (`benchmarks/gpu_check.sh` runs it); `--nodes 2000` runs it anywhere in seconds. Training
-and unlearning are full-batch here (mini-batches are the scale issue's): at ogbn-products' full 61M edges
-the link loss's gathered embeddings alone take about 120 GiB, so pass `--nodes 2449029 --avg-degree 50`
-only to measure where full batch stops fitting. d2dgn runs with `max_pairs` (default 1M per epoch). The
-store, the model and every method live on `--device`; the split is drawn cheaply by hand (0.1% of the
-edges held out for validation and test against uniformly random pairs, not filtered for true edges): this
-measures time and memory, not accuracy. Rows (wall time, peak device memory, kernel backend per phase) are
-printed and appended to benchmarks/results/gpu/pipeline.csv (or `--csv`).
+The default (1.2M nodes, about 15M undirected edges, 100 features: a quarter of ogbn-products) is meant for a
+lent GPU (`benchmarks/gpu_check.sh` runs it); `--nodes 2000` runs it anywhere in seconds. Training and
+unlearning are full-batch here (mini-batches are the scale issue's): at ogbn-products' full 61M edges the link
+loss's gathered embeddings alone would take about 120 GiB (estimated from tensor sizes), so pass `--nodes
+2449029 --avg-degree 50` only to measure where full batch stops fitting. d2dgn runs with `max_pairs` (default
+1M per epoch). The store, the model and every method live on `--device`; the split is drawn cheaply by hand
+(0.1% of the edges held out for validation and test against uniformly random pairs, not filtered for true
+edges): this measures time and memory, not accuracy. Rows (wall time, peak device memory, kernel backend per
+phase) are printed and appended to benchmarks/results/gpu/pipeline.csv (or `--csv`).
 
     python benchmarks/bench_gpu_pipeline.py [--device cuda] [--nodes 2449029] [--avg-degree 50] [--epochs 20]
 """

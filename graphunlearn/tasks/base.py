@@ -7,7 +7,7 @@ subclass in its own module, registered with :func:`register_task`.
 
 **Units.** Every task predicts on *units*: node pairs for link prediction, nodes for node classification,
 user-item pairs for recommendation. Methods that distil or ascend work on units: the task says which units a
-request deleted (:meth:`Task.forget_units`), samples retained ones (:meth:`Task.retain_units`), turns a
+request deleted (:meth:`Task.forget_units`), samples retained ones (:meth:`Task.retain_sampler`), turns a
 model's representations into logits for them (:meth:`Task.unit_logits`) and compares two models' logits
 (:meth:`Task.distill_loss`).
 """
@@ -251,11 +251,6 @@ class Task:
         each call only draws (no host synchronisation per step)."""
         raise NotImplementedError
 
-    def retain_units(self, store: GraphStore, requests: Sequence[DeletionRequest], split, generator: torch.Generator,
-                     ratio: float, cap: int | None = None) -> Tensor:
-        """One draw of :meth:`retain_sampler`."""
-        return self.retain_sampler(store, requests, split, ratio, cap)(generator)
-
     def to_device(self, split, device: torch.device | str):
         """``split`` with its pair and index tensors on ``device``, so that steps never copy from the host
         (its ``train_data`` graph stays where it is: the store holds the training graph)."""
@@ -338,6 +333,28 @@ class Task:
         """``split`` with the deleted data taken out (training units that were deleted dropped, the training
         graph replaced by the store's live graph): what a user's own training function may see."""
         raise NotImplementedError
+
+    def pair_gaps(self, model: nn.Module, z: Tensor, gold: nn.Module, store: GraphStore,
+                  requests: Sequence[DeletionRequest], test_pairs: Tensor, where: str) -> dict[str, float]:
+        """The retrain gap on pair scores by region (:func:`edge_regions`, :func:`pair_gap`):
+        ``gap_<deleted|hop1|hop2|rest|test>_<kl|js|l2|fidelity>``, gold run on the live graph."""
+        gold.eval()
+        z_gold = self.encode(gold, store)
+        check_scores(where, "gold", z_gold)
+        return {f"gap_{region}_{k}": v for region, pairs in edge_regions(store, requests, test_pairs).items()
+                for k, v in pair_gap(self.decode(model, z, pairs), self.decode(gold, z_gold, pairs)).items()}
+
+    @staticmethod
+    def stored_train_data(blob: dict, store: GraphStore):
+        """The training graph of a saved split: the store's edges (both directions), named as the blob says."""
+        from torch_geometric.data import Data
+
+        from ..graph import to_bidirected
+
+        data = Data(x=store.x, edge_index=to_bidirected(store.edge_index), num_nodes=store.num_nodes)
+        if blob.get("dataset"):
+            data.name = blob["dataset"]
+        return data
 
     # ------------------------------------------------------------------ split files
     def split_to_dict(self, split) -> dict:

@@ -11,7 +11,6 @@ from torch_geometric.data import Data
 
 from .. import checks
 from ..datasets import splits as ds
-from ..graph import to_bidirected
 from ..metrics import average_precision, check_finite, roc_auc
 from ..models import CONVS, GNN
 from ..report import Metrics
@@ -21,10 +20,8 @@ from .base import (
     Task,
     check_scores,
     deleted_edge_ids,
-    edge_regions,
     live_nodes,
     make_generator,
-    pair_gap,
     pick,
     register_task,
     sample_pairs,
@@ -180,14 +177,8 @@ class LinkPrediction(Task):
                 out["df_auroc"] = sum(aurocs) / len(aurocs)
                 out["df_aupr"] = sum(auprs) / len(auprs)
             if gold is not None:
-                gold.eval()
-                z_gold = self.encode(gold, store)
-                check_scores(where, "gold", z_gold)
                 test = torch.cat([split.test_pos, split.test_neg], 1)
-                for region, pairs in edge_regions(store, requests, test).items():
-                    gap = pair_gap(self.decode(model, z, pairs), self.decode(gold, z_gold, pairs))
-                    for k, v in gap.items():
-                        out[f"gap_{region}_{k}"] = v
+                out.update(self.pair_gaps(model, z, gold, store, requests, test, where))
         return out
 
     # splits
@@ -215,10 +206,8 @@ class LinkPrediction(Task):
                 "official": split.official}
 
     def split_from_dict(self, blob, store):
-        train_data = Data(x=store.x, edge_index=to_bidirected(store.edge_index), num_nodes=store.num_nodes)
-        if blob.get("dataset"):
-            train_data.name = blob["dataset"]
-        return ds.LinkSplit(train_data, blob["val_pos"], blob["val_neg"], blob["test_pos"], blob["test_neg"],
+        return ds.LinkSplit(self.stored_train_data(blob, store), blob["val_pos"], blob["val_neg"], blob["test_pos"],
+                            blob["test_neg"],
                             seed=blob["seed"], official=blob["official"])
 
 

@@ -12,13 +12,12 @@ from torch_geometric.data import Data
 
 from .. import checks
 from ..datasets import splits as ds
-from ..graph import to_bidirected
 from ..kernels import bpr_loss
 from ..models import MF, LightGCN
 from ..report import Metrics
 from ..requests import DeletionRequest
 from ..store import GraphStore
-from .base import Task, check_scores, deleted_edge_ids, edge_regions, pair_gap, pick, register_task
+from .base import Task, check_scores, deleted_edge_ids, pick, register_task
 
 _KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -234,13 +233,7 @@ class Recommendation(Task):
         if deleted.numel():
             out[f"forget_recall@{k}"] = stats["forget"][0] / stats["forget"][2] if stats["forget"][2] else float("nan")
         if gold is not None:
-            gold.eval()
-            z_gold = self.encode(gold, store)
-            check_scores(where, "gold", z_gold)
-            for region, pairs in edge_regions(store, requests, test).items():
-                gap = pair_gap(self.decode(model, z, pairs), self.decode(gold, z_gold, pairs))
-                for key, v in gap.items():
-                    out[f"gap_{region}_{key}"] = v
+            out.update(self.pair_gaps(model, z, gold, store, requests, test, where))
         return out
 
     # splits
@@ -268,10 +261,8 @@ class Recommendation(Task):
                 "num_items": split.num_items, "official": split.official}
 
     def split_from_dict(self, blob, store):
-        train_data = Data(x=store.x, edge_index=to_bidirected(store.edge_index), num_nodes=store.num_nodes)
-        if blob.get("dataset"):
-            train_data.name = blob["dataset"]
-        return ds.RecSplit(train_data, blob["train_pos"], blob["test_pos"], blob["num_users"], blob["num_items"],
+        return ds.RecSplit(self.stored_train_data(blob, store), blob["train_pos"], blob["test_pos"],
+                           blob["num_users"], blob["num_items"],
                            blob["official"])
 
 

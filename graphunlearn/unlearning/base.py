@@ -205,11 +205,6 @@ class Context:
     autocast: bool = False
 
     @property
-    def deleted_edges(self) -> Tensor:
-        """Edge ids removed by the requests (store numbering)."""
-        return torch.unique(torch.cat([r.edge_ids for r in self.requests]))
-
-    @property
     def deleted_nodes(self) -> Tensor:
         return torch.unique(torch.cat([r.node_ids for r in self.requests]))
 
