@@ -2,7 +2,9 @@
 
 __version__ = "0.1.0"
 
-from . import datasets, evaluate, kernels, metrics, models, nn, tasks, train
+from . import certify, datasets, evaluate, kernels, metrics, models, nn, tasks, train
+from .certificate import Certificate
+from .certify import attach_evidence, verify
 from .hetero import HeteroGraphStore
 from .io import CorruptFileError, StoreLockedError
 from .metrics import NonFiniteScoreError
@@ -13,9 +15,10 @@ from .store import DeletionError, GraphStore
 from .unlearning import UnlearnResult, methods, register, unlearn
 
 __all__ = [
-    "Compaction", "CorruptFileError", "DeletionError", "DeletionRequest", "ForgetSet", "GraphStore",
+    "Certificate", "Compaction", "CorruptFileError", "DeletionError", "DeletionRequest", "ForgetSet", "GraphStore",
     "HeteroGraphStore", "LiveGraph",
     "Metrics", "ModelCard", "NonFiniteScoreError", "Report", "StoreLockedError", "UnlearnResult",
-    "card_of", "datasets", "evaluate", "kernels", "load_model", "methods", "metrics", "models", "nn", "register",
-    "save_model", "tasks", "train", "unlearn", "__version__",
+    "attach_evidence", "card_of", "certify", "datasets", "evaluate", "kernels", "load_model", "methods",
+    "metrics", "models", "nn", "register",
+    "save_model", "tasks", "train", "unlearn", "verify", "__version__",
 ]

@@ -66,6 +66,37 @@ def commit_temp(tmp: Path, path: str | os.PathLike) -> None:
         raise
 
 
+def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    """Write ``data`` to ``path`` as :func:`atomic_save` writes tensors: a fsynced temporary file beside it,
+    renamed over it, the folder fsynced. A reader sees the old file or the new one, never a torn write."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    commit_temp(Path(tmp), path)
+    fsync_dir(path.parent)
+
+
+def hash_tensor(h: Any, name: str, t: torch.Tensor | None) -> None:
+    """Feed ``name``, then ``t``'s dtype, shape and bytes (a CPU copy when it lies elsewhere) into the hashlib
+    object ``h``; ``None`` hashes as its own marker, so an absent field differs from an empty one."""
+    if t is None:
+        h.update(f"{name}|none|".encode())
+        return
+    t = t.detach().cpu().contiguous()
+    h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+    if t.numel():
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.dtype != torch.bool else t.numpy().tobytes())
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable."""
     try:
@@ -477,6 +508,20 @@ class Journal:
             raise CorruptFileError(f"{self.path}: the journal ends at request {last} but its head records request "
                                    f"{head_id}: rows were removed or added outside graphunlearn")
         return out
+
+    def chain_at(self, req_id: int) -> bytes | None:
+        """The chain hash of request ``req_id``'s row as stored (``-1``: the hash the first row chains to);
+        ``None`` when there is no such row. Unverified: :meth:`verify` checks the whole chain."""
+        if req_id < 0:
+            return chain_start(self.meta["store_uid"])
+        row = self.conn.execute("SELECT chain FROM requests WHERE id = ?", (req_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def is_redacted(self, req_id: int) -> bool | None:
+        """Whether row ``req_id`` holds neither payload nor salt (``None``: no such row)."""
+        row = self.conn.execute("SELECT payload IS NULL AND salt IS NULL FROM requests WHERE id = ?",
+                                (req_id,)).fetchone()
+        return None if row is None else bool(row[0])
 
     def redact_through(self, req_id: int) -> int:
         """Drop the payload (and salt) of every request up to ``req_id`` and vacuum; returns rows changed.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import operator
 import os
 import re
@@ -11,6 +12,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -28,6 +30,7 @@ from .io import (
     chain_start,
     commit_temp,
     fsync_dir,
+    hash_tensor,
     safe_load,
     to_bytes,
     write_temp,
@@ -162,6 +165,7 @@ class GraphStore:
         self.forgotten: dict[str, list[int]] = {k: list(v) for k, v in s.get("forgotten", {}).items()}
         for name in CACHE_ATTRS:  # built on first use (_structure, _pair_index, live_x)
             setattr(self, name, None)
+        self._content_digest: bytes | None = None  # the graph's arrays, hashed once (state_hash)
 
     def _state(self, journal: str | None = None, head: tuple[int, bytes] | None = None) -> dict:
         """What a snapshot file holds, with every tensor on the CPU (copies of a store on another device), so
@@ -1086,6 +1090,86 @@ class GraphStore:
     def forgotten_by(self, model_tag: str) -> list[int]:
         """Ids of the requests the model tagged ``model_tag`` has forgotten."""
         return list(self.forgotten.get(model_tag, []))
+
+    # ------------------------------------------------------------------ audit
+    def state_hash(self) -> str:
+        r"""SHA-256 (hex) of what the store holds: its uid, the graph's arrays (``edge_index``, ``x``, ``y``,
+        types, weights, other attributes), the deletion masks (nodes, edges, feature values), who deleted what
+        (``*_deleted_by``), the next request id and how far it is compacted. Two stores with equal hashes
+        hand every model the same live graph. The ledger of which model forgot what (:meth:`record_forgotten`)
+        is not part of it: it records models, not data.
+
+        The arrays never change between compactions, so they are hashed once (cost O(size of the graph)); the
+        masks are hashed on every call (O(N + E + N x F) when features were deleted).
+        """
+        if self._content_digest is None:
+            h = hashlib.sha256(f"graphunlearn store|{self.num_nodes}|{self.undirected}|".encode())
+            for name in ("edge_index", "x", "y", "node_type", "edge_type", "edge_weight"):
+                hash_tensor(h, name, getattr(self, name))
+            for kind, attrs in (("node", self.node_attrs), ("edge", self.edge_attrs)):
+                for name in sorted(attrs):
+                    hash_tensor(h, f"{kind}.{name}", attrs[name])
+            self._content_digest = h.digest()
+        h = hashlib.sha256(self._content_digest)
+        h.update(f"|{self.uid}|{self._next_id}|{self._compacted_through}|".encode())
+        for name in ("node_mask", "edge_mask", "feature_mask", "node_deleted_by", "edge_deleted_by"):
+            hash_tensor(h, name, getattr(self, name))
+        return h.hexdigest()
+
+    @property
+    def compacted_through(self) -> int:
+        """The last request whose ids :meth:`compact` erased (``-1``: never compacted)."""
+        return self._compacted_through
+
+    @property
+    def journaled(self) -> bool:
+        """``True`` for a saved store: its requests are journaled in its folder."""
+        return self._dir is not None
+
+    def journal_chain(self, request_id: int, *, verify: bool = False) -> str | None:
+        """The journal's chain hash (hex) at ``request_id`` (``-1``: the hash the first row chains to), as
+        :class:`~graphunlearn.io.Journal` computes it; ``None`` for a store that was never saved. With
+        ``verify``, the whole journal file is re-read and checked first (its rows, digests and chain).
+
+        Raises:
+            DeletionError: ``request_id`` is not ``-1`` or a request of this store.
+            CorruptFileError: (``verify``) the journal file was edited, truncated or damaged, naming the row.
+            RuntimeError: the saved store was closed.
+        """
+        rid = _scalar_id(request_id, "journal_chain: request_id")
+        if not -1 <= rid < self._next_id:
+            raise DeletionError(f"journal_chain: request {rid} is not a request of this store (it issued "
+                                f"0..{self._next_id - 1})")
+        if self._dir is None:
+            return None
+        with self._reading_journal("journal_chain") as journal:
+            if verify:
+                journal.verify()
+            chain = journal.chain_at(rid)
+        return None if chain is None else chain.hex()
+
+    def journal_payload_erased(self, request_id: int) -> bool | None:
+        """Whether the journal row of ``request_id`` no longer holds its ids (redacted by :meth:`compact`);
+        ``None`` for a store that was never saved or a request the journal does not hold."""
+        if self._dir is None:
+            return None
+        with self._reading_journal("journal_payload_erased") as journal:
+            return journal.is_redacted(int(request_id))
+
+    @contextmanager
+    def _reading_journal(self, what: str):
+        """The store's open journal, or (a read-only store keeps none open) the folder's, opened read-only for
+        the block."""
+        if self._journal is not None:
+            yield self._journal
+            return
+        if not self._read_only:
+            raise RuntimeError(f"{what}: the store at {self._dir} was closed; reopen it with GraphStore.open")
+        journal = Journal(self._dir / self._journal_name, store_uid=self.uid, read_only=True)
+        try:
+            yield journal
+        finally:
+            journal.close()
 
     @property
     def read_only(self) -> bool:

@@ -11,8 +11,9 @@ REPO = Path(__file__).resolve().parents[1]
 # Bottom to top. A module may import from its own layer's package and from lower layers only.
 LAYERS = [
     {"kernels"},
-    {"checks", "io", "graph", "metrics", "report", "profiling", "requests"},
+    {"checks", "io", "graph", "metrics", "report", "profiling", "requests", "certificate"},
     {"datasets"},
+    {"sampling"},
     {"store", "hetero"},
     {"nn"},
     {"models"},
@@ -20,6 +21,7 @@ LAYERS = [
     {"train"},
     {"unlearning"},
     {"evaluate"},
+    {"certify"},
     {"bench"},
     {"cli"},
 ]

@@ -11,6 +11,8 @@ Typical use::
     graphunlearn unlearn --run runs/cora --request 0 --method d2dgn   # -> runs/cora/d2dgn-r0.pt
     graphunlearn unlearn --run runs/cora --request 0 --method retrain # -> runs/cora/retrain-r0.pt
     graphunlearn evaluate --run runs/cora --request 0 --model d2dgn-r0.pt --gold retrain-r0.pt
+    graphunlearn verify runs/cora/d2dgn-r0.cert.json --run runs/cora  # recompute what its certificate says
+    graphunlearn compact --run runs/cora                              # erase for good; redact certificates
 
     graphunlearn split --dataset cora --task node --run runs/node     # node deletion
     graphunlearn delete --run runs/node --fraction 0.05               # 5% of the training nodes
@@ -33,13 +35,13 @@ import os
 import sys
 import traceback
 
-from . import bench, delete, evaluate, methods, split, train, unlearn
+from . import bench, compact, delete, evaluate, methods, split, train, unlearn, verify
 from .common import USER_ERRORS, CLIError, _message, _Parser
 
 __all__ = ["CLIError", "USER_ERRORS", "build_parser", "main"]
 
 #: the subcommands, in the order ``--help`` lists them
-_COMMANDS = (split, train, delete, unlearn, evaluate, methods, bench)
+_COMMANDS = (split, train, delete, unlearn, evaluate, verify, compact, methods, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command and return its exit status: 0, or 2 for a user error (a bad argument, or one of
+    """Run one command and return its exit status: 0, 1 when ``verify`` finds a certificate that does not
+    verify, or 2 for a user error (a bad argument, or one of
     ``USER_ERRORS``), said in one line on stderr (with the traceback too when ``GRAPHUNLEARN_DEBUG`` is set).
     ``--help`` prints and returns 0."""
     try:
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse's usage errors and --help: a status, for in-process callers too
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        args.fn(args)
+        status = args.fn(args)
     except USER_ERRORS as exc:
         # The library refuses bad input with ValueError/TypeError naming it; a bug may raise them too, so
         # GRAPHUNLEARN_DEBUG=1 shows the traceback behind the one line.
@@ -69,4 +72,4 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"graphunlearn {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
-    return 0
+    return status if isinstance(status, int) else 0

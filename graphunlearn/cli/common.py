@@ -9,6 +9,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..certificate import KEY_ENV, CertificateError, load_key
 from ..io import CorruptFileError, StoreLockedError, safe_load
 from ..models import card_of, load_model
 from ..store import DeletionError, GraphStore
@@ -22,8 +23,8 @@ class CLIError(Exception):
 # The library's documented user errors: each is printed as one line with exit status 2. Anything else is a
 # bug and keeps its traceback. StoreLockedError: another process holds the run's store open for writing.
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    CLIError, CorruptFileError, DeletionError, ValueError, TypeError, FileNotFoundError, FileExistsError,
-    NotADirectoryError, IsADirectoryError, PermissionError, StoreLockedError, FloatingPointError,
+    CLIError, CorruptFileError, CertificateError, DeletionError, ValueError, TypeError, FileNotFoundError,
+    FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, StoreLockedError, FloatingPointError,
 )
 
 
@@ -192,6 +193,14 @@ def _request(store: GraphStore, request_id: int):
     if not 0 <= request_id < len(store.requests):
         raise CLIError(f"request {request_id} does not exist; the store has requests 0..{len(store.requests) - 1}")
     return store.requests[request_id]
+
+
+def signing_key(key_file: str | None) -> bytes | None:
+    """The certificate signing key: the file given, else ``$GRAPHUNLEARN_CERT_KEY`` when set, else ``None``
+    (certificates unsigned)."""
+    if key_file is None and os.environ.get(KEY_ENV) is None:
+        return None
+    return load_key(key_file)
 
 
 # ------------------------------------------------------------------------------------------------ errors

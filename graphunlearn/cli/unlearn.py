@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import ast
 
+from ..certify import attach_evidence
 from ..models import save_model
 from ..unlearning import methods, unlearn
-from .common import CLIError, _load_model, _opened, _output, _request, _run_dir, nonnegative_int, seed_int
+from .common import (
+    CLIError,
+    _load_model,
+    _opened,
+    _output,
+    _request,
+    _run_dir,
+    nonnegative_int,
+    seed_int,
+    signing_key,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -18,6 +29,10 @@ def add_parser(subparsers) -> None:
     s.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="method option")
     s.add_argument("--output", help="checkpoint name (default: METHOD-rREQUEST.pt)")
     s.add_argument("--seed", type=seed_int, default=0)
+    s.add_argument("--key-file", help="sign the certificate with this key (default: $GRAPHUNLEARN_CERT_KEY when "
+                   "set; else it is unsigned)")
+    s.add_argument("--no-evidence", action="store_true", help="leave the protocol's metrics out of the "
+                   "certificate (it keeps the evidence unlearn measures itself)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=run)
 
@@ -27,6 +42,7 @@ def run(args) -> None:
     if args.method not in methods():
         raise CLIError(f"unknown method {args.method!r}; see `graphunlearn methods`: {', '.join(sorted(methods()))}")
     options = _options(args.option, args.method)
+    key = signing_key(args.key_file)  # read before any work: a bad key file fails fast
     if args.output is not None:
         _output(run, args.output)
     with _opened(run) as (store, split, task):
@@ -35,9 +51,16 @@ def run(args) -> None:
         out = _output(run, args.output or f"{args.method}-r{req.id}.pt")
         result = unlearn(model, store, req, args.method, split=split, task=task, seed=args.seed,
                          progress=not args.quiet, **options)
+        cert = result.certificate
+        if not args.no_evidence:
+            attach_evidence(cert, result.model, store, split, original=model, task=task)
+        if key is not None:
+            cert.sign(key)
         save_model(out, result.model)  # weights and card (what it forgot, the recipe)
+        cert_path = cert.save(out.with_name(out.stem + ".cert.json"))  # and its one-page .md beside it
         store.checkpoint()  # persists the store's ledger of what this model forgot
     print(f"{args.method}: {result.seconds:.2f} s, peak +{result.peak_mb:.0f} MiB -> {out}")
+    print(f"certificate ({'signed' if key is not None else 'unsigned'}): {cert_path}")
 
 
 def _options(pairs: list[str], method: str) -> dict:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from .. import checks
 from ..kernels import binary_kl_distill_loss
-from ..metrics import check_finite
+from ..metrics import check_finite, roc_auc
 from ..report import Metrics
 from ..requests import DeletionRequest, LiveGraph
 from ..store import GraphStore
@@ -291,6 +291,38 @@ class Task:
                  gold: nn.Module | None = None, original: nn.Module | None = None, **options) -> Metrics:
         """The protocol's metrics of ``model`` after ``requests`` (``../shared/PROTOCOL.md``)."""
         raise NotImplementedError
+
+    def heldout_units(self, split) -> Tensor | None:
+        """Units of the task's kind that the model never trained on (held out by the split), the non-members
+        the deleted units are compared with; ``None`` when the split holds none."""
+        return None
+
+    @torch.no_grad()
+    def membership_scores(self, model: nn.Module, store: GraphStore, split,
+                          requests: Sequence[DeletionRequest]) -> tuple[Tensor, Tensor] | None:
+        """What a score-threshold membership attacker sees: the model's scores ``(forget [F], heldout [H])`` of
+        the deleted units and of held-out units it never trained on (pair tasks: the pair logit on the live
+        graph). ``None`` when there is no split, no held-out unit or no deleted unit."""
+        held = self.heldout_units(split) if split is not None else None
+        forget = self.forget_units(store, requests, split)
+        if held is None or not held.numel() or not forget.numel():
+            return None
+        was = model.training
+        model.eval()
+        try:
+            z = self.encode(model, store)
+            return self.unit_logits(model, z, forget).reshape(-1), self.unit_logits(model, z, held).reshape(-1)
+        finally:
+            model.train(was)
+
+    def forget_vs_heldout(self, model: nn.Module, store: GraphStore, split,
+                          requests: Sequence[DeletionRequest]) -> float | None:
+        r"""AUROC of the deleted units' scores against held-out units' (:meth:`membership_scores`): the success
+        of a score-threshold membership attack that needs no gold model. 0.5: the deleted data scores like
+        data never trained on; a model that still remembers it scores it higher (above 0.5). Read it beside
+        the original model's value and gold's. ``None`` when :meth:`membership_scores` is."""
+        scores = self.membership_scores(model, store, split, requests)
+        return None if scores is None else roc_auc(*scores)
 
     # ------------------------------------------------------------------ the project's own models and reports
     #: the project's backbones for this task (what ``graphunlearn train --model`` and benchmark grids name)

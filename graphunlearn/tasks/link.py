@@ -131,6 +131,9 @@ class LinkPrediction(Task):
     def unit_logits(self, model, z, units):
         return self.decode(model, z, units)
 
+    def heldout_units(self, split):
+        return split.val_pos  # true edges held out of training (validation positives)
+
     # evidence
     def evaluate(self, model: nn.Module, store: GraphStore, split, requests: Sequence[DeletionRequest], *,
                  gold: nn.Module | None = None, original: nn.Module | None = None, resamples: int = 500,

@@ -176,6 +176,31 @@ class NodeClassification(Task):
     def unit_logits(self, model, z, units):
         return (z if self.head is None else self.head(z))[units]
 
+    def heldout_units(self, split):
+        return split.val_idx
+
+    @torch.no_grad()
+    def membership_scores(self, model, store, split, requests):
+        """Scores of deleted training nodes and of live validation nodes (never trained on): the log-probability
+        of each node's true class, asked on the graph before the requests (:func:`graph_before`: an attacker
+        holding the deleted records queries with them, as :meth:`evaluate` asks)."""
+        if split is None or store.y is None:
+            return None
+        deleted = deleted_node_ids(requests)
+        deleted = deleted[torch.isin(deleted, split.train_idx)]
+        held = split.val_idx[store.node_mask[split.val_idx]]
+        if not deleted.numel() or not held.numel():
+            return None
+        was = model.training
+        model.eval()
+        try:
+            x_before, before = graph_before(store, requests)
+            logp = torch.log_softmax(self._ask(model, x_before, before), 1)
+        finally:
+            model.train(was)
+        picked = logp.gather(1, store.y.reshape(-1, 1)).squeeze(1)
+        return picked[deleted], picked[held]
+
     def distill_loss(self, student, teacher, tau):
         return kl_distill_loss(student, teacher, tau=tau, reduction="mean")
 

@@ -178,6 +178,9 @@ class Recommendation(Task):
     def unit_logits(self, model, z, units):
         return self.decode(model, z, units)
 
+    def heldout_units(self, split):
+        return split.test_pos  # interactions held out of training
+
     # evidence
     @torch.no_grad()
     def evaluate(self, model: nn.Module, store: GraphStore, split, requests: Sequence[DeletionRequest], *,

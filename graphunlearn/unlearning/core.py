@@ -6,13 +6,15 @@ import copy
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 
 import torch
 from torch import nn
 
 from .. import checks
+from ..certificate import Certificate, environment, forget_ids_hash, forget_ids_record
 from ..kernels import count_launches
-from ..models.card import ModelCard, card_of, set_card
+from ..models.card import ModelCard, card_of, set_card, weight_hash
 from ..profiling import PeakMemory
 from ..requests import DeletionRequest
 from ..store import GraphStore
@@ -26,7 +28,9 @@ class UnlearnResult:
     """The unlearned model (a new object), the method, its wall time and the peak memory it added
     (``peak_mb``, see :class:`~graphunlearn.profiling.PeakMemory`), the requests, what it did (``info``:
     epochs, losses, ...), the resolved options, the new model's card, and the kernel launches during the
-    method (``kernels``: ``"family/backend" -> count``; ``backend`` sums them up)."""
+    method (``kernels``: ``"family/backend" -> count``; ``backend`` sums them up), and the
+    deletion certificate (``certificate``, :class:`~graphunlearn.certificate.Certificate`; ``None`` with
+    ``certify=False``)."""
 
     model: nn.Module
     method: str
@@ -37,6 +41,7 @@ class UnlearnResult:
     options: dict = field(default_factory=dict)
     card: ModelCard | None = None
     kernels: dict = field(default_factory=dict)
+    certificate: Certificate | None = None
 
     @property
     def backend(self) -> str:
@@ -60,7 +65,7 @@ def _custom(task: Task) -> str | None:
 def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequence[DeletionRequest],
             method: str = "d2dgn", *, split=None, task: str | Task | None = None, seed: int = 0,
             progress: bool = False, train_fn: Callable | None = None, autocast: bool = False,
-            **options) -> UnlearnResult:
+            certify: bool = True, **options) -> UnlearnResult:
     r"""Return a copy of ``model`` that has forgotten ``request`` (one or several registered requests).
 
     Works on any model called as PyTorch Geometric models are (``model(x, edge_index)``, or PyG's
@@ -83,6 +88,8 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
             Default: the project's trainer with the task's loss and the recipe on the model's card.
         autocast: run the method's losses under bfloat16 autocast (default off; see the README for the
             tolerance it costs).
+        certify: build ``result.certificate`` (default on; :func:`build_certificate`): hashes of the store and
+            both models, and two forward passes for the evidence, after the method's timer stops.
         **options: the method's options (its options dataclass, :attr:`Method.options_type`): unknown names
             are an error listing the valid ones; each value is checked for type and range.
 
@@ -102,6 +109,7 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     checks.check_seed(where, seed)
     checks.check_bool(where, "progress", progress)
     checks.check_bool(where, "autocast", autocast)
+    checks.check_bool(where, "certify", certify)
     if train_fn is not None and not callable(train_fn):
         raise TypeError(f"{where}: train_fn must be callable (model, data, split) -> model, got "
                         f"{type(train_fn).__name__}")
@@ -159,6 +167,60 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
                        decoder=_custom(task))
     set_card(out, new_card)
     store.record_forgotten(new_card.tag, forgotten)
-    return UnlearnResult(out, method, cost.seconds, tuple(r.id for r in requests), info, peak_mb=cost.peak_mb,
-                         options=opts.to_dict(), card=new_card,
-                         kernels={f"{family}/{backend}": n for (family, backend), n in sorted(launched.counts.items())})
+    kernels = {f"{family}/{backend}": n for (family, backend), n in sorted(launched.counts.items())}
+    result = UnlearnResult(out, method, cost.seconds, tuple(r.id for r in requests), info, peak_mb=cost.peak_mb,
+                           options=opts.to_dict(), card=new_card, kernels=kernels)
+    if certify:
+        result.certificate = build_certificate(result, original, store, requests, task, split, seed, device)
+    return result
+
+
+def build_certificate(result: UnlearnResult, original: nn.Module, store: GraphStore,
+                      requests: Sequence[DeletionRequest], task: Task, split, seed: int,
+                      device: torch.device) -> Certificate:
+    """The certificate of one unlearning (see :mod:`graphunlearn.certificate`): the requests and a hash of
+    their forget set, the store's state hash and journal positions, both weight hashes, the method with its
+    resolved options and seed, the environment, the cost, and the evidence measured without a gold model:
+    ``forget_vs_heldout_auroc`` (:meth:`Task.forget_vs_heldout`) of the unlearned and the original model.
+    :func:`graphunlearn.certify.attach_evidence` adds the protocol's metrics and, with gold models, the
+    retrain gap and its noise floor."""
+    ids = forget_ids_record(store.uid, requests)
+    counts = {"nodes": sum(r.node_ids.numel() for r in requests),
+              "edges": sum(r.edge_ids.numel() for r in requests),
+              "feature_values": sum(_feature_values(r, store) for r in requests)}
+    last = store.requests[-1].id
+    first = min(r.id for r in requests)
+    card = result.card
+    evidence = {}
+    for name, m in (("forget_vs_heldout_auroc", result.model), ("original_forget_vs_heldout_auroc", original)):
+        value = task.forget_vs_heldout(m, store, split, requests)
+        if value is not None:
+            evidence[name] = value
+    body = {
+        "certificate_id": uuid.uuid4().hex,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "requests": [{"id": r.id, "kind": r.kind, "summary": r.summary(), "created": r.created,
+                      "params": dict(r.params)} for r in requests],
+        "forget_set": {"sha256": forget_ids_hash(ids), **counts},
+        "store": {"uid": store.uid, "state_hash": store.state_hash(), "num_nodes": store.num_nodes,
+                  "num_edges": store.num_edges, "live_nodes": store.num_live_nodes,
+                  "live_edges": store.num_live_edges, "compacted_through": store.compacted_through,
+                  "journal_before": {"request": first - 1, "chain": store.journal_chain(first - 1)},
+                  "journal_after": {"request": last, "chain": store.journal_chain(last)}},
+        "model": {"task": task.name, "class": type(result.model).__name__, "tag": card.tag,
+                  "forgotten": list(card.forgotten), "original_weights": weight_hash(original),
+                  "unlearned_weights": weight_hash(result.model)},
+        "method": {"name": result.method, "options": dict(result.options), "seed": seed,
+                   "kernels": dict(result.kernels), "backend": result.backend},
+        "cost": {"seconds": result.seconds, "peak_mb": result.peak_mb, "device": str(device)},
+        "environment": environment(device),
+        "evidence": evidence,
+    }
+    return Certificate(body, ids)
+
+
+def _feature_values(r: DeletionRequest, store: GraphStore) -> int:
+    if not r.feature_node_ids.numel() or store.x is None:
+        return 0
+    cols = store.x.size(1) if r.feature_columns is None else r.feature_columns.numel()
+    return r.feature_node_ids.numel() * cols
