@@ -73,6 +73,13 @@ def main() -> None:
         report.rows["gold (retrain)" if method == "retrain" else method] = row
     print()
     print(report.table(COLUMNS))
+    # the deletion certificate of the d2dgn model: what was deleted, how it was forgotten, the evidence
+    cert = gu.attach_evidence(results["d2dgn"].certificate, results["d2dgn"].model, store, split, gold=gold,
+                              original=model, seed=args.seed)
+    cert_path = cert.save(out / "d2dgn.cert.json")
+    check = gu.verify(cert, store=store, model=results["d2dgn"].model, original=model, split=split)
+    print(f"\ncertificate {cert_path} (+ .md): {'VERIFIED' if check.ok else 'NOT VERIFIED'} "
+          f"({sum(c.status == 'ok' for c in check.checks)} checks passed, {len(check.failures)} failed)")
     report.to_json(out / "report.json")
     plot(report, out / "report.png")
     print(f"\nwrote {out / 'report.json'} and {out / 'report.png'}")

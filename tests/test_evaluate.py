@@ -66,6 +66,9 @@ def test_link_unlearning_demo_runs_on_the_synthetic_default(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert set(report["rows"]) == {"gold (retrain)", "unlink", "d2dgn", "gnndelete"}
     assert (out / "report.png").stat().st_size > 1000
+    assert "d2dgn.cert.json (+ .md): VERIFIED" in run.stdout
+    cert = json.loads((out / "d2dgn.cert.json").read_text())
+    assert "gap_deleted_kl" in cert["body"]["evidence"]["metrics"]  # the retrain gap against the demo's gold
 
 
 @pytest.mark.slow

@@ -201,7 +201,13 @@ def _check_records(out: Verification, cert: Certificate, store: GraphStore):
             return None
         erased = [store.journal_payload_erased(i) for i in redacted]
         kept = [i for i, e in zip(redacted, erased) if e is False]
-        if kept:
+        ct = store.compacted_through
+        left = [name for name, by in (("nodes", store.node_deleted_by), ("edges", store.edge_deleted_by))
+                if ((by >= 0) & (by <= ct)).any()]
+        if left:
+            out._add("erasure", "failed", f"the store still holds {' and '.join(left)} deleted by compacted requests "
+                     f"(<= {ct}): its snapshot was edited")
+        elif kept:
             out._add("erasure", "failed", f"the store's records are redacted but its journal still holds the ids "
                      f"of requests {kept}")
         else:
