@@ -14,6 +14,7 @@ from torch import nn
 from .. import checks
 from ..certificate import Certificate, environment, forget_ids_hash, forget_ids_record
 from ..kernels import count_launches
+from ..metrics import roc_auc
 from ..models.card import ModelCard, card_of, set_card, weight_hash
 from ..profiling import PeakMemory
 from ..requests import DeletionRequest
@@ -191,11 +192,14 @@ def build_certificate(result: UnlearnResult, original: nn.Module, store: GraphSt
     last = store.requests[-1].id
     first = min(r.id for r in requests)
     card = result.card
-    evidence = {}
-    for name, m in (("forget_vs_heldout_auroc", result.model), ("original_forget_vs_heldout_auroc", original)):
-        value = task.forget_vs_heldout(m, store, split, requests)
-        if value is not None:
-            evidence[name] = value
+    evidence = {"weight_change": _weight_change(original, result.model)}
+    after = task.membership_scores(result.model, store, split, requests)
+    before = task.membership_scores(original, store, split, requests)
+    if after is not None and before is not None:
+        evidence["forget_vs_heldout_auroc"] = roc_auc(*after)
+        evidence["original_forget_vs_heldout_auroc"] = roc_auc(*before)
+        # did anything change: how far the held-out units' scores moved (0: the method changed nothing)
+        evidence["heldout_score_shift"] = (after[1] - before[1]).abs().mean().item()
     body = {
         "certificate_id": uuid.uuid4().hex,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -217,6 +221,23 @@ def build_certificate(result: UnlearnResult, original: nn.Module, store: GraphSt
         "evidence": evidence,
     }
     return Certificate(body, ids)
+
+
+def _weight_change(original: nn.Module, model: nn.Module) -> float:
+    r"""Relative distance of the weights, :math:`\lVert\theta' - \theta\rVert_2 / \lVert\theta\rVert_2` over the
+    original's state-dict entries: 0 when the method left them as they were. A method that wraps the original
+    (GNNDelete keeps it frozen as ``base`` and adds operators) is compared on the wrapped weights, so 0 by
+    construction; its change shows in ``heldout_score_shift``."""
+    a, b = original.state_dict(), model.state_dict()
+    if not set(a) <= set(b):
+        inner = {k.removeprefix("base."): v for k, v in b.items() if k.startswith("base.")}
+        b = inner if set(a) <= set(inner) else b
+    keys = [k for k in a if k in b and a[k].shape == b[k].shape and a[k].is_floating_point()]
+    if not keys:
+        return float("nan")
+    diff = sum(float((b[k].float() - a[k].float()).pow(2).sum()) for k in keys)
+    norm = sum(float(a[k].float().pow(2).sum()) for k in keys)
+    return (diff ** 0.5) / (norm ** 0.5) if norm > 0 else float("nan")
 
 
 def _feature_values(r: DeletionRequest, store: GraphStore) -> int:

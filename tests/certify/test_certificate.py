@@ -64,6 +64,7 @@ def test_the_certificate_records_what_the_issue_asks(signed):
     assert b["environment"]["torch"] == torch.__version__ and b["cost"]["seconds"] == result.seconds
     assert 0.0 <= b["evidence"]["forget_vs_heldout_auroc"] <= 1.0
     assert "original_forget_vs_heldout_auroc" in b["evidence"]
+    assert b["evidence"]["weight_change"] > 0 and b["evidence"]["heldout_score_shift"] > 0
     assert KEY.decode() not in cert.to_json()  # never the key
     report = verify(cert, store=store, model=result.model, original=model, split=split, key=KEY)
     assert report.ok, str(report)
@@ -289,3 +290,10 @@ def test_an_edge_brought_back_in_the_snapshot_file_is_caught(tmp_path, monkeypat
     assert main(["verify", str(cert), "--run", run]) == 1
     out = capsys.readouterr().out
     assert "FAILED  store" in out and f"edge {deleted.item()} is live" in out
+
+
+def test_a_method_that_changes_nothing_is_seen_to_change_nothing(tmp_path):
+    store, split, model, req, result = _setup(tmp_path, save=False)
+    ev = gu.unlearn(model, store, req, "unlink", split=split).certificate.body["evidence"]
+    assert ev["weight_change"] == 0.0 and ev["heldout_score_shift"] == 0.0
+    assert ev["forget_vs_heldout_auroc"] == ev["original_forget_vs_heldout_auroc"]
