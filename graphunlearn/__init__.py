@@ -2,9 +2,9 @@
 
 __version__ = "0.1.0"
 
-from . import certify, datasets, evaluate, kernels, metrics, models, nn, tasks, train
+from . import certify, datasets, evaluate, kernels, metrics, models, nn, sampling, tasks, train
 from .certificate import Certificate
-from .certify import attach_evidence, verify
+from .certify import attach_evidence, stream, verify
 from .hetero import HeteroGraphStore
 from .io import CorruptFileError, StoreLockedError
 from .metrics import NonFiniteScoreError
@@ -19,6 +19,6 @@ __all__ = [
     "HeteroGraphStore", "LiveGraph",
     "Metrics", "ModelCard", "NonFiniteScoreError", "Report", "StoreLockedError", "UnlearnResult",
     "attach_evidence", "card_of", "certify", "datasets", "evaluate", "kernels", "load_model", "methods",
-    "metrics", "models", "nn", "register",
-    "save_model", "tasks", "train", "unlearn", "verify", "__version__",
+    "metrics", "models", "nn", "register", "sampling",
+    "save_model", "stream", "tasks", "train", "unlearn", "verify", "__version__",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -37,6 +38,12 @@ class DeletionRequest:
         subgraph_edge_ids: the edges of the enclosing subgraph: edges live before the request whose two
             endpoints both lie within ``num_hops`` of the deleted elements (GNNDelete's subgraph of Df;
             it includes the deleted edges themselves).
+
+        ``hops`` and ``subgraph_edge_ids`` are computed when first read, not when the request is registered
+        (so registering costs time proportional to the request), and cached on the record. They are exact
+        whenever they are read: an edge was live just before request ``k`` if it is live now or was deleted
+        by request ``k`` or a later one, which the store's ``edge_deleted_by`` says. ``neighbourhood_known``
+        tells whether they have been computed.
         created: UNIX time at which the request was registered.
         redacted: ``True`` once ``store.compact()`` erased the ids this record held.
         store_uid: the unique id of the store that registered the request (``GraphStore.uid``), so that a
@@ -53,11 +60,42 @@ class DeletionRequest:
     feature_node_ids: Tensor = field(default_factory=_empty)
     feature_columns: Tensor | None = None
     params: dict = field(default_factory=dict)
-    hops: tuple[Tensor, ...] = ()
-    subgraph_edge_ids: Tensor = field(default_factory=_empty)
     created: float = 0.0
     redacted: bool = False
     store_uid: str = ""
+    # the neighbourhood, once known; else _lazy(self) computes it (the store's, bound weakly)
+    _hops: tuple[Tensor, ...] | None = field(default=None, repr=False)
+    _subgraph: Tensor | None = field(default=None, repr=False)
+    _lazy: Callable[[DeletionRequest], tuple[tuple[Tensor, ...], Tensor]] | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.redacted and self._hops is None:  # a compacted record has no neighbourhood left to compute
+            object.__setattr__(self, "_hops", ())
+            object.__setattr__(self, "_subgraph", self.edge_ids[:0])
+
+    def _known(self) -> None:
+        if self._hops is not None:
+            return
+        if self._lazy is None:
+            raise RuntimeError(f"request {self.id}: its neighbourhood is unknown and no store can compute it")
+        hops, sub = self._lazy(self)
+        object.__setattr__(self, "_hops", tuple(hops))
+        object.__setattr__(self, "_subgraph", sub)
+
+    @property
+    def hops(self) -> tuple[Tensor, ...]:
+        self._known()
+        return self._hops
+
+    @property
+    def subgraph_edge_ids(self) -> Tensor:
+        self._known()
+        return self._subgraph
+
+    @property
+    def neighbourhood_known(self) -> bool:
+        """Whether ``hops`` and ``subgraph_edge_ids`` have been computed (they are, on first read)."""
+        return self._hops is not None
 
     @property
     def num_hops(self) -> int:
@@ -91,8 +129,9 @@ class DeletionRequest:
             if self.feature_node_ids.numel():
                 cols = "all" if self.feature_columns is None else self.feature_columns.numel()
                 parts.append(f"features of {self.feature_node_ids.numel()} nodes ({cols} columns)")
-            sizes = "/".join(str(h.numel()) for h in self.hops)
-            parts.append(f"affected per hop {sizes}")
+            if self.neighbourhood_known:  # never computed for a summary: that is the lazy part's cost
+                sizes = "/".join(str(h.numel()) for h in self.hops)
+                parts.append(f"affected per hop {sizes}")
         return "; ".join(parts)
 
     def __repr__(self) -> str:
@@ -101,8 +140,8 @@ class DeletionRequest:
     def to(self, device: torch.device | str) -> DeletionRequest:
         """This record with its tensors on ``device`` (itself when they are there already)."""
         device = torch.device(device)
-        tensors = (self.node_ids, self.edge_ids, self.feature_node_ids, self.feature_columns,
-                   self.subgraph_edge_ids, *self.hops)
+        tensors = (self.node_ids, self.edge_ids, self.feature_node_ids, self.feature_columns, self._subgraph,
+                   *(self._hops or ()))
         if all(t is None or t.device == device for t in tensors):
             return self
 
@@ -111,7 +150,8 @@ class DeletionRequest:
 
         return replace(self, node_ids=move(self.node_ids), edge_ids=move(self.edge_ids),
                        feature_node_ids=move(self.feature_node_ids), feature_columns=move(self.feature_columns),
-                       hops=tuple(move(h) for h in self.hops), subgraph_edge_ids=move(self.subgraph_edge_ids))
+                       _hops=None if self._hops is None else tuple(move(h) for h in self._hops),
+                       _subgraph=move(self._subgraph))
 
     def to_payload(self) -> dict:
         """Tensors, lists and primitives only, so it loads back with ``weights_only=True``. The tensors are CPU
@@ -119,22 +159,27 @@ class DeletionRequest:
         return {
             "node_ids": _cpu(self.node_ids), "edge_ids": _cpu(self.edge_ids),
             "feature_node_ids": _cpu(self.feature_node_ids), "feature_columns": _cpu(self.feature_columns),
-            "params": dict(self.params), "hops": [_cpu(h) for h in self.hops],
-            "subgraph_edge_ids": _cpu(self.subgraph_edge_ids),
+            "params": dict(self.params),
+            # derived data, recomputable exactly from the store: journaled only once known (None before)
+            "hops": None if self._hops is None else [_cpu(h) for h in self._hops],
+            "subgraph_edge_ids": _cpu(self._subgraph),
         }
 
     @classmethod
     def from_payload(cls, req_id: int, kind: str, created: float, payload: dict | None,
-                     store_uid: str = "", device: torch.device | str = "cpu") -> DeletionRequest:
+                     store_uid: str = "", device: torch.device | str = "cpu",
+                     lazy: Callable | None = None) -> DeletionRequest:
         """The record a payload (:meth:`to_payload`) describes, its tensors on ``device`` (default CPU);
-        ``payload=None``: a redacted record (the request was compacted)."""
+        ``payload=None``: a redacted record (the request was compacted). ``lazy`` computes the neighbourhood
+        when the payload holds none."""
         if payload is None:
             return cls(id=req_id, kind=kind, created=created, redacted=True, store_uid=store_uid).to(device)
+        hops = payload["hops"]
         return cls(id=req_id, kind=kind, created=created, node_ids=payload["node_ids"],
                    edge_ids=payload["edge_ids"], feature_node_ids=payload["feature_node_ids"],
                    feature_columns=payload["feature_columns"], params=payload["params"],
-                   hops=tuple(payload["hops"]), subgraph_edge_ids=payload["subgraph_edge_ids"],
-                   store_uid=store_uid).to(device)
+                   _hops=None if hops is None else tuple(hops), _subgraph=payload["subgraph_edge_ids"],
+                   store_uid=store_uid, _lazy=lazy).to(device)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import sqlite3
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -403,12 +404,12 @@ class GraphStore:
         node_ids = empty if node_ids is None else node_ids
         edge_ids = empty if edge_ids is None else edge_ids
         feature_node_ids = empty if feature_node_ids is None else feature_node_ids
-        hops, sub_edges = self._neighbourhood(torch.cat([node_ids, self.edge_index[:, edge_ids].reshape(-1),
-                                                         feature_node_ids]))
+        # the neighbourhood (hops, enclosing subgraph) is computed when first read: registering costs time
+        # proportional to the request (DeletionRequest.hops)
         req = DeletionRequest(id=self._next_id, kind=kind, node_ids=node_ids, edge_ids=edge_ids,
                               feature_node_ids=feature_node_ids, feature_columns=feature_columns,
-                              params=params or {}, hops=tuple(hops), subgraph_edge_ids=sub_edges,
-                              created=time.time(), store_uid=self.uid)
+                              params=params or {}, created=time.time(), store_uid=self.uid,
+                              _lazy=_neighbourhood_of(self))
         payload = to_bytes(req.to_payload())
         try:
             if self._journal is not None:  # write ahead: durable before it takes effect
@@ -475,16 +476,27 @@ class GraphStore:
         self.requests.append(req)
         self._next_id = req.id + 1
 
-    def _neighbourhood(self, seeds: Tensor) -> tuple[list[Tensor], Tensor]:
+    def _neighbourhood(self, req: DeletionRequest) -> tuple[list[Tensor], Tensor]:
+        """``req``'s affected nodes per hop and enclosing subgraph, on the live graph just before ``req``: an
+        edge was live then if it is live now or was deleted by ``req`` or a later request (``edge_deleted_by``),
+        so the answer is the same whenever it is asked. Costs O(slots) for the masks plus the hops' degrees."""
         self._structure()
+        seeds = torch.cat([req.node_ids, self.edge_index[:, req.edge_ids].reshape(-1), req.feature_node_ids])
+
+        def live_before(eid: Tensor) -> Tensor:
+            by = self.edge_deleted_by[eid]
+            return (by < 0) | (by >= req.id)
+
+        csc_live = live_before(self._csc.eid)
+        csr_live = csc_live if self._csc is self._csr else live_before(self._csr.eid)
         # Influence travels along message direction: from a node to the nodes that aggregate from it,
         # i.e. its out-neighbours, which are the rows of CSC. Undirected graphs: both directions.
-        hops = k_hop_layers(self._csc.rowptr, self._csc.col, self._csc_live, seeds, self.num_hops, self.num_nodes)
+        hops = k_hop_layers(self._csc.rowptr, self._csc.col, csc_live, seeds, self.num_hops, self.num_nodes)
         nodes = torch.cat(hops)
         inside = torch.zeros(self.num_nodes, dtype=torch.bool, device=nodes.device)
         inside[nodes] = True
         slots = row_slots(self._csr.rowptr, nodes)
-        slots = slots[self._csr_live[slots] & inside[self._csr.col[slots]]]
+        slots = slots[csr_live[slots] & inside[self._csr.col[slots]]]
         return hops, torch.unique(self._csr.eid[slots])
 
     def _live_incident_edges(self, nodes: Tensor) -> Tensor:
@@ -578,6 +590,127 @@ class GraphStore:
                          has_self_loops=self._has_self_loops, edge_index=self._live_ei)
         bind(self._live_ei, view)
         return view
+
+    # ------------------------------------------------------------------ sampled loaders (graphunlearn.sampling)
+    def neighbor_loader(self, num_neighbors, input_nodes=None, *, batch_size: int = 1, shuffle: bool = False,
+                        seed: int | None = None, **loader_kwargs):
+        r"""A deletion-aware PyG ``NeighborLoader`` over the live graph (a
+        :class:`~graphunlearn.sampling.LiveNeighborLoader`).
+
+        Hop ``h`` draws for each node reached at hop ``h - 1`` at most ``num_neighbors[h - 1]`` of its live
+        in-neighbours, uniformly without replacement (GraphSAGE's sampler, Hamilton et al., NeurIPS 2017), on
+        the store's device. Batches are PyG ``Data`` with ``x`` (``live_x()``: deleted feature values zeroed),
+        ``edge_index`` (local ids), ``n_id`` (seeds first), ``e_id`` (store edge ids; both directions of an
+        undirected edge share one), ``batch_size``, ``input_id``, ``num_sampled_nodes`` / ``num_sampled_edges``,
+        and ``y``, ``edge_weight``, ``node_type``, ``edge_type`` and the store's other node- and edge-level
+        tensors when present. The loader reads the store's masks and features once per batch, so one made
+        before a request never returns what the request deleted; seeds deleted after it was made are dropped
+        from their batch (``batch_size`` and ``input_id`` count the rest). :meth:`compact` renumbers the store:
+        a loader made before it raises; make a new one.
+
+        Args:
+            num_neighbors: per-hop fanouts, ints ``>= -1`` (``-1``: every live neighbour).
+            input_nodes: seed node ids or an [N] bool mask (default ``None``: every node live now); they must be
+                distinct live nodes (for a mask of all nodes, pass ``mask & store.node_mask``).
+            batch_size: seeds per batch (default 1, as in PyG).
+            shuffle: reshuffle the seeds each epoch (default ``False``).
+            seed: makes the sampling and shuffling reproducible (default ``None``: torch's global generator).
+            **loader_kwargs: ``transform``, ``transform_sampler_output`` and ``DataLoader`` options.
+
+        Raises:
+            ValueError: ``input_nodes`` malformed, out of range, repeated or deleted.
+            TypeError / ValueError: a malformed ``num_neighbors`` or ``seed``.
+            NotImplementedError: ``NeighborLoader`` options not supported (``replace``, ``disjoint``, temporal).
+            RuntimeError: an interrupted request (see :meth:`to`); when iterated, a compacted store.
+        """
+        from .sampling import LiveNeighborLoader
+
+        return LiveNeighborLoader(self._live_source("neighbor_loader"), num_neighbors, input_nodes,
+                                  batch_size=batch_size, shuffle=shuffle, seed=seed, where="neighbor_loader",
+                                  **loader_kwargs)
+
+    def link_neighbor_loader(self, num_neighbors, edge_label_index=None, edge_label=None, *, neg_sampling=None,
+                             batch_size: int = 1, shuffle: bool = False, seed: int | None = None, **loader_kwargs):
+        r"""A deletion-aware PyG ``LinkNeighborLoader`` over the live graph (a
+        :class:`~graphunlearn.sampling.LiveLinkNeighborLoader`; see :meth:`neighbor_loader` for sampling).
+
+        Batches carry the sampled subgraph of the seed links' endpoints, ``input_id``, and ``edge_label_index``
+        (local ids, ``n_id[edge_label_index]`` being the links) with ``edge_label``, or ``src_index`` /
+        ``dst_pos_index`` / ``dst_neg_index`` for triplet negatives, as PyG lays them out. Negatives are drawn
+        from live nodes only (like PyG's, they may by chance be true edges). A seed link that is an edge of the
+        store names that edge: one deleted later is dropped from its batch, as is a link whose endpoint is.
+
+        Args:
+            num_neighbors: per-hop fanouts, ints ``>= -1``.
+            edge_label_index: [2, P] seed links (default ``None``: every live edge, once each, in store edge
+                order, as ``store.edge_index`` lists them).
+            edge_label: [P, ...] labels of the links, or with ``edge_label_index=None`` [E, ...] labels by
+                store edge id (default ``None``).
+            neg_sampling: a PyG ``NegativeSampling`` or ``"binary"`` / ``"triplet"`` (default ``None``).
+            batch_size, shuffle, seed, **loader_kwargs: as for :meth:`neighbor_loader`.
+
+        Raises:
+            ValueError: ``edge_label_index`` malformed, out of range or naming deleted nodes or edges;
+                ``edge_label`` of the wrong length.
+            TypeError / ValueError / NotImplementedError / RuntimeError: as for :meth:`neighbor_loader`.
+        """
+        from .sampling import LiveLinkNeighborLoader
+
+        where = "link_neighbor_loader"
+        source = self._live_source(where)
+        if edge_label_index is None:
+            edge_ids = self.live_edge_ids()
+            edge_label_index = self.edge_index[:, edge_ids]
+            if edge_label is not None:
+                if not isinstance(edge_label, Tensor) or edge_label.dim() == 0 or edge_label.size(0) != self.num_edges:
+                    raise ValueError(f"{where}: with edge_label_index=None, edge_label must have one row per store "
+                                     f"edge ({self.num_edges}), got {_describe(edge_label)}")
+                edge_label = edge_label[edge_ids.to(edge_label.device)]
+        else:
+            ei = edge_label_index if isinstance(edge_label_index, Tensor) else torch.as_tensor(edge_label_index)
+            edge_ids = None
+            if ei.dim() == 2 and ei.size(0) == 2 and not (ei.is_floating_point() or ei.dtype == torch.bool):
+                u, v = ei.to(self.device).long()
+                if self.undirected:
+                    u, v = torch.minimum(u, v), torch.maximum(u, v)
+                _, pair, ids = self._pair_index().lookup(u, v)
+                # one edge id per pair, a live one when the pair has parallel copies (-1: the pair is no edge)
+                key = ids + self.edge_mask[ids].long() * self.num_edges
+                best = torch.full((u.numel(),), -1, dtype=torch.long, device=self.device)
+                best = best.scatter_reduce(0, pair, key, reduce="amax")
+                edge_ids = torch.where(best >= self.num_edges, best - self.num_edges, best)
+        return LiveLinkNeighborLoader(source, num_neighbors, edge_label_index, edge_label, edge_ids=edge_ids,
+                                      neg_sampling=neg_sampling, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                                      where=where, **loader_kwargs)
+
+    def _live_source(self, where: str):
+        """The store as a :class:`~graphunlearn.sampling.LiveSource`: callables returning its current CSR, masks
+        and attributes (the cached tensors, no copy); refused once :meth:`compact` has renumbered the store."""
+        from .sampling import LiveCSR, LiveSource
+
+        if self._interrupted is not None:
+            raise RuntimeError(f"{where}: request {self._interrupted} was interrupted while being applied; reopen "
+                               "or rebuild the store")
+        numbering = self._compacted_through
+
+        def graph() -> LiveCSR:
+            if self._compacted_through != numbering or self._interrupted is not None:
+                raise RuntimeError(f"{where}: the store was compacted (its nodes and edges renumbered) or a request "
+                                   "was interrupted after this loader was made; make a new loader")
+            self._structure()
+            return LiveCSR(rowptr=self._csr.rowptr, col=self._csr.col, eid=self._csr.eid, slot_live=self._csr_live,
+                           node_live=self.node_mask, edge_live=self.edge_mask, live_nodes=self.live_node_ids(),
+                           version=self._next_id)
+
+        def node_attrs() -> dict[str, Tensor]:
+            named = {"x": self.live_x(), "y": self.y, "node_type": self.node_type, **self.node_attrs}
+            return {k: v for k, v in named.items() if v is not None}
+
+        def edge_attrs() -> dict[str, Tensor]:
+            named = {"edge_weight": self.edge_weight, "edge_type": self.edge_type, **self.edge_attrs}
+            return {k: v for k, v in named.items() if v is not None}
+
+        return LiveSource(num_nodes=self.num_nodes, graph=graph, node_attrs=node_attrs, edge_attrs=edge_attrs)
 
     def live_data(self) -> Data:
         """The live graph as a PyG ``Data`` in the store's node numbering (deleted nodes stay, isolated and with
@@ -935,12 +1068,16 @@ class GraphStore:
         for name in ("node_ids", "feature_node_ids"):
             ids(p[name], name, n)
         ids(p["edge_ids"], "edge_ids", e)
-        ids(p["subgraph_edge_ids"], "subgraph_edge_ids", e)
         ids(p["feature_columns"], "feature_columns", f, allow_none=True)
-        if not isinstance(p["hops"], (list, tuple)) or not p["hops"]:
-            raise CorruptFileError(f"{where}: hops must be a non-empty list of id tensors")
-        for h, layer in enumerate(p["hops"]):
-            ids(layer, f"hops[{h}]", n)
+        # the neighbourhood is derived data: journaled once known, else None and computed when read
+        if (p["hops"] is None) != (p["subgraph_edge_ids"] is None):
+            raise CorruptFileError(f"{where}: hops and subgraph_edge_ids must both be given or both be None")
+        if p["hops"] is not None:
+            ids(p["subgraph_edge_ids"], "subgraph_edge_ids", e)
+            if not isinstance(p["hops"], (list, tuple)) or not p["hops"]:
+                raise CorruptFileError(f"{where}: hops must be a non-empty list of id tensors")
+            for h, layer in enumerate(p["hops"]):
+                ids(layer, f"hops[{h}]", n)
         p = _to_device(p, self.device)  # checked on the CPU, where it was loaded; used on the store's device
         params = p["params"]
         allowed = {"edge_class": {"edge_class"}, "node_class": {"node_class"}}.get(kind, set())
@@ -970,7 +1107,8 @@ class GraphStore:
         if kind == "node_class" and (self.y is None or self.y.dim() != 1 or
                                      not bool((self.y[p["node_ids"]] == params["node_class"]).all())):
             raise CorruptFileError(f"{where}: its nodes are not all of class {params['node_class']}")
-        return DeletionRequest.from_payload(req_id, kind, created, p, store_uid=self.uid, device=self.device)
+        return DeletionRequest.from_payload(req_id, kind, created, p, store_uid=self.uid, device=self.device,
+                                            lazy=_neighbourhood_of(self))
 
     def _check_applicable(self, req: DeletionRequest, source: Path) -> None:
         """A replayed request deletes only live elements, as it did when it was journaled, and a node request
@@ -1295,6 +1433,23 @@ class GraphStore:
                 t.zero_()
         for name in CACHE_ATTRS:
             setattr(self, name, None)
+
+
+def _neighbourhood_of(store: GraphStore):
+    """What a request calls to compute its neighbourhood when first read: the store's
+    :meth:`GraphStore._neighbourhood`, held weakly (a request kept after its store is gone says so)."""
+    ref = weakref.ref(store)
+
+    def compute(req: DeletionRequest):
+        owner = ref()
+        if owner is None:
+            raise RuntimeError(f"request {req.id}: its neighbourhood was never read, and its store is gone")
+        if req.id <= owner._compacted_through:  # a record kept from before compact(): its ids are gone
+            raise RuntimeError(f"request {req.id} was compacted: its ids were erased from the store, and with "
+                               "them its neighbourhood")
+        return owner._neighbourhood(req)
+
+    return compute
 
 
 def journal_path(folder: str | os.PathLike) -> Path:

@@ -13,6 +13,7 @@ Typical use::
     graphunlearn evaluate --run runs/cora --request 0 --model d2dgn-r0.pt --gold retrain-r0.pt
     graphunlearn verify runs/cora/d2dgn-r0.cert.json --run runs/cora  # recompute what its certificate says
     graphunlearn compact --run runs/cora                              # erase for good; redact certificates
+    graphunlearn stream --run runs/cora --requests requests.jsonl --budget 0.05   # one step per request
 
     graphunlearn split --dataset cora --task node --run runs/node     # node deletion
     graphunlearn delete --run runs/node --fraction 0.05               # 5% of the training nodes
@@ -35,13 +36,13 @@ import os
 import sys
 import traceback
 
-from . import bench, compact, delete, evaluate, methods, split, train, unlearn, verify
+from . import bench, compact, delete, evaluate, methods, split, stream, train, unlearn, verify
 from .common import USER_ERRORS, CLIError, _message, _Parser
 
 __all__ = ["CLIError", "USER_ERRORS", "build_parser", "main"]
 
 #: the subcommands, in the order ``--help`` lists them
-_COMMANDS = (split, train, delete, unlearn, evaluate, verify, compact, methods, bench)
+_COMMANDS = (split, train, delete, unlearn, stream, evaluate, verify, compact, methods, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -121,8 +121,9 @@ def test_cache_built_midway_then_patched():
     g = torch.Generator().manual_seed(3)
     store.delete_edges([0, 1, 2])
     store.delete_node_features([0, 1], [0])
-    assert store._csr is not None  # every request computes its neighbourhood on the live structure
-    store._csr = None  # forget the structure: it must be rebuilt from the masks ...
+    store._structure()  # built midway (requests no longer build it: their neighbourhoods are lazy) ...
+    assert store._csr is not None
+    store._csr = None  # ... then forgotten: it must be rebuilt from the masks ...
     store._x_live = None
     formula_check(store, data)
     random_requests(store, g, 6)  # ... and then patched again

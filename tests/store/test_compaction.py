@@ -209,7 +209,7 @@ def erase_setup(path: Path):
     s.delete_edges([cut])
     kept = s.retained()
     chunks = payload_chunks(path)
-    assert len(chunks) >= 6
+    assert chunks  # the ids journaled (the neighbourhoods are not: they are computed when read)
     # sanity: before compaction the folder does hold every secret, so the checks below can fail
     blob = folder_bytes(path)
     assert all(secrets_in(blob).values())

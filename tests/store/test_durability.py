@@ -125,9 +125,13 @@ def test_payload_in_journal_is_the_request(tmp_path):
     conn.close()
     p = safe_load(payload)
     assert p["feature_node_ids"].tolist() == [1, 3] and p["feature_columns"].tolist() == [0, 2]
-    assert [h.tolist() for h in p["hops"]] == [h.tolist() for h in req.hops]
+    assert p["hops"] is None and p["subgraph_edge_ids"] is None  # derived data: computed when read
     assert summary == req.summary()
     s.close()
+    o = GraphStore.open(tmp_path / "st")  # the reopened record computes the same neighbourhood
+    assert [h.tolist() for h in o.requests[0].hops] == [h.tolist() for h in req.hops]
+    assert torch.equal(o.requests[0].subgraph_edge_ids, req.subgraph_edge_ids)
+    o.close()
 
 
 def test_checkpoint_folds_the_journal_into_the_snapshot(tmp_path):

@@ -128,6 +128,56 @@ def test_hops_and_subgraph_match_networkx(seed, directed):
 
 
 @pytest.mark.parametrize("directed", [False, True], ids=["undirected", "directed"])
+@pytest.mark.parametrize("seed", range(6))
+def test_neighbourhoods_read_late_are_those_before_the_request(seed, directed):
+    """Registering computes no neighbourhood; read after later requests (which delete more edges and nodes)
+    and after a save and reopen, each request's is still the one on the live graph just before it."""
+    store = random_store(seed, directed=directed, num_hops=2, num_nodes=12, num_edges=20)
+    g = torch.Generator().manual_seed(2000 + seed)
+    expected = []
+    for step in range(8):
+        kind = KINDS[int(torch.randint(len(KINDS) - 1, (1,), generator=g))] if step >= 3 else KINDS[step]
+        edge_mask = store.edge_mask.clone()
+        G = nx_graph(store, edge_mask)
+        req, seeds, _ = kind(store, edge_mask, store.node_mask.clone(), g)
+        if req is None:
+            continue
+        assert not req.neighbourhood_known and "affected per hop" not in req.summary()
+        expect = nx_hops(G, seeds, store.num_hops)
+        within = set(v for layer in expect for v in layer)
+        sub = [e for e in edge_mask.nonzero().squeeze(1).tolist()
+               if int(store.edge_index[0, e]) in within and int(store.edge_index[1, e]) in within]
+        expected.append((req, expect, sub))
+    assert len(expected) >= 4
+    for req, expect, sub in expected:
+        assert [h.tolist() for h in req.hops] == expect and req.subgraph_edge_ids.tolist() == sub
+        assert req.neighbourhood_known and "affected per hop" in req.summary()
+
+
+def test_neighbourhoods_after_reopen_and_of_compacted_records(tmp_path):
+    import graphunlearn as gu
+
+    store = random_store(3, directed=False, num_hops=2, num_nodes=12, num_edges=20)
+    store.save(tmp_path / "s")
+    a = store.delete_edges(store.live_edge_ids()[:2])
+    b = store.delete_nodes(store.live_node_ids()[:1])
+    store.close()
+    reopened = gu.GraphStore.open(tmp_path / "s")
+    for mine, theirs in zip((a, b), reopened.requests):
+        assert not theirs.neighbourhood_known
+        assert [h.tolist() for h in theirs.hops] == [h.tolist() for h in mine.hops]
+        assert theirs.subgraph_edge_ids.tolist() == mine.subgraph_edge_ids.tolist()
+    kept = reopened.requests[0]
+    fresh = reopened.delete_edges(reopened.live_edge_ids()[:1])
+    reopened.compact()
+    assert reopened.requests[0].hops == ()  # the store's own record: redacted, nothing left to compute
+    with pytest.raises(RuntimeError, match="compacted"):
+        fresh.hops  # noqa: B018 - a record kept from before compact() cannot compute on the new ids
+    assert kept.neighbourhood_known  # read before compaction: kept as it was
+    reopened.close()
+
+
+@pytest.mark.parametrize("directed", [False, True], ids=["undirected", "directed"])
 def test_hops_on_a_path_are_exact_distances(directed):
     """A path 0 -> 1 -> ... -> 7: distances are plain to read, and a directed path only reaches forward."""
     from torch_geometric.data import Data
