@@ -9,10 +9,11 @@ A certificate has three parts:
   ``signature = HMAC-SHA256(key, canonical JSON of body)`` (RFC 2104; the key never enters the certificate,
   only a key id, ``HMAC-SHA256(key, "graphunlearn key id")`` truncated to 16 hex digits, so a wrong key is
   named as such).
-* ``forget_ids``: the store-internal ids of the deleted nodes, edges and feature values, an attachment
-  outside the body whose hash (``body["forget_set"]["sha256"]``) the body certifies. :meth:`Certificate.redact`
-  drops it after the store's :meth:`~graphunlearn.GraphStore.compact` erased the data those ids pointed to:
-  the digest and the signature stay valid, because they never covered the ids themselves.
+* ``forget_ids``: the store-internal ids of the deleted nodes, edges and feature values and a random salt,
+  an attachment outside the body whose salted hash (``body["forget_set"]["sha256"]``) the body certifies.
+  :meth:`Certificate.redact` drops it after the store's :meth:`~graphunlearn.GraphStore.compact` erased the
+  data those ids pointed to: the digest and the signature stay valid, because they never covered the ids
+  themselves, and without the salt the hash cannot be matched by trying candidate ids.
 
 Canonical JSON: keys sorted, no whitespace, ASCII, non-finite floats written as the strings ``"nan"``,
 ``"inf"``, ``"-inf"`` (JSON has no such numbers).
@@ -30,6 +31,7 @@ import html
 import json
 import math
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -82,14 +84,16 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def forget_ids_record(store_uid: str, requests) -> dict:
-    """The store-internal ids each request deleted, as plain lists: ``{"store_uid", "requests": [{"id",
-    "node_ids", "edge_ids", "feature_node_ids", "feature_columns"}]}``. ``feature_columns`` is ``None`` for
-    every column."""
+def forget_ids_record(store_uid: str, requests, salt: str | None = None) -> dict:
+    """The store-internal ids each request deleted, as plain lists: ``{"store_uid", "salt", "requests":
+    [{"id", "node_ids", "edge_ids", "feature_node_ids", "feature_columns"}]}``. ``feature_columns`` is
+    ``None`` for every column. ``salt`` (default: 16 fresh random bytes, hex) enters the hash and leaves with
+    the ids when a certificate is redacted: without it the certified hash of a small forget set (one edge of a
+    public graph) could be matched by trying every candidate."""
     def ids(t):
         return None if t is None else [int(v) for v in t.reshape(-1).cpu().tolist()]
 
-    return {"store_uid": store_uid, "requests": [
+    return {"store_uid": store_uid, "salt": secrets.token_hex(16) if salt is None else salt, "requests": [
         {"id": int(r.id), "node_ids": ids(r.node_ids), "edge_ids": ids(r.edge_ids),
          "feature_node_ids": ids(r.feature_node_ids), "feature_columns": ids(r.feature_columns)}
         for r in requests]}
@@ -216,7 +220,7 @@ class Certificate:
         if sig.get("key_id") != key_id(key):
             return f"signed with key {sig.get('key_id')}, checked with key {key_id(key)} (wrong key)"
         expected = hmac.new(key, canonical_json(self.body), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, str(sig.get("value"))):
+        if not hmac.compare_digest(expected.encode(), str(sig.get("value")).encode()):  # bytes: any text
             return "the HMAC does not match the body (the body or the signature was edited)"
         return None
 

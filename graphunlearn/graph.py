@@ -54,14 +54,15 @@ def row_slots(rowptr: Tensor, rows: Tensor) -> Tensor:
     return expand_ranges(starts, rowptr[rows + 1] - starts)
 
 
-def k_hop_layers(rowptr: Tensor, col: Tensor, slot_live: Tensor | None, seeds: Tensor, num_hops: int,
+def k_hop_layers(rowptr: Tensor, col: Tensor, slot_live, seeds: Tensor, num_hops: int,
                  num_nodes: int) -> list[Tensor]:
     """Breadth-first layers from ``seeds`` along CSR rows: ``layers[h]`` holds the nodes at distance exactly h.
 
     Each hop gathers the slots of the whole frontier at once, so the work is proportional to the
-    frontier's degree sum. Only slots with ``slot_live`` set are followed.
+    frontier's degree sum. Only live slots are followed: ``slot_live`` is a [S] bool mask, a function
+    ``slots -> bool mask`` (asked only about the slots gathered), or ``None`` (all).
 
-    Shapes: ``rowptr`` [N + 1], ``col`` [S], ``slot_live`` [S] bool, ``seeds`` [K] -> list of num_hops + 1 tensors.
+    Shapes: ``rowptr`` [N + 1], ``col`` [S], ``seeds`` [K] -> list of num_hops + 1 tensors.
     """
     visited = torch.zeros(num_nodes, dtype=torch.bool, device=col.device)
     frontier = torch.unique(seeds.long())
@@ -69,7 +70,9 @@ def k_hop_layers(rowptr: Tensor, col: Tensor, slot_live: Tensor | None, seeds: T
     layers = [frontier]
     for _ in range(num_hops):
         slots = row_slots(rowptr, frontier)
-        if slot_live is not None:
+        if callable(slot_live):
+            slots = slots[slot_live(slots)]
+        elif slot_live is not None:
             slots = slots[slot_live[slots]]
         nbrs = col[slots]
         nbrs = torch.unique(nbrs[~visited[nbrs]])

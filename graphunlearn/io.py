@@ -93,8 +93,8 @@ def hash_tensor(h: Any, name: str, t: torch.Tensor | None) -> None:
         return
     t = t.detach().cpu().contiguous()
     h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-    if t.numel():
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.dtype != torch.bool else t.numpy().tobytes())
+    if t.numel():  # flat first: a 0-d tensor has no byte view
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
 def fsync_dir(folder: Path) -> None:

@@ -82,6 +82,18 @@ class DeletionRequest:
         object.__setattr__(self, "_hops", tuple(hops))
         object.__setattr__(self, "_subgraph", sub)
 
+    def __getstate__(self) -> dict:
+        """For pickling (``torch.save``, worker processes): the neighbourhood is computed first, and the link
+        to the store (a closure) is left out."""
+        if self._hops is None and self._lazy is not None:
+            self._known()
+        state = dict(self.__dict__)
+        state["_lazy"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
     @property
     def hops(self) -> tuple[Tensor, ...]:
         self._known()

@@ -166,7 +166,7 @@ class GraphStore:
         self.forgotten: dict[str, list[int]] = {k: list(v) for k, v in s.get("forgotten", {}).items()}
         for name in CACHE_ATTRS:  # built on first use (_structure, _pair_index, live_x)
             setattr(self, name, None)
-        self._content_digest: bytes | None = None  # the graph's arrays, hashed once (state_hash)
+        self._content_digest: tuple | None = None  # (versions, digest) of the graph's arrays (state_hash)
 
     def _state(self, journal: str | None = None, head: tuple[int, bytes] | None = None) -> dict:
         """What a snapshot file holds, with every tensor on the CPU (copies of a store on another device), so
@@ -479,24 +479,28 @@ class GraphStore:
     def _neighbourhood(self, req: DeletionRequest) -> tuple[list[Tensor], Tensor]:
         """``req``'s affected nodes per hop and enclosing subgraph, on the live graph just before ``req``: an
         edge was live then if it is live now or was deleted by ``req`` or a later request (``edge_deleted_by``),
-        so the answer is the same whenever it is asked. Costs O(slots) for the masks plus the hops' degrees."""
+        so the answer is the same whenever it is asked. Costs the degrees of the nodes it reaches (the slots
+        gathered are the only ones looked at), plus O(N) for two node flags."""
         self._structure()
-        seeds = torch.cat([req.node_ids, self.edge_index[:, req.edge_ids].reshape(-1), req.feature_node_ids])
+        dev = self.device
+        node_ids, edge_ids, feature_node_ids = req.node_ids.to(dev), req.edge_ids.to(dev), req.feature_node_ids.to(dev)
+        seeds = torch.cat([node_ids, self.edge_index[:, edge_ids].reshape(-1), feature_node_ids])
 
-        def live_before(eid: Tensor) -> Tensor:
-            by = self.edge_deleted_by[eid]
-            return (by < 0) | (by >= req.id)
+        def live_before(eid_of_slot: Tensor):
+            def live(slots: Tensor) -> Tensor:
+                by = self.edge_deleted_by[eid_of_slot[slots]]
+                return (by < 0) | (by >= req.id)
+            return live
 
-        csc_live = live_before(self._csc.eid)
-        csr_live = csc_live if self._csc is self._csr else live_before(self._csr.eid)
         # Influence travels along message direction: from a node to the nodes that aggregate from it,
         # i.e. its out-neighbours, which are the rows of CSC. Undirected graphs: both directions.
-        hops = k_hop_layers(self._csc.rowptr, self._csc.col, csc_live, seeds, self.num_hops, self.num_nodes)
+        hops = k_hop_layers(self._csc.rowptr, self._csc.col, live_before(self._csc.eid), seeds, self.num_hops,
+                            self.num_nodes)
         nodes = torch.cat(hops)
         inside = torch.zeros(self.num_nodes, dtype=torch.bool, device=nodes.device)
         inside[nodes] = True
         slots = row_slots(self._csr.rowptr, nodes)
-        slots = slots[csr_live[slots] & inside[self._csr.col[slots]]]
+        slots = slots[live_before(self._csr.eid)(slots) & inside[self._csr.col[slots]]]
         return hops, torch.unique(self._csr.eid[slots])
 
     def _live_incident_edges(self, nodes: Tensor) -> Tensor:
@@ -1237,18 +1241,22 @@ class GraphStore:
         hand every model the same live graph. The ledger of which model forgot what (:meth:`record_forgotten`)
         is not part of it: it records models, not data.
 
-        The arrays never change between compactions, so they are hashed once (cost O(size of the graph)); the
-        masks are hashed on every call (O(N + E + N x F) when features were deleted).
+        The arrays are hashed once and again only when one of them is replaced or changed in place (tensor
+        version counters tell; cost O(size of the graph)); the masks are hashed on every call (O(N + E), plus
+        N x F once features were deleted).
         """
-        if self._content_digest is None:
+        arrays = [(name, getattr(self, name)) for name in ("edge_index", "x", "y", "node_type", "edge_type",
+                                                           "edge_weight")]
+        arrays += [(f"{kind}.{name}", attrs[name]) for kind, attrs in (("node", self.node_attrs),
+                                                                      ("edge", self.edge_attrs))
+                   for name in sorted(attrs)]
+        key = tuple((name, None if t is None else (t.data_ptr(), t._version, tuple(t.shape))) for name, t in arrays)
+        if self._content_digest is None or self._content_digest[0] != key:
             h = hashlib.sha256(f"graphunlearn store|{self.num_nodes}|{self.undirected}|".encode())
-            for name in ("edge_index", "x", "y", "node_type", "edge_type", "edge_weight"):
-                hash_tensor(h, name, getattr(self, name))
-            for kind, attrs in (("node", self.node_attrs), ("edge", self.edge_attrs)):
-                for name in sorted(attrs):
-                    hash_tensor(h, f"{kind}.{name}", attrs[name])
-            self._content_digest = h.digest()
-        h = hashlib.sha256(self._content_digest)
+            for name, t in arrays:
+                hash_tensor(h, name, t)
+            self._content_digest = (key, h.digest())
+        h = hashlib.sha256(self._content_digest[1])
         h.update(f"|{self.uid}|{self._next_id}|{self._compacted_through}|".encode())
         for name in ("node_mask", "edge_mask", "feature_mask", "node_deleted_by", "edge_deleted_by"):
             hash_tensor(h, name, getattr(self, name))

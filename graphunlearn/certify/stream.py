@@ -574,7 +574,8 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
     ``unlearn(model_{k-1}, store, pending, "retrain", seed=seed + k)`` instead, where ``pending`` is every
     request of the store that :math:`\text{model}_{k-1}`'s card does not list as forgotten (the group included):
     a model retrained on the live graph has forgotten all of them. :math:`\text{model}_k` is the result. The
-    final model's card therefore lists every request of the stream (and of the store before it) as forgotten.
+    final model's card therefore lists every request of the stream as forgotten (and, once a step has
+    retrained, every request of the store before it too).
 
     Args:
         model: the trained model to start from; not modified.

@@ -79,10 +79,12 @@ def verify(certificate: Certificate | str | os.PathLike, *, store: GraphStore | 
     HMAC-SHA256 signature; with ``store``: its uid, its journal re-read and verified with the chain hashes at
     the certified positions, the store's own records of the requests against the certified forget-set hash,
     every deleted node, edge and feature value absent from the live graph (after ``compact()``: the requests
-    redacted in memory and in the journal file instead), and, while the store is where the certificate left
-    it, its state hash; with ``model`` (a module or a checkpoint path) the unlearned weights' hash, with
-    ``original`` the original's; with ``model``, ``split`` and an uncompacted store at the certified state,
-    the cheap evidence (``forget_vs_heldout_auroc``) re-measured within 1e-3.
+    redacted in memory and in the journal file, and no element deleted by them left in the snapshot; the
+    erased ids are gone, so an erased edge added back later as a new edge cannot be told from any new edge),
+    and, while the store is where the certificate left it, its state hash; with ``model`` (a module or a
+    checkpoint path) the unlearned weights' hash, with ``original`` the original's; with ``model``,
+    ``split`` and an uncompacted store at the certified state, the cheap evidence (``forget_vs_heldout_auroc``)
+    re-measured within 1e-3.
 
     Args:
         certificate: a :class:`~graphunlearn.certificate.Certificate` or the path of its JSON file.
@@ -166,6 +168,9 @@ def _check_journal(out: Verification, store: GraphStore, rec: dict) -> None:
     except CorruptFileError as exc:
         out._add("journal", "failed", str(exc))
         return
+    except RuntimeError as exc:  # a saved store closed since: nothing to read the journal through
+        out._add("journal", "skipped", str(exc))
+        return
     except ValueError as exc:  # a recorded position this store never reached
         out._add("journal", "failed", f"{exc}")
         return
@@ -217,7 +222,11 @@ def _check_records(out: Verification, cert: Certificate, store: GraphStore):
             out._add("erasure", "ok", f"requests {redacted} were compacted (ids erased {where}, "
                      f"compacted through request {store.compacted_through}){note}")
         return None
-    got = forget_ids_hash(forget_ids_record(store.uid, mine))
+    if cert.forget_ids is None:
+        out._add("requests", "skipped", f"the certificate's ids are redacted (with their salt), but the store still "
+                 f"holds requests {[r.id for r in mine]}: their records cannot be matched to the certified hash")
+        return mine
+    got = forget_ids_hash(forget_ids_record(store.uid, mine, salt=cert.forget_ids.get("salt")))
     if got != cert.body.get("forget_set", {}).get("sha256"):
         out._add("requests", "failed", f"the store's records of requests {[r.id for r in mine]} hash to "
                  f"{got[:16]}..., not the certified forget-set hash (the store's requests differ)")
@@ -228,6 +237,9 @@ def _check_records(out: Verification, cert: Certificate, store: GraphStore):
 
 def _check_absent(out: Verification, store: GraphStore, requests) -> None:
     back = []
+    if not requests:
+        out._add("forget set absent", "failed", "the certificate names no request")
+        return
     nodes = torch.cat([r.node_ids for r in requests])
     edges = torch.cat([r.edge_ids for r in requests])
     live_nodes = nodes[store.node_mask[nodes]]
@@ -298,7 +310,11 @@ def _check_evidence(out: Verification, cert: Certificate, store, model, split, t
         return
     found = get_task(task if task is not None else cert.body.get("model", {}).get("task"), split, "verify")
     by_id = {r.id: r for r in store.requests}
-    value = found.forget_vs_heldout(model, store, split, [by_id[i] for i in cert.request_ids])
+    try:
+        value = found.forget_vs_heldout(model, store, split, [by_id[i] for i in cert.request_ids])
+    except (KeyError, ValueError) as exc:  # a request the store lacks, or non-finite scores
+        out._add("evidence", "failed", f"forget_vs_heldout_auroc cannot be re-measured: {exc}")
+        return
     if value is None or not math.isclose(value, recorded, abs_tol=EVIDENCE_TOLERANCE):
         out._add("evidence", "failed", f"forget_vs_heldout_auroc re-measured {value}, recorded {recorded:.4f}")
     else:

@@ -196,8 +196,12 @@ def build_certificate(result: UnlearnResult, original: nn.Module, store: GraphSt
     after = task.membership_scores(result.model, store, split, requests)
     before = task.membership_scores(original, store, split, requests)
     if after is not None and before is not None:
-        evidence["forget_vs_heldout_auroc"] = roc_auc(*after)
-        evidence["original_forget_vs_heldout_auroc"] = roc_auc(*before)
+        for name, scores in (("forget_vs_heldout_auroc", after), ("original_forget_vs_heldout_auroc", before)):
+            try:
+                evidence[name] = roc_auc(*scores)
+            except ValueError as exc:  # non-finite scores: recorded as not measured, with why
+                evidence[name] = None
+                evidence[f"{name}_error"] = str(exc)
         # did anything change: how far the held-out units' scores moved (0: the method changed nothing)
         evidence["heldout_score_shift"] = (after[1] - before[1]).abs().mean().item()
     body = {
@@ -209,8 +213,8 @@ def build_certificate(result: UnlearnResult, original: nn.Module, store: GraphSt
         "store": {"uid": store.uid, "state_hash": store.state_hash(), "num_nodes": store.num_nodes,
                   "num_edges": store.num_edges, "live_nodes": store.num_live_nodes,
                   "live_edges": store.num_live_edges, "compacted_through": store.compacted_through,
-                  "journal_before": {"request": first - 1, "chain": store.journal_chain(first - 1)},
-                  "journal_after": {"request": last, "chain": store.journal_chain(last)}},
+                  "journal_before": {"request": first - 1, "chain": _chain(store, first - 1)},
+                  "journal_after": {"request": last, "chain": _chain(store, last)}},
         "model": {"task": task.name, "class": type(result.model).__name__, "tag": card.tag,
                   "forgotten": list(card.forgotten), "original_weights": weight_hash(original),
                   "unlearned_weights": weight_hash(result.model)},
@@ -221,6 +225,15 @@ def build_certificate(result: UnlearnResult, original: nn.Module, store: GraphSt
         "evidence": evidence,
     }
     return Certificate(body, ids)
+
+
+def _chain(store: GraphStore, request_id: int) -> str | None:
+    """The journal's chain hash at ``request_id``, or ``None`` when there is no journal to read (never saved,
+    or closed since: the method has run by now, and its result is not lost for want of a journal read)."""
+    try:
+        return store.journal_chain(request_id)
+    except RuntimeError:
+        return None
 
 
 def _weight_change(original: nn.Module, model: nn.Module) -> float:

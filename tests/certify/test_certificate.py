@@ -297,3 +297,32 @@ def test_a_method_that_changes_nothing_is_seen_to_change_nothing(tmp_path):
     ev = gu.unlearn(model, store, req, "unlink", split=split).certificate.body["evidence"]
     assert ev["weight_change"] == 0.0 and ev["heldout_score_shift"] == 0.0
     assert ev["forget_vs_heldout_auroc"] == ev["original_forget_vs_heldout_auroc"]
+
+
+def test_edge_cases_found_in_review(tmp_path):
+    import pickle
+
+    from torch_geometric.nn.models import GraphSAGE
+
+    store, split, model, req, result = _setup(tmp_path, save=False)
+    # a model with 0-d buffers (BatchNorm's num_batches_tracked) is hashed and certified
+    sage = GraphSAGE(8, 16, num_layers=2, out_channels=8, norm="batch_norm")
+    train.link_prediction(sage, store, split, epochs=2, eval_every=1, progress=False)
+    other = store.delete_edges(store.live_edge_ids()[:2], layout="ids")
+    assert verify(gu.unlearn(sage, store, other, "finetune", split=split, epochs=1).certificate, store=store).ok
+    # the forget-set hash is salted: the same ids certified twice hash differently
+    twice = [gu.unlearn(model, store, req, "unlink", split=split).certificate for _ in range(2)]
+    assert twice[0].body["forget_set"]["sha256"] != twice[1].body["forget_set"]["sha256"]
+    # a request pickles (its neighbourhood computed first, the link to the store left out)
+    again = pickle.loads(pickle.dumps(req))
+    assert [h.tolist() for h in again.hops] == [h.tolist() for h in req.hops]
+    # an in-place edit of the graph's arrays changes the state hash
+    before = store.state_hash()
+    store.edge_index[0, 0] = store.edge_index[1, 0]
+    assert store.state_hash() != before
+    # edited bodies that would once crash verify are reported instead
+    blob = json.loads(twice[0].sign(KEY).to_json())
+    blob["body"]["requests"] = []
+    blob["signature"]["value"] = "é" * 64
+    report = verify(Certificate.from_dict(blob), store=store, key=KEY)
+    assert {"certificate digest", "signature"} <= set(_failed(report))
