@@ -44,7 +44,9 @@ utility and forgetting along the stream), and prints a summary. Data comes from 
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
+import dataclasses
 import inspect
 import json
 import statistics
@@ -59,7 +61,13 @@ import common  # noqa: E402
 
 import graphunlearn as gu  # noqa: E402
 from graphunlearn import bench, datasets, evaluate, train  # noqa: E402
-from graphunlearn.certify.stream import StreamRequest, read_requests, stream, write_requests  # noqa: E402
+from graphunlearn.certify.stream import (  # noqa: E402
+    RetrainPolicy,
+    StreamRequest,
+    read_requests,
+    stream,
+    write_requests,
+)
 from graphunlearn.tasks import get_task  # noqa: E402
 
 #: the two streams: the configuration the original model follows, the method, the number of requests and the
@@ -140,6 +148,7 @@ def metric_names(task) -> tuple[str, str]:
 
 
 def run_stream(name: str, spec: dict, args) -> dict:
+    label = name + args.tag
     config = bench.load_config(spec["config"])
     task = get_task(config["task"], where="bench_stream")
     seed = config["seeds"][0] if args.seed is None else args.seed
@@ -148,6 +157,8 @@ def run_stream(name: str, spec: dict, args) -> dict:
     parts = QUICK["checkpoints"] if args.quick else args.checkpoints
     progress = not args.no_progress
     options = dict(config.get("options", {}).get(spec["method"], {}))
+    options.update(args.option)
+    policy = RetrainPolicy(budget=args.budget, max_requests=args.max_requests, max_val_drop=args.max_val_drop)
     data = datasets.load(config["datasets"][0])
     split, graph = task.make_split(data, seed)
     print(f"== {name}: {config['datasets'][0]}, {config['backbones'][0]}, {task.name}; {count} requests; "
@@ -161,9 +172,9 @@ def run_stream(name: str, spec: dict, args) -> dict:
         requests = item_group_requests(data, split, count, spec["per_request"], seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    req_file = write_requests(out / f"{name}-requests.jsonl", requests)
+    req_file = write_requests(out / f"{label}-requests.jsonl", requests)
     requests = read_requests(req_file)
-    certs = out / f"{name}-certificates"
+    certs = out / f"{label}-certificates"
     if certs.exists():
         for old in certs.glob("step-*"):
             old.unlink()  # certificates of an earlier run of this benchmark: replaced, not mixed
@@ -173,7 +184,7 @@ def run_stream(name: str, spec: dict, args) -> dict:
     for cp in checkpoints:
         t = time.perf_counter()
         part = stream(current, store, requests[done:cp], split=split, method=spec["method"], task=task,
-                      seed=seed + done, certificates=certs, progress=progress, **options)
+                      seed=seed + done, certificates=certs, progress=progress, policy=policy, **options)
         wall = time.perf_counter() - t
         overhead += wall - part.total_seconds
         offset = steps[-1]["cumulative_seconds"] if steps else 0.0
@@ -190,6 +201,8 @@ def run_stream(name: str, spec: dict, args) -> dict:
         m_stream = evaluate.evaluate(current, store, split, forget, task=task, gold=golds[0].model, **kwargs)
         m_golds = [evaluate.evaluate(g.model, store, split, forget, task=task, gold=golds[0].model, **kwargs)
                    for g in golds]
+        # the original model, never unlearned: the "did nothing" baseline beside the stream model
+        m_orig = evaluate.evaluate(model, store, split, forget, task=task, gold=golds[0].model, **kwargs)
         row = {"requests": cp, "deleted_units": sum(r["units"] for r in steps),
                "unlearn_cumulative_seconds": steps[-1]["cumulative_seconds"],
                "retrain_seconds": [g.seconds for g in golds], "retrain_median_seconds":
@@ -200,7 +213,9 @@ def run_stream(name: str, spec: dict, args) -> dict:
             floor = max(values) - min(values)
             drift = abs(m_stream[metric] - mean)
             row.update({f"{metric}_stream": m_stream[metric], f"{metric}_golds": values,
-                        f"{metric}_drift": drift, f"{metric}_floor": floor, f"{metric}_within": drift <= floor})
+                        f"{metric}_drift": drift, f"{metric}_floor": floor, f"{metric}_within": drift <= floor,
+                        f"{metric}_original": m_orig[metric],
+                        f"{metric}_original_drift": abs(m_orig[metric] - mean)})
         for gap in ("gap_test_kl", "gap_deleted_kl"):
             if gap in m_stream:
                 row[f"{gap}_stream"] = m_stream[gap]
@@ -240,20 +255,28 @@ def run_stream(name: str, spec: dict, args) -> dict:
                          "task": task.name, "method": spec["method"], "options": options, "seed": seed,
                          "epochs": epochs, "per_request": spec["per_request"], "checkpoints": checkpoints,
                          "gold_seeds": list(args.gold_seeds), "device": args.device, "requests_file": str(req_file),
-                         "certificates": str(certs)},
+                         "certificates": str(certs), "policy": dataclasses.asdict(policy)},
             "summary": summary, "checkpoints": rows_cp, "steps": steps}
-    (out / f"{name}.json").write_text(json.dumps(blob, indent=1, default=float))
+    (out / f"{label}.json").write_text(json.dumps(blob, indent=1, default=float))
     keep = ["step", "requests", "refs", "action", "method", "seconds", "cumulative_seconds",
             "retrain_seconds_estimate", "retrain_cumulative_seconds", "units", "units_since_retrain", "val_score",
             "peak_mb", "certificate"]
-    with (out / f"{name}.csv").open("w", newline="") as f:
+    with (out / f"{label}.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keep + ["device", "version"])
         w.writeheader()
         for s in steps:
             w.writerow({**{k: _cell(s[k]) for k in keep}, "device": info["device"], "version": gu.__version__})
-    plot(name, blob, out / f"{name}.png", utility, forgetting)
+    plot(label, blob, out / f"{label}.png", utility, forgetting)
     report(name, blob, utility, forgetting)
     return blob
+
+
+def _option(item: str) -> tuple[str, object]:
+    name, _, value = item.partition("=")
+    try:
+        return name.strip(), ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return name.strip(), value.strip()
 
 
 def _interpolate(x: float, xs: list[float], ys: list[float]) -> float:
@@ -297,6 +320,8 @@ def plot(name: str, blob: dict, path: Path, utility: str, forgetting: str) -> No
         xs = [c["requests"] for c in cps]
         ax.plot(xs, [c[f"{metric}_stream"] for c in cps], marker="o", color="C0",
                 label=f"stream ({blob['settings']['method']})")
+        ax.plot(xs, [c[f"{metric}_original"] for c in cps], marker="x", ls=":", color="grey",
+                label="original (never unlearned)")
         for k, seed in enumerate(blob["settings"]["gold_seeds"]):
             ax.scatter(xs, [c[f"{metric}_golds"][k] for c in cps], marker="*", s=50, color=f"C{k + 1}",
                        label=f"gold, seed {seed}")
@@ -320,9 +345,11 @@ def report(name: str, blob: dict, utility: str, forgetting: str) -> None:
           f"stream overhead (certificates, validation) {s['stream_overhead_seconds']:.1f} s")
     rows = [{"requests": c["requests"], "metric": m, "stream": c[f"{m}_stream"],
              "golds": "/".join(f"{v:.4f}" for v in c[f"{m}_golds"]), "drift": c[f"{m}_drift"],
-             "floor": c[f"{m}_floor"], "within": c[f"{m}_within"]}
+             "floor": c[f"{m}_floor"], "within": c[f"{m}_within"], "original": c[f"{m}_original"],
+             "original drift": c[f"{m}_original_drift"]}
             for c in blob["checkpoints"] for m in (utility, forgetting)]
-    common.print_table(rows, ["requests", "metric", "stream", "golds", "drift", "floor", "within"])
+    common.print_table(rows, ["requests", "metric", "stream", "golds", "drift", "floor", "within", "original",
+                              "original drift"])
     for target, met in s.get("targets", {}).items():
         print(f"  target {target}: {'met' if met else 'MISSED'}")
 
@@ -339,7 +366,14 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=str(common.RESULTS / "stream"))
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="a method option for every step (a Python literal), e.g. epochs=4")
+    p.add_argument("--budget", type=float, default=None, help="RetrainPolicy budget (default: never retrain)")
+    p.add_argument("--max-requests", type=int, default=None, help="RetrainPolicy max_requests")
+    p.add_argument("--max-val-drop", type=float, default=None, help="RetrainPolicy max_val_drop")
+    p.add_argument("--tag", default="", help="suffix for the output files (e.g. -policy)")
     args = p.parse_args()
+    args.option = dict(_option(item) for item in args.option)
     if len(args.gold_seeds) < 2:
         p.error("--gold-seeds needs two seeds or more (their spread is the noise floor)")
     if (args.requests is not None and args.requests < 1) or args.checkpoints < 1:
@@ -347,7 +381,7 @@ def main() -> None:
     names = list(STREAMS) if args.stream == "all" else [args.stream]
     for name in names:
         run_stream(name, STREAMS[name], args)
-    print(f"\nwrote {', '.join(f'{n}.json/.csv/.png' for n in names)} under {args.out}")
+    print(f"\nwrote {', '.join(f'{n}{args.tag}.json/.csv/.png' for n in names)} under {args.out}")
 
 
 if __name__ == "__main__":
