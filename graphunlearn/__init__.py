@@ -12,11 +12,12 @@ from .models import ModelCard, card_of, load_model, save_model
 from .report import Metrics, Report
 from .requests import Compaction, DeletionRequest, ForgetSet, LiveGraph
 from .store import DeletionError, GraphStore
+from .train import ChanceLevelWarning
 from .unlearning import UnlearnResult, methods, register, unlearn
 
 __all__ = [
-    "Certificate", "Compaction", "CorruptFileError", "DeletionError", "DeletionRequest", "ForgetSet", "GraphStore",
-    "HeteroGraphStore", "LiveGraph",
+    "Certificate", "ChanceLevelWarning", "Compaction", "CorruptFileError", "DeletionError", "DeletionRequest",
+    "ForgetSet", "GraphStore", "HeteroGraphStore", "LiveGraph",
     "Metrics", "ModelCard", "NonFiniteScoreError", "Report", "StoreLockedError", "UnlearnResult",
     "attach_evidence", "card_of", "certify", "datasets", "evaluate", "kernels", "load_model", "methods",
     "metrics", "models", "nn", "register", "sampling",

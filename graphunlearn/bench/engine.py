@@ -10,7 +10,9 @@ the original's recipe) and the task's metrics are taken with :func:`graphunlearn
 the task's attack where :data:`ATTACKS` has one, recording wall time and peak memory. Tables show the
 task's ``headline`` metrics and plot its ``plot_axes``. A finished cell is stored as JSON under
 ``out/cells`` keyed by a hash of its full configuration, so an interrupted or extended run recomputes only
-what is new or changed.
+what is new or changed. An original whose best validation score stayed at chance (its card's
+``validation``, :meth:`~graphunlearn.tasks.Task.learned`) is refused: no method runs on it, the cell's rows
+say why (``refused``), it is reported in the log and in ``results.md``, and it is not cached.
 :func:`write_outputs` writes ``results.csv``, ``results.json``, ``results.md`` (mean +- std over seeds, the
 gold row beside every method, the configuration's quality and speed targets checked, machine and versions in
 the header) and ``plots.png`` (utility vs forgetting; time vs forget fraction).
@@ -35,6 +37,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__, datasets, evaluate, train
+from ..models.card import card_of
 from ..store import GraphStore
 from ..tasks import Task, get_task, tasks
 from ..unlearning import methods, unlearn
@@ -109,10 +112,14 @@ def run(config: dict, out: str | os.PathLike, progress: bool = True, log: Callab
             continue
         t0 = time.perf_counter()
         cell_rows = _run_cell(cell, cache, progress)
+        rows += cell_rows
+        refused = next((r["refused"] for r in cell_rows if r.get("refused")), None)
+        if refused is not None:  # not cached: once training is fixed, the cell runs
+            log(f"[{k}/{len(cells)}] {_label(cell)}: REFUSED, {refused}")
+            continue
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"cell": cell, "rows": cell_rows}, indent=1))
         os.replace(tmp, path)  # a cell is stored whole or not at all
-        rows += cell_rows
         log(f"[{k}/{len(cells)}] {_label(cell)}: {time.perf_counter() - t0:.1f} s")
     return rows
 
@@ -145,16 +152,38 @@ def _unlearn_all(cell: dict, model, store, req, split, progress: bool, task: Tas
             for m in cell["methods"]}
 
 
-def _rows(cell: dict, results: dict, metrics: Callable) -> list[dict]:
+def _cell_fields(cell: dict) -> dict:
+    dropped = ("methods", "version", "method_options", "train", "eval_revision")
+    return {k: v for k, v in cell.items() if k not in dropped}
+
+
+def _original_val(model) -> float | None:
+    """The original's best validation score, from its card (``None`` when training had none)."""
+    card = card_of(model)
+    return None if card is None or card.validation is None else card.validation["best_val"]
+
+
+def _rows(cell: dict, results: dict, metrics: Callable, original_val: float | None = None) -> list[dict]:
     rows = []
     for method, res in results.items():
         values = metrics(method, res)
         values["seconds"], values["peak_mb"] = res.seconds, res.peak_mb
         values["backend"] = res.backend  # which kernel backend ran the method ("none": no kernel launched)
-        rows.append({**{k: v for k, v in cell.items()
-                        if k not in ("methods", "version", "method_options", "train", "eval_revision")},
-                     "method": method, **values})
+        rows.append({**_cell_fields(cell), "method": method, "original_val": original_val, **values})
     return rows
+
+
+def _refused(cell: dict, model) -> list[dict] | None:
+    """The rows of a cell whose original never learned (its card says its best validation score stayed at
+    chance): one per method, no metrics, ``refused`` saying why. ``None`` when the original learned."""
+    card = card_of(model)
+    if card is None or not card.at_chance:
+        return None
+    v = card.validation
+    reason = (f"the original never learned: best validation {v['best_val']:.4f} <= chance {v['chance']:.4f} + "
+              f"{v['margin']:.2f}")
+    return [{**_cell_fields(cell), "method": m, "original_val": v["best_val"], "refused": reason}
+            for m in cell["methods"]]
 
 
 def _mi_attack(cell: dict, model, store, req) -> Callable[[torch.nn.Module], dict]:
@@ -182,6 +211,9 @@ def _run_cell(cell: dict, cache: dict, progress: bool) -> list[dict]:
     data = _data(cell, cache)
     split, graph = task.make_split(data, cell["seed"])
     model = _original(cell, cache, task, graph, split, progress)
+    refused = _refused(cell, model)
+    if refused is not None:  # unlearn would refuse it too; every method and gold would look alike on it
+        return refused
     store = GraphStore(graph)
     # link reads setting ("in"/"out"), rec reads kind (the cell's setting: interaction/user/item_group)
     req = task.sample_forget(store, split, cell["fraction"], seed=cell["seed"], setting=cell["setting"],
@@ -199,7 +231,7 @@ def _run_cell(cell: dict, cache: dict, progress: bool) -> list[dict]:
             values.update(attacked(res.model))
         return values
 
-    return _rows(cell, results, metrics)
+    return _rows(cell, results, metrics, _original_val(model))
 
 
 # ----------------------------------------------------------------------------------------------- summaries
@@ -247,6 +279,9 @@ def summarise(rows: list[dict]) -> list[dict]:
             backends = sorted({r["backend"] for r in rs if r.get("backend")})
             if backends:
                 row["backend"] = ",".join(backends)
+            refused = sum(1 for r in rs if r.get("refused"))
+            if refused:
+                row["refused"] = f"{refused} seed(s): the original never learned"
             out.append(row)
     return out
 
@@ -324,6 +359,10 @@ def write_outputs(rows: list[dict], out: str | os.PathLike, config: dict | None 
                   "|---|---|---|---|---|---|---|---|"]
         lines += [f"| {c['group']} | {c['method']} | {c['metric']} | {c['method_value']:.4f} | {c['gold_value']:.4f} "
                   f"| {c['measured']:+.4f} | {c['target']} | {'yes' if c['met'] else '**MISSED**'} |" for c in checks]
+    refused = sorted({(_label(r), r["refused"]) for r in rows if r.get("refused")})
+    if refused:
+        lines += ["", "Refused cells (the original model never learned, so no method ran; they are not cached):", ""]
+        lines += [f"- {label}: {why}" for label, why in refused]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     if rows:
         plot(rows, out / "plots.png")
@@ -344,9 +383,10 @@ def plot(rows: list[dict], path: Path) -> None:
         label = "gold (retrain)" if m == _GOLD else m
         ax1.scatter([r[xm] for r in rs], [r[ym] for r in rs], label=label, s=18, alpha=0.7,
                     marker="*" if m == _GOLD else "o")
-        fracs = sorted({r["fraction"] for r in rows if r["method"] == m})
-        ax2.plot(fracs, [statistics.median([r["seconds"] for r in rows if r["method"] == m and r["fraction"] == f])
-                         for f in fracs], marker="o", label=label)
+        timed = [r for r in rows if r["method"] == m and "seconds" in r]  # a refused cell ran nothing
+        fracs = sorted({r["fraction"] for r in timed})
+        ax2.plot(fracs, [statistics.median([r["seconds"] for r in timed if r["fraction"] == f]) for f in fracs],
+                 marker="o", label=label)
     ax1.set_xlabel(f"{xm} (gold is the target)")
     ax1.set_ylabel(ym)
     ax1.legend(fontsize=7)

@@ -35,7 +35,10 @@ class ModelCard:
     models: how to rebuild one without the user's code), ``wrapper`` (a method's added modules, e.g.
     GNNDelete's operators: what :func:`load_model` needs to rebuild them), ``decoder`` (the name of a task's
     own decoder or head the model was trained with: code a card cannot hold, so ``unlearn`` asks for the
-    task again instead of falling back to the dot product). A card does not survive ``copy.deepcopy``.
+    task again instead of falling back to the dot product), ``validation`` (what the trainer measured:
+    ``{"best_val", "chance", "margin", "at_chance"}`` from :meth:`graphunlearn.tasks.Task.learned`, ``None``
+    when training had no validation score; an unlearned model keeps its original's). A card does not survive
+    ``copy.deepcopy``.
     """
 
     task: str | None = None
@@ -48,6 +51,28 @@ class ModelCard:
     config: dict | None = None
     wrapper: dict | None = None
     decoder: str | None = None
+    validation: dict | None = None
+
+    @property
+    def at_chance(self) -> bool:
+        """Whether the trainer found the model's best validation score at chance (it learned nothing)."""
+        return bool((self.validation or {}).get("at_chance", False))
+
+    def check_learned(self, where: str) -> None:
+        """Refuse a model that never learned (:attr:`at_chance`): unlearning it, or comparing methods on it,
+        measures nothing, since every method and gold then look alike.
+
+        Raises:
+            ValueError: the card says the best validation score stayed at chance; the message gives both.
+        """
+        if self.at_chance:
+            v = self.validation
+            raise ValueError(
+                f"{where}: the model never learned: its best validation score during training was "
+                f"{v.get('best_val', float('nan')):.4f}, at chance for task {self.task!r} (chance "
+                f"{v.get('chance', float('nan')):.4f} + margin {v.get('margin', 0.0):.2f}); there is nothing to "
+                "forget. Train a model that learns first (scale the features, e.g. torch_geometric's "
+                "T.NormalizeFeatures(); lower lr=; more epochs=) and unlearn that one")
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -62,7 +87,8 @@ class ModelCard:
         known = {k: v for k, v in blob.items() if k in cls.__dataclass_fields__}
         try:
             card = cls(**known)
-            return replace(card, forgotten=tuple(int(i) for i in card.forgotten), recipe=dict(card.recipe or {}))
+            return replace(card, forgotten=tuple(int(i) for i in card.forgotten), recipe=dict(card.recipe or {}),
+                           validation=None if card.validation is None else dict(card.validation))
         except (TypeError, ValueError) as exc:
             raise CorruptFileError(f"{where}: malformed ({exc})") from None
 

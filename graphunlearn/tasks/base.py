@@ -239,6 +239,32 @@ class Task:
         """Validation score for model selection (higher is better), or ``None`` when the split has none."""
         return None
 
+    #: how far above :meth:`chance_level` a best validation score must reach for the model to have learned
+    chance_margin: float = 0.0
+    #: the fewest validation units (pairs of each label, nodes) a chance verdict is drawn from: the AUROC of
+    #: a scorer at chance on 100 + 100 pairs has a standard deviation of 0.04 (Hanley and McNeil, Radiology
+    #: 1982), already twice the link margin; on a toy split of ten pairs it is 0.13, and a verdict is noise
+    chance_min_units: int = 100
+
+    def chance_level(self, store: GraphStore, split) -> float | None:
+        """The :meth:`validate` score of a model that learned nothing, or ``None`` when there is nothing to
+        judge by (no split, a task without validation, or fewer than :attr:`chance_min_units` validation
+        units)."""
+        return None
+
+    def learned(self, best_val: float | None, store: GraphStore, split) -> dict | None:
+        r"""Whether a model whose best validation score was ``best_val`` learned anything: at chance when
+        :math:`\text{best\_val} \le \text{chance\_level} + \text{chance\_margin}` (up to float32 rounding:
+        an accuracy of 22/30 computed in float32 reads 0.73333335). Returns ``{"best_val", "chance",
+        "margin", "at_chance"}`` (what the trainer records on the model card), or ``None`` when there is
+        nothing to judge (no validation score, or a NaN one)."""
+        chance = self.chance_level(store, split)
+        if chance is None or best_val is None or math.isnan(best_val) or math.isnan(chance):
+            return None
+        margin = float(self.chance_margin)
+        return {"best_val": float(best_val), "chance": float(chance), "margin": margin,
+                "at_chance": bool(best_val <= chance + margin + 1e-6)}
+
     # ------------------------------------------------------------------ units (for unlearning methods)
     def forget_units(self, store: GraphStore, requests: Sequence[DeletionRequest], split) -> Tensor:
         """The units the requests deleted."""

@@ -75,7 +75,10 @@ class LinkPrediction(Task):
     name = "link"
     split_type = ds.LinkSplit
     pairwise = True
-    recipe = dict(epochs=200, lr=0.01, weight_decay=0.0, patience=50, eval_every=5, batch_size=None)
+    # 500 epochs at most: GCN on the row-normalised Amazon Photo is still improving at 200 (validation AUROC
+    # 0.888 at 200, 0.955 at 500); early stopping (patience 50) ends runs that have settled, as Cora's does
+    # at epoch 160
+    recipe = dict(epochs=500, lr=0.01, weight_decay=0.0, patience=50, eval_every=5, batch_size=None)
     backbones = CONVS
     headline = ("dt_auroc", "df_auroc", "hits@20", "mi_ratio", "gap_test_kl", "gap_deleted_kl", "seconds", "peak_mb")
     plot_axes = ("df_auroc", "dt_auroc")
@@ -105,6 +108,17 @@ class LinkPrediction(Task):
         model.eval()
         z = self.encode(model, store)
         return roc_auc(self.decode(model, z, split.val_pos), self.decode(model, z, split.val_neg))
+
+    #: AUROC within 0.02 of 0.5: a model that scores every pair alike (the collapse of a diverged run) or at
+    #: random sits there; a trained GCN is above 0.85 on every graph of ../shared/data
+    chance_margin = 0.02
+
+    def chance_level(self, store, split):
+        """0.5: the validation AUROC of scores that do not tell edges from non-edges (``None`` without a split
+        or with fewer than :attr:`chance_min_units` validation pairs of either label)."""
+        if split is None or min(split.val_pos.size(1), split.val_neg.size(1)) < self.chance_min_units:
+            return None
+        return 0.5
 
     # units: node pairs
     def forget_units(self, store, requests, split):

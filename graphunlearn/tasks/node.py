@@ -147,6 +147,18 @@ class NodeClassification(Task):
             return None
         return self.accuracy(model, store, split.val_idx)
 
+    def chance_level(self, store, split):
+        """The majority-class rate on the live validation nodes: the accuracy of always answering the class
+        most frequent there (the best a model that ignores its input can do). ``None`` without a split or
+        labels, or with fewer than :attr:`chance_min_units` live validation nodes."""
+        if split is None or store.y is None:
+            return None
+        y = store.y[split.val_idx[store.node_mask[split.val_idx]]]
+        labelled = y[y >= 0]  # a negative label (unlabelled) is never predicted: it counts as a miss
+        if y.numel() < self.chance_min_units or not labelled.numel():
+            return None
+        return float(torch.bincount(labelled).max()) / y.numel()
+
     @torch.no_grad()
     def accuracy(self, model: nn.Module, store: GraphStore, nodes: Tensor) -> float:
         """Accuracy on the live ``nodes`` (NaN when none is live; ``NonFiniteScoreError`` on NaN or infinite

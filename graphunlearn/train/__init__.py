@@ -3,12 +3,15 @@
 Every model is run as PyTorch Geometric models are, ``model(x, edge_index)`` on the live graph (deleted
 elements never enter), through the one optimisation loop (:func:`~graphunlearn.train.loop.optimise`). The
 recipe used is recorded in the model's card (:func:`graphunlearn.models.card_of`), so that
-``unlearn(..., method="retrain")`` trains gold with the same settings.
+``unlearn(..., method="retrain")`` trains gold with the same settings, and what validation found
+(``card.validation``): a model whose best validation score stayed at chance is reported loudly
+(:class:`ChanceLevelWarning`) and refused by ``unlearn`` and the benchmark.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -21,14 +24,21 @@ from ..tasks import Task, get_task
 from ..tasks.base import make_generator
 from .loop import LoopResult, check_recipe, optimise, validated
 
-__all__ = ["LoopResult", "TrainResult", "fit", "link_prediction", "node_classification", "optimise",
-           "recommendation", "validated"]
+__all__ = ["ChanceLevelWarning", "LoopResult", "TrainResult", "fit", "link_prediction", "node_classification",
+           "optimise", "recommendation", "validated"]
+
+
+class ChanceLevelWarning(UserWarning):
+    """Training ended with the best validation score at chance (:meth:`graphunlearn.tasks.Task.learned`): the
+    model learned nothing. ``unlearn`` and the benchmark refuse such a model as an original."""
 
 
 @dataclass
 class TrainResult:
     """What training did: the model (trained in place, best validation state restored), the best epoch and
-    its validation score, epochs run, wall time, per-validation history, the recipe, and the model's card."""
+    its validation score, epochs run, wall time, per-validation history, the recipe, the model's card, and
+    whether the best validation score stayed at chance (``at_chance``; ``None`` without a validation score
+    to judge; the chance level itself is ``card.validation["chance"]``)."""
 
     model: nn.Module
     best_epoch: int
@@ -38,6 +48,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     recipe: dict = field(default_factory=dict)
     card: ModelCard | None = None
+    at_chance: bool | None = None
 
 
 def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | None = None,
@@ -61,6 +72,12 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
         progress: show a progress bar (default ``True``).
         checkpoint: write the selected model and its card there (:func:`graphunlearn.models.save_model`).
         autocast: train under bfloat16 autocast (default off).
+
+    Warns:
+        ChanceLevelWarning: the best validation score stayed at the task's chance level
+            (:meth:`~graphunlearn.tasks.Task.learned`: link AUROC at most 0.52; node accuracy at most the
+            majority-class rate of the validation nodes; judged on 100 validation units or more); recorded
+            as ``card.validation["at_chance"]``.
 
     Raises:
         TypeError, ValueError: an argument of the wrong type or out of range, a split of another task,
@@ -91,20 +108,28 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
                    batches=lambda epoch: task.batches(store, split, g, recipe["batch_size"]),
                    validate=validate, eval_every=recipe["eval_every"], patience=recipe["patience"],
                    progress=progress, desc=f"train {task.name}", where=where, autocast=autocast)
+    verdict = task.learned(run.best_val, store, split) if split is not None else None
+    if verdict is not None and verdict["at_chance"]:
+        warnings.warn(f"{where}: the model did not learn: its best validation score was {run.best_val:.4f} (epoch "
+                      f"{run.best_epoch} of {run.epochs_run}), at chance for task {task.name!r} (chance "
+                      f"{verdict['chance']:.4f} + margin {verdict['margin']:.2f}). Scale the features (e.g. "
+                      "torch_geometric's T.NormalizeFeatures()), lower lr= or check the labels; unlearn and the "
+                      "benchmark refuse this model", ChanceLevelWarning, stacklevel=3 if _where else 2)
     old = card_of(model)
     custom = task.decoder if task.decoder is not None else getattr(task, "head", None)
     card = ModelCard(task=task.name, recipe=dict(recipe), forgotten=old.forgotten if old else (),
-                     decoder=None if custom is None else getattr(custom, "__qualname__", type(custom).__name__))
+                     decoder=None if custom is None else getattr(custom, "__qualname__", type(custom).__name__),
+                     validation=verdict)
     set_card(model, card)
     if checkpoint is not None:
         card = save_model(checkpoint, model, card)
     return TrainResult(model, run.best_epoch, run.best_val, run.epochs_run, run.seconds, run.history, dict(recipe),
-                       card)
+                       card, None if verdict is None else verdict["at_chance"])
 
 
 def link_prediction(model: nn.Module, store: GraphStore, split=None, **recipe) -> TrainResult:
     """:func:`fit` for link prediction: BCE of the live edges against as many sampled node pairs per epoch,
-    early stopping on validation AUROC (recipe: 200 epochs, lr 0.01, patience 50, validation every 5)."""
+    early stopping on validation AUROC (recipe: at most 500 epochs, lr 0.01, patience 50, validation every 5)."""
     return fit(model, store, split, task="link", _where="train.link_prediction", **recipe)
 
 

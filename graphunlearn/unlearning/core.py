@@ -97,9 +97,10 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     Raises:
         TypeError: an argument or option of the wrong type, a split of another task, a request that is not a
             ``DeletionRequest``, or a model the method cannot work on (e.g. no ``reset_parameters``).
-        ValueError: a value out of range, an unknown method, option or task, a task the method does not
-            support, a request of another store or compacted, one the model has already forgotten, or a model
-            on another device than the store (the message names both).
+        ValueError: a model whose card says it never learned (its best validation score stayed at chance,
+            :class:`~graphunlearn.train.ChanceLevelWarning`), a value out of range, an unknown method, option
+            or task, a task the method does not support, a request of another store or compacted, one the
+            model has already forgotten, or a model on another device than the store (the message names both).
         FloatingPointError: the method's loss became NaN or infinite.
     All argument checks run before any work.
     """
@@ -119,6 +120,8 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     spec = _REGISTRY[method]
     opts = spec.check_options(options)
     card = card_of(model)
+    if card is not None:  # a model whose validation stayed at chance learned nothing there is to forget
+        card.check_learned(where)
     if task is None and card is not None and card.decoder is not None:
         raise ValueError(f"{where}: the model was trained with the task's own decoder or head ({card.decoder}), which "
                          "a card cannot hold; pass the same task object again: task=...")

@@ -222,6 +222,88 @@ def test_gowalla(real, data_root):
     assert sorted((train[1, train[0] == user] - 29858).tolist()) == items
 
 
+def _npz_rows(path: Path) -> tuple[np.ndarray, int]:
+    """Words per node (nonzeros of each attribute row) and the class count of a gnn-benchmark ``.npz``."""
+    with np.load(path) as f:
+        return np.diff(f["attr_indptr"]), int(f["labels"].max()) + 1
+
+
+@pytest.mark.parametrize("name, subdir, npz, shape", [
+    ("amazon-photo", "amazon/Photo", "amazon_electronics_photo.npz", (7650, 745, 238162, 8)),
+    ("coauthor-cs", "coauthor/CS", "ms_academic_cs.npz", (18333, 6805, 163788, 15)),
+])
+def test_shchur_graphs(real, data_root, name, subdir, npz, shape):
+    """PyG's Amazon / Coauthor graphs (README's counts), undirected, with row-normalised features whose
+    support is the file's bag of words of each node."""
+    raw = require_dataset(data_root, subdir) / "raw"
+    d = real["get"](name, subdir)
+    assert (d.num_nodes, d.num_features, d.edge_index.size(1), int(d.y.max()) + 1) == shape and d.name == name
+    assert d.is_undirected() and not d.has_self_loops()
+    words, classes = _npz_rows(raw / npz)
+    assert classes == shape[3]
+    np.testing.assert_array_equal((d.x > 0).sum(1).numpy(), words)
+    sums = d.x.sum(1)
+    torch.testing.assert_close(sums[sums > 0], torch.ones_like(sums[sums > 0]))  # T.NormalizeFeatures()
+    assert (real["cache"] / "work" / subdir / "processed").is_dir()
+
+
+@pytest.mark.slow
+def test_yelp2018(real, data_root):
+    """The LightGCN text format read as gowalla is (README section 5's counts)."""
+    raw = require_dataset(data_root, "rec/yelp2018") / "raw"
+    d = real["get"]("yelp2018", "rec/yelp2018")
+    users, items = 31668, 38048
+    assert (d.num_users, d.num_items, d.num_nodes, d.name) == (users, items, users + items, "yelp2018")
+    train, test = d.split_edge["train_pos"], d.split_edge["test_pos"]
+    assert train.shape == (2, 1237259) and test.shape == (2, 324147)
+    assert d.edge_index.shape == (2, 2 * (1237259 + 324147))
+    assert int(d.node_type.sum()) == items and bool((d.node_type[:users] == 0).all())
+    n = d.num_nodes
+    assert not bool(torch.isin(test[0] * n + test[1], train[0] * n + train[1]).any())
+    for fname, pairs in (("train.txt", train), ("test.txt", test)):
+        first = [int(t) for t in (raw / fname).open().readline().split()]
+        assert sorted((pairs[1, pairs[0] == first[0]] - users).tolist()) == sorted(first[1:]), fname
+
+
+def test_new_graph_names_and_aliases():
+    for alias, key in (("Amazon-Photo", "amazon-photo"), ("photo", "amazon-photo"), ("amazon_photo", "amazon-photo"),
+                       ("Coauthor-CS", "coauthor-cs"), ("cs", "coauthor-cs"), ("coauthor_cs", "coauthor-cs"),
+                       ("Yelp2018", "yelp2018"), ("yelp", "yelp2018"), ("yelp-2018", "yelp2018")):
+        assert canonical_name(alias) == key
+    assert {"amazon-photo", "coauthor-cs", "yelp2018"} <= set(DATASETS)
+
+
+@pytest.mark.parametrize("name, subdir, wanted", [
+    ("amazon-photo", "amazon/Photo", "amazon_electronics_photo.npz"),
+    ("coauthor-cs", "coauthor/CS", "ms_academic_cs.npz"),
+    ("yelp2018", "rec/yelp2018", "train.txt"),
+])
+def test_new_graph_with_a_missing_raw_file_is_refused_before_any_download(tmp_path, monkeypatch, name, subdir,
+                                                                            wanted):
+    raw = tmp_path / "root" / subdir / "raw"
+    raw.mkdir(parents=True)
+    (raw / "unrelated.txt").write_text("x")
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match=rf"dataset {name!r}: .*{re.escape(wanted)}.* missing under"):
+        load(name, root=tmp_path / "root")
+    assert not (tmp_path / "cache" / "work" / subdir / "processed").exists()  # PyG never ran
+
+
+def test_crafted_npz_is_refused_and_never_run(tmp_path, monkeypatch):
+    """An ``.npz`` is read with ``numpy.load(allow_pickle=False)``: an object array is refused, not unpickled."""
+    marker = tmp_path / "pwned"
+    raw = tmp_path / "root" / "amazon" / "Photo" / "raw"
+    raw.mkdir(parents=True)
+    crafted = np.empty(1, dtype=object)
+    crafted[0] = exploits(marker)["os.system"]
+    np.savez(raw / "amazon_electronics_photo.npz", attr_data=crafted)
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=r"dataset 'amazon-photo': .*amazon_electronics_photo\.npz is not a readable "
+                                         r"gnn-benchmark \.npz \(.*allow_pickle"):
+        load("amazon-photo", root=tmp_path / "root")
+    assert not marker.exists()
+
+
 def test_data_root_is_never_written(real, cora, ddi, movielens, data_root):
     """Loading copies into the cache: the data root gains no ``processed/`` folder and no file changes."""
     assert tree_state(data_root) == real["root_before"]
