@@ -18,9 +18,10 @@ split, the original model trained with the configuration's epochs, seed and reci
 
 The requests are written as a request file (``<name>-requests.jsonl``, read back with
 ``graphunlearn.certify.stream.read_requests``) and applied with ``stream``, which writes one certificate per
-step under ``<name>-certificates/``. At checkpoints (the quarters of the stream: after requests 25, 50, 75 and
-100 for Cora) two gold models are retrained from scratch on the live graph (``unlearn(original, store,
-all requests so far, "retrain")`` with seeds 0 and 1; the configuration's recipe). Reported:
+step under ``<name>-certificates/requests-<first>-<last>/`` (one folder per stretch between checkpoints).
+At checkpoints (the quarters of the stream: after requests 25, 50, 75 and 100 for Cora) gold models are
+retrained from scratch on the live graph (``unlearn(original, store, all requests so far, "retrain")``
+with the seeds of ``--gold-seeds``, default 0 and 1; the configuration's recipe). Reported:
 
 * per-request cost: each step's unlearning wall time (``UnlearnResult.seconds``; building and writing its
   certificate and the validation score are not counted, and are reported apart as the stream's overhead);
@@ -28,7 +29,7 @@ all requests so far, "retrain")`` with seeds 0 and 1; the configuration's recipe
   retrain cost after request k is interpolated linearly between the measured golds' median times at the
   checkpoints (held flat before the first one); the issue's target for Cora is under 10%;
 * drift: at each checkpoint the stream model's Dt-AUROC and Df-AUROC (link), recall@20 and forget_recall@20
-  (rec), against the two golds; ``drift`` = |stream - mean of the golds|, the noise floor = |gold 0 - gold 1|,
+  (rec), against the golds; ``drift`` = |stream - mean of the golds|, the noise floor = max - min over the golds,
   and ``within`` says whether drift <= floor. The retrain gap of the stream model to gold 0 (``gap_test_kl``,
   ``gap_deleted_kl``) is reported beside gold 1's gap to gold 0.
 
@@ -49,6 +50,7 @@ import csv
 import dataclasses
 import inspect
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -175,16 +177,16 @@ def run_stream(name: str, spec: dict, args) -> dict:
     req_file = write_requests(out / f"{label}-requests.jsonl", requests)
     requests = read_requests(req_file)
     certs = out / f"{label}-certificates"
-    if certs.exists():
-        for old in certs.glob("step-*"):
-            old.unlink()  # certificates of an earlier run of this benchmark: replaced, not mixed
+    if certs.exists():  # certificates of an earlier run of this benchmark: replaced, not mixed
+        shutil.rmtree(certs)
     checkpoints = checkpoints_of(count, parts)
     utility, forgetting = metric_names(task)
     steps, rows_cp, current, done, overhead = [], [], model, 0, 0.0
     for cp in checkpoints:
         t = time.perf_counter()
         part = stream(current, store, requests[done:cp], split=split, method=spec["method"], task=task,
-                      seed=seed + done, certificates=certs, progress=progress, policy=policy, **options)
+                      seed=seed + done, certificates=certs / f"requests-{done + 1:03d}-{cp:03d}", progress=progress,
+                      policy=policy, **options)
         wall = time.perf_counter() - t
         overhead += wall - part.total_seconds
         offset = steps[-1]["cumulative_seconds"] if steps else 0.0
