@@ -41,3 +41,14 @@ def test_built_wheel_contains_and_imports_kernels(tmp_path):
             "from graphunlearn.kernels import masked_spmm; print(k.__file__)")
     run = subprocess.run([sys.executable, "-c", code, str(wheel)], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    """``pyproject.toml`` lists packages by name: a new subpackage missing there installs nowhere (the
+    editable install of the tests would not notice)."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(("graphunlearn", *init.parent.relative_to(REPO / "graphunlearn").parts))
+             for init in (REPO / "graphunlearn").rglob("__init__.py")}
+    assert found - listed == set(), f"subpackages missing from pyproject.toml's packages: {sorted(found - listed)}"
