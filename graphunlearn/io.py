@@ -40,12 +40,17 @@ def write_temp(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a fsynced temporary file beside ``path`` (``<name>.<random>.tmp``), removed again if
     the write fails. With :func:`commit_temp` and :func:`fsync_dir` it makes :func:`atomic_save`, split for
     callers whose commit point is the rename."""
+    return _write_temp(path, lambda f: torch.save(obj, f))
+
+
+def _write_temp(path: str | os.PathLike, write) -> Path:
+    """``write(file)`` into a fsynced temporary file beside ``path``, removed again if the write fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
@@ -70,18 +75,7 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
     """Write ``data`` to ``path`` as :func:`atomic_save` writes tensors: a fsynced temporary file beside it,
     renamed over it, the folder fsynced. A reader sees the old file or the new one, never a torn write."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    commit_temp(Path(tmp), path)
+    commit_temp(_write_temp(path, lambda f: f.write(data)), path)
     fsync_dir(path.parent)
 
 

@@ -34,9 +34,9 @@ from ..certificate import MIN_KEY_BYTES
 from ..models.card import card_of
 from ..requests import KINDS, DeletionRequest
 from ..store import GraphStore
-from ..tasks import Task, get_task
-from ..tasks import tasks as registered_tasks
+from ..tasks import Task
 from ..unlearning import methods, unlearn
+from ..unlearning.core import resolve_task
 
 __all__ = ["RetrainPolicy", "StreamError", "StreamRequest", "StreamResult", "StreamStep", "read_requests", "stream",
            "write_requests"]
@@ -547,21 +547,6 @@ def _validate(task: Task, model: nn.Module, store: GraphStore, split) -> float |
     return None if score is None else float(score)
 
 
-def _resolve_task(model: nn.Module, task, split, where: str) -> Task:
-    """The task as ``unlearn`` resolves it (the model card's, else the split's), so the stream's own scores use
-    the same decoder the methods do."""
-    card = card_of(model)
-    if task is None and card is not None and card.decoder is not None:
-        raise ValueError(f"{where}: the model was trained with the task's own decoder or head ({card.decoder}), "
-                         "which a card cannot hold; pass the same task object again: task=...")
-    if task is None and card is not None and card.task is not None:
-        task = card.task
-    if task is None and split is None:
-        raise ValueError(f"{where}: the model carries no card saying its task; pass task= "
-                         f"({', '.join(sorted(registered_tasks()))}) or split=")
-    return get_task(task, split, where)
-
-
 def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method: str = "d2dgn",
            task: str | Task | None = None, batch: int = 1, policy: RetrainPolicy | None = None, seed: int = 0,
            certificates: str | os.PathLike | None = None, key: bytes | str | None = None, progress: bool = False,
@@ -629,7 +614,7 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
         raise ValueError(f"{where}: unknown unlearning method {method!r}; registered: {sorted(registry)}")
     spec = registry[method]
     spec.check_options(options)  # bad options fail here, before any request is registered
-    task_obj = _resolve_task(model, task, split, where)
+    task_obj = resolve_task(model, task, split, where)
     if not spec.supports(task_obj):
         raise ValueError(f"{where}: method {method!r} supports tasks {spec.tasks}, not {task_obj.name!r}")
     policy = policy or RetrainPolicy()

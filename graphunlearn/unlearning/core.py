@@ -57,6 +57,25 @@ class UnlearnResult:
                 f"peak_mb={self.peak_mb:.1f}, {keys})")
 
 
+def resolve_task(model: nn.Module, task: str | Task | None, split, where: str) -> Task:
+    """The task of ``model``: ``task`` when given, else its card's, else the split's (as ``unlearn`` finds it).
+
+    Raises:
+        ValueError: the card names a task's own decoder or head (code a card cannot hold: pass the task
+            again), or neither a task, a card nor a split says which task.
+    """
+    card = card_of(model)
+    if task is None and card is not None and card.decoder is not None:
+        raise ValueError(f"{where}: the model was trained with the task's own decoder or head ({card.decoder}), which "
+                         "a card cannot hold; pass the same task object again: task=...")
+    if task is None and card is not None and card.task is not None:
+        task = card.task
+    if task is None and split is None:
+        raise ValueError(f"{where}: the model carries no card saying its task (a deep copy has none); pass task= "
+                         f"({', '.join(sorted(registered_tasks()))}) or split=")
+    return get_task(task, split, where)
+
+
 def _custom(task: Task) -> str | None:
     """A name for a task's own decoder or head (what a card records: the code itself cannot be saved)."""
     f = task.decoder if task.decoder is not None else getattr(task, "head", None)
@@ -122,15 +141,7 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     card = card_of(model)
     if card is not None:  # a model whose validation stayed at chance learned nothing there is to forget
         card.check_learned(where)
-    if task is None and card is not None and card.decoder is not None:
-        raise ValueError(f"{where}: the model was trained with the task's own decoder or head ({card.decoder}), which "
-                         "a card cannot hold; pass the same task object again: task=...")
-    if task is None and card is not None and card.task is not None:
-        task = card.task
-    if task is None and split is None:
-        raise ValueError(f"{where}: the model carries no card saying its task (a deep copy has none); pass task= "
-                         f"({', '.join(sorted(registered_tasks()))}) or split=")
-    task = get_task(task, split, where)
+    task = resolve_task(model, task, split, where)
     if not spec.supports(task):
         raise ValueError(f"method {method!r} supports tasks {spec.tasks}, not {task.name!r}")
     wrapper = getattr(model, "wrapper_config", None) or (card.wrapper if card is not None else None)
