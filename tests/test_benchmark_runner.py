@@ -25,10 +25,12 @@ def test_smoke_run_and_resume(tmp_path):
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
-    assert {r["method"] for r in rows} == {"retrain", "unlink", "d2dgn", "gnndelete"}
+    # gold2: gold retrained with seed + 1, the noise floor
+    assert {r["method"] for r in rows} == {"retrain", "gold2", "unlink", "d2dgn", "gnndelete"}
     assert all(float(r["peak_mb"]) >= 0 and float(r["seconds"]) > 0 for r in rows)
     table = (tmp_path / "out" / "results.md").read_text()
     assert "gold (retrain)" in table and "torch" in table and "+-" in table and "speedup" in table
+    assert "Noise floor" in table and "gold, seed + 1 (noise floor)" in table
     assert (tmp_path / "out" / "plots.png").stat().st_size > 1000
     assert json.loads((tmp_path / "out" / "results.json").read_text())["config"] == "smoke"
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
@@ -43,7 +45,7 @@ def test_smoke_run_and_resume(tmp_path):
 def test_node_and_rec_smoke_configs(tmp_path, name, metrics):
     config = bench.load_config(name)
     rows = bench.run(config, tmp_path, progress=False, log=lambda _: None)
-    assert {r["method"] for r in rows} == set(config["methods"])
+    assert {r["method"] for r in rows} == set(config["methods"]) | {"gold2"}
     for r in rows:
         assert all(m in r for m in metrics), sorted(r)
     gold = next(r for r in rows if r["method"] == "retrain")
@@ -126,7 +128,7 @@ def test_a_fourth_task_runs_through_the_engine_unchanged(tmp_path, monkeypatch):
         assert len(cells) == 1 and cells[0]["task"] == toy.name
         assert "attack_epochs" not in cells[0]  # no attack registered for the toy task in bench.ATTACKS
         rows = bench.run(config, tmp_path, progress=False, log=lambda _: None)
-        assert {r["method"] for r in rows} == {"retrain", "unlink", "d2dgn"}
+        assert {r["method"] for r in rows} == {"retrain", "gold2", "unlink", "d2dgn"}  # gold2: the noise floor
         for r in rows:
             assert r["task"] == toy.name and 0 <= r["dt_auroc"] <= 1 and 0 <= r["df_auroc"] <= 1
             assert "mi_ratio" not in r and r["seconds"] >= 0
@@ -190,3 +192,20 @@ def test_the_gpu_pipeline_benchmark_runs_on_a_tiny_graph(tmp_path):
     rows = list(csv.DictReader(out.open()))
     assert [r["phase"] for r in rows] == ["data", "store", "train", "delete", "d2dgn", "gnndelete", "retrain"]
     assert {r["backend"] for r in rows if r["phase"] in ("d2dgn", "gnndelete", "retrain")} == {"torch"}
+
+
+def test_noise_floor_compares_each_method_with_two_golds():
+    base = dict(dataset="d", backbone="gcn", fraction=0.1, setting="in", task="link")
+    rows = []
+    for seed, (g, g2, m) in enumerate([(0.90, 0.91, 0.905), (0.92, 0.90, 0.95)]):
+        rows += [{**base, "seed": seed, "method": "retrain", "dt_auroc": g, "gap_test_kl": 0.0},
+                 {**base, "seed": seed, "method": "gold2", "dt_auroc": g2, "gap_test_kl": 0.02},
+                 {**base, "seed": seed, "method": "d2dgn", "dt_auroc": m, "gap_test_kl": 0.01}]
+    got = {(f["method"], f["metric"]): f for f in bench.engine.noise_floor(rows)}
+    dt = got[("d2dgn", "dt_auroc")]
+    assert dt["distance"] == pytest.approx((0.005 + 0.03) / 2) and dt["floor"] == pytest.approx((0.01 + 0.02) / 2)
+    assert not dt["within"]
+    kl = got[("d2dgn", "gap_test_kl")]
+    assert kl["distance"] == pytest.approx(0.01) and kl["floor"] == pytest.approx(0.02) and kl["within"]
+    assert got[("gold, seed + 1 (noise floor)", "dt_auroc")]["within"]  # the floor is within itself
+    assert bench.engine.noise_floor([r for r in rows if r["method"] != "gold2"]) == []

@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import inspect
 import json
+import math
 import os
 import platform
 import statistics
@@ -44,6 +45,8 @@ from ..unlearning import methods, unlearn
 from .configs import config_label, config_names, load_config
 
 _GOLD = "retrain"
+#: the row of the second gold, retrained with the cell's seed + 1: its distance to gold is the noise floor
+_FLOOR = "gold2"
 #: bumped whenever a metric's definition or an evaluation constant changes, so cached cells are recomputed
 EVAL_REVISION = "2026-11-30.1"  # AUROC/AP from torchmetrics: ties as defined there, NaN refused
 
@@ -63,6 +66,8 @@ def plan(config: dict) -> list[dict]:
     resolved = {m: {**registry[m].options, **overrides.get(m, {})} for m in sorted(config["methods"])}
     fixed = dict(task=task, epochs=config["epochs"], methods=sorted(config["methods"]), method_options=resolved,
                  train=config.get("train", {}), version=__version__, eval_revision=EVAL_REVISION)
+    if config.get("noise_floor", True) and _GOLD in config["methods"]:
+        fixed["noise_floor"] = True  # a second gold per cell (seed + 1); configs opt out where gold is costly
     if task in ATTACKS:  # the attack's shadow model trains this long (a task without an attack has no such key)
         fixed["attack_epochs"] = config.get("attack_epochs", config["epochs"])
     return [dict(dataset=d, backbone=b, fraction=f, setting=s, seed=seed, **fixed)
@@ -220,6 +225,9 @@ def _run_cell(cell: dict, cache: dict, progress: bool) -> list[dict]:
                              kind=cell["setting"])
     results = _unlearn_all(cell, model, store, req, split, progress, task)
     gold = results[_GOLD].model if _GOLD in results else None
+    if gold is not None and cell.get("noise_floor"):  # gold again, another seed: how far two retrainings differ
+        results[_FLOOR] = unlearn(model, store, req, _GOLD, split=split, task=task, seed=cell["seed"] + 1,
+                                  progress=progress, **cell["method_options"][_GOLD])
     extra = {"seed": cell["seed"]} if _accepts(task.evaluate, "seed") else {}
     attack = ATTACKS.get(task.name)
     attacked = attack(cell, model, store, req) if attack is not None else None
@@ -265,10 +273,10 @@ def summarise(rows: list[dict]) -> list[dict]:
     for key, by_method in sorted(_groups(rows).items()):
         headline = _headline(next(iter(by_method.values()))[0])
         gold = _centre(by_method[_GOLD], "seconds") if _GOLD in by_method else None
-        for method in sorted(by_method, key=lambda m: (m != _GOLD, m)):
+        for method in sorted(by_method, key=lambda m: (m != _GOLD, m != _FLOOR, m)):
             rs = by_method[method]
             row = dict(zip(("dataset", "backbone", "fraction", "setting"), key))
-            row.update(method="gold (retrain)" if method == _GOLD else method, seeds=len(rs))
+            row.update(method=_display(method), seeds=len(rs))
             for metric in headline:
                 c = _centre(rs, metric)
                 if c is not None:
@@ -284,6 +292,57 @@ def summarise(rows: list[dict]) -> list[dict]:
                 row["refused"] = f"{refused} seed(s): the original never learned"
             out.append(row)
     return out
+
+
+def _display(method: str) -> str:
+    return {_GOLD: "gold (retrain)", _FLOOR: "gold, seed + 1 (noise floor)"}.get(method, method)
+
+
+def noise_floor(rows: list[dict]) -> list[dict]:
+    r"""Each method's distance to gold beside the distance between two golds (``../shared/PROTOCOL.md``'s
+    retrain gap, read against its noise floor), per group and metric.
+
+    For a metric :math:`m` (the task's headline metrics but time and memory) the distance of method :math:`a`
+    is :math:`\frac1S\sum_s |m_a^s - m_{gold}^s|` over the seeds :math:`s`, the floor the same for gold
+    retrained with seed + 1; for a retrain-gap metric (``gap_*``, already a distance to gold; fidelity turned
+    into 1 - fidelity) the mean over seeds of the method's value, the floor gold2's. ``within``: distance <=
+    floor, i.e. on that evidence the method cannot be told from retraining. Rows: ``group``, ``method``,
+    ``metric``, ``distance``, ``floor``, ``within``; empty when no cell computed a second gold."""
+    out = []
+    for key, by_method in sorted(_groups(rows).items()):
+        if _GOLD not in by_method or _FLOOR not in by_method:
+            continue
+        gold = {r["seed"]: r for r in by_method[_GOLD]}
+        floor_rows = {r["seed"]: r for r in by_method[_FLOOR]}
+        headline = [m for m in _headline(by_method[_GOLD][0]) if m not in ("seconds", "peak_mb")]
+        gaps = [k for k in ("gap_deleted_kl", "gap_test_kl", "gap_deleted_fidelity", "gap_test_fidelity")
+                if k in by_method[_FLOOR][0] and k not in headline]
+        for method in sorted(by_method, key=lambda m: (m != _FLOOR, m)):
+            if method == _GOLD:
+                continue
+            rs = by_method[method]
+            for metric in headline + gaps:
+                dist = _distance(rs, gold, metric)
+                floor = _distance([floor_rows[s] for s in floor_rows], gold, metric)
+                if dist is None or floor is None:
+                    continue
+                out.append({"group": "/".join(map(str, key)), "method": _display(method), "metric": metric,
+                            "distance": dist, "floor": floor, "within": dist <= floor})
+    return out
+
+
+def _distance(rs: list[dict], gold: dict, metric: str) -> float | None:
+    """Mean over seeds of |row - gold| (a plain metric) or of the row's own value (a gap metric)."""
+    vals = []
+    for r in rs:
+        v = r.get(metric)
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            continue
+        if metric.startswith("gap_"):
+            vals.append(1.0 - v if metric.endswith("_fidelity") else v)
+        elif r["seed"] in gold and isinstance(gold[r["seed"]].get(metric), (int, float)):
+            vals.append(abs(v - gold[r["seed"]][metric]))
+    return sum(vals) / len(vals) if vals else None
 
 
 def check_targets(rows: list[dict], targets: list[dict]) -> list[dict]:
@@ -344,7 +403,8 @@ def write_outputs(rows: list[dict], out: str | os.PathLike, config: dict | None 
     info = machine_info()
     checks = check_targets(rows, (config or {}).get("targets", []))
     (out / "results.json").write_text(json.dumps({"config": name, "machine": info, "rows": rows,
-                                                  "targets": checks}, indent=1, default=float))
+                                                  "targets": checks, "noise_floor": noise_floor(rows)},
+                                                 indent=1, default=float))
     table = summarise(rows)
     cols = ["dataset", "backbone", "fraction", "setting", "method", "seeds"]
     cols += [c for c in dict.fromkeys(k for r in table for k in r) if c not in cols]
@@ -359,6 +419,14 @@ def write_outputs(rows: list[dict], out: str | os.PathLike, config: dict | None 
                   "|---|---|---|---|---|---|---|---|"]
         lines += [f"| {c['group']} | {c['method']} | {c['metric']} | {c['method_value']:.4f} | {c['gold_value']:.4f} "
                   f"| {c['measured']:+.4f} | {c['target']} | {'yes' if c['met'] else '**MISSED**'} |" for c in checks]
+    floor = noise_floor(rows)
+    if floor:
+        lines += ["", "Noise floor: each method's mean distance to gold over seeds beside that of gold retrained "
+                  "with seed + 1 (for gap_* metrics, the method's retrain gap beside gold2's; fidelity as "
+                  "1 - fidelity). within = distance <= floor.", "",
+                  "| group | method | metric | distance | floor | within |", "|---|---|---|---|---|---|"]
+        lines += [f"| {f['group']} | {f['method']} | {f['metric']} | {f['distance']:.4f} | {f['floor']:.4f} | "
+                  f"{'yes' if f['within'] else 'no'} |" for f in floor]
     refused = sorted({(_label(r), r["refused"]) for r in rows if r.get("refused")})
     if refused:
         lines += ["", "Refused cells (the original model never learned, so no method ran; they are not cached):", ""]

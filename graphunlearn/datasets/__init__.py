@@ -20,6 +20,7 @@ from .splits import (
     forget_edges,
     forget_nodes,
     forget_recommendation,
+    hard_forget_edges,
     item_group_interactions,
     link_split,
     node_split,
@@ -30,7 +31,8 @@ from .synthetic import synthetic, synthetic_user_item
 
 __all__ = [
     "DATASETS", "PROTOCOL_SEEDS", "REC_KINDS", "LinkSplit", "NodeSplit", "RecSplit", "cache_dir", "canonical_name",
-    "data_root", "enclosing_nodes", "forget_edges", "forget_nodes", "forget_recommendation", "is_available",
+    "data_root", "enclosing_nodes", "forget_edges", "forget_nodes", "forget_recommendation", "hard_forget_edges",
+    "is_available",
     "item_group_interactions", "link_split", "load", "load_or_default", "node_split", "ogb_safe_globals",
     "sample_negatives", "synthetic", "synthetic_user_item", "user_item_split",
 ]

@@ -161,6 +161,88 @@ def forget_edges(split: LinkSplit, fraction: float, setting: str = "in", seed: i
     return train[:, torch.sort(pick).values]
 
 
+HARD_KINDS = ("high_degree", "confident")
+
+
+def hard_forget_edges(split: LinkSplit, fraction: float, kind: str, *, scores=None, seed: int = 0) -> Tensor:
+    r"""A hard forget set Df [2, K] (``u <= v``) of ``fraction`` of the training edges, beside the random one of
+    :func:`forget_edges`: edges the model leans on most, which are the hardest to forget (issue 16).
+
+    ``kind="high_degree"``: the edges of the highest-degree nodes. Nodes are taken in decreasing training
+    degree (ties in an order drawn by the generator seeded with ``seed``) and all their training edges not yet
+    taken are added until :math:`K = \max(1, \operatorname{round}(\text{fraction} \cdot E_{train}))` is
+    reached; from the last node a seeded random subset of its edges completes exactly ``K``, so the set has
+    the size :func:`forget_edges` gives for the same ``fraction``.
+
+    ``kind="confident"``: the ``K`` training edges the trained model scores highest (ties in seeded order).
+    The datasets layer sits below the models and tasks, so it cannot run a model: pass
+    ``scores(pairs) -> Tensor``, the model's confidence in each pair, e.g. the sigmoid of its decoder's logit
+    from ``graphunlearn.evaluate.attacks.link_confidence(model, store)``.
+
+    Args:
+        split: a :class:`LinkSplit` (from :func:`link_split`).
+        fraction: share of the training edges, in (0, 1).
+        kind: ``"high_degree"`` or ``"confident"``.
+        scores: for ``"confident"`` only (required there): a callable taking the training pairs [2, E] and
+            returning one finite score per pair [E] (higher: more confident).
+        seed: seed of the tie-breaking order (default 0).
+
+    Shapes:
+        training pairs [2, E]; ``scores`` output [E]; result [2, K], in the order of ``split.train_pos``.
+
+    Raises:
+        TypeError: ``split`` not a LinkSplit; ``scores`` not callable or not returning a tensor; a bad seed.
+        ValueError: ``fraction`` outside (0, 1); an unknown ``kind``; ``"confident"`` without ``scores``;
+            ``scores`` given for ``"high_degree"``; a ``scores`` output of the wrong shape or not finite.
+    """
+    where = "hard_forget_edges"
+    _check.instance(where, "split", split, LinkSplit, "a LinkSplit (from link_split)")
+    if kind not in HARD_KINDS:
+        raise ValueError(f"{where}: kind must be one of {HARD_KINDS}, got {kind!r}")
+    fraction = _check.real(where, "fraction", fraction, 0, 1, low_open=True, high_open=True)
+    seed = _check.seed(where, seed)
+    train = split.train_pos
+    num = max(1, round(fraction * train.size(1)))
+    g = torch.Generator().manual_seed(seed)
+    if kind == "confident":
+        if scores is None:
+            raise ValueError(f"{where}: kind='confident' needs scores=, a callable scoring pairs [2, E] -> [E] "
+                             "(e.g. graphunlearn.evaluate.attacks.link_confidence(model, store))")
+        if not callable(scores):
+            raise TypeError(f"{where}: scores must be a callable pairs [2, E] -> [E], got {type(scores).__name__}")
+        values = scores(train)
+        if not isinstance(values, Tensor):
+            raise TypeError(f"{where}: scores(pairs) must return a torch.Tensor, got {type(values).__name__}")
+        values = values.detach().cpu()
+        if values.shape != (train.size(1),) or not values.is_floating_point():
+            raise ValueError(f"{where}: scores(pairs) must return {train.size(1)} floating-point scores (one per "
+                             f"training pair), got shape {tuple(values.shape)} dtype {values.dtype}")
+        if not torch.isfinite(values).all():
+            raise ValueError(f"{where}: scores(pairs) returned {int((~torch.isfinite(values)).sum())} non-finite "
+                             "scores (NaN or inf)")
+        # a random order first, then a stable sort: equal scores keep the seeded order
+        perm = torch.randperm(train.size(1), generator=g)
+        order = perm[torch.sort(values[perm], descending=True, stable=True).indices]
+        return train[:, torch.sort(order[:num]).values]
+    if scores is not None:
+        raise ValueError(f"{where}: scores is used by kind='confident' only, got it with kind={kind!r}")
+    n = split.train_data.num_nodes
+    degree = torch.bincount(train.reshape(-1), minlength=n)
+    perm = torch.randperm(n, generator=g)
+    nodes = perm[torch.sort(degree[perm], descending=True, stable=True).indices]
+    # each edge is first reached through its endpoint of higher rank; taking nodes in rank order, an edge is
+    # new for the node that ranks first among its two endpoints
+    rank = torch.empty(n, dtype=torch.long)
+    rank[nodes] = torch.arange(n)
+    owner = torch.minimum(rank[train[0]], rank[train[1]])
+    counts = torch.bincount(owner, minlength=n)
+    last = int(torch.searchsorted(torch.cumsum(counts, 0), num))  # rank of the node that completes K
+    full = (owner < last).nonzero().squeeze(1)
+    partial = (owner == last).nonzero().squeeze(1)
+    partial = partial[torch.randperm(partial.numel(), generator=g)[:num - full.numel()]]
+    return train[:, torch.sort(torch.cat([full, partial])).values]
+
+
 @dataclass
 class NodeSplit:
     train_idx: Tensor

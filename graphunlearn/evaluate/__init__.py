@@ -21,9 +21,17 @@ from ..tasks import Task, get_task
 from ..tasks.base import class_gap, edge_regions, pair_gap
 from ..tasks.link import hits_at_k, ogb_hits, ogb_link_metric
 from ..tasks.node import graph_before, macro_f1, node_regions
-from .attacks import MIAttacker, mi_ratio, train_mi_attacker
+from .attacks import (
+    MIAttacker,
+    edge_reconstruction_auroc,
+    link_confidence,
+    mi_ratio,
+    prediction_change,
+    train_mi_attacker,
+)
 
-__all__ = ["MIAttacker", "Metrics", "Report", "class_gap", "edge_regions", "evaluate", "graph_before", "hits_at_k",
+__all__ = ["MIAttacker", "Metrics", "Report", "class_gap", "edge_reconstruction_auroc", "edge_regions", "evaluate",
+           "graph_before", "hits_at_k", "link_confidence", "prediction_change",
            "link_prediction", "macro_f1", "mi_ratio", "node_classification", "node_regions", "ogb_hits",
            "ogb_link_metric", "pair_gap", "recommendation", "train_mi_attacker"]
 

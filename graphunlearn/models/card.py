@@ -125,6 +125,24 @@ def weight_hash(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+def weight_distance(original: nn.Module, model: nn.Module) -> float:
+    r"""Relative distance of the weights, :math:`\lVert\theta' - \theta\rVert_2 / \lVert\theta\rVert_2`, over
+    the floating-point state-dict entries of ``original`` that ``model`` holds with the same shape: 0 when
+    they are as they were. A model that wraps the original as ``base`` (GNNDelete keeps it frozen and adds
+    operators) is compared on the wrapped weights, so 0 by construction; its change shows in its outputs.
+    NaN when no entry is shared or the original's norm is 0."""
+    a, b = original.state_dict(), model.state_dict()
+    if not set(a) <= set(b):
+        inner = {k.removeprefix("base."): v for k, v in b.items() if k.startswith("base.")}
+        b = inner if set(a) <= set(inner) else b
+    keys = [k for k in a if k in b and a[k].shape == b[k].shape and a[k].is_floating_point()]
+    if not keys:
+        return float("nan")
+    diff = sum(float((b[k].double() - a[k].double().to(b[k].device)).pow(2).sum()) for k in keys)
+    norm = sum(float(a[k].double().pow(2).sum()) for k in keys)
+    return (diff ** 0.5) / (norm ** 0.5) if norm > 0 else float("nan")
+
+
 def save_model(path: str | os.PathLike, model: nn.Module, card: ModelCard | None = None) -> ModelCard:
     """Write ``model``'s weights (as CPU tensors: the file does not depend on the device) and card atomically
     (``card`` default: :func:`card_of`). Returns the card as saved (with ``weight_hash``, and

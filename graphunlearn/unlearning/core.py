@@ -15,7 +15,7 @@ from .. import checks
 from ..certificate import Certificate, environment, forget_ids_hash, forget_ids_record
 from ..kernels import count_launches
 from ..metrics import roc_auc
-from ..models.card import ModelCard, card_of, set_card, weight_hash
+from ..models.card import ModelCard, card_of, set_card, weight_distance, weight_hash
 from ..profiling import PeakMemory
 from ..requests import DeletionRequest
 from ..store import GraphStore
@@ -206,7 +206,7 @@ def build_certificate(result: UnlearnResult, original: nn.Module, store: GraphSt
     last = store.requests[-1].id
     first = min(r.id for r in requests)
     card = result.card
-    evidence = {"weight_change": _weight_change(original, result.model)}
+    evidence = {"weight_change": weight_distance(original, result.model)}
     after = task.membership_scores(result.model, store, split, requests)
     before = task.membership_scores(original, store, split, requests)
     if after is not None and before is not None:
@@ -248,23 +248,6 @@ def _chain(store: GraphStore, request_id: int) -> str | None:
         return store.journal_chain(request_id)
     except RuntimeError:
         return None
-
-
-def _weight_change(original: nn.Module, model: nn.Module) -> float:
-    r"""Relative distance of the weights, :math:`\lVert\theta' - \theta\rVert_2 / \lVert\theta\rVert_2` over the
-    original's state-dict entries: 0 when the method left them as they were. A method that wraps the original
-    (GNNDelete keeps it frozen as ``base`` and adds operators) is compared on the wrapped weights, so 0 by
-    construction; its change shows in ``heldout_score_shift``."""
-    a, b = original.state_dict(), model.state_dict()
-    if not set(a) <= set(b):
-        inner = {k.removeprefix("base."): v for k, v in b.items() if k.startswith("base.")}
-        b = inner if set(a) <= set(inner) else b
-    keys = [k for k in a if k in b and a[k].shape == b[k].shape and a[k].is_floating_point()]
-    if not keys:
-        return float("nan")
-    diff = sum(float((b[k].float() - a[k].float()).pow(2).sum()) for k in keys)
-    norm = sum(float(a[k].float().pow(2).sum()) for k in keys)
-    return (diff ** 0.5) / (norm ** 0.5) if norm > 0 else float("nan")
 
 
 def _feature_values(r: DeletionRequest, store: GraphStore) -> int:
