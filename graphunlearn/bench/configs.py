@@ -12,7 +12,10 @@ for link, ``nodes`` for node, ``interaction``/``user``/``item_group`` for rec: w
 :data:`graphunlearn.bench.engine.ATTACKS`, i.e. link: the membership-inference shadow model's epochs,
 default ``epochs``), ``options`` (method -> option overrides), ``train`` (extra keyword arguments of
 :func:`graphunlearn.train.fit`), ``targets`` (checks written into ``results.md``, see
-:func:`graphunlearn.bench.check_targets`) and ``note`` (free text, ignored). ``fractions`` are of
+:func:`graphunlearn.bench.check_targets`), ``noise_floor`` (default ``true`` when ``retrain`` is among the
+methods: gold is retrained a second time per cell, with seed + 1, and every method's distance to gold is
+reported beside the two golds' distance; ``false`` where gold is too costly to run twice) and ``note`` (free
+text, ignored). ``fractions`` are of
 training edges, training nodes, or training interactions (users for ``user``).
 
 Configurations are found by name in the folders of :func:`config_dirs`, first match first. The library
@@ -32,7 +35,7 @@ import graphunlearn
 ENV = "GRAPHUNLEARN_BENCH_CONFIGS"
 
 _REQUIRED = ("task", "datasets", "backbones", "methods", "fractions", "settings", "seeds", "epochs")
-_OPTIONAL = ("attack_epochs", "options", "train", "targets", "note")
+_OPTIONAL = ("attack_epochs", "options", "train", "targets", "noise_floor", "note")
 _TARGET_KEYS = ("method", "metric", "rule", "value")
 
 
@@ -142,6 +145,8 @@ def _problem(config) -> str | None:
     for t in targets:
         if not isinstance(t, dict) or sorted(t) != sorted(_TARGET_KEYS) or not _is(t["value"], (int, float)):
             return f"each target must be an object with {', '.join(_TARGET_KEYS)} (a number), got {t!r}"
+    if "noise_floor" in config and not isinstance(config["noise_floor"], bool):
+        return f"noise_floor must be true or false, got {config['noise_floor']!r}"
     if "note" in config and not isinstance(config["note"], str):
         return f"note must be a string, got {config['note']!r}"
     return None
