@@ -64,11 +64,13 @@ def test_link_unlearning_demo_runs_on_the_synthetic_default(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "synthetic SBM graph" in run.stdout and "gold (retrain)" in run.stdout
     report = json.loads((out / "report.json").read_text())
-    assert set(report["rows"]) == {"gold (retrain)", "unlink", "d2dgn", "gnndelete"}
+    assert set(report["rows"]) == {"gold (retrain)", "gold, seed + 1", "unlink", "d2dgn", "gnndelete"}
     assert (out / "report.png").stat().st_size > 1000
     assert "d2dgn.cert.json (+ .md): VERIFIED" in run.stdout
     cert = json.loads((out / "d2dgn.cert.json").read_text())
     assert "gap_deleted_kl" in cert["body"]["evidence"]["metrics"]  # the retrain gap against the demo's gold
+    assert "gap_deleted_kl" in cert["body"]["evidence"]["noise_floor"]  # and the second gold's, its floor
+    assert "d2dgn: within the noise floor" in run.stdout
 
 
 @pytest.mark.slow
