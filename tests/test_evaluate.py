@@ -323,3 +323,23 @@ def test_rec_metrics_with_a_task_decoder_equal_the_matrix_product_path():
     assert plain.keys() == decoded.keys()
     for key, value in plain.items():
         assert decoded[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_noise_floor_from_a_second_gold():
+    import graphunlearn as gu
+
+    data = gu.datasets.synthetic(num_nodes=150, num_classes=3, num_features=8, seed=0)
+    split = gu.datasets.link_split(data, seed=1)
+    store = gu.GraphStore(split.train_data)
+    torch.manual_seed(0)
+    model = gu.models.GCN(8, hidden_channels=16, out_channels=8)
+    gu.train.link_prediction(model, store, split, epochs=10, progress=False)
+    req = store.delete_edges(gu.datasets.forget_edges(split, 0.05, "in", seed=0))
+    gold, gold2 = (gu.unlearn(model, store, req, "retrain", split=split, seed=s, epochs=10).model for s in (0, 1))
+    m = gu.evaluate.evaluate(model, store, split, req, gold=gold, gold2=gold2, resamples=5)
+    g = gu.evaluate.evaluate(gold, store, split, req, gold=gold, resamples=5)
+    g2 = gu.evaluate.evaluate(gold2, store, split, req, gold=gold, resamples=5)
+    assert m["floor_dt_auroc"] == pytest.approx(abs(g2["dt_auroc"] - g["dt_auroc"]))
+    assert m["floor_gap_test_kl"] == pytest.approx(g2["gap_test_kl"]) and m["floor_gap_test_kl"] > 0
+    with pytest.raises(ValueError, match="pass gold= too"):
+        gu.evaluate.evaluate(model, store, split, req, gold2=gold2)

@@ -37,11 +37,15 @@ __all__ = ["MIAttacker", "Metrics", "Report", "class_gap", "edge_reconstruction_
 
 
 def evaluate(model: nn.Module, store: GraphStore, split, forget, *, task: str | Task | None = None,
-             gold: nn.Module | None = None, original: nn.Module | None = None, _where: str | None = None,
-             **options) -> Metrics:
+             gold: nn.Module | None = None, original: nn.Module | None = None, gold2: nn.Module | None = None,
+             _where: str | None = None, **options) -> Metrics:
     """The protocol's metrics of ``model`` after the requests in ``forget`` (one request or several), for
     ``task`` (default: the split's). ``gold``: a model retrained without the deleted data (adds the retrain
-    gap); ``original``: the model before unlearning (node classification's membership attack); ``options``
+    gap); ``gold2``: gold retrained with another seed, for the noise floor: each metric ``m`` gains
+    ``floor_m`` (``|m(gold2) - m(gold)|``; for a retrain-gap metric ``gap_*``, gold2's own gap to gold), the
+    distance two retrainings land apart, against which ``|m - m(gold)|`` (or the gap) is read: within it, the
+    model cannot be told from retraining on that metric; ``original``: the model before unlearning (node
+    classification's membership attack); ``options``
     go to the task's ``evaluate`` (link: ``resamples``, ``seed``, ``hits_k``; rec: ``k``, ``batch_users``).
 
     Raises:
@@ -54,15 +58,29 @@ def evaluate(model: nn.Module, store: GraphStore, split, forget, *, task: str | 
     checks.check_instance(where, "store", store, GraphStore)
     checks.check_instance(where, "gold", gold, nn.Module, allow_none=True)
     checks.check_instance(where, "original", original, nn.Module, allow_none=True)
+    checks.check_instance(where, "gold2", gold2, nn.Module, allow_none=True)
+    if gold2 is not None and gold is None:
+        raise ValueError(f"{where}: gold2 (the noise floor) is read against gold: pass gold= too")
     found = get_task(task, split, where, split_optional=False)
     where = _where or f"evaluate ({found.name})"
     found.check_device(where, model, store)
-    for name, other in (("gold", gold), ("original", original)):
+    for name, other in (("gold", gold), ("original", original), ("gold2", gold2)):
         if other is not None:
             found.check_device(f"{where} ({name})", other, store)
     split = found.to_device(split, store.device)
     requests = store.check_requests(forget, where=where, name="forget")
-    return found.evaluate(model, store, split, requests, gold=gold, original=original, where=where, **options)
+    out = found.evaluate(model, store, split, requests, gold=gold, original=original, where=where, **options)
+    if gold2 is not None:
+        g = found.evaluate(gold, store, split, requests, gold=gold, where=f"{where} (gold)", **options)
+        g2 = found.evaluate(gold2, store, split, requests, gold=gold, where=f"{where} (gold2)", **options)
+        for k, v in list(out.items()):
+            if not isinstance(v, (int, float)) or k not in g2:
+                continue
+            if k.startswith("gap_"):
+                out[f"floor_{k}"] = g2[k]
+            elif k in g:
+                out[f"floor_{k}"] = abs(g2[k] - g[k])
+    return out
 
 
 def link_prediction(model: nn.Module, store: GraphStore, split, forget, **kwargs) -> Metrics:
