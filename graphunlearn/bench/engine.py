@@ -312,22 +312,24 @@ def noise_floor(rows: list[dict]) -> list[dict]:
     for key, by_method in sorted(_groups(rows).items()):
         if _GOLD not in by_method or _FLOOR not in by_method:
             continue
-        gold = {r["seed"]: r for r in by_method[_GOLD]}
-        floor_rows = {r["seed"]: r for r in by_method[_FLOOR]}
+        gold = {r["seed"]: r for r in by_method[_GOLD] if not r.get("refused")}
+        floor_rows = {r["seed"]: r for r in by_method[_FLOOR] if not r.get("refused")}
         headline = [m for m in _headline(by_method[_GOLD][0]) if m not in ("seconds", "peak_mb")]
         gaps = [k for k in ("gap_deleted_kl", "gap_test_kl", "gap_deleted_fidelity", "gap_test_fidelity")
-                if k in by_method[_FLOOR][0] and k not in headline]
+                if any(k in r for r in floor_rows.values()) and k not in headline]
         for method in sorted(by_method, key=lambda m: (m != _FLOOR, m)):
             if method == _GOLD:
                 continue
-            rs = by_method[method]
+            # the same seeds on both sides: a seed one of them lacks would compare different samples
+            rs = {r["seed"]: r for r in by_method[method] if not r.get("refused")}
+            seeds = sorted(set(gold) & set(floor_rows) & set(rs))
             for metric in headline + gaps:
-                dist = _distance(rs, gold, metric)
-                floor = _distance([floor_rows[s] for s in floor_rows], gold, metric)
+                dist = _distance([rs[s] for s in seeds], gold, metric)
+                floor = _distance([floor_rows[s] for s in seeds], gold, metric)
                 if dist is None or floor is None:
                     continue
                 out.append({"group": "/".join(map(str, key)), "method": _display(method), "metric": metric,
-                            "distance": dist, "floor": floor, "within": dist <= floor})
+                            "distance": dist, "floor": floor, "within": dist <= floor, "seeds": len(seeds)})
     return out
 
 

@@ -45,7 +45,11 @@ def run(ctx: Context) -> dict:
         return {"model": out, "train_fn": name}
     recipe = dict(ctx.card.recipe) if ctx.card is not None else {}
     recipe.pop("train_fn", None)
-    seed = recipe.pop("seed", ctx.seed)
+    # unlearn's seed drives the initialisation and every training draw: on the original's seed, gold is the
+    # original's run again without the deleted data; on another seed, an independent retraining (what a second
+    # gold for the noise floor must be: the recipe's seed would replay the original's draws)
+    recipe.pop("seed", None)
+    seed = ctx.seed
     if ctx.options.epochs is not None:
         recipe["epochs"] = ctx.options.epochs
     result = fit(model, ctx.store, ctx.split, task=ctx.task, seed=seed, progress=ctx.progress, _where="retrain",
