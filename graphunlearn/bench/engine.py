@@ -48,7 +48,9 @@ _GOLD = "retrain"
 #: the row of the second gold, retrained with the cell's seed + 1: its distance to gold is the noise floor
 _FLOOR = "gold2"
 #: bumped whenever a metric's definition or an evaluation constant changes, so cached cells are recomputed
-EVAL_REVISION = "2026-11-30.1"  # AUROC/AP from torchmetrics: ties as defined there, NaN refused
+#: .1: AUROC/AP from torchmetrics (ties as defined there, NaN refused); .2: retrain trains with unlearn's seed
+#: (a second gold is an independent retraining) and rows carry original_val
+EVAL_REVISION = "2026-11-30.2"
 
 
 def plan(config: dict) -> list[dict]:
