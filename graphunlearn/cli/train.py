@@ -27,7 +27,8 @@ def add_parser(subparsers) -> None:
     s.add_argument("--model", choices=_backbones(),
                    help="the task's backbones, its first the default: "
                    + _per_task(lambda t: ", ".join(t.backbones)))
-    s.add_argument("--epochs", type=positive_int, default=200)
+    s.add_argument("--epochs", type=positive_int, help="at most this many epochs; default: the task's recipe ("
+                   + _per_task(lambda t: str(t.recipe.get("epochs"))) + ")")
     s.add_argument("--lr", type=positive_float, help="default: the task's recipe ("
                    + _per_task(lambda t: str(t.recipe.get("lr"))) + ")")
     s.add_argument("--hidden", type=positive_int, default=128)

@@ -175,7 +175,7 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     trained = card_of(out)  # set by the trainer when the method retrained: its recipe is the one used
     start = card or ModelCard(task=task.name)
     if trained is not None and trained is not card:
-        start = replace(start, recipe=dict(trained.recipe))
+        start = replace(start, recipe=dict(trained.recipe), validation=trained.validation)  # what retraining measured
     new_card = replace(start, task=task.name, forgotten=forgotten,
                        tag=uuid.uuid4().hex, method=method, weight_hash=None,
                        wrapper=dict(out_wrapper) if out_wrapper else None,

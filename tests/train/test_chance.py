@@ -205,3 +205,13 @@ def test_benchmark_refuses_an_original_that_never_learned(tmp_path, monkeypatch)
     # the same cell's real original learned: the engine would have run it
     (model, card), = learned
     assert not card.at_chance and engine._refused(bench.plan(config)[0], model) is None
+
+
+def test_gold_card_records_what_its_own_training_measured():
+    data = gu.datasets.synthetic(num_nodes=200, seed=0)
+    model, store, split, result = train_link(data, epochs=20)
+    req = store.delete_edges(store.live_edge_ids()[:5], layout="ids")
+    gold = gu.unlearn(model, store, req, "retrain", split=split, seed=1, epochs=20)
+    card = gu.card_of(gold.model)
+    assert card.validation["best_val"] == pytest.approx(gold.info["val_score"])
+    assert card.validation["best_val"] != pytest.approx(result.best_val)  # not the original's
