@@ -50,6 +50,7 @@ import csv
 import dataclasses
 import inspect
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -194,6 +195,8 @@ def run_stream(name: str, spec: dict, args) -> dict:
             row = s.to_dict()
             row["step"] += done
             row["cumulative_seconds"] += offset
+            if row["certificate"] is not None:  # relative to the output folder: results name no machine path
+                row["certificate"] = _relative(row["certificate"], out)
             steps.append(row)
         current, done = part.model, cp
         forget = list(store.requests)
@@ -256,8 +259,9 @@ def run_stream(name: str, spec: dict, args) -> dict:
             "settings": {"config": spec["config"], "dataset": config["datasets"][0], "backbone": config["backbones"][0],
                          "task": task.name, "method": spec["method"], "options": options, "seed": seed,
                          "epochs": epochs, "per_request": spec["per_request"], "checkpoints": checkpoints,
-                         "gold_seeds": list(args.gold_seeds), "device": args.device, "requests_file": str(req_file),
-                         "certificates": str(certs), "policy": dataclasses.asdict(policy)},
+                         "gold_seeds": list(args.gold_seeds), "device": args.device,
+                         "requests_file": _relative(req_file, out),
+                         "certificates": _relative(certs, out), "policy": dataclasses.asdict(policy)},
             "summary": summary, "checkpoints": rows_cp, "steps": steps}
     (out / f"{label}.json").write_text(json.dumps(blob, indent=1, default=float))
     keep = ["step", "requests", "refs", "action", "method", "seconds", "cumulative_seconds",
@@ -271,6 +275,11 @@ def run_stream(name: str, spec: dict, args) -> dict:
     plot(label, blob, out / f"{label}.png", utility, forgetting)
     report(name, blob, utility, forgetting)
     return blob
+
+
+def _relative(path, out: Path) -> str:
+    """``path`` relative to the output folder (the files written there name no absolute machine path)."""
+    return os.path.relpath(path, out)
 
 
 def _option(item: str) -> tuple[str, object]:

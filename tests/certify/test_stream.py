@@ -403,4 +403,7 @@ def test_stream_benchmark_quick(tmp_path, data_root):
     for name in ("cora-link",):
         blob = json.loads((tmp_path / f"{name}.json").read_text())
         assert blob["steps"] and blob["checkpoints"], name
+        for f in (f"{name}.json", f"{name}.csv"):  # paths relative to the output folder, none of this machine's
+            assert str(tmp_path) not in (tmp_path / f).read_text(), f
+        assert (tmp_path / blob["steps"][0]["certificate"]).is_file()
         assert (tmp_path / f"{name}.csv").is_file() and (tmp_path / f"{name}.png").is_file()
