@@ -178,9 +178,8 @@ def test_hits_at_k_matches_ogb_evaluator():
     assert ogb_link_metric("cora") is None and ogb_link_metric(None) is None
 
 
-def test_link_metrics_print_save_and_hits(tmp_path):
-    import json
-
+def _small_link_run():
+    """A GCN trained briefly for link prediction on a small synthetic graph, and 5% "in" edges deleted."""
     import graphunlearn as gu
 
     data = gu.datasets.synthetic(num_nodes=150, num_classes=3, num_features=8, seed=0)
@@ -190,6 +189,15 @@ def test_link_metrics_print_save_and_hits(tmp_path):
     model = gu.models.GCN(8, hidden_channels=16, out_channels=8)
     gu.train.link_prediction(model, store, split, epochs=10, progress=False)
     req = store.delete_edges(gu.datasets.forget_edges(split, 0.05, "in", seed=0))
+    return model, store, split, req
+
+
+def test_link_metrics_print_save_and_hits(tmp_path):
+    import json
+
+    import graphunlearn as gu
+
+    model, store, split, req = _small_link_run()
     m = gu.evaluate.link_prediction(model, store, split, req, gold=model, resamples=5, hits_k=10)
     assert "hits@10" in m and 0 <= m["hits@10"] <= 1
     assert m["gap_test_kl"] == pytest.approx(0.0, abs=1e-6) and m["gap_deleted_fidelity"] == 1.0
@@ -328,13 +336,7 @@ def test_rec_metrics_with_a_task_decoder_equal_the_matrix_product_path():
 def test_noise_floor_from_a_second_gold():
     import graphunlearn as gu
 
-    data = gu.datasets.synthetic(num_nodes=150, num_classes=3, num_features=8, seed=0)
-    split = gu.datasets.link_split(data, seed=1)
-    store = gu.GraphStore(split.train_data)
-    torch.manual_seed(0)
-    model = gu.models.GCN(8, hidden_channels=16, out_channels=8)
-    gu.train.link_prediction(model, store, split, epochs=10, progress=False)
-    req = store.delete_edges(gu.datasets.forget_edges(split, 0.05, "in", seed=0))
+    model, store, split, req = _small_link_run()
     gold, gold2 = (gu.unlearn(model, store, req, "retrain", split=split, seed=s, epochs=10).model for s in (0, 1))
     m = gu.evaluate.evaluate(model, store, split, req, gold=gold, gold2=gold2, resamples=5)
     g = gu.evaluate.evaluate(gold, store, split, req, gold=gold, resamples=5)
