@@ -687,6 +687,17 @@ class GraphStore:
                                       neg_sampling=neg_sampling, batch_size=batch_size, shuffle=shuffle, seed=seed,
                                       where=where, **loader_kwargs)
 
+    def live_csr(self):
+        """The live structure a sampler reads (:class:`~graphunlearn.sampling.LiveCSR`): the store's CSR by
+        destination and its live masks, cached tensors (no copy), valid until the next request. What
+        :func:`graphunlearn.sampling.sample_neighbors` and the local computation graphs of
+        :mod:`graphunlearn.tasks.local` sample from.
+
+        Raises:
+            RuntimeError: a request was interrupted while being applied (reopen or rebuild the store).
+        """
+        return self._live_source("GraphStore.live_csr").graph()
+
     def _live_source(self, where: str):
         """The store as a :class:`~graphunlearn.sampling.LiveSource`: callables returning its current CSR, masks
         and attributes (the cached tensors, no copy); refused once :meth:`compact` has renumbered the store."""

@@ -56,8 +56,10 @@ class GNN(nn.Module):
         num_nodes: nodes of the learnable embedding table (only with ``in_channels=None``).
         heads: attention heads for GAT (default 1).
 
-    Shapes: x [N, in_channels] (ignored with learnable embeddings), ``edge_index`` [2, E] (or a
-    ``LiveGraph``) -> [N, out_channels].
+    Shapes: x [N, in_channels], ``edge_index`` [2, E] (or a ``LiveGraph``) -> [N, out_channels]. With
+    learnable embeddings, ``x`` is ``None`` (the whole table: N = ``num_nodes``) or the integer ids [n] of a
+    subgraph's nodes (its ``n_id``, as PyG's ``NeighborLoader`` examples pass for featureless graphs), whose
+    table rows are the input.
     """
 
     def __init__(self, in_channels: int | None, hidden_channels: int = 128, out_channels: int = 64,
@@ -86,7 +88,12 @@ class GNN(nn.Module):
             conv.reset_parameters()
 
     def forward(self, x: Tensor | None, edge_index: Tensor | LiveGraph) -> Tensor:
-        h = self.embedding.weight if self.embedding is not None else x
+        if self.embedding is None:
+            h = x
+        elif x is not None and not x.is_floating_point():
+            h = self.embedding(x)  # node ids (a sampled subgraph's n_id): PyG's convention for featureless graphs
+        else:
+            h = self.embedding.weight
         for k, conv in enumerate(self.convs):
             h = conv(h, edge_index)
             if k < len(self.convs) - 1:

@@ -80,6 +80,7 @@ class LinkPrediction(Task):
     # at epoch 160
     recipe = dict(epochs=500, lr=0.01, weight_decay=0.0, patience=50, eval_every=5, batch_size=None)
     backbones = CONVS
+    sampled_training = True
     headline = ("dt_auroc", "df_auroc", "hits@20", "mi_ratio", "gap_test_kl", "gap_deleted_kl", "seconds", "peak_mb")
     plot_axes = ("df_auroc", "dt_auroc")
 
@@ -92,22 +93,45 @@ class LinkPrediction(Task):
         if store.num_live_edges == 0:
             raise ValueError(f"{where}: the store has no live edges to train on (every edge was deleted)")
 
+    def batches(self, store, split, generator, batch_size):
+        """Full batch (``None``), or the live edge ids in random order, ``batch_size`` at a time."""
+        if batch_size is None:
+            return (None,)
+        live = store.live_edge_ids()
+        return live[torch.randperm(live.numel(), generator=generator, device=live.device)].split(batch_size)
+
+    def sample_batch(self, store, split, generator, size):
+        return pick(store.live_edge_ids(), size, generator)
+
     def loss(self, model, store, split, batch, generator, recipe):
-        pos = store.edge_index[:, store.live_edge_ids()]  # cached per request: no host sync per step
+        ids = store.live_edge_ids() if batch is None else batch  # cached per request: no host sync per step
+        pos = store.edge_index[:, ids]
         neg = sample_pairs(live_nodes(store), pos.size(1), generator)
-        z = self.encode(model, store)
-        logits = self.decode(model, z, torch.cat([pos, neg], 1))
+        z, (pairs,) = self.encode_for(model, store, [torch.cat([pos, neg], 1)], recipe.get("num_neighbors"),
+                                      generator)
+        logits = self.decode(model, z, pairs)
         labels = torch.cat([torch.ones(pos.size(1), device=logits.device),
                             torch.zeros(neg.size(1), device=logits.device)])
         return F.binary_cross_entropy_with_logits(logits, labels)
 
     @torch.no_grad()
-    def validate(self, model, store, split):
+    def validate(self, model, store, split, num_neighbors=None):
         if split is None:
             return None
         model.eval()
-        z = self.encode(model, store)
-        return roc_auc(self.decode(model, z, split.val_pos), self.decode(model, z, split.val_neg))
+        pos, neg = split.val_pos, split.val_neg
+        if num_neighbors is None:
+            z = self.encode(model, store)
+            return roc_auc(self.decode(model, z, pos), self.decode(model, z, neg))
+        from .local import embed
+
+        k = self.sampled_val_units
+        pos, neg = pos[:, :k], neg[:, :k]
+        nodes = torch.cat([pos, neg], 1)
+        z = embed(model, store, nodes.reshape(-1), num_neighbors, generator=make_generator(0, store.device))
+        local = torch.arange(nodes.numel(), device=z.device).view(2, -1)
+        scores = self.decode(model, z, local)
+        return roc_auc(scores[:pos.size(1)], scores[pos.size(1):])
 
     #: AUROC within 0.02 of 0.5: a model that scores every pair alike (the collapse of a diverged run) or at
     #: random sits there; a trained GCN is above 0.85 on every graph of ../shared/data

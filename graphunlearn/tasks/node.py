@@ -95,6 +95,7 @@ class NodeClassification(Task):
     split_type = ds.NodeSplit
     recipe = dict(epochs=200, lr=0.01, weight_decay=5e-4, patience=50, eval_every=1, batch_size=None)
     backbones = CONVS
+    sampled_training = True
     headline = ("test_acc", "test_macro_f1", "mia_auroc", "acc_deleted", "gap_test_kl", "gap_hop1_kl", "seconds",
                 "peak_mb")
     plot_axes = ("mia_auroc", "test_acc")
@@ -133,7 +134,20 @@ class NodeClassification(Task):
         if not bool(store.node_mask[split.train_idx].any()):
             raise ValueError(f"{where}: no live training nodes left (every node of split.train_idx was deleted)")
 
+    def batches(self, store, split, generator, batch_size):
+        """Full batch (``None``), or the live training nodes in random order, ``batch_size`` at a time."""
+        if batch_size is None:
+            return (None,)
+        train = split.train_idx[store.node_mask[split.train_idx]]
+        return train[torch.randperm(train.numel(), generator=generator, device=train.device)].split(batch_size)
+
+    def sample_batch(self, store, split, generator, size):
+        return pick(split.train_idx[store.node_mask[split.train_idx]], size, generator)
+
     def loss(self, model, store, split, batch, generator, recipe):
+        if batch is not None:  # a mini-batch of live training nodes
+            z, (nodes,) = self.encode_for(model, store, [batch], recipe.get("num_neighbors"), generator)
+            return F.cross_entropy(self.unit_logits(model, z, nodes), store.y[batch])
         # the mean over the live training nodes, as a weighted mean over all of them: no data-dependent
         # shape, so no host sync per step (a deleted node's weight is 0: its label never counts)
         train = split.train_idx
@@ -142,10 +156,21 @@ class NodeClassification(Task):
         return (per_node * live).sum() / live.sum().clamp(min=1)
 
     @torch.no_grad()
-    def validate(self, model, store, split):
+    def validate(self, model, store, split, num_neighbors=None):
         if split is None:
             return None
-        return self.accuracy(model, store, split.val_idx)
+        if num_neighbors is None:
+            return self.accuracy(model, store, split.val_idx)
+        from .local import embed
+
+        model.eval()
+        nodes = split.val_idx[store.node_mask[split.val_idx]][:self.sampled_val_units]
+        if not nodes.numel():
+            return float("nan")
+        z = embed(model, store, nodes, num_neighbors, generator=make_generator(0, store.device))
+        logits = self.unit_logits(model, z, torch.arange(nodes.numel(), device=z.device))
+        check_finite("node accuracy", logits, "logits of the nodes asked")
+        return float((logits.argmax(1) == store.y[nodes]).float().mean())
 
     def chance_level(self, store, split):
         """The majority-class rate on the live validation nodes: the accuracy of always answering the class

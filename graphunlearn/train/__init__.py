@@ -10,6 +10,7 @@ recipe used is recorded in the model's card (:func:`graphunlearn.models.card_of`
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -53,7 +54,8 @@ class TrainResult:
 
 def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | None = None,
         epochs: int | None = None, lr: float | None = None, weight_decay: float | None = None,
-        patience: int | None = None, eval_every: int | None = None, batch_size: int | None = None, seed: int = 0,
+        patience: int | None = None, eval_every: int | None = None, batch_size: int | None = None,
+        num_neighbors: list[int] | None = None, steps_per_epoch: int | None = None, seed: int = 0,
         progress: bool = True, checkpoint: str | os.PathLike | None = None, autocast: bool = False,
         _where: str | None = None) -> TrainResult:
     """Train ``model`` for ``task`` on the store's live graph with the task's loss and early stopping on its
@@ -68,6 +70,13 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
             split's type).
         epochs, lr, weight_decay, patience, eval_every, batch_size: the recipe (see each task's ``recipe``;
             ``patience=None`` in a task's recipe means no early stopping).
+        num_neighbors: mini-batch training on sampled computation graphs (link and node tasks): per-hop
+            fanouts (``-1``: all neighbours) of the deletion-aware sampler around each batch's units
+            (:mod:`graphunlearn.tasks.local`), which needs ``batch_size`` (link: live edges per batch, with as
+            many sampled non-edges; node: live training nodes); validation then reads sampled computation
+            graphs too (``Task.sampled_val_units``). ``None`` (default): the whole graph every step.
+        steps_per_epoch: at most this many batches per epoch (default: a full pass), the fixed budget of
+            sampled steps large graphs train with.
         seed: seeds initialisation-independent randomness (negatives, dropout, batch order) (default 0).
         progress: show a progress bar (default ``True``).
         checkpoint: write the selected model and its card there (:func:`graphunlearn.models.save_model`).
@@ -89,9 +98,14 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
     checks.check_instance(where, "store", store, GraphStore)
     task = get_task(task, split, where)
     given = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience, eval_every=eval_every,
-                 batch_size=batch_size)
+                 batch_size=batch_size, num_neighbors=None if num_neighbors is None else list(num_neighbors),
+                 steps_per_epoch=steps_per_epoch)
     recipe = {**task.recipe, **{k: v for k, v in given.items() if v is not None}}
     check_recipe(where, seed=seed, progress=progress, **recipe)
+    fanout = recipe.get("num_neighbors")
+    if fanout is not None and not task.sampled_training:
+        raise ValueError(f"{where}: task {task.name!r} trains on the whole graph; num_neighbors= (sampled "
+                         "computation graphs) is for the link and node tasks")
     checks.check_instance(where, "checkpoint", checkpoint, (str, os.PathLike), allow_none=True)
     checks.check_bool(where, "autocast", autocast)
     task.check_device(where, model, store)
@@ -101,11 +115,15 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
     recipe["seed"] = seed
     torch.manual_seed(seed)
     g = make_generator(seed, store.device)
-    validate = (lambda: task.validate(model, store, split)) if split is not None else None
+    validate = None
+    if split is not None:
+        validate = (lambda: task.validate(model, store, split)) if fanout is None else \
+            (lambda: task.validate(model, store, split, num_neighbors=fanout))
+    steps = recipe.get("steps_per_epoch")
     run = optimise(model, lambda epoch, batch: task.loss(model, store, split, batch, g, recipe),
                    epochs=recipe["epochs"], lr=recipe["lr"],
                    weight_decay=0.0 if task.l2_in_loss else recipe["weight_decay"],
-                   batches=lambda epoch: task.batches(store, split, g, recipe["batch_size"]),
+                   batches=lambda epoch: itertools.islice(task.batches(store, split, g, recipe["batch_size"]), steps),
                    validate=validate, eval_every=recipe["eval_every"], patience=recipe["patience"],
                    progress=progress, desc=f"train {task.name}", where=where, autocast=autocast)
     verdict = task.learned(run.best_val, store, split) if split is not None else None

@@ -155,8 +155,17 @@ def optimise(model: nn.Module, step_loss: Callable[[int, object], Tensor], *, ep
     return LoopResult(best_epoch, best, epoch, time.perf_counter() - start, history, losses)
 
 
-def check_recipe(where: str, *, epochs, lr, weight_decay, patience, eval_every, batch_size, seed, progress) -> None:
+def check_recipe(where: str, *, epochs, lr, weight_decay, patience, eval_every, batch_size, seed, progress,
+                 num_neighbors=None, steps_per_epoch=None) -> None:
     """Type and range checks for a training recipe (``TypeError``/``ValueError`` naming the argument)."""
+    if num_neighbors is not None:
+        from ..sampling.neighbor import fanouts
+
+        fanouts(where, num_neighbors)
+        if batch_size is None:
+            raise ValueError(f"{where}: num_neighbors={list(num_neighbors)} samples computation graphs for "
+                             "mini-batches; give batch_size= too")
+    checks.check_int(where, "steps_per_epoch", steps_per_epoch, low=1, allow_none=True)
     checks.check_int(where, "epochs", epochs, low=1)
     checks.check_float(where, "lr", lr, low=0, low_open=True)
     checks.check_float(where, "weight_decay", weight_decay, low=0)

@@ -131,6 +131,7 @@ class Method:
     doc: str
     on_wrapped: bool = False
     requires: str = "any model"
+    local: bool = False
 
     def supports(self, task: Task) -> bool:
         """Whether the method runs on ``task`` (``tasks=("*",)``: any task, through the Task contract alone)."""
@@ -154,12 +155,13 @@ _REGISTRY: dict[str, Method] = {}
 
 
 def register(name: str, *, tasks: Sequence[str], options: type[Options] | None = None,
-             on_wrapped: bool = False, requires: str = "any model") -> Callable:
+             on_wrapped: bool = False, requires: str = "any model", local: bool = False) -> Callable:
     """Register ``run(ctx) -> info`` as unlearning method ``name`` for ``tasks`` (task names, or ``("*",)`` for
     a method that uses only the :class:`~graphunlearn.tasks.Task` contract and so runs on any task, a
     fourth one included) with the options dataclass
-    ``options`` (default: none); ``requires`` says in words what it needs of a model. Refuses a second method
-    of the same name."""
+    ``options`` (default: none); ``requires`` says in words what it needs of a model; ``local``: its steps
+    compute through :meth:`Context.step_graph`, so it runs on sampled computation graphs when asked
+    (``unlearn(num_neighbors=...)``). Refuses a second method of the same name."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"register: name must be a non-empty str, got {name!r}")
     known = sorted(registered_tasks())
@@ -173,7 +175,8 @@ def register(name: str, *, tasks: Sequence[str], options: type[Options] | None =
     def wrap(fn):
         if name in _REGISTRY:
             raise ValueError(f"unlearning method {name!r} is already registered")
-        _REGISTRY[name] = Method(name, fn, tuple(tasks), options, (fn.__doc__ or "").strip(), on_wrapped, requires)
+        _REGISTRY[name] = Method(name, fn, tuple(tasks), options, (fn.__doc__ or "").strip(), on_wrapped, requires,
+                                 local)
         return fn
     return wrap
 
@@ -203,6 +206,10 @@ class Context:
     train_fn: Callable | None = None
     method: str = ""
     autocast: bool = False
+    #: per-hop fanouts of the sampled computation graphs the method's steps and validation run on, or
+    #: ``None``: the whole live graph (see :meth:`step_graph`)
+    num_neighbors: list[int] | None = None
+    _frozen: dict = field(default_factory=dict, repr=False)
 
     @property
     def deleted_nodes(self) -> Tensor:
@@ -216,12 +223,29 @@ class Context:
         """``model``'s node representations on the live graph (the task's :meth:`~graphunlearn.tasks.Task.encode`)."""
         return self.task.encode(model, self.store)
 
+    @property
+    def local(self) -> bool:
+        """Whether steps run on sampled computation graphs (:attr:`num_neighbors` is set)."""
+        return self.num_neighbors is not None
+
+    def step_graph(self, units: Sequence[Tensor], generator: torch.Generator | None = None) -> StepGraph:
+        """What one step computes on: the whole live graph, or (with :attr:`num_neighbors`) one sampled
+        computation graph of every node ``units`` touch (node ids [K] or pairs [2, K]), shared by every model
+        the step runs so that student and teachers see the same neighbourhoods. Its ``units`` index the
+        rows of what its ``encode`` returns."""
+        return StepGraph(self, units, generator)
+
+    def _task_validate(self, model: nn.Module) -> float | None:
+        if self.num_neighbors is None:
+            return self.task.validate(model, self.store, self.split)
+        return self.task.validate(model, self.store, self.split, num_neighbors=self.num_neighbors)
+
     def validate(self, model: nn.Module, epoch: int | None = None) -> float | None:
-        """The task's validation score of ``model`` (``None`` without a split); NaN or infinite outputs
-        raise ``FloatingPointError``."""
+        """The task's validation score of ``model`` (``None`` without a split; on sampled computation graphs
+        when :attr:`local`); NaN or infinite outputs raise ``FloatingPointError``."""
         if self.split is None:
             return None
-        return validated(self.method, epoch, lambda: self.task.validate(model, self.store, self.split))
+        return validated(self.method, epoch, lambda: self._task_validate(model))
 
     def optimise(self, loss_fn: Callable[[int], Tensor], *, epochs: int, lr: float, params=None,
                  select: bool = True, eval_every: int = 1) -> dict:
@@ -229,9 +253,43 @@ class Context:
         step, the best validation epoch kept when ``select``. Returns the info a method reports."""
         run: LoopResult = optimise(self.model, lambda epoch, _batch: loss_fn(epoch), epochs=epochs, lr=lr,
                                    params=params,
-                                   validate=(lambda: self.task.validate(self.model, self.store, self.split))
+                                   validate=(lambda: self._task_validate(self.model))
                                    if select and self.split is not None else None,
                                    eval_every=eval_every, select=select, progress=self.progress, desc=self.method,
                                    autocast=self.autocast)
         return {"epochs": run.epochs_run, "selected_epoch": run.best_epoch, "val_score": run.best_val,
-                "losses": run.losses}
+                "losses": run.losses, "computation": "full graph" if self.num_neighbors is None
+                else f"sampled {self.num_neighbors}"}
+
+
+class StepGraph:
+    """One step's computation (:meth:`Context.step_graph`): ``units`` renumbered for the rows ``encode``
+    returns. On the whole graph, a frozen model's representations (``frozen=True``: the original, a teacher)
+    are computed once per unlearning and reused; on a sampled computation graph, once per step, without
+    gradient."""
+
+    def __init__(self, ctx: Context, units: Sequence[Tensor], generator: torch.Generator | None):
+        self.ctx = ctx
+        if ctx.num_neighbors is None:
+            self.graph, self.units = None, list(units)
+        else:
+            from ..tasks.local import localize
+
+            self.graph, self.units = localize(ctx.store, units, ctx.num_neighbors, generator)
+
+    def encode(self, model: nn.Module, frozen: bool = False) -> Tensor:
+        """``model``'s representations for this step's units (``frozen``: no gradient, cached on the whole
+        graph)."""
+        ctx = self.ctx
+        if self.graph is None:
+            if not frozen:
+                return ctx.encode(model)
+            key = id(model)
+            if key not in ctx._frozen:
+                with torch.no_grad():
+                    ctx._frozen[key] = (model, ctx.encode(model))  # the model kept: its id stays its own
+            return ctx._frozen[key][1]
+        if frozen:
+            with torch.no_grad():
+                return self.graph.encode(model, ctx.method)
+        return self.graph.encode(model, ctx.method)

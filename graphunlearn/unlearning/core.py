@@ -18,6 +18,7 @@ from ..metrics import roc_auc
 from ..models.card import ModelCard, card_of, set_card, weight_distance, weight_hash
 from ..profiling import PeakMemory
 from ..requests import DeletionRequest
+from ..sampling.neighbor import fanouts
 from ..store import GraphStore
 from ..tasks import Task, get_task
 from ..tasks import tasks as registered_tasks
@@ -85,7 +86,7 @@ def _custom(task: Task) -> str | None:
 def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequence[DeletionRequest],
             method: str = "d2dgn", *, split=None, task: str | Task | None = None, seed: int = 0,
             progress: bool = False, train_fn: Callable | None = None, autocast: bool = False,
-            certify: bool = True, **options) -> UnlearnResult:
+            certify: bool = True, num_neighbors: list[int] | str | None = None, **options) -> UnlearnResult:
     r"""Return a copy of ``model`` that has forgotten ``request`` (one or several registered requests).
 
     Works on any model called as PyTorch Geometric models are (``model(x, edge_index)``, or PyG's
@@ -110,6 +111,12 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
             tolerance it costs).
         certify: build ``result.certificate`` (default on; :func:`build_certificate`): hashes of the store and
             both models, and two forward passes for the evidence, after the method's timer stops.
+        num_neighbors: where a local method (:attr:`Method.local`: d2dgn, finetune, gradient_ascent) computes:
+            per-hop fanouts (``-1``: all neighbours) of sampled computation graphs around each step's units
+            (:mod:`graphunlearn.tasks.local`), so its cost follows the deletion and the sample, not the graph;
+            ``"full"``: the whole live graph; ``None`` (default): as the original was trained (its card's
+            ``num_neighbors``, i.e. the whole graph for a model trained full-batch). ``retrain`` always follows
+            the card's recipe.
         **options: the method's options (its options dataclass, :attr:`Method.options_type`): unknown names
             are an error listing the valid ones; each value is checked for type and range.
 
@@ -142,6 +149,7 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     if card is not None:  # a model whose validation stayed at chance learned nothing there is to forget
         card.check_learned(where)
     task = resolve_task(model, task, split, where)
+    fanout = _computation(where, spec, card, num_neighbors)
     if not spec.supports(task):
         raise ValueError(f"method {method!r} supports tasks {spec.tasks}, not {task.name!r}")
     wrapper = getattr(model, "wrapper_config", None) or (card.wrapper if card is not None else None)
@@ -163,7 +171,7 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     for p in original.parameters():
         p.requires_grad_(False)
     ctx = Context(copy.deepcopy(model), original, store, requests, task, split, seed, progress, opts, card,
-                  train_fn, method, autocast)
+                  train_fn, method, autocast, fanout)
     torch.manual_seed(seed)
     device = next(iter(model.parameters()), torch.empty(0)).device
     with PeakMemory(device) as cost, count_launches() as launched:
@@ -188,6 +196,24 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     if certify:
         result.certificate = build_certificate(result, original, store, requests, task, split, seed, device)
     return result
+
+
+def _computation(where: str, spec, card, num_neighbors) -> list[int] | None:
+    """The fanouts a method's steps sample with, or ``None`` for the whole graph (see ``unlearn``)."""
+    if num_neighbors == "full":
+        return None
+    if num_neighbors is None:
+        trained = (card.recipe or {}).get("num_neighbors") if card is not None else None
+        return list(trained) if trained is not None and spec.local else None
+    if isinstance(num_neighbors, str):
+        raise ValueError(f"{where}: num_neighbors must be a list of per-hop fanouts, 'full' or None, got "
+                         f"{num_neighbors!r}")
+    hops = fanouts(where, num_neighbors)
+    if not spec.local:
+        raise ValueError(f"{where}: method {spec.name!r} runs on the whole graph; num_neighbors= (sampled "
+                         "computation graphs) is for the local methods "
+                         f"{sorted(m.name for m in _REGISTRY.values() if m.local)}")
+    return hops
 
 
 def build_certificate(result: UnlearnResult, original: nn.Module, store: GraphStore,

@@ -11,7 +11,8 @@ from torch_geometric.data import Data
 
 from ...models import fresh_copy
 from ...store import GraphStore
-from ...tasks.base import make_generator, pick
+from ...tasks.base import deleted_edge_ids, make_generator, pick
+from ...tasks.local import retain_sampler as local_retain_sampler
 from ...train import fit
 from ..base import Context, Options, epochs, fraction, learning_rate, option, register
 
@@ -45,7 +46,11 @@ def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
     return teacher.eval()
 
 
-@register("d2dgn", tasks=("link", "node"), options=D2DGNOptions,
+#: retained units per step on sampled computation graphs when ``max_pairs`` is not set
+LOCAL_CAP = 4096
+
+
+@register("d2dgn", tasks=("link", "node"), options=D2DGNOptions, local=True,
           requires="reset_parameters() on every module holding parameters (for the destroyer)")
 def run(ctx: Context) -> dict:
     r"""Distill to Delete (Sinha et al., arXiv 2309.16173): a student learns from two frozen teachers,
@@ -64,6 +69,12 @@ def run(ctx: Context) -> dict:
     nodes. :math:`V_R` are the live affected nodes plus a sample, :math:`V_f` the deleted nodes. ``max_pairs``
     caps the retained units drawn per epoch. The student starts from the original weights
     (``from_scratch=True``: a fresh initialisation); the epoch kept is the best on validation.
+
+    On sampled computation graphs (``unlearn(num_neighbors=...)``, :mod:`graphunlearn.tasks.local`), each
+    step's units are capped at ``max_pairs`` (default 4096): half from the one-hop neighbourhood of the
+    deleted elements, half uniformly from the live graph, with as many non-edges for link prediction; the
+    student and both teachers run on the one computation graph of every node the step touches, and
+    validation reads sampled computation graphs too. Its cost then follows the deletion, not the graph.
     Defaults and their tuning: ``docs/methods.md``.
     """
     o = ctx.options
@@ -75,38 +86,52 @@ def run(ctx: Context) -> dict:
         if not task.pairwise:
             raise ValueError("d2dgn: destroyer='random_edges' trains a predictor of node pairs; use 'random' for "
                              f"task {task.name!r}")
+        if ctx.local:
+            raise ValueError("d2dgn: destroyer='random_edges' trains on a random graph as large as the store; use "
+                             "'random' with sampled computation graphs (num_neighbors)")
         destroyer = _random_edge_teacher(ctx, g)
     else:
         destroyer = fresh_copy(ctx.original, seed=ctx.seed + 1).eval()
-    with torch.no_grad():
-        h_p = ctx.encode(ctx.original)
-        h_d = ctx.encode(destroyer)
     tau, alpha, beta = float(o.tau), float(o.alpha), float(o.beta)
     live_nodes = store.live_node_ids()
     if live_nodes.numel() == 0:
         raise ValueError("d2dgn: no live nodes left (every node was deleted), nothing to preserve")
     if task.pairwise and store.num_live_edges == 0:
         raise ValueError("d2dgn: no live edges left (every edge was deleted), nothing to preserve")
-    affected = ctx.affected_nodes()
     deleted_nodes = ctx.deleted_nodes
-    n_sample = int(o.sample_ratio * max(1, affected.numel()))
     forget = task.forget_units(store, ctx.requests, ctx.split)
-    forget_teacher = task.unit_logits(destroyer, h_d, forget) if forget.numel() else None
-    retained = task.retain_sampler(store, ctx.requests, ctx.split, o.sample_ratio, o.max_pairs)
+    if ctx.local:  # cost follows the deletion: the one-hop neighbourhood and a capped sample per step
+        cap = o.max_pairs or LOCAL_CAP
+        retained, affected = local_retain_sampler(store, deleted_nodes, deleted_edge_ids(ctx.requests),
+                                                  pairwise=task.pairwise, cap=cap)
+        n_sample = min(cap, int(o.sample_ratio * max(1, affected.numel())))
+        n_affected = min(cap, affected.numel())
+    else:
+        retained = task.retain_sampler(store, ctx.requests, ctx.split, o.sample_ratio, o.max_pairs)
+        affected = ctx.affected_nodes()
+        n_sample = int(o.sample_ratio * max(1, affected.numel()))
+        n_affected = None
 
     def loss_fn(_):
-        h = ctx.encode(ctx.model)
         units = retained(g)
-        loss_r = task.distill_loss(task.unit_logits(ctx.model, h, units),
-                                   task.unit_logits(ctx.original, h_p, units), tau)
         # V_R: the units themselves when they are nodes, else the affected nodes plus a sample
-        nodes = units if units.dim() == 1 else torch.cat([affected, pick(live_nodes, n_sample, g)])
-        loss_r = loss_r + beta * F.mse_loss(h[nodes], h_p[nodes])
+        near = affected if n_affected is None else pick(affected, n_affected, g)
+        nodes = units if units.dim() == 1 else torch.cat([near, pick(live_nodes, n_sample, g)])
+        step = ctx.step_graph([units, forget, nodes, deleted_nodes], g)
+        units_, forget_, nodes_, deleted_ = step.units
+        h = step.encode(ctx.model)
+        h_p = step.encode(ctx.original, frozen=True)
+        loss_r = task.distill_loss(task.unit_logits(ctx.model, h, units_),
+                                   task.unit_logits(ctx.original, h_p, units_), tau)
+        loss_r = loss_r + beta * F.mse_loss(h[nodes_], h_p[nodes_])
         loss_f = torch.zeros((), device=h.device)
-        if forget_teacher is not None:
-            loss_f = task.distill_loss(task.unit_logits(ctx.model, h, forget), forget_teacher, tau)
-        if deleted_nodes.numel():
-            loss_f = loss_f + beta * F.mse_loss(h[deleted_nodes], h_d[deleted_nodes])
+        if forget.numel() or deleted_nodes.numel():
+            h_d = step.encode(destroyer, frozen=True)
+            if forget.numel():
+                loss_f = task.distill_loss(task.unit_logits(ctx.model, h, forget_),
+                                           task.unit_logits(destroyer, h_d, forget_), tau)
+            if deleted_nodes.numel():
+                loss_f = loss_f + beta * F.mse_loss(h[deleted_], h_d[deleted_])
         return alpha * loss_r + (1 - alpha) * loss_f
 
     return ctx.optimise(loss_fn, epochs=o.epochs, lr=o.lr, eval_every=o.eval_every)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...tasks.base import make_generator
 from ..base import Context, Options, epochs, learning_rate, register
 
 
@@ -13,7 +14,7 @@ class GradientAscentOptions(Options):
     lr: float = learning_rate(0.001)
 
 
-@register("gradient_ascent", tasks=("link",), options=GradientAscentOptions)
+@register("gradient_ascent", tasks=("link",), options=GradientAscentOptions, local=True)
 def run(ctx: Context) -> dict:
     r"""Gradient ascent on the forget set: maximise the training loss of the deleted units,
     :math:`\max_\theta \sum_{(u,v) \in D_f} \mathrm{BCE}(\sigma(s_{uv}), 1)` over the deleted edges, for a
@@ -23,8 +24,11 @@ def run(ctx: Context) -> dict:
     if units.numel() == 0:
         raise ValueError(f"gradient_ascent needs deleted {ctx.task.name} units; the requests delete none")
 
+    g = make_generator(ctx.seed, ctx.store.device)
+
     def loss_fn(_):
-        logits = ctx.task.unit_logits(ctx.model, ctx.encode(ctx.model), units)
+        step = ctx.step_graph([units], g)  # the whole graph, or the forget set's computation graph
+        logits = ctx.task.unit_logits(ctx.model, step.encode(ctx.model), step.units[0])
         return -ctx.task.unit_loss(logits, units, ctx.store)
 
     return ctx.optimise(loss_fn, epochs=ctx.options.epochs, lr=ctx.options.lr, select=False)

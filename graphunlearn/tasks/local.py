@@ -1,0 +1,185 @@
+r"""Local computation: a model's representations of a few nodes from their sampled computation graph.
+
+On a large graph a training step, an unlearning step or an evaluation needs the representations of the
+nodes its units touch (the endpoints of a batch of pairs, a batch of nodes), not of every node. A
+:math:`K`-layer message-passing model computes them exactly from the nodes' :math:`K`-hop computation
+graph; this module samples that graph from the store's *live* CSR with the deletion-aware sampler
+(:func:`graphunlearn.sampling.sample_neighbors`, ``num_neighbors`` per hop, ``-1`` for all neighbours, as
+PyG's ``NeighborLoader`` takes them) and runs the model on it. A deleted node, edge or feature value never
+enters: the sampler draws only live slots between live nodes, features are the store's live features, and
+a deleted node asked for is an isolated node with zeroed features, as on the full live graph.
+
+The cost is that of the sampled subgraph: at most :math:`B \prod_h k_h` nodes for :math:`B` seeds and
+fanouts :math:`k_h`, whatever the graph's size. With sampled fanouts the representations are the
+stochastic estimates mini-batch GNN training uses (Hamilton et al., NeurIPS 2017, GraphSAGE's sampler;
+PyG's ``NeighborLoader``); normalisations such as GCN's degrees are those of the sampled subgraph, as in
+PyG. Models without node features (a learnable table of all N nodes) receive the subgraph's node ids as
+``x``, PyG's convention for featureless graphs (:class:`~graphunlearn.models.GNN` follows it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..sampling import sample_neighbors
+from ..sampling.neighbor import fanouts
+from ..store import GraphStore
+
+
+@dataclass
+class ComputationGraph:
+    """A sampled computation graph: ``nodes`` [n] global ids (the seeds first, in order), ``x`` [n, F] their
+    live features (or their ids [n] on a store without features), ``edge_index`` [2, m] in local ids
+    (messages flow ``edge_index[0] -> edge_index[1]``), ``edge_id`` [m] the store's edge ids, and
+    ``num_seeds``."""
+
+    nodes: Tensor
+    x: Tensor
+    edge_index: Tensor
+    edge_id: Tensor
+    num_seeds: int
+
+    @property
+    def num_nodes(self) -> int:
+        return self.nodes.numel()
+
+    def encode(self, model: nn.Module, where: str = "local computation") -> Tensor:
+        """``model``'s representations [n, d] of the graph's nodes (``model(x, edge_index)`` on the subgraph).
+
+        Raises:
+            ValueError: the model returned another number of rows than the subgraph has nodes (a model that
+                keeps a table of all N nodes must read node ids from ``x``).
+        """
+        from .base import run_model
+
+        z = run_model(model, self.x, self.edge_index)
+        rows = z[0].size(0) if isinstance(z, (tuple, list)) else z.size(0)
+        if rows != self.num_nodes:
+            raise ValueError(f"{where}: {type(model).__name__} returned {rows} rows for a sampled computation graph "
+                             f"of {self.num_nodes} nodes; on a sampled subgraph a model is called as model(x, "
+                             "edge_index) with the subgraph's features, or its node ids as x on a graph without "
+                             "features (PyG's convention: look up nn.Embedding rows with x), and must return one "
+                             "row per node")
+        return z
+
+
+def computation_graph(store: GraphStore, seeds: Tensor, num_neighbors: Sequence[int],
+                      generator: torch.Generator | None = None) -> ComputationGraph:
+    """The sampled computation graph of ``seeds`` [B] (distinct node ids) on the store's live graph.
+
+    Live seeds are sampled from with ``num_neighbors`` (one fanout per hop, ``-1``: all live neighbours);
+    deleted seeds stay isolated (no live edge reaches them) with zeroed features.
+
+    Raises:
+        ValueError: seeds out of range or repeated; a malformed ``num_neighbors``.
+    """
+    where = "computation_graph"
+    hops = fanouts(where, list(num_neighbors))
+    seeds = seeds.to(store.device, torch.long)
+    if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= store.num_nodes):
+        raise ValueError(f"{where}: seed ids must lie in [0, {store.num_nodes}), got min {int(seeds.min())}, "
+                         f"max {int(seeds.max())}")
+    alive = store.node_mask[seeds]
+    live_seeds, dead_seeds = seeds[alive], seeds[~alive]
+    out = sample_neighbors(store.live_csr(), live_seeds, hops, generator=generator)
+    nodes = torch.cat([out.node, dead_seeds])
+    # seeds back in the order given: the sampler puts the live ones first, then their neighbours
+    order = torch.empty(seeds.numel(), dtype=torch.long, device=seeds.device)
+    order[alive.nonzero().squeeze(1)] = torch.arange(live_seeds.numel(), device=seeds.device)
+    order[(~alive).nonzero().squeeze(1)] = torch.arange(dead_seeds.numel(), device=seeds.device) + out.node.numel()
+    rest = torch.ones(nodes.numel(), dtype=torch.bool, device=seeds.device)
+    rest[order] = False
+    perm = torch.cat([order, rest.nonzero().squeeze(1)])  # new position -> old position
+    new_of = torch.empty_like(perm)
+    new_of[perm] = torch.arange(perm.numel(), device=perm.device)
+    nodes = nodes[perm]
+    edge_index = new_of[torch.stack([out.row, out.col])]
+    x = store.live_x()
+    x = nodes if x is None else x.index_select(0, nodes)
+    return ComputationGraph(nodes, x, edge_index, out.edge, seeds.numel())
+
+
+def localize(store: GraphStore, units: Sequence[Tensor], num_neighbors: Sequence[int],
+             generator: torch.Generator | None = None) -> tuple[ComputationGraph, list[Tensor]]:
+    """One computation graph for every node the ``units`` touch (node ids [K] or node pairs [2, K]) and the
+    units in its local numbering (same shapes), so that ``task.unit_logits(model, graph.encode(model),
+    local_units)`` reads exactly the rows of those nodes."""
+    flat = torch.cat([u.reshape(-1).to(store.device, torch.long) for u in units]) if units else \
+        torch.empty(0, dtype=torch.long, device=store.device)
+    seeds, inverse = torch.unique(flat, return_inverse=True)
+    graph = computation_graph(store, seeds, num_neighbors, generator)
+    local, at = [], 0
+    for u in units:
+        local.append(inverse[at:at + u.numel()].reshape(u.shape))
+        at += u.numel()
+    return graph, local
+
+
+@torch.no_grad()
+def embed(model: nn.Module, store: GraphStore, nodes: Tensor, num_neighbors: Sequence[int], *,
+          generator: torch.Generator | None = None, chunk: int = 4096) -> Tensor:
+    """``model``'s representations [len(nodes), d] of ``nodes``, computed ``chunk`` distinct nodes at a time on
+    their sampled computation graphs (no gradient; evaluation's path on a graph too large for one pass)."""
+    nodes = nodes.to(store.device, torch.long)
+    uniq, inverse = torch.unique(nodes, return_inverse=True)
+    parts = []
+    for start in range(0, uniq.numel(), chunk):
+        graph = computation_graph(store, uniq[start:start + chunk], num_neighbors, generator)
+        parts.append(graph.encode(model)[:graph.num_seeds])
+    if not parts:
+        raise ValueError("embed: no nodes asked for")
+    return torch.cat(parts)[inverse]
+
+
+def neighbourhood(store: GraphStore, nodes: Tensor) -> tuple[Tensor, Tensor]:
+    """The live one-hop neighbourhood of ``nodes`` (live or deleted), read from the store's CSR rows:
+    ``(neighbours, edge_ids)``, the distinct live nodes adjacent to them through any edge that existed and
+    the live edges among those slots. Costs the sum of the nodes' degrees, not the graph's size."""
+    csr = store.live_csr()
+    nodes = torch.unique(nodes.to(store.device, torch.long))
+    starts = csr.rowptr.index_select(0, nodes)
+    deg = csr.rowptr.index_select(0, nodes + 1) - starts
+    total = int(deg.sum())
+    if total == 0:
+        empty = torch.empty(0, dtype=torch.long, device=store.device)
+        return empty, empty
+    owner = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), deg, output_size=total)
+    slots = (starts - (torch.cumsum(deg, 0) - deg)).index_select(0, owner) + torch.arange(total, device=nodes.device)
+    nbr = csr.col.index_select(0, slots)
+    alive = csr.node_live.index_select(0, nbr)
+    edges = csr.eid.index_select(0, slots)[csr.slot_live.index_select(0, slots) & alive]
+    return torch.unique(nbr[alive]), torch.unique(edges)
+
+
+def retain_sampler(store: GraphStore, deleted_nodes: Tensor, deleted_edges: Tensor, *, pairwise: bool,
+                   cap: int):
+    r"""Retained units for a local unlearning step, at most ``cap`` per call (pair tasks add as many sampled
+    non-edges): half drawn from the live one-hop neighbourhood of the deleted elements (the endpoints of
+    the deleted edges and the deleted nodes: :func:`neighbourhood`; live edges for pair tasks, live nodes
+    otherwise), the rest uniformly from all live units. Returns ``(sample(generator) -> units, near_nodes)``.
+
+    Unlike the full-graph samplers (``Task.retain_sampler``: every live unit of the requests' whole
+    :math:`k`-hop subgraph each step), nothing here grows with the graph: on a heavy-tailed graph the 2-hop
+    neighbourhood of a thousand random edges is most of the graph.
+    """
+    from .base import pick, sample_pairs
+
+    endpoints = store.edge_index[:, deleted_edges].reshape(-1)
+    near_nodes, near_edges = neighbourhood(store, torch.cat([endpoints, deleted_nodes.to(endpoints.device)]))
+    live_nodes = store.live_node_ids()
+    near = near_edges if pairwise else near_nodes
+    pool = store.live_edge_ids() if pairwise else live_nodes
+    half = min(cap // 2, near.numel())
+
+    def sample(generator: torch.Generator) -> Tensor:
+        chosen = torch.cat([pick(near, half, generator), pick(pool, cap - half, generator)])
+        if not pairwise:
+            return chosen
+        kept = store.edge_index[:, chosen]
+        return torch.cat([kept, sample_pairs(live_nodes, kept.size(1), generator)], 1)
+
+    return sample, near_nodes

@@ -1,0 +1,228 @@
+"""Local computation (graphunlearn.tasks.local): sampled computation graphs hold only live data, are exact with
+all neighbours, and drive mini-batch training and local unlearning."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch_geometric.data import Data
+
+import graphunlearn as gu
+from graphunlearn.evaluate import evaluate
+from graphunlearn.tasks.local import computation_graph, embed, localize, neighbourhood, retain_sampler
+from tests.conftest import assert_close
+
+
+def _graph(seed: int = 0, n: int = 60, m: int = 240) -> Data:
+    g = torch.Generator().manual_seed(seed)
+    ei = torch.randint(n, (2, m), generator=g)
+    ei = ei[:, ei[0] != ei[1]]
+    ei = torch.unique(torch.sort(ei, 0).values, dim=1)  # each undirected edge once
+    return Data(x=torch.randn(n, 8, generator=g), edge_index=torch.cat([ei, ei.flip(0)], 1), num_nodes=n)
+
+
+def _store_with_deletions() -> gu.GraphStore:
+    store = gu.GraphStore(_graph())
+    store.delete_edges(torch.arange(0, 30, 3))
+    store.delete_nodes(torch.tensor([5, 17]))
+    store.delete_node_features(torch.tensor([3, 8]), columns=torch.tensor([1, 4]))
+    return store
+
+
+def _sage(store, seed=0, in_channels=None):
+    torch.manual_seed(seed)
+    return gu.models.GNN(in_channels if in_channels is not None else store.num_features, conv="sage").eval()
+
+
+def test_all_neighbours_equal_the_full_live_graph():
+    """With fanout -1 a 2-layer mean-aggregating model gives the seeds exactly what it gives them on the whole
+    live graph, deleted seeds included (isolated, features zeroed)."""
+    store = _store_with_deletions()
+    model = _sage(store)
+    seeds = torch.tensor([0, 5, 9, 17, 33, 59, 2])  # 5 and 17 are deleted
+    graph = computation_graph(store, seeds, [-1, -1])
+    assert torch.equal(graph.nodes[:seeds.numel()], seeds)
+    with torch.no_grad():
+        full = gu.tasks.LINK.encode(model, store)[seeds]
+        local = graph.encode(model)[:seeds.numel()]
+    assert_close(local, full, atol=1e-5, rtol=1e-4, what="local vs full")
+
+
+def test_computation_graphs_hold_only_live_data():
+    store = _store_with_deletions()
+    live_x = store.live_x()
+    g = torch.Generator().manual_seed(1)
+    for seeds in (torch.arange(0, 60, 4), torch.tensor([5, 17, 40])):
+        graph = computation_graph(store, seeds, [3, 2], generator=g)
+        assert bool(store.edge_mask[graph.edge_id].all()), "a deleted edge reached a computation graph"
+        touched = graph.nodes[graph.edge_index.reshape(-1)]
+        assert bool(store.node_mask[touched].all()), "a deleted node passes messages"
+        assert torch.equal(graph.x, live_x[graph.nodes]), "features other than the live ones"
+        # each sampled edge is a live edge between the nodes it names (either direction)
+        u, v = store.edge_index[:, graph.edge_id]
+        a, b = graph.nodes[graph.edge_index]
+        assert bool((((u == a) & (v == b)) | ((u == b) & (v == a))).all())
+
+
+def test_fanouts_bound_the_computation_graph():
+    store = gu.GraphStore(_graph(n=400, m=8000))
+    graph = computation_graph(store, torch.arange(10), [3, 2], generator=torch.Generator().manual_seed(0))
+    assert graph.num_nodes <= 10 + 10 * 3 + 10 * 3 * 2
+    assert graph.edge_index.size(1) <= 10 * 3 + 10 * 3 * 2
+
+
+def test_localize_renumbers_units_and_embed_matches():
+    store = _store_with_deletions()
+    model = _sage(store)
+    pairs = torch.tensor([[0, 9, 33], [9, 59, 0]])
+    nodes = torch.tensor([2, 33])
+    graph, (lp, ln) = localize(store, [pairs, nodes], [-1, -1])
+    assert torch.equal(graph.nodes[lp], pairs) and torch.equal(graph.nodes[ln], nodes)
+    with torch.no_grad():
+        z = graph.encode(model)
+        full = gu.tasks.LINK.encode(model, store)
+    assert_close(z[lp[0]], full[pairs[0]], atol=1e-5, rtol=1e-4, what="localized rows")
+    assert_close(embed(model, store, pairs[1], [-1, -1], chunk=2), full[pairs[1]], atol=1e-5, rtol=1e-4,
+                 what="embed")
+
+
+def test_featureless_models_read_node_ids():
+    data = _graph()
+    data.x = None
+    store = gu.GraphStore(data)
+    torch.manual_seed(0)
+    model = gu.models.GNN(None, conv="sage", num_nodes=store.num_nodes).eval()
+    seeds = torch.tensor([1, 7, 30])
+    graph = computation_graph(store, seeds, [-1, -1])
+    assert torch.equal(graph.x, graph.nodes)
+    with torch.no_grad():
+        assert_close(graph.encode(model)[:3], gu.tasks.LINK.encode(model, store)[seeds], atol=1e-5, rtol=1e-4,
+                     what="featureless")
+
+
+def test_a_model_of_all_nodes_is_refused_on_a_subgraph():
+    store = gu.GraphStore(_graph())
+
+    class AllNodes(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = torch.nn.Parameter(torch.randn(store.num_nodes, 4))
+
+        def forward(self, x, edge_index):
+            return self.table
+
+    graph = computation_graph(store, torch.tensor([0, 1]), [2])
+    with pytest.raises(ValueError, match="returned 60 rows for a sampled computation graph"):
+        graph.encode(AllNodes())
+
+
+def test_bad_seeds_are_named():
+    store = gu.GraphStore(_graph())
+    with pytest.raises(ValueError, match=r"seed ids must lie in \[0, 60\)"):
+        computation_graph(store, torch.tensor([0, 60]), [2])
+    with pytest.raises(ValueError, match="num_neighbors"):
+        computation_graph(store, torch.tensor([0]), [-2])
+
+
+def test_retain_sampler_draws_live_units_near_the_deletion():
+    store = gu.GraphStore(_graph(n=200, m=1500))
+    req = store.delete_edges(torch.arange(5))
+    store.delete_nodes(torch.tensor([150]))
+    deleted_nodes = torch.tensor([150])
+    sample, near = retain_sampler(store, deleted_nodes, req.edge_ids, pairwise=True, cap=64)
+    g = torch.Generator().manual_seed(0)
+    units = sample(g)
+    assert units.shape == (2, 128)
+    assert bool(store.node_mask[units].all())
+    kept = units[:, :64]
+    pair_ids = store.edge_index
+    keys = set(map(tuple, pair_ids[:, store.edge_mask].t().tolist()))
+    assert all(tuple(p) in keys for p in kept.t().tolist()), "a retained unit that is not a live edge"
+    ends = store.edge_index[:, req.edge_ids].reshape(-1)
+    nbrs, edges = neighbourhood(store, torch.cat([ends, deleted_nodes]))
+    assert torch.equal(near, nbrs) and bool(store.edge_mask[edges].all())
+    assert bool(store.node_mask[near].all())
+    # half of the kept pairs come from edges at an endpoint of the deleted elements
+    first = kept[:, :32]
+    touch = torch.isin(first, torch.cat([ends, deleted_nodes])).any(0)
+    assert bool(touch.all())
+
+
+def _link_setup():
+    data = gu.datasets.load("synthetic", num_nodes=400, avg_degree=10, seed=0)
+    split = gu.datasets.link_split(data, seed=0)
+    return split, gu.GraphStore(split.train_data)
+
+
+def test_sampled_link_training_learns_and_is_recorded():
+    split, store = _link_setup()
+    torch.manual_seed(0)
+    model = gu.models.GCN(store.num_features)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gu.train.ChanceLevelWarning)
+        result = gu.train.link_prediction(model, store, split, epochs=30, batch_size=512, num_neighbors=[5, 5],
+                                          steps_per_epoch=2, progress=False)
+    assert result.best_val > 0.75
+    assert result.card.recipe["num_neighbors"] == [5, 5] and result.card.recipe["steps_per_epoch"] == 2
+    # sampled validation reads the same split: close to the full-graph score of the same model
+    full = gu.tasks.LINK.validate(model, store, split)
+    assert abs(full - result.best_val) < 0.1
+
+
+def test_sampled_node_training_learns():
+    data = gu.datasets.load("synthetic", num_nodes=400, avg_degree=10, seed=0)
+    split = gu.datasets.node_split(data, seed=0)
+    store = gu.GraphStore(data)
+    torch.manual_seed(0)
+    model = gu.models.GCN(store.num_features, out_channels=int(data.y.max()) + 1)
+    result = gu.train.node_classification(model, store, split, epochs=20, batch_size=64, num_neighbors=[5, 5],
+                                          progress=False)
+    assert result.best_val > 0.6
+
+
+def test_recipe_errors():
+    split, store = _link_setup()
+    model = gu.models.GCN(store.num_features)
+    with pytest.raises(ValueError, match="give batch_size= too"):
+        gu.train.link_prediction(model, store, split, num_neighbors=[5, 5], progress=False)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        gu.train.link_prediction(model, store, split, batch_size=8, steps_per_epoch=0, progress=False)
+
+
+def test_local_unlearning_follows_the_card_and_can_be_overridden():
+    split, store = _link_setup()
+    torch.manual_seed(0)
+    model = gu.models.GCN(store.num_features)
+    gu.train.link_prediction(model, store, split, epochs=20, batch_size=512, num_neighbors=[5, 5], progress=False)
+    req = store.delete_edges(torch.arange(20))
+    r = gu.unlearn(model, store, req, "d2dgn", split=split, certify=False, epochs=3)
+    assert r.info["computation"] == "sampled [5, 5]"
+    r = gu.unlearn(model, store, req, "d2dgn", split=split, certify=False, epochs=3, num_neighbors="full")
+    assert r.info["computation"] == "full graph"
+    for method in ("finetune", "gradient_ascent"):
+        r = gu.unlearn(model, store, req, method, split=split, certify=False, epochs=2, num_neighbors=[3, 3])
+        assert r.info["computation"] == "sampled [3, 3]"
+    gold = gu.unlearn(model, store, req, "retrain", split=split, certify=False, epochs=2)
+    assert gu.card_of(gold.model).recipe["num_neighbors"] == [5, 5]  # gold trains with the same recipe
+    with pytest.raises(ValueError, match="runs on the whole graph"):
+        gu.unlearn(model, store, req, "gnndelete", split=split, certify=False, num_neighbors=[3, 3])
+    with pytest.raises(ValueError, match="'full' or None"):
+        gu.unlearn(model, store, req, "d2dgn", split=split, certify=False, num_neighbors="sampled")
+
+
+def test_local_d2dgn_forgets_like_the_full_graph_path():
+    """On a small graph the local path (all neighbours) and the full-graph path end at a similar quality."""
+    split, store = _link_setup()
+    torch.manual_seed(0)
+    model = gu.models.GCN(store.num_features)
+    gu.train.link_prediction(model, store, split, epochs=60, progress=False)
+    req = store.delete_edges(torch.arange(0, 200, 2))
+    scores = {}
+    for fanout in ("full", [-1, -1]):
+        r = gu.unlearn(model, store, req, "d2dgn", split=split, certify=False, num_neighbors=fanout)
+        e = evaluate(r.model, store, split, [req], resamples=50)
+        scores[str(fanout)] = (e["dt_auroc"], e["df_auroc"])
+    (dt_f, df_f), (dt_l, df_l) = scores.values()
+    assert abs(dt_f - dt_l) < 0.03 and abs(df_f - df_l) < 0.08, scores
