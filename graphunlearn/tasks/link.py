@@ -22,6 +22,7 @@ from .base import (
     deleted_edge_ids,
     live_nodes,
     make_generator,
+    pair_gap,
     pick,
     register_task,
     sample_pairs,
@@ -175,11 +176,18 @@ class LinkPrediction(Task):
     # evidence
     def evaluate(self, model: nn.Module, store: GraphStore, split, requests: Sequence[DeletionRequest], *,
                  gold: nn.Module | None = None, original: nn.Module | None = None, resamples: int = 500,
-                 seed: int = 0, hits_k: int | None = None, where: str = "evaluate.link_prediction") -> Metrics:
+                 seed: int = 0, hits_k: int | None = None, num_neighbors: list[int] | None = None,
+                 where: str = "evaluate.link_prediction") -> Metrics:
         """Link-prediction metrics after ``requests``: ``dt_auroc``, ``dt_aupr`` (test pairs), ``df_auroc``,
         ``df_aupr`` (deleted edges labelled 0 against an equal-size resample of live edges labelled 1, mean
         over ``resamples``), OGB's ``hits@K`` on an ``ogbl-*`` dataset (``hits_k`` asks for it anywhere),
         and with ``gold`` the retrain gap ``gap_<deleted|hop1|hop2|rest|test>_<kl|js|l2|fidelity>``.
+
+        With ``num_neighbors`` (a graph too large for one full pass), representations come from sampled
+        computation graphs (:func:`graphunlearn.tasks.local.embed`, seeded by ``seed``, the same
+        neighbourhoods for the model and gold); the live edges Df is ranked against are resampled from a pool
+        of ``max(10,000, 10 |Df|)`` live edges drawn once, and the retrain gap covers the ``deleted`` and
+        ``test`` regions only.
 
         Raises:
             ValueError: deleted edges but no live edge left to rank them against; NaN or infinite outputs.
@@ -192,6 +200,9 @@ class LinkPrediction(Task):
         if deleted.numel() and live.numel() == 0:
             raise ValueError(f"{where}: no live training edges left (every edge was deleted), so the deleted edges "
                              "cannot be ranked against retained ones (Df-AUROC/AUPR are undefined)")
+        if num_neighbors is not None:
+            return self._evaluate_sampled(model, store, split, deleted, live, gold, resamples, seed, hits_k,
+                                          num_neighbors, where)
         with torch.no_grad():
             model.eval()
             z = self.encode(model, store)
@@ -220,6 +231,49 @@ class LinkPrediction(Task):
             if gold is not None:
                 test = torch.cat([split.test_pos, split.test_neg], 1)
                 out.update(self.pair_gaps(model, z, gold, store, requests, test, where))
+        return out
+
+    @torch.no_grad()
+    def _evaluate_sampled(self, model, store, split, deleted, live, gold, resamples, seed, hits_k, num_neighbors,
+                          where) -> Metrics:
+        from .local import embed
+
+        g = make_generator(seed, live.device)
+        pool = pick(live, min(live.numel(), max(10_000, 10 * deleted.numel())), g) if deleted.numel() else live[:0]
+        parts = {"test": torch.cat([split.test_pos, split.test_neg], 1), "deleted": store.edge_index[:, deleted],
+                 "pool": store.edge_index[:, pool]}
+        pairs = torch.cat(list(parts.values()), 1)
+
+        def scores(m, name):
+            m.eval()
+            z = embed(m, store, pairs.reshape(-1), num_neighbors, generator=make_generator(seed, store.device))
+            check_scores(where, name, z)
+            s = self.decode(m, z, torch.arange(pairs.numel(), device=z.device).view(2, -1))
+            out, at = {}, 0
+            for key, part in parts.items():
+                out[key] = s[at:at + part.size(1)]
+                at += part.size(1)
+            return out
+
+        mine = scores(model, "model")
+        n_pos = split.test_pos.size(1)
+        pos_scores, neg_scores = mine["test"][:n_pos], mine["test"][n_pos:]
+        out = Metrics("link", {"dt_auroc": roc_auc(pos_scores, neg_scores),
+                               "dt_aupr": average_precision(pos_scores, neg_scores)})
+        if hits_k is not None:
+            out[f"hits@{hits_k}"] = hits_at_k(pos_scores, neg_scores, hits_k)
+        if deleted.numel():
+            aurocs, auprs = [], []
+            for _ in range(resamples):
+                kept = mine["pool"][torch.randint(pool.numel(), (deleted.numel(),), generator=g, device=g.device)]
+                aurocs.append(roc_auc(kept, mine["deleted"]))
+                auprs.append(average_precision(kept, mine["deleted"]))
+            out["df_auroc"] = sum(aurocs) / len(aurocs)
+            out["df_aupr"] = sum(auprs) / len(auprs)
+        if gold is not None:
+            theirs = scores(gold, "gold")
+            for region in ("deleted", "test"):
+                out.update({f"gap_{region}_{k}": v for k, v in pair_gap(mine[region], theirs[region]).items()})
         return out
 
     # splits

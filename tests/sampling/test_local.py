@@ -226,3 +226,19 @@ def test_local_d2dgn_forgets_like_the_full_graph_path():
         scores[str(fanout)] = (e["dt_auroc"], e["df_auroc"])
     (dt_f, df_f), (dt_l, df_l) = scores.values()
     assert abs(dt_f - dt_l) < 0.03 and abs(df_f - df_l) < 0.08, scores
+
+
+def test_sampled_evaluation_matches_the_full_graph_with_all_neighbours():
+    split, store = _link_setup()
+    torch.manual_seed(0)
+    model = gu.models.GNN(store.num_features, conv="sage")
+    gu.train.link_prediction(model, store, split, epochs=15, progress=False)
+    gold = gu.models.GNN(store.num_features, conv="sage").eval()
+    req = store.delete_edges(torch.arange(0, 100, 2))
+    full = evaluate(model, store, split, [req], gold=gold, resamples=200)
+    local = evaluate(model, store, split, [req], gold=gold, resamples=200, num_neighbors=[-1, -1])
+    assert local["dt_auroc"] == pytest.approx(full["dt_auroc"], abs=1e-6)  # exact representations
+    assert local["gap_test_kl"] == pytest.approx(full["gap_test_kl"], rel=1e-4)
+    assert local["gap_deleted_kl"] == pytest.approx(full["gap_deleted_kl"], rel=1e-4)
+    assert abs(local["df_auroc"] - full["df_auroc"]) < 0.03  # a resampled pool of live edges
+    assert "gap_rest_kl" not in local
