@@ -458,7 +458,7 @@ class GraphStore:
         if req.edge_ids.numel() and self._live_ei is not None:
             # the live edge_index handed to models changes in place (same tensor object, fewer columns), so
             # a view taken before the request never hands a deleted edge to a PyG layer
-            keep = ~torch.isin(self._live_ei_eid, req.edge_ids)
+            keep = self.edge_mask.index_select(0, self._live_ei_eid)  # updated above: a gather, not a search
             self._live_ei_eid = self._live_ei_eid[keep]
             self._live_ei.set_(self._live_ei[:, keep].contiguous())
         self.node_mask[req.node_ids] = False

@@ -10,6 +10,7 @@ from .loaders import (
     load_or_default,
     ogb_safe_globals,
 )
+from .powerlaw import powerlaw
 from .splits import (
     PROTOCOL_SEEDS,
     REC_KINDS,
@@ -34,5 +35,5 @@ __all__ = [
     "data_root", "enclosing_nodes", "forget_edges", "forget_nodes", "forget_recommendation", "hard_forget_edges",
     "is_available",
     "item_group_interactions", "link_split", "load", "load_or_default", "node_split", "ogb_safe_globals",
-    "sample_negatives", "synthetic", "synthetic_user_item", "user_item_split",
+    "powerlaw", "sample_negatives", "synthetic", "synthetic_user_item", "user_item_split",
 ]

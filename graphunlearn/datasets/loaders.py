@@ -4,7 +4,8 @@ Root resolution: the ``root`` argument, else the ``GRAPHUNLEARN_DATA`` environme
 cache folder (``GRAPHUNLEARN_CACHE``, else ``$XDG_CACHE_HOME/graphunlearn``, else ``~/.cache/graphunlearn``),
 where the loaders' normal download applies. Loaders write ``processed/`` folders, so a dataset found
 outside the cache is first copied (raw files only) into a working copy in the cache; the data root itself
-is never written.
+is never written. The generated ``powerlaw-*`` graphs read no data root: they are built once into
+``cache_dir() / "generated"``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from torch import Tensor
 from torch_geometric.data import Data, HeteroData
 
 from ..io import safe_load
+from .powerlaw import SIZES as POWERLAW_SIZES
+from .powerlaw import load_powerlaw
 from .raw_pickle import check_planetoid_raw
 from .synthetic import synthetic, synthetic_user_item
 
@@ -37,7 +40,8 @@ _LAYOUT: dict[str, str] = {
     "coauthor-cs": "coauthor/CS",
     "yelp2018": "rec/yelp2018",
 }
-DATASETS = (*_LAYOUT, "synthetic", "synthetic-rec")
+_GENERATED = ("synthetic", "synthetic-rec", *POWERLAW_SIZES)  # built here, never read from a data root
+DATASETS = (*_LAYOUT, *_GENERATED)
 _ALIASES = {"ml-100k": "movielens-100k", "movielens100k": "movielens-100k", "ddi": "ogbl-ddi",
             "collab": "ogbl-collab", "photo": "amazon-photo", "amazonphoto": "amazon-photo",
             "amazon_photo": "amazon-photo", "cs": "coauthor-cs", "coauthorcs": "coauthor-cs",
@@ -85,9 +89,10 @@ def canonical_name(name: str) -> str:
 
 
 def is_available(name: str, root: str | os.PathLike | None = None) -> bool:
-    """Whether ``name``'s raw files are present under the data root (``synthetic`` always is)."""
+    """Whether ``name``'s raw files are present under the data root (the generated graphs, ``synthetic``,
+    ``synthetic-rec`` and ``powerlaw-*``, always are)."""
     key = canonical_name(name)
-    if key in ("synthetic", "synthetic-rec"):
+    if key in _GENERATED:
         return True
     folder = data_root(root) / _LAYOUT[key]
     return folder.is_dir() and any(folder.rglob("*"))
@@ -100,8 +105,16 @@ def load(name: str, root: str | os.PathLike | None = None, **kwargs) -> Data:
         name: one of ``cora``, ``citeseer``, ``pubmed``, ``ogbl-ddi``, ``ogbl-collab``, ``amazon-photo``,
             ``coauthor-cs``, ``movielens-100k``, ``gowalla``, ``yelp2018``, ``synthetic`` (keyword arguments go
             to :func:`synthetic`), ``synthetic-rec`` (a user-item graph; keyword arguments go to
-            :func:`synthetic_user_item`).
-        root: data root (default: ``$GRAPHUNLEARN_DATA``, else the user cache, where downloads go).
+            :func:`synthetic_user_item`), ``powerlaw-1m``, ``powerlaw-10m``, ``powerlaw-60m`` (seeded
+            power-law graphs shaped like ogbn-products, with 1M, 10M and 60M undirected edges: see
+            :func:`~graphunlearn.datasets.powerlaw`; keyword arguments other than the size go to it).
+        root: data root (default: ``$GRAPHUNLEARN_DATA``, else the user cache, where downloads go). The
+            generated graphs ignore it.
+
+    The ``powerlaw-*`` graphs are built on first load (about 2 s, 8 s and 1 min on two CPU cores, peak
+    memory 0.7, 1.5 and 6 GB; progress on stderr for the larger two) and cached as
+    ``cache_dir() / "generated" / "<name>-<key>.pt"``, the key a hash of every generator argument and the
+    generator's version; a damaged cache file is rebuilt with a warning.
 
     A data root is read as data, never executed: the raw Planetoid pickles are unpickled first with a
     restricted unpickler (:mod:`graphunlearn.datasets.raw_pickle`) that admits only numpy arrays, scipy CSR
@@ -129,6 +142,8 @@ def load(name: str, root: str | os.PathLike | None = None, **kwargs) -> Data:
         return synthetic(**kwargs)
     if key == "synthetic-rec":
         return synthetic_user_item(**kwargs)
+    if key in POWERLAW_SIZES:
+        return load_powerlaw(key, cache_dir() / "generated", **kwargs)
     if kwargs:
         raise TypeError(f"load({name!r}) takes no extra options, got {sorted(kwargs)}")
     base = data_root(root)
@@ -142,7 +157,8 @@ def load(name: str, root: str | os.PathLike | None = None, **kwargs) -> Data:
     return _LOADERS[key](work)
 
 
-_DESCRIBE = {"synthetic": "synthetic SBM graph", "synthetic-rec": "synthetic user-item graph"}
+_DESCRIBE = {"synthetic": "synthetic SBM graph", "synthetic-rec": "synthetic user-item graph",
+             **{k: "synthetic power-law graph" for k in POWERLAW_SIZES}}
 
 
 def load_or_default(name: str, default: str = "synthetic", root: str | os.PathLike | None = None

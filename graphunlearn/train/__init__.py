@@ -111,7 +111,7 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
     task.check_device(where, model, store)
     split = task.to_device(split, store.device)
     task.check_trainable(store, split, where)
-    task.warm(store)
+    task.warm(store, sampled=True) if recipe.get("num_neighbors") is not None else task.warm(store)
     recipe["seed"] = seed
     torch.manual_seed(seed)
     g = make_generator(seed, store.device)

@@ -162,7 +162,7 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     task.check_device(where, model, store)
     split = task.to_device(split, store.device)
     requests = store.check_requests(request, where=where, name="request")  # this store's, not compacted
-    task.warm(store)
+    task.warm(store, sampled=True) if fanout is not None else task.warm(store)  # a user task may not sample
     already = set(card.forgotten if card else ())
     for r in requests:
         if r.id in already:

@@ -47,7 +47,7 @@ def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
 
 
 #: retained units per step on sampled computation graphs when ``max_pairs`` is not set
-LOCAL_CAP = 4096
+LOCAL_CAP = 1024
 
 
 @register("d2dgn", tasks=("link", "node"), options=D2DGNOptions, local=True,
@@ -71,9 +71,9 @@ def run(ctx: Context) -> dict:
     (``from_scratch=True``: a fresh initialisation); the epoch kept is the best on validation.
 
     On sampled computation graphs (``unlearn(num_neighbors=...)``, :mod:`graphunlearn.tasks.local`), each
-    step's units are capped at ``max_pairs`` (default 4096): half from the one-hop neighbourhood of the
-    deleted elements, half uniformly from the live graph, with as many non-edges for link prediction; the
-    student and both teachers run on the one computation graph of every node the step touches, and
+    step's units are capped at ``max_pairs`` (default 1024): half from the one-hop neighbourhood of the
+    deleted elements, half uniformly from the live graph, with as many non-edges for link prediction
+    (:math:`V_R` is then their endpoints); the student and both teachers run on the one computation graph of every node the step touches, and
     validation reads sampled computation graphs too. Its cost then follows the deletion, not the graph.
     Defaults and their tuning: ``docs/methods.md``.
     """
@@ -106,6 +106,8 @@ def run(ctx: Context) -> dict:
                                                   pairwise=task.pairwise, cap=cap)
         n_sample = min(cap, int(o.sample_ratio * max(1, affected.numel())))
         n_affected = min(cap, affected.numel())
+        if task.pairwise:  # V_R: the retained units' endpoints (near the deletion, and random): no more seeds
+            n_affected = n_sample = 0
     else:
         retained = task.retain_sampler(store, ctx.requests, ctx.split, o.sample_ratio, o.max_pairs)
         affected = ctx.affected_nodes()
@@ -115,8 +117,14 @@ def run(ctx: Context) -> dict:
     def loss_fn(_):
         units = retained(g)
         # V_R: the units themselves when they are nodes, else the affected nodes plus a sample
-        near = affected if n_affected is None else pick(affected, n_affected, g)
-        nodes = units if units.dim() == 1 else torch.cat([near, pick(live_nodes, n_sample, g)])
+        if units.dim() == 1:
+            nodes = units
+        elif n_affected is None:
+            nodes = torch.cat([affected, pick(live_nodes, n_sample, g)])
+        elif n_affected:
+            nodes = torch.cat([pick(affected, n_affected, g), pick(live_nodes, n_sample, g)])
+        else:
+            nodes = units.reshape(-1)
         step = ctx.step_graph([units, forget, nodes, deleted_nodes], g)
         units_, forget_, nodes_, deleted_ = step.units
         h = step.encode(ctx.model)

@@ -12,7 +12,7 @@ from ..base import Context, Options, epochs, learning_rate, option, register
 class FinetuneOptions(Options):
     epochs: int = epochs(20)
     lr: float = learning_rate(0.005)
-    batch_size: int = option(4096, int, low=1, doc="training units per step on sampled computation graphs")
+    batch_size: int = option(1024, int, low=1, doc="training units per step on sampled computation graphs")
 
 
 @register("finetune", tasks=("link", "node"), options=FinetuneOptions, local=True)
@@ -20,8 +20,8 @@ def run(ctx: Context) -> dict:
     r"""Continue training the original weights on the retained graph with the task's own loss (link: BCE
     against sampled negatives; node: cross-entropy on the live training nodes), keeping the best
     validation epoch. On sampled computation graphs (``unlearn(num_neighbors=...)``) each epoch is one step
-    on ``batch_size`` training units drawn uniformly (``Task.sample_batch``), so its cost follows the batch,
-    not the graph."""
+    on ``batch_size`` training units drawn uniformly (``Task.sample_batch``), validated every 5 epochs, so its
+    cost follows the batch, not the graph."""
     ctx.task.check_trainable(ctx.store, ctx.split, "finetune")
     g = make_generator(ctx.seed, ctx.store.device)
     recipe = dict(ctx.card.recipe) if ctx.card is not None else {}
@@ -35,4 +35,4 @@ def run(ctx: Context) -> dict:
         batch = ctx.task.sample_batch(ctx.store, ctx.split, g, size)
         return ctx.task.loss(ctx.model, ctx.store, ctx.split, batch, g, recipe)
 
-    return ctx.optimise(loss_fn, epochs=ctx.options.epochs, lr=ctx.options.lr)
+    return ctx.optimise(loss_fn, epochs=ctx.options.epochs, lr=ctx.options.lr, eval_every=5)
