@@ -54,7 +54,7 @@ def log(msg: str) -> None:
 def run_size(size: str, args) -> list[dict]:
     rows = []
     t0 = time.perf_counter()
-    data = gu.datasets.load(NAMES[size])
+    data = gu.datasets.load(NAMES.get(size, size))
     t_load = time.perf_counter() - t0
     num_edges = data.edge_index.size(1) // 2
     log(f"{size}: {data.num_nodes:,} nodes, {num_edges:,} edges loaded in {t_load:.1f} s (peak {rss_gb():.1f} GiB)")
@@ -74,7 +74,7 @@ def run_size(size: str, args) -> list[dict]:
     train = gu.train.link_prediction(model, store, split, progress=args.progress, seed=0, **recipe)
     log(f"{size}: original trained in {train.seconds:.1f} s, validation AUROC {train.best_val:.4f} "
         f"(peak {rss_gb():.1f} GiB)")
-    base = {"graph": NAMES[size], "nodes": store.num_nodes, "edges": num_edges, "load_s": t_load,
+    base = {"graph": NAMES.get(size, size), "nodes": store.num_nodes, "edges": num_edges, "load_s": t_load,
             "split_store_s": t_store, "train_s": train.seconds, "train_val_auroc": train.best_val,
             "recipe": {k: v for k, v in recipe.items()}}
     g = torch.Generator().manual_seed(1)
@@ -152,7 +152,8 @@ def plot(rows: list[dict], at: int, path: Path) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", nargs="+", default=["1m", "10m"], choices=list(NAMES))
+    p.add_argument("--sizes", nargs="+", default=["1m", "10m"],
+                   help=f"graph sizes ({', '.join(NAMES)}) or any gu.datasets.load name (e.g. synthetic, a smoke test)")
     p.add_argument("--deletions", nargs="+", type=int, default=[100, 1000, 10000])
     p.add_argument("--methods", nargs="+", default=["d2dgn", "finetune", "gradient_ascent"])
     p.add_argument("--gold-at", nargs="*", type=int, default=[1000], help="deletion sizes that retrain gold")
@@ -164,6 +165,7 @@ def main(argv=None) -> None:
     p.add_argument("--val", type=int, default=10_000, help="validation (and test) edges")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--append", action="store_true", help="keep other graphs' rows of an earlier results.json")
     p.add_argument("--out", type=Path, default=common.RESULTS / "scale")
     args = p.parse_args(argv)
     if args.threads:
@@ -174,11 +176,19 @@ def main(argv=None) -> None:
         rows += run_size(size, args)
         print(table(rows), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    info = {"machine": common.machine("cpu"), "command": "python benchmarks/bench_scale.py " + " ".join(
-        sys.argv[1:] if argv is None else argv), "rows": rows}
+    command = "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    for r in rows:
+        r["command"] = command
+    old = args.out / "results.json"
+    if args.append and old.exists():  # keep the other graphs' rows, measured by earlier runs
+        done = {r["graph"] for r in rows}
+        rows = [r for r in json.loads(old.read_text())["rows"] if r["graph"] not in done] + rows
+        rows.sort(key=lambda r: (r["edges"], r["deleted"]))
+    info = {"machine": common.machine("cpu"), "command": command, "rows": rows}
     (args.out / "results.json").write_text(json.dumps(info, indent=1, default=str))
-    (args.out / "results.md").write_text(f"Machine: {info['machine']}\n\nCommand: `{info['command']}`\n\n"
-                                         + table(rows) + "\n")
+    commands = "\n".join(f"- `{c}`" for c in dict.fromkeys(r["command"] for r in rows))
+    text = f"Machine: {info['machine']}\n\nCommands:\n{commands}\n\n" + table(rows) + "\n"
+    (args.out / "results.md").write_text(text)
     at = 1000 if 1000 in args.deletions else args.deletions[0]
     plot(rows, at, args.out / "time_vs_size.png")
     print(table(rows))

@@ -209,3 +209,22 @@ def test_noise_floor_compares_each_method_with_two_golds():
     assert kl["distance"] == pytest.approx(0.01) and kl["floor"] == pytest.approx(0.02) and kl["within"]
     assert got[("gold, seed + 1 (noise floor)", "dt_auroc")]["within"]  # the floor is within itself
     assert bench.engine.noise_floor([r for r in rows if r["method"] != "gold2"]) == []
+
+
+@pytest.mark.slow
+def test_the_scale_benchmark_runs_on_a_small_graph(tmp_path):
+    """benchmarks/bench_scale.py end to end on the synthetic graph: sampled training, registration, gold, a
+    local method, sampled evaluation, the result files and the plot; a second run with --append keeps rows."""
+    cmd = [sys.executable, "benchmarks/bench_scale.py", "--sizes", "synthetic", "--deletions", "20", "40",
+           "--gold-at", "20", "--methods", "gradient_ascent", "--steps", "4", "--epochs", "2", "--eval-every", "1",
+           "--batch-size", "64", "--fanout", "3", "2", "--val", "100", "--out", str(tmp_path)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [(r["deleted"], r["method"]) for r in rows] == [(20, "retrain"), (20, "original"), (20, "gradient_ascent"),
+                                                          (40, "original"), (40, "gradient_ascent")]
+    ga = rows[2]
+    assert ga["speedup"] > 0 and 0 <= ga["dt_auroc"] <= 1 and ga["gap_test_kl"] >= 0 and ga["register_ms"] > 0
+    assert rows[0]["recipe"]["num_neighbors"] == [3, 2]
+    assert (tmp_path / "time_vs_size.png").stat().st_size > 0
+    assert "gradient_ascent" in (tmp_path / "results.md").read_text()
