@@ -358,6 +358,10 @@ class Task:
         the deleted units are compared with; ``None`` when the split holds none."""
         return None
 
+    #: whether :meth:`heldout_units` are validation data (not test data), so that an unlearning method may
+    #: read them to decide how far to forget (calibrated forgetting, ``docs/calibration.md``)
+    heldout_is_validation: bool = False
+
     @torch.no_grad()
     def membership_scores(self, model: nn.Module, store: GraphStore, split,
                           requests: Sequence[DeletionRequest]) -> tuple[Tensor, Tensor] | None:

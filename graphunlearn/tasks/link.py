@@ -173,6 +173,8 @@ class LinkPrediction(Task):
     def heldout_units(self, split):
         return split.val_pos  # true edges held out of training (validation positives)
 
+    heldout_is_validation = True
+
     # evidence
     def evaluate(self, model: nn.Module, store: GraphStore, split, requests: Sequence[DeletionRequest], *,
                  gold: nn.Module | None = None, original: nn.Module | None = None, resamples: int = 500,

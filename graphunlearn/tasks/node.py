@@ -216,6 +216,8 @@ class NodeClassification(Task):
     def heldout_units(self, split):
         return split.val_idx
 
+    heldout_is_validation = True
+
     @torch.no_grad()
     def membership_scores(self, model, store, split, requests):
         """Scores of deleted training nodes and of live validation nodes (never trained on): the log-probability

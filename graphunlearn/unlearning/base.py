@@ -10,7 +10,9 @@ naming the tasks it supports. Adding a method is those three steps; the contract
 from __future__ import annotations
 
 import builtins
+import copy
 import dataclasses
+import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,12 +21,14 @@ import torch
 from torch import Tensor, nn
 
 from .. import checks
+from ..graph import row_slots
+from ..metrics import roc_auc
 from ..models.card import ModelCard
 from ..requests import DeletionRequest
 from ..store import GraphStore
 from ..tasks import Task
 from ..tasks import tasks as registered_tasks
-from ..tasks.base import affected_nodes
+from ..tasks.base import affected_nodes, make_generator
 from ..train.loop import LoopResult, optimise, validated
 
 
@@ -86,6 +90,37 @@ def learning_rate(default: float) -> dataclasses.Field:
 
 def fraction(default: float, doc: str) -> dataclasses.Field:
     return option(default, float, low=0, high=1, doc=doc)
+
+
+#: whether the learning methods calibrate by default (``docs/calibration.md``: chosen on development seeds)
+CALIBRATE = False
+#: the largest drop in validation score below the original's that calibration accepts for a checkpoint
+CALIBRATE_TOLERANCE = 0.01
+
+
+def calibrate_switch(default: bool = CALIBRATE) -> dataclasses.Field:
+    """The common ``calibrate`` option of the learning methods (:class:`Calibration`)."""
+    return option(default, bool, doc="calibrated forgetting: stop where the deleted units score like held-out "
+                  "validation units (degree-matched AUROC 0.5; docs/calibration.md)")
+
+
+def calibration(options: Options) -> dict:
+    """The keyword arguments of :meth:`Context.optimise` that the common calibration options set
+    (``calibrate``, ``calibrate_tolerance``, ``calibrate_every``)."""
+    return {"calibrate": options.calibrate, "tolerance": options.calibrate_tolerance,
+            "check_every": options.calibrate_every}
+
+
+def calibrate_every(default: int = 1) -> dataclasses.Field:
+    """The common ``calibrate_every`` option: epochs between calibration checks."""
+    return option(default, int, low=1, doc="with calibrate: epochs between checks (each is a validation and a "
+                  "forward pass over the deleted and held-out units), replacing the method's own validation cadence")
+
+
+def calibrate_tolerance(default: float = CALIBRATE_TOLERANCE) -> dataclasses.Field:
+    """The common ``calibrate_tolerance`` option: validation utility a calibrated checkpoint may lose."""
+    return option(default, float, low=0, high=1, doc="with calibrate: a checkpoint is eligible only if its "
+                  "validation score is at least the original's minus this")
 
 
 @dataclass
@@ -247,19 +282,79 @@ class Context:
             return None
         return validated(self.method, epoch, lambda: self._task_validate(model))
 
+    @property
+    def computation(self) -> str:
+        return "full graph" if self.num_neighbors is None else f"sampled {self.num_neighbors}"
+
     def optimise(self, loss_fn: Callable[[int], Tensor], *, epochs: int, lr: float, params=None,
-                 select: bool = True, eval_every: int = 1) -> dict:
+                 select: bool = True, eval_every: int = 1, calibrate: bool = False,
+                 tolerance: float = CALIBRATE_TOLERANCE, check_every: int = 1) -> dict:
         """The one loop (:func:`~graphunlearn.train.loop.optimise`) on ``self.model``: ``loss_fn(epoch)`` per
-        step, the best validation epoch kept when ``select``. Returns the info a method reports."""
+        step, the best validation epoch kept when ``select``. With ``calibrate``, :class:`Calibration` decides
+        instead: it checks every ``check_every`` epochs (in place of ``eval_every``), stops at the first
+        eligible check where the deleted units score like held-out validation units, and keeps the eligible
+        checkpoint closest to that (``tolerance``: the validation score a checkpoint may lose against the
+        original's); its decision is ``info["calibration"]`` (where calibration cannot run: the reason, and
+        the usual selection). The methods pass their common options with ``**calibration(options)``.
+        Returns the info a method reports."""
+        cal = Calibration(self, tolerance) if calibrate else None
+        if cal is not None and cal.reason is None:
+            return self._calibrated(loss_fn, cal, epochs, lr, params, check_every)
         run: LoopResult = optimise(self.model, lambda epoch, _batch: loss_fn(epoch), epochs=epochs, lr=lr,
                                    params=params,
                                    validate=(lambda: self._task_validate(self.model))
                                    if select and self.split is not None else None,
                                    eval_every=eval_every, select=select, progress=self.progress, desc=self.method,
                                    autocast=self.autocast)
-        return {"epochs": run.epochs_run, "selected_epoch": run.best_epoch, "val_score": run.best_val,
-                "losses": run.losses, "computation": "full graph" if self.num_neighbors is None
-                else f"sampled {self.num_neighbors}"}
+        info = {"epochs": run.epochs_run, "selected_epoch": run.best_epoch, "val_score": run.best_val,
+                "losses": run.losses, "computation": self.computation}
+        if cal is not None:
+            info["calibration"] = cal.decision()
+        return info
+
+    def _calibrated(self, loss_fn: Callable[[int], Tensor], cal: Calibration, epochs: int, lr: float, params,
+                    eval_every: int) -> dict:
+        """:meth:`optimise` under :class:`Calibration`: the loop validates every ``eval_every`` epochs, each
+        validation is also a calibration check, and the first check that ends the run leaves the loop (the
+        loop has no stopping hook but patience, which reads one score)."""
+        losses: list[Tensor] = []  # device scalars, read once at the end (no host sync per step)
+        at = [0]
+
+        def step(epoch: int, _batch) -> Tensor:
+            at[0] = epoch
+            loss = loss_fn(epoch)
+            losses.append(loss.detach().float())
+            return loss
+
+        def validate() -> float | None:
+            val = self._task_validate(self.model)
+            if cal.check(at[0], self.model, val):
+                raise _CalibrationStop
+            return val
+
+        if not cal.start(self.model):
+            params = list(params) if params is not None else None
+            start = copy.deepcopy(self.model.state_dict())
+            for attempt in range(BACKTRACKS + 1):
+                losses.clear()
+                try:
+                    optimise(self.model, step, epochs=epochs, lr=lr, params=params, validate=validate,
+                             eval_every=eval_every, select=False, progress=self.progress, desc=self.method,
+                             autocast=self.autocast)
+                except _CalibrationStop:
+                    pass
+                if cal.stopped_at != eval_every or attempt == BACKTRACKS:
+                    break
+                # the first check already crossed: the crossing lies inside one interval of steps, too
+                # coarse to place; again from the start, with smaller steps
+                cal.rewind(lr)
+                self.model.load_state_dict(start)
+                lr = lr / BACKTRACK_FACTOR
+        cal.lr = lr
+        decision = cal.restore(self.model)
+        return {"epochs": at[0], "selected_epoch": decision["selected_epoch"], "val_score": decision["val_score"],
+                "losses": torch.stack(losses).tolist() if losses else [], "computation": self.computation,
+                "calibration": decision}
 
 
 class StepGraph:
@@ -293,3 +388,244 @@ class StepGraph:
             with torch.no_grad():
                 return self.graph.encode(model, ctx.method)
         return self.graph.encode(model, ctx.method)
+
+
+# ----------------------------------------------------------------------------------------------- calibration
+#: held-out groups of :func:`matched_auroc`: the held-out units are cut at the quantiles of their degree
+#: covariate into this many groups (docs/calibration.md; Cora's 263 validation edges give about 65 a group)
+CALIBRATION_BINS = 4
+
+
+def matched_auroc(forget: Tensor, heldout: Tensor, forget_cov: Tensor | None = None,
+                  heldout_cov: Tensor | None = None, bins: int = CALIBRATION_BINS) -> float:
+    r"""AUROC of the deleted units' scores ``forget`` (label 1) against held-out units' ``heldout`` (label 0),
+    matched on a covariate: the held-out units are cut into ``bins`` groups at the quantiles of
+    ``heldout_cov`` (boundaries taken among the held-out values, so no group between distinct boundaries is
+    empty), each deleted unit is ranked against the held-out units of its own group only, and the groups'
+    AUROCs are averaged with weights :math:`|F_b| / |F|`:
+
+    .. math::
+        \mathrm{AUROC}_{\text{matched}} = \sum_b \frac{|F_b|}{|F|}\,
+        P\big(s(f) > s(h) \mid f \in F_b,\ h \in H_b\big)
+
+    (ties count half). A deleted unit above every held-out covariate joins the highest group that holds
+    held-out units. Without covariates (``None``), the plain AUROC. 0.5: the deleted units score like
+    held-out units of the same degree; above: the model still ranks them as training data.
+
+    Shapes: forget [F], heldout [H], forget_cov [F], heldout_cov [H].
+
+    Raises:
+        ValueError: either side empty, or a NaN or infinite score (:func:`~graphunlearn.metrics.roc_auc`).
+    """
+    if forget_cov is None or heldout_cov is None or bins <= 1 or heldout.numel() < 2 * bins:
+        return roc_auc(forget, heldout)
+    qs = torch.linspace(0, 1, bins + 1, device=heldout_cov.device)[1:-1]
+    edges = torch.quantile(heldout_cov.float(), qs, interpolation="lower")
+    b_h = torch.bucketize(heldout_cov.float(), edges)
+    b_f = torch.bucketize(forget_cov.float(), edges).clamp(max=int(b_h.max()))
+    total = 0.0
+    for b in torch.unique(b_f).tolist():
+        f = forget[b_f == b]
+        total += roc_auc(f, heldout[b_h == b]) * f.numel()
+    return total / forget.numel()
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+#: restarts with smaller steps when the first check after the start already crosses 0.5, and the factor the
+#: learning rate is divided by each time: d2dgn's 0.005 becomes 0.001, the step the Cora stream of 5-edge
+#: requests needed (docs/methods.md), then 0.0002 (docs/calibration.md)
+BACKTRACKS = 2
+BACKTRACK_FACTOR = 5.0
+
+
+class _CalibrationStop(Exception):
+    """Raised from a calibration check to leave the loop at the epoch where the rule stops."""
+
+
+class Calibration:
+    r"""Calibrated forgetting (``docs/calibration.md``): how far a learning method forgets, decided from the
+    forget set and held-out validation units alone (never test data, never a gold model).
+
+    At epoch 0 and at every validation point :math:`t` it measures the model's degree-matched
+    forget-vs-held-out AUROC :math:`m_t` (:func:`matched_auroc` of the deleted units' scores against those of
+    the held-out validation units the task names, :meth:`~graphunlearn.tasks.Task.heldout_units`, on the live
+    graph) beside the validation score :math:`v_t`. A checkpoint is *eligible* when
+    :math:`v_t \ge v_{\text{orig}} - \text{tolerance}` (the original model's validation score on the live
+    graph). The run stops at the first eligible checkpoint with :math:`m_t \le 0.5` (the deleted units now
+    score no higher than units the model never trained on); the model kept is the eligible checkpoint with
+    :math:`|m_t - 0.5|` smallest (the crossing, or the one just before it), else, when none was eligible,
+    the best validation checkpoint. A run that stops at its first check after the start crossed inside one
+    interval of steps: it starts again from the same weights with the learning rate divided by
+    :data:`BACKTRACK_FACTOR`, at most :data:`BACKTRACKS` times.
+
+    Read: the deleted units (``Task.forget_units``), the held-out validation units (validation positives for
+    link prediction, live validation nodes for node classification), the validation pairs the task's
+    ``validate`` reads, and the live graph's degrees. A task whose held-out units are not validation data
+    (``Task.heldout_is_validation`` false: recommendation's are its test interactions) is not calibrated.
+    On sampled computation graphs (``unlearn(num_neighbors=...)``) pair scores come from sampled
+    computation graphs of the deleted and the first ``Task.sampled_val_units`` held-out pairs, drawn with a
+    fixed seed at every check; node classification asks deleted nodes on the graph before the requests,
+    which sampled graphs do not rebuild, so it is calibrated on the whole graph only.
+    """
+
+    target = 0.5
+
+    def __init__(self, ctx: Context, tolerance: float, bins: int = CALIBRATION_BINS):
+        self.ctx, self.tolerance, self.bins = ctx, float(tolerance), bins
+        self.forget: Tensor | None = None  # deleted pairs [2, F] (pair tasks; node tasks ask the task)
+        self.heldout: Tensor | None = None  # held-out validation pairs [2, H]
+        self.cov: tuple[Tensor, Tensor] | None = None  # their degree covariates
+        self.original_auroc: float | None = None
+        self.checks: list[dict] = []
+        self.reason: str | None = None
+        self.reference: float | None = None
+        self._best: tuple | None = None  # (distance to target, epoch, val, state) of the eligible checkpoint kept
+        self._fallback: tuple | None = None  # (epoch, val, state) of the best validation checkpoint
+        self.stopped_at: int | None = None
+        self.attempts: list[dict] = []  # runs restarted with smaller steps (rewind)
+        self.lr: float | None = None  # the learning rate of the run kept
+        task, split, store = ctx.task, ctx.split, ctx.store
+        if split is None:
+            self.reason = "no split: no held-out validation units to compare the deleted units with"
+            return
+        if not task.heldout_is_validation:
+            self.reason = (f"task {task.name!r} holds no held-out validation units (its held-out units are test "
+                           "data, which calibration never reads)")
+            return
+        if task.pairwise:
+            forget = task.forget_units(store, ctx.requests, split)
+            held = task.heldout_units(split)
+            if held is not None and ctx.local:
+                held = held[:, :task.sampled_val_units]
+            if not forget.numel() or held is None or not held.numel():
+                self.reason = "no deleted units" if not forget.numel() else "no held-out validation units"
+                return
+            self.forget, self.heldout = forget, held
+            self.cov = (self._degree_covariate(forget), self._degree_covariate(held))
+        elif ctx.local:
+            self.reason = (f"task {task.name!r} asks deleted units on the graph before the requests, which sampled "
+                           "computation graphs do not rebuild: calibrate on the whole graph (num_neighbors='full')")
+            return
+        elif task.membership_scores(ctx.original, store, split, ctx.requests) is None:
+            self.reason = "no deleted training units or no live held-out validation units"
+
+    def _degree_covariate(self, pairs: Tensor) -> Tensor:
+        r""":math:`\log(1 + d_u) + \log(1 + d_v)` of each pair, live degrees read from the store's CSR rows of
+        the pairs' endpoints only (a deleted edge no longer counts, a held-out edge never did)."""
+        csr = self.ctx.store.live_csr()
+        nodes, inverse = torch.unique(pairs.reshape(-1), return_inverse=True)
+        slots = row_slots(csr.rowptr, nodes)
+        live = csr.slot_live[slots] & csr.node_live[csr.col[slots]]
+        owner = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device),
+                                        csr.rowptr[nodes + 1] - csr.rowptr[nodes])
+        degree = torch.zeros(nodes.numel(), device=nodes.device).index_add_(0, owner, live.float())
+        return torch.log1p(degree)[inverse].view(pairs.shape).sum(0)
+
+    @torch.no_grad()
+    def scores(self, model: nn.Module) -> tuple[Tensor, Tensor]:
+        """The model's scores ``(deleted [F], held-out [H])``: pair logits on the live graph (or on sampled
+        computation graphs), node tasks' :meth:`~graphunlearn.tasks.Task.membership_scores`."""
+        ctx, task = self.ctx, self.ctx.task
+        if self.forget is None:
+            return task.membership_scores(model, ctx.store, ctx.split, ctx.requests)
+        was = model.training
+        model.eval()
+        try:
+            pairs = torch.cat([self.forget, self.heldout], 1)
+            if ctx.local:
+                from ..tasks.local import embed
+
+                z = embed(model, ctx.store, pairs.reshape(-1), ctx.num_neighbors,
+                          generator=make_generator(0, ctx.store.device))
+                s = task.unit_logits(model, z, torch.arange(pairs.numel(), device=z.device).view(2, -1))
+            else:
+                s = task.unit_logits(model, task.encode(model, ctx.store), pairs)
+        finally:
+            model.train(was)
+        s = s.reshape(-1)
+        return s[:self.forget.size(1)], s[self.forget.size(1):]
+
+    def auroc(self, model: nn.Module) -> float:
+        """The degree-matched forget-vs-held-out AUROC :math:`m` of ``model`` (:func:`matched_auroc`)."""
+        f, h = self.scores(model)
+        cf, ch = self.cov if self.cov is not None else (None, None)
+        return matched_auroc(f, h, cf, ch, self.bins)
+
+    def start(self, model: nn.Module) -> bool:
+        """Measure the original (the eligibility reference) and check ``model`` at epoch 0; ``True`` when the
+        rule already stops there (the deleted units score like held-out ones before any step)."""
+        ctx = self.ctx
+        self.reference = validated(ctx.method, None, lambda: ctx._task_validate(ctx.original))
+        if _same_weights(model, ctx.original):  # the usual start: epoch 0 is the original, measured once
+            stop = validated(ctx.method, 0, lambda: self.check(0, model, self.reference))
+            self.original_auroc = self.checks[-1]["auroc"]
+        else:
+            self.original_auroc = validated(ctx.method, None, lambda: self.auroc(ctx.original))
+            val = validated(ctx.method, 0, lambda: ctx._task_validate(model))
+            stop = validated(ctx.method, 0, lambda: self.check(0, model, val))
+        self._started = (list(self.checks), self._best, self._fallback)
+        return stop
+
+    def rewind(self, lr: float) -> None:
+        """Record the run just made (with learning rate ``lr``) as an attempt and forget its checkpoints: the
+        next run starts again from epoch 0."""
+        self.attempts.append({"lr": lr, "stopped_at": self.stopped_at, "checks": self.checks[1:]})
+        checks, self._best, self._fallback = self._started
+        self.checks, self.stopped_at = list(checks), None
+
+    def eligible(self, val: float | None) -> bool:
+        if val is None or math.isnan(val):
+            return False
+        return self.reference is None or math.isnan(self.reference) or val >= self.reference - self.tolerance
+
+    def check(self, epoch: int, model: nn.Module, val: float | None) -> bool:
+        """Record checkpoint ``epoch`` (its validation score ``val``, its :meth:`auroc`) and keep its weights
+        when it is the best so far; ``True``: the rule stops here."""
+        m = self.auroc(model)
+        ok = self.eligible(val)
+        self.checks.append({"epoch": epoch, "val": val, "auroc": m, "eligible": ok})
+        if ok:
+            gap = abs(m - self.target)
+            if self._best is None or gap < self._best[0]:
+                self._best = (gap, epoch, val, copy.deepcopy(model.state_dict()))
+        elif self._best is None and val is not None and not math.isnan(val) and \
+                (self._fallback is None or val > self._fallback[1]):
+            self._fallback = (epoch, val, copy.deepcopy(model.state_dict()))  # only until one is eligible
+        if ok and m <= self.target:
+            self.stopped_at = epoch
+            return True
+        return False
+
+    def restore(self, model: nn.Module) -> dict:
+        """Load the kept checkpoint's weights into ``model`` (eval mode) and return :meth:`decision`."""
+        kept = self._best[1:] if self._best is not None else self._fallback
+        if kept is not None:
+            model.load_state_dict(kept[2])
+        model.eval()
+        return self.decision()
+
+    def decision(self) -> dict:
+        """What calibration decided: ``target``, ``tolerance``, ``reference_val`` (the original's validation
+        score), ``original_auroc``, ``checks`` (epoch, val, auroc, eligible per check), ``stopped_at`` (the
+        epoch the rule stopped, ``None``: the budget ran out), ``selected_epoch``, ``val_score`` and ``auroc``
+        of the checkpoint kept, ``fallback`` (no eligible checkpoint: the best validation one was kept), the
+        units read and the computation; ``{"skipped": reason}`` where calibration could not run."""
+        if self.reason is not None:
+            return {"skipped": self.reason}
+        kept = self._best[1:] if self._best is not None else self._fallback
+        epoch = kept[0] if kept is not None else None
+        auroc = next((c["auroc"] for c in self.checks if c["epoch"] == epoch), None)
+        forget = self.forget.size(1) if self.forget is not None else None
+        heldout = self.heldout.size(1) if self.heldout is not None else None
+        return {"target": self.target, "tolerance": self.tolerance, "reference_val": self.reference,
+                "original_auroc": self.original_auroc, "checks": list(self.checks),
+                "stopped_at": self.stopped_at, "selected_epoch": epoch,
+                "val_score": kept[1] if kept is not None else None, "auroc": auroc,
+                "fallback": self._best is None, "lr": self.lr, "attempts": list(self.attempts),
+                "forget_units": forget, "heldout_units": heldout,
+                "matched_on": "endpoint degree" if self.cov is not None else None, "bins": self.bins,
+                "computation": self.ctx.computation}

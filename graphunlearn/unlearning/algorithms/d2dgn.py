@@ -14,7 +14,19 @@ from ...store import GraphStore
 from ...tasks.base import deleted_edge_ids, make_generator, pick
 from ...tasks.local import retain_sampler as local_retain_sampler
 from ...train import fit
-from ..base import Context, Options, epochs, fraction, learning_rate, option, register
+from ..base import (
+    Context,
+    Options,
+    calibrate_every,
+    calibrate_switch,
+    calibrate_tolerance,
+    calibration,
+    epochs,
+    fraction,
+    learning_rate,
+    option,
+    register,
+)
 
 
 @dataclass
@@ -30,6 +42,9 @@ class D2DGNOptions(Options):
                             doc="a freshly initialised destroyer, or one trained on random edges (link)")
     eval_every: int = option(4, int, low=1, doc="epochs between validations")
     max_pairs: int | None = option(None, int, low=1, doc="cap on retained units per epoch (None: no cap)")
+    calibrate: bool = calibrate_switch()
+    calibrate_tolerance: float = calibrate_tolerance()
+    calibrate_every: int = calibrate_every()
 
 
 def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
@@ -73,8 +88,13 @@ def run(ctx: Context) -> dict:
     On sampled computation graphs (``unlearn(num_neighbors=...)``, :mod:`graphunlearn.tasks.local`), each
     step's units are capped at ``max_pairs`` (default 1024): half from the one-hop neighbourhood of the
     deleted elements, half uniformly from the live graph, with as many non-edges for link prediction
-    (:math:`V_R` is then their endpoints); the student and both teachers run on the one computation graph of every node the step touches, and
-    validation reads sampled computation graphs too. Its cost then follows the deletion, not the graph.
+    (:math:`V_R` is then their endpoints); the student and both teachers run on the one computation graph of
+    every node the step touches, and validation reads sampled computation graphs too. Its cost then follows
+    the deletion, not the graph.
+
+    With ``calibrate=True`` the epoch kept is chosen by calibrated forgetting
+    (:class:`~graphunlearn.unlearning.base.Calibration`, ``docs/calibration.md``): a check every
+    ``calibrate_every`` epochs, stopping where the deleted units score like held-out validation units.
     Defaults and their tuning: ``docs/methods.md``.
     """
     o = ctx.options
@@ -142,4 +162,4 @@ def run(ctx: Context) -> dict:
                 loss_f = loss_f + beta * F.mse_loss(h[deleted_], h_d[deleted_])
         return alpha * loss_r + (1 - alpha) * loss_f
 
-    return ctx.optimise(loss_fn, epochs=o.epochs, lr=o.lr, eval_every=o.eval_every)
+    return ctx.optimise(loss_fn, epochs=o.epochs, lr=o.lr, eval_every=o.eval_every, **calibration(o))

@@ -1,0 +1,144 @@
+"""Calibrated forgetting (issue 16, ``docs/calibration.md``): each learning method with and without
+``calibrate``, beside gold (retrain) and the original, on Cora link prediction (GCN, the protocol's split and
+forget sets), built the way the benchmark engine builds its cells (``graphunlearn.bench``).
+
+Per (seed, setting, method): Dt-AUROC and Df-AUROC (``evaluate``, the protocol's metrics), the raw
+forget-vs-held-out AUROC the certificates record (``Task.forget_vs_heldout``), the degree-matched one the
+calibration reads (``Calibration.auroc``), the unlearning time, and what calibration decided (the epoch kept,
+the epoch it stopped). Gold and the metrics are computed after the methods ran; no method sees them.
+
+    python benchmarks/bench_calibration.py --seeds 7,8,9                  # development seeds
+    python benchmarks/bench_calibration.py --seeds 42,21,13,87,100        # the protocol's seeds
+
+Writes ``<out>/cora-link-<seeds>.json`` (machine, versions, every row) and ``.md`` (mean ± std per setting and
+method, and the mean distance to gold on Df-AUROC and on the matched AUROC). Data comes from
+``GRAPHUNLEARN_DATA``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+import graphunlearn as gu  # noqa: E402
+from graphunlearn import datasets, evaluate, train  # noqa: E402
+from graphunlearn.tasks import get_task  # noqa: E402
+from graphunlearn.unlearning.base import Calibration, Context  # noqa: E402
+
+#: (label, method, options): every learning method with its defaults, and again with calibration
+VARIANTS = [("d2dgn", "d2dgn", {"calibrate": False}), ("d2dgn+cal", "d2dgn", {"calibrate": True}),
+            ("finetune", "finetune", {"calibrate": False}), ("finetune+cal", "finetune", {"calibrate": True}),
+            ("gradient_ascent", "gradient_ascent", {"calibrate": False}),
+            ("gradient_ascent+cal", "gradient_ascent", {"calibrate": True}),
+            # with calibration the budget is a cap: four times the default, the rule decides where to stop
+            ("gradient_ascent+cal, 20 epochs", "gradient_ascent", {"calibrate": True, "epochs": 20})]
+
+
+def meter(model, store, req, split, task) -> Calibration:
+    """The calibration's own measure, built outside any method (for gold and the original too)."""
+    ctx = Context(copy.deepcopy(model), model, store, (req,), task, split, 0, False, None, method="bench")
+    return Calibration(ctx, 0.0)
+
+
+def run(seeds: list[int], settings: list[str], fraction: float, epochs: int, variants, log=print) -> list[dict]:
+    task = get_task("link")
+    data = datasets.load("cora")
+    rows = []
+    for seed in seeds:
+        split, graph = task.make_split(data, seed)
+        store0 = gu.GraphStore(graph)
+        torch.manual_seed(seed)
+        original = task.build_model("gcn", store0, split)
+        train.fit(original, store0, split, task=task, epochs=epochs, seed=seed, progress=False)
+        for setting in settings:
+            store = gu.GraphStore(graph)
+            req = task.sample_forget(store, split, fraction, seed=seed, setting=setting)
+            results = {label: gu.unlearn(original, store, req, method, split=split, task=task, seed=seed,
+                                         certify=False, **opts) for label, method, opts in variants}
+            gold = gu.unlearn(original, store, req, "retrain", split=split, task=task, seed=seed, certify=False)
+            measure = meter(original, store, req, split, task)
+            models = {"gold (retrain)": (gold.model, gold), "original": (original, None)}
+            models.update({label: (r.model, r) for label, r in results.items()})
+            for label, (model, res) in models.items():
+                ev = evaluate.evaluate(model, store, split, req, task="link", seed=seed)
+                cal = (res.info.get("calibration") or {}) if res is not None else {}
+                row = {"seed": seed, "setting": setting, "method": label, "dt_auroc": ev["dt_auroc"],
+                       "df_auroc": ev["df_auroc"], "fvh_auroc": task.forget_vs_heldout(model, store, split, [req]),
+                       "matched_auroc": measure.auroc(model), "seconds": res.seconds if res is not None else 0.0,
+                       "epochs": res.info.get("epochs") if res is not None else None,
+                       "selected_epoch": res.info.get("selected_epoch") if res is not None else None,
+                       "stopped_at": cal.get("stopped_at"), "deleted": int(req.edge_ids.numel())}
+                rows.append(row)
+                log(f"seed {seed} {setting:3s} {label:20s} dt {row['dt_auroc']:.4f} df {row['df_auroc']:.4f} "
+                    f"fvh {row['fvh_auroc']:.3f} matched {row['matched_auroc']:.3f} {row['seconds']:.2f}s "
+                    f"epoch {row['selected_epoch']} stop {row['stopped_at']}")
+    return rows
+
+
+def _ms(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def table(rows: list[dict]) -> str:
+    """Mean ± std per setting and method, with the mean |method - gold| per seed on Df and matched AUROC."""
+    gold = {(r["seed"], r["setting"]): r for r in rows if r["method"] == "gold (retrain)"}
+    out = ["| setting | method | Dt-AUROC | Df-AUROC | |Df - gold| | forget-vs-held-out | matched | "
+           "|matched - gold| | time (s) | epoch kept |", "|---" * 10 + "|"]
+    for setting in dict.fromkeys(r["setting"] for r in rows):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            rs = [r for r in rows if r["setting"] == setting and r["method"] == method]
+            if not rs:
+                continue
+            g = [gold[(r["seed"], setting)] for r in rs]
+            d_df = [abs(r["df_auroc"] - x["df_auroc"]) for r, x in zip(rs, g)]
+            d_m = [abs(r["matched_auroc"] - x["matched_auroc"]) for r, x in zip(rs, g)]
+            kept = ", ".join(str(r["selected_epoch"]) for r in rs) if rs[0]["selected_epoch"] is not None else "-"
+            out.append(f"| {setting} | {method} | {_ms([r['dt_auroc'] for r in rs])} | "
+                       f"{_ms([r['df_auroc'] for r in rs])} | {statistics.mean(d_df):.4f} | "
+                       f"{_ms([r['fvh_auroc'] for r in rs])} | {_ms([r['matched_auroc'] for r in rs])} | "
+                       f"{statistics.mean(d_m):.3f} | {statistics.median(r['seconds'] for r in rs):.2f} | {kept} |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", default="7,8,9")
+    p.add_argument("--settings", default="in,out")
+    p.add_argument("--fraction", type=float, default=0.025)
+    p.add_argument("--epochs", type=int, default=200, help="original and gold training epochs (cora-gcn-target)")
+    p.add_argument("--methods", default=None, help="comma-separated labels of VARIANTS (default: all)")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="calibrate_tolerance of the calibrated variants (default: the option's default)")
+    p.add_argument("--out", default=str(common.RESULTS / "calibration"))
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    variants = [(label, method, {**opts, **({"calibrate_tolerance": a.tolerance}
+                                            if opts["calibrate"] and a.tolerance is not None else {})})
+                for label, method, opts in VARIANTS if a.methods is None or label in a.methods.split(",")]
+    rows = run(seeds, a.settings.split(","), a.fraction, a.epochs, variants)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"cora-link-{'-'.join(map(str, seeds))}{'' if a.tolerance is None else f'-tol{a.tolerance:g}'}"
+    md = table(rows)
+    (out / f"{name}.json").write_text(json.dumps({"machine": common.machine(), "seeds": seeds,
+                                                     "fraction": a.fraction, "epochs": a.epochs,
+                                                     "variants": variants, "rows": rows}, indent=1))
+    (out / f"{name}.md").write_text(f"Cora link, GCN, {a.fraction:.1%}, seeds {seeds}, calibrate_tolerance "
+                                f"{a.tolerance if a.tolerance is not None else 'default'}\n\n{md}\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
