@@ -68,7 +68,7 @@ def run_size(size: str, args) -> list[dict]:
     log(f"{size}: split and store in {t_store:.1f} s (peak {rss_gb():.1f} GiB)")
     fanout = list(args.fanout)
     recipe = dict(epochs=args.epochs, batch_size=args.batch_size, num_neighbors=fanout,
-                  steps_per_epoch=max(1, args.steps // args.epochs), eval_every=args.eval_every, patience=None)
+                  steps_per_epoch=max(1, args.steps // args.epochs), eval_every=args.eval_every, patience=args.epochs)
     torch.manual_seed(0)
     model = gu.models.GCN(store.num_features)
     train = gu.train.link_prediction(model, store, split, progress=args.progress, seed=0, **recipe)

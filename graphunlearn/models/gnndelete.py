@@ -6,6 +6,11 @@ operator :math:`W_l`; every other node keeps the layer's output: :math:`h'^l_v =
 :math:`v \in S_l`, else :math:`h^l_v`. The operators attach through forward hooks on the model's
 ``torch_geometric.nn.MessagePassing`` submodules (:func:`~graphunlearn.models.message_passing_layers`), so
 any model whose layers are PyG layers works, not only the project's.
+
+The sets :math:`S_l` are node ids of the store the operators were trained on. A graph in another numbering
+is accepted in one case: after node deletion, a graph of as many nodes as were live then is read in the
+retained numbering (the live nodes in increasing id order, as ``GraphStore.retained()`` and ``compact()``
+number them).
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ class GNNDelete(nn.Module):
         dims: per layer, the width of its output.
         init: ``"identity"`` (default: before training the wrapped model equals ``base``) or
             ``"reference"`` (the reference code's ones/1000 start).
+        live: after node deletion, the store's live-node mask [N] when the operators were trained (default
+            ``None``: no node was deleted). The model then also runs on a graph of ``live.sum()`` nodes in the
+            retained numbering (``store.retained()``, a compacted store), each operator acting on the same
+            nodes there.
 
     Called exactly like ``base`` (``model(x, edge_index)`` or whatever its signature is); ``decode`` and
     ``get_embedding`` are passed on when ``base`` has them. Save with
@@ -39,12 +48,13 @@ class GNNDelete(nn.Module):
     architecture>)``: the card carries what is needed to rebuild the operators.
 
     Raises:
-        ValueError: ``dims`` or ``affected`` do not have one entry per message-passing layer of ``base``, or an
-            unknown ``init``.
+        ValueError: ``dims`` or ``affected`` do not have one entry per message-passing layer of ``base``, an
+            unknown ``init``, or (when called) a graph whose node count is neither ``num_nodes`` nor, after
+            node deletion, the live count.
     """
 
     def __init__(self, base: nn.Module, affected: Sequence[Tensor] | None, num_nodes: int, dims: Sequence[int],
-                 init: str = "identity"):
+                 init: str = "identity", live: Tensor | None = None):
         super().__init__()
         if init not in INITS:
             raise ValueError(f"gnndelete: init must be one of {INITS}, got {init!r}")
@@ -75,8 +85,17 @@ class GNNDelete(nn.Module):
         self.wrapper_config = {"kind": "gnndelete", "method": "gnndelete", "num_nodes": int(num_nodes),
                                "dims": [int(d) for d in dims],
                                "init": init}
+        if live is not None:
+            if live.shape != (num_nodes,):
+                raise ValueError(f"gnndelete: live must be a mask of num_nodes={num_nodes} entries, got shape "
+                                 f"{list(live.shape)}")
+            self.register_buffer("live", live.to(device=device, dtype=torch.bool).clone())
+            self.wrapper_config["live_nodes"] = int(live.sum())
+        else:
+            self.live = None
         self._skip = False
         self._record: list[Tensor] | None = None
+        self._subset: Tensor | None = None
         if callable(getattr(base, "decode", None)):
             self.decode = base.decode  # the base's own method: its signature (e.g. GAE's sigmoid flag) shows
         if callable(getattr(base, "get_embedding", None)):
@@ -88,11 +107,26 @@ class GNNDelete(nn.Module):
                 raise TypeError(f"gnndelete: layer {self.layer_paths[k]} returned {type(output).__name__}; "
                                 "operators need a tensor [N, d]")
             if not self._skip:
-                output = torch.where(self.masks[k].unsqueeze(1), self.operators[k](output), output)
+                output = torch.where(self._mask(k, output.size(0)).unsqueeze(1), self.operators[k](output), output)
             if self._record is not None:
                 self._record.append(output)
             return output
         return hook
+
+    def _mask(self, k: int, rows: int) -> Tensor:
+        """Layer ``k``'s operator mask for an output of ``rows`` nodes: the store's numbering, or after node
+        deletion the retained numbering (the live nodes in id order)."""
+        if rows == self.masks.size(1):
+            return self.masks[k]
+        if self._subset is not None and rows == self._subset.numel():
+            return self.masks[k][self._subset]
+        live = int(self.live.sum()) if self.live is not None else None  # not on the training path: N rows
+        if live is not None and rows == live:
+            return self.masks[k][self.live]
+        retained = f" or {live} (the nodes live after the deletion, in the retained numbering)" \
+            if live is not None else ""
+        raise ValueError(f"gnndelete: the operators are tied to the store's node numbering: a graph of "
+                         f"{self.masks.size(1)} nodes{retained}; got one of {rows}")
 
     @contextmanager
     def _attached(self):
@@ -119,16 +153,17 @@ class GNNDelete(nn.Module):
         with self._attached():
             return self.base.get_embedding(*args, **kwargs)
 
-    def layer_outputs(self, call, *, identity: bool = False) -> list[Tensor]:
+    def layer_outputs(self, call, *, identity: bool = False, subset: Tensor | None = None) -> list[Tensor]:
         """Each message-passing layer's output (after its operator) during ``call(self)``, a function that
         runs the model (e.g. ``lambda m: m(x, edge_index)``); ``identity=True`` skips the operators (the
-        base model's own layer outputs)."""
-        self._record, self._skip = [], identity
+        base model's own layer outputs). ``subset``: ``call`` runs the model on the subgraph of these store
+        node ids, in this order (each operator then acts on the same nodes there)."""
+        self._record, self._skip, self._subset = [], identity, subset
         try:
             call(self)
             return self._record
         finally:
-            self._record, self._skip = None, False
+            self._record, self._skip, self._subset = None, False, None
 
 
 def wrap_from_card(model: nn.Module, wrapper: dict, where) -> GNNDelete:
@@ -139,6 +174,10 @@ def wrap_from_card(model: nn.Module, wrapper: dict, where) -> GNNDelete:
     if not isinstance(wrapper, dict) or wrapper.get("kind") != "gnndelete":
         raise CorruptFileError(f"{where}: unknown model wrapper {wrapper!r}")
     try:
-        return GNNDelete(model, None, wrapper["num_nodes"], wrapper["dims"], init=wrapper["init"])
+        live = torch.zeros(wrapper["num_nodes"], dtype=torch.bool) if "live_nodes" in wrapper else None
+        out = GNNDelete(model, None, wrapper["num_nodes"], wrapper["dims"], init=wrapper["init"], live=live)
+        if live is not None:  # the mask itself comes with the weights (load_state_dict)
+            out.wrapper_config["live_nodes"] = int(wrapper["live_nodes"])
+        return out
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptFileError(f"{where}: the gnndelete wrapper does not fit the model given ({exc})") from None

@@ -26,6 +26,7 @@ from .base import (
     pick,
     register_task,
     sample_pairs,
+    val_subset,
 )
 
 
@@ -127,7 +128,8 @@ class LinkPrediction(Task):
         from .local import embed
 
         k = self.sampled_val_units
-        pos, neg = pos[:, :k], neg[:, :k]
+        pos = pos[:, val_subset(pos.size(1), k, pos.device)]
+        neg = neg[:, val_subset(neg.size(1), k, neg.device)]
         nodes = torch.cat([pos, neg], 1)
         z = embed(model, store, nodes.reshape(-1), num_neighbors, generator=make_generator(0, store.device))
         local = torch.arange(nodes.numel(), device=z.device).view(2, -1)
@@ -262,7 +264,11 @@ class LinkPrediction(Task):
         pos_scores, neg_scores = mine["test"][:n_pos], mine["test"][n_pos:]
         out = Metrics("link", {"dt_auroc": roc_auc(pos_scores, neg_scores),
                                "dt_aupr": average_precision(pos_scores, neg_scores)})
-        if hits_k is not None:
+        name = getattr(split.train_data, "name", None)
+        official = ogb_link_metric(name)
+        if official is not None and (hits_k is None or hits_k == official[1]):
+            out[official[0]] = ogb_hits(name, pos_scores, neg_scores)
+        elif hits_k is not None:
             out[f"hits@{hits_k}"] = hits_at_k(pos_scores, neg_scores, hits_k)
         if deleted.numel():
             aurocs, auprs = [], []

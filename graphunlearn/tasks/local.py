@@ -13,7 +13,11 @@ The cost is that of the sampled subgraph: at most :math:`B \prod_h k_h` nodes fo
 fanouts :math:`k_h`, whatever the graph's size. With sampled fanouts the representations are the
 stochastic estimates mini-batch GNN training uses (Hamilton et al., NeurIPS 2017, GraphSAGE's sampler;
 PyG's ``NeighborLoader``); normalisations such as GCN's degrees are those of the sampled subgraph, as in
-PyG. Models without node features (a learnable table of all N nodes) receive the subgraph's node ids as
+PyG. With all neighbours (``-1`` per hop) a seed's representation equals its full-graph one for layers
+that aggregate over in-neighbours with the target's own normalisation (SAGE, GIN, GAT); GCN's symmetric
+normalisation also reads each source's degree, which the last hop's nodes lack, so it is exact only with
+one hop more than the model has layers. Edge weights are not carried yet: a store with ``edge_weight`` is
+refused. Models without node features (a learnable table of all N nodes) receive the subgraph's node ids as
 ``x``, PyG's convention for featureless graphs (:class:`~graphunlearn.models.GNN` follows it).
 """
 
@@ -72,13 +76,18 @@ def computation_graph(store: GraphStore, seeds: Tensor, num_neighbors: Sequence[
     """The sampled computation graph of ``seeds`` [B] (distinct node ids) on the store's live graph.
 
     Live seeds are sampled from with ``num_neighbors`` (one fanout per hop, ``-1``: all live neighbours);
-    deleted seeds stay isolated (no live edge reaches them) with zeroed features.
+    deleted seeds stay isolated (no live edge reaches them) with zeroed features (on a store without
+    features: their ids, as on the whole live graph).
 
     Raises:
-        ValueError: seeds out of range or repeated; a malformed ``num_neighbors``.
+        ValueError: seeds out of range, or live seeds repeated; a malformed ``num_neighbors``.
+        NotImplementedError: a store with edge weights.
     """
     where = "computation_graph"
-    hops = fanouts(where, list(num_neighbors))
+    hops = fanouts(where, num_neighbors)
+    if store.edge_weight is not None:
+        raise NotImplementedError(f"{where}: the store has edge weights, which sampled computation graphs do not "
+                                  "carry yet; train and unlearn on the whole graph (num_neighbors=None / 'full')")
     seeds = seeds.to(store.device, torch.long)
     if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= store.num_nodes):
         raise ValueError(f"{where}: seed ids must lie in [0, {store.num_nodes}), got min {int(seeds.min())}, "

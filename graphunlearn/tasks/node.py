@@ -28,6 +28,7 @@ from .base import (
     pick,
     register_task,
     run_model,
+    val_subset,
 )
 
 
@@ -164,7 +165,8 @@ class NodeClassification(Task):
         from .local import embed
 
         model.eval()
-        nodes = split.val_idx[store.node_mask[split.val_idx]][:self.sampled_val_units]
+        nodes = split.val_idx[store.node_mask[split.val_idx]]
+        nodes = nodes[val_subset(nodes.numel(), self.sampled_val_units, nodes.device)]
         if not nodes.numel():
             return float("nan")
         z = embed(model, store, nodes, num_neighbors, generator=make_generator(0, store.device))

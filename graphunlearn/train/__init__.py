@@ -98,7 +98,7 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
     checks.check_instance(where, "store", store, GraphStore)
     task = get_task(task, split, where)
     given = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience, eval_every=eval_every,
-                 batch_size=batch_size, num_neighbors=None if num_neighbors is None else list(num_neighbors),
+                 batch_size=batch_size, num_neighbors=_fanouts(where, num_neighbors),
                  steps_per_epoch=steps_per_epoch)
     recipe = {**task.recipe, **{k: v for k, v in given.items() if v is not None}}
     check_recipe(where, seed=seed, progress=progress, **recipe)
@@ -123,7 +123,7 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
     run = optimise(model, lambda epoch, batch: task.loss(model, store, split, batch, g, recipe),
                    epochs=recipe["epochs"], lr=recipe["lr"],
                    weight_decay=0.0 if task.l2_in_loss else recipe["weight_decay"],
-                   batches=lambda epoch: itertools.islice(task.batches(store, split, g, recipe["batch_size"]), steps),
+                   batches=lambda epoch: _epoch_batches(task, store, split, g, recipe, steps),
                    validate=validate, eval_every=recipe["eval_every"], patience=recipe["patience"],
                    progress=progress, desc=f"train {task.name}", where=where, autocast=autocast)
     verdict = task.learned(run.best_val, store, split) if split is not None else None
@@ -143,6 +143,23 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
         card = save_model(checkpoint, model, card)
     return TrainResult(model, run.best_epoch, run.best_val, run.epochs_run, run.seconds, run.history, dict(recipe),
                        card, None if verdict is None else verdict["at_chance"])
+
+
+def _epoch_batches(task: Task, store: GraphStore, split, g: torch.Generator, recipe: dict, steps: int | None):
+    """One epoch's batches: ``task.batches`` (a pass over the training units), at most ``steps`` of them; with
+    sampled computation graphs and a step budget, ``steps`` batches drawn uniformly (``Task.sample_batch``), so
+    an epoch never permutes all the graph's edges."""
+    if steps is not None and recipe.get("num_neighbors") is not None:
+        return [task.sample_batch(store, split, g, recipe["batch_size"]) for _ in range(steps)]
+    return itertools.islice(task.batches(store, split, g, recipe["batch_size"]), steps)
+
+
+def _fanouts(where: str, num_neighbors) -> list[int] | None:
+    if num_neighbors is None:
+        return None
+    from ..sampling.neighbor import fanouts
+
+    return fanouts(where, num_neighbors)
 
 
 def link_prediction(model: nn.Module, store: GraphStore, split=None, **recipe) -> TrainResult:

@@ -3,7 +3,16 @@
 message passing on the store's live graph only. Model selection uses validation data and training losses
 only, never forget-set or test metrics."""
 
-from .algorithms import d2dgn, finetune, gnndelete, gradient_ascent, retrain, reverse_bpr, unlink  # noqa: F401 - register
+from .algorithms import (  # noqa: F401 - register
+    d2dgn,
+    finetune,
+    gnndelete,
+    gradient_ascent,
+    heldout_distill,
+    retrain,
+    reverse_bpr,
+    unlink,
+)
 from .base import Context, Method, Option, Options, methods, option, register
 from .core import UnlearnResult, unlearn
 

@@ -357,6 +357,11 @@ class Context:
                 "calibration": decision}
 
 
+def _full_precision(device: torch.device):
+    """A context that turns autocast off (a cached teacher output is computed as before the loop was)."""
+    return torch.autocast(torch.device(device).type, enabled=False)
+
+
 class StepGraph:
     """One step's computation (:meth:`Context.step_graph`): ``units`` renumbered for the rows ``encode``
     returns. On the whole graph, a frozen model's representations (``frozen=True``: the original, a teacher)
@@ -381,7 +386,7 @@ class StepGraph:
                 return ctx.encode(model)
             key = id(model)
             if key not in ctx._frozen:
-                with torch.no_grad():
+                with torch.no_grad(), _full_precision(ctx.store.device):  # reused every step: never cached in bf16
                     ctx._frozen[key] = (model, ctx.encode(model))  # the model kept: its id stays its own
             return ctx._frozen[key][1]
         if frozen:

@@ -209,6 +209,10 @@ def _computation(where: str, spec, card, num_neighbors) -> list[int] | None:
         raise ValueError(f"{where}: num_neighbors must be a list of per-hop fanouts, 'full' or None, got "
                          f"{num_neighbors!r}")
     hops = fanouts(where, num_neighbors)
+    if spec.name == "retrain":
+        raise ValueError(f"{where}: retrain trains gold with the original's recipe (its card's num_neighbors, "
+                         f"{(card.recipe or {}).get('num_neighbors') if card is not None else None}); leave "
+                         "num_neighbors unset")
     if not spec.local:
         raise ValueError(f"{where}: method {spec.name!r} runs on the whole graph; num_neighbors= (sampled "
                          "computation graphs) is for the local methods "

@@ -38,7 +38,8 @@ def _sage(store, seed=0, in_channels=None):
 
 def test_all_neighbours_equal_the_full_live_graph():
     """With fanout -1 a 2-layer mean-aggregating model gives the seeds exactly what it gives them on the whole
-    live graph, deleted seeds included (isolated, features zeroed)."""
+    live graph, deleted seeds included (isolated, features zeroed); GCN, whose normalisation reads the source's
+    degree too, needs one hop more than its layers."""
     store = _store_with_deletions()
     model = _sage(store)
     seeds = torch.tensor([0, 5, 9, 17, 33, 59, 2])  # 5 and 17 are deleted
@@ -48,6 +49,22 @@ def test_all_neighbours_equal_the_full_live_graph():
         full = gu.tasks.LINK.encode(model, store)[seeds]
         local = graph.encode(model)[:seeds.numel()]
     assert_close(local, full, atol=1e-5, rtol=1e-4, what="local vs full")
+    torch.manual_seed(0)
+    gcn = gu.models.GCN(store.num_features).eval()
+    with torch.no_grad():
+        full = gu.tasks.LINK.encode(gcn, store)[seeds]
+        exact = computation_graph(store, seeds, [-1, -1, -1]).encode(gcn)[:seeds.numel()]
+    assert_close(exact, full, atol=1e-5, rtol=1e-4, what="GCN, three hops")
+
+
+def test_weighted_stores_are_refused():
+    data = _graph()
+    half = data.edge_index.size(1) // 2
+    data.edge_weight = torch.rand(half).repeat(2)  # one weight per undirected edge, both directions
+    store = gu.GraphStore(data)
+    assert store.edge_weight is not None
+    with pytest.raises(NotImplementedError, match="edge weights"):
+        computation_graph(store, torch.tensor([0]), [2])
 
 
 def test_computation_graphs_hold_only_live_data():
@@ -185,6 +202,8 @@ def test_sampled_node_training_learns():
 def test_recipe_errors():
     split, store = _link_setup()
     model = gu.models.GCN(store.num_features)
+    with pytest.raises(TypeError, match="num_neighbors must be a list of ints"):
+        gu.train.link_prediction(model, store, split, batch_size=8, num_neighbors=5, progress=False)
     with pytest.raises(ValueError, match="give batch_size= too"):
         gu.train.link_prediction(model, store, split, num_neighbors=[5, 5], progress=False)
     with pytest.raises(ValueError, match="steps_per_epoch"):
@@ -201,11 +220,21 @@ def test_local_unlearning_follows_the_card_and_can_be_overridden():
     assert r.info["computation"] == "sampled [5, 5]"
     r = gu.unlearn(model, store, req, "d2dgn", split=split, certify=False, epochs=3, num_neighbors="full")
     assert r.info["computation"] == "full graph"
+    calls = []
+    real = gu.tasks.local.localize
+    try:  # "full" means no sampling at all, though the card's recipe samples
+        gu.tasks.local.localize = lambda *a, **k: calls.append(1) or real(*a, **k)
+        r = gu.unlearn(model, store, req, "finetune", split=split, certify=False, epochs=2, num_neighbors="full")
+    finally:
+        gu.tasks.local.localize = real
+    assert r.info["computation"] == "full graph" and not calls
     for method in ("finetune", "gradient_ascent"):
         r = gu.unlearn(model, store, req, method, split=split, certify=False, epochs=2, num_neighbors=[3, 3])
         assert r.info["computation"] == "sampled [3, 3]"
     gold = gu.unlearn(model, store, req, "retrain", split=split, certify=False, epochs=2)
     assert gu.card_of(gold.model).recipe["num_neighbors"] == [5, 5]  # gold trains with the same recipe
+    with pytest.raises(ValueError, match="retrain trains gold with the original's recipe"):
+        gu.unlearn(model, store, req, "retrain", split=split, certify=False, num_neighbors=[3, 3])
     with pytest.raises(ValueError, match="runs on the whole graph"):
         gu.unlearn(model, store, req, "gnndelete", split=split, certify=False, num_neighbors=[3, 3])
     with pytest.raises(ValueError, match="'full' or None"):

@@ -41,6 +41,7 @@ def run(ctx: Context) -> dict:
     o = ctx.options
     g = make_generator(ctx.seed, ctx.store.device)
     recipe = dict(ctx.card.recipe) if ctx.card is not None else {}
+    recipe.pop("num_neighbors", None)  # the whole graph unless this call samples (a sampled original's card)
     if not ctx.local:
         return ctx.optimise(lambda _: ctx.task.loss(ctx.model, ctx.store, ctx.split, None, g, recipe),
                             epochs=o.epochs, lr=o.lr, **calibration(o))

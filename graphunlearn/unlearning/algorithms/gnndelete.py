@@ -11,27 +11,37 @@ import torch.nn.functional as F
 from ...models import GNNDelete, message_passing_layers
 from ...models.gnndelete import INITS
 from ...tasks import sample_pairs
-from ...tasks.base import make_generator
+from ...tasks.base import make_generator, pick
+from ...tasks.base import run_model as ask
 from ...train.loop import optimise
-from ..base import Context, Options, epochs, fraction, learning_rate, option, register
+from ..base import Context, Options, epochs, option, register
+from .heldout_distill import PAIRINGS, forget_set, pair_with_heldout, record_graph
 
 
 @dataclass
 class GNNDeleteOptions(Options):
     epochs: int = epochs(20, "epochs per layer")
-    lr: float = learning_rate(0.01)
-    lam: float = fraction(0.05, "weight of deleted-edge consistency; 1 - lam weighs neighbourhood influence")
+    lr: float | None = option(None, float, low=0, low_open=True,
+                              doc="Adam learning rate (> 0); None: 0.01 for edge deletion, 0.05 for node deletion")
+    lam: float | None = option(None, float, low=0, high=1,
+                               doc="weight of deleted-element consistency; 1 - lam weighs neighbourhood influence; "
+                                   "None: 0.05 for edge deletion, 0.5 for node deletion")
     init: str = option("identity", choices=INITS, doc="operators start as the identity, or the reference "
                                                       "code's ones/1000")
+    node_target: str = option("heldout", choices=("heldout", "random"),
+                              doc="node deletion: what a deleted node's layer outputs are pulled to, those of a "
+                                  "held-out node of its class (fixed), or of random live nodes (drawn per step)")
+    pairing: str = option("rank", choices=PAIRINGS, doc="with node_target='heldout': partners matched by "
+                                                        "confidence quantile within the class, or at random")
 
 
-@register("gnndelete", tasks=("link",), options=GNNDeleteOptions,
+@register("gnndelete", tasks=("link", "node"), options=GNNDeleteOptions,
           requires="torch_geometric.nn.MessagePassing layers, each run once per forward, output [N, d]")
 def run(ctx: Context) -> dict:
     r"""GNNDelete (Cheng et al., ICLR 2023): the original weights frozen, one trainable deletion operator per
     message-passing layer applied only to the affected nodes (:class:`~graphunlearn.models.GNNDelete`,
     attached by forward hooks to the model's ``MessagePassing`` modules, so any PyG model works), trained
-    layer by layer:
+    layer by layer. Edge deletion (link prediction):
 
     .. math::
         L_l = \lambda\, \mathrm{MSE}\big([h^l_u \| h^l_v]_{(u,v) \in D_f}, [h^l_a \| h^l_b]_{(a,b) \sim V^2}\big)
@@ -42,8 +52,28 @@ def run(ctx: Context) -> dict:
     reference code: operators start as the identity (``init="reference"`` restores its ones/1000 start),
     neighbourhoods are computed on the undirected live graph, the deleted edges are not in the message
     passing, and each layer's optimiser state is its own (layer :math:`l` trains with the earlier operators
-    frozen). Returns a :class:`~graphunlearn.models.GNNDelete` (save with ``save_model``, reload with
-    ``load_model(path, model=<an instance of the architecture>)``). Defaults and tuning: ``docs/methods.md``.
+    frozen).
+
+    Node deletion (node classification), where the deleted nodes themselves are what must be forgotten:
+
+    .. math::
+        L_l = \lambda\, \mathrm{MSE}\big(\hat h^l_{D_f}, \bar h^l_{\pi(D_f)}\big)
+            + (1 - \lambda)\, \mathrm{MSE}(h^l_{S_l}, \bar h^l_{S_l})
+
+    :math:`\hat h^l` is the wrapped model's layer output on the graph with the deleted nodes' records put back
+    (features and edges, as an attacker holding them asks, :func:`~graphunlearn.tasks.node.graph_before`),
+    :math:`h^l` on the live graph, and :math:`\pi(v)` a live held-out (validation) node of :math:`v`'s class
+    (``node_target="heldout"``, :func:`~graphunlearn.unlearning.algorithms.heldout_distill.heldout_partners`):
+    a deleted node is made to look, layer by layer, like a node of its class the model never trained on.
+    ``node_target="random"`` pulls it to random live nodes' current outputs instead, drawn per step (the
+    edge term's random pairs, for single nodes; it pushes the deleted nodes' classes towards chance). The
+    operators act on :math:`S_l` and on the deleted nodes (their ids: the forgetting is tied to the store's
+    numbering, as the operators are). Where this differs from the paper: the paper and its reference code
+    treat a node deletion as deleting the node's incident edges, with the edge term on those edges, and
+    evaluate it on link prediction; the node-level term and the held-out target are this project's, for
+    node classification asked with the deleted records. Returns a :class:`~graphunlearn.models.GNNDelete`
+    (save with ``save_model``, reload with ``load_model(path, model=<an instance of the architecture>)``).
+    Defaults and tuning: ``docs/methods.md``.
     """
     o = ctx.options
     g = make_generator(ctx.seed, ctx.store.device)
@@ -55,16 +85,21 @@ def run(ctx: Context) -> dict:
     max_hop = min(r.num_hops for r in ctx.requests)
     affected = [ctx.affected_nodes(min(k + 1, max_hop)) for k in range(n_layers)]
     df = ctx.task.forget_units(store, ctx.requests, ctx.split)
-    if df.size(1) == 0:
-        raise ValueError("gnndelete: the requests delete no edges")
+    nodes = df.dim() == 1  # the units are nodes: node deletion, the deleted nodes asked with their records
+    if df.numel() == 0:
+        raise ValueError(f"gnndelete: the requests delete no {'nodes' if nodes else 'edges'}")
     live_nodes = store.live_node_ids()
+    # defaults per deletion kind, chosen on development seeds (docs/methods.md): deleted nodes asked with their
+    # records sit further from their targets than deleted edges' endpoints do
+    lr = o.lr if o.lr is not None else (0.05 if nodes else 0.01)
+    lam = o.lam if o.lam is not None else (0.5 if nodes else 0.05)
 
-    def run_model(m):
+    def run_live(m):
         return ctx.encode(m)
 
-    with torch.no_grad():  # the original model's layers on the graph without the deleted edges
+    with torch.no_grad():  # the original model's layers on the graph without the deleted elements
         probe = GNNDelete(ctx.original, None, store.num_nodes, [1] * n_layers)
-        reference = probe.layer_outputs(run_model, identity=True)
+        reference = probe.layer_outputs(run_live, identity=True)
     if len(reference) != n_layers:
         raise ValueError(f"gnndelete: the model ran {len(reference)} message-passing layer calls for {n_layers} "
                          "layers; each layer must run exactly once per forward pass")
@@ -72,23 +107,43 @@ def run(ctx: Context) -> dict:
     if bad:
         raise ValueError(f"gnndelete: layer(s) {bad} return shapes {[list(reference[k].shape) for k in bad]}; "
                          f"operators need [num_nodes={store.num_nodes}, d]")
+    # neighbourhood influence weighs the live affected nodes only; with node deletion the operators also act on
+    # the deleted nodes, whose live rows (isolated, featureless) are nobody's output
+    keep = [torch.zeros(store.num_nodes, 1, dtype=r.dtype, device=r.device).index_fill_(0, a, 1.0)
+            for r, a in zip(reference, affected)]
+    if nodes:
+        if o.node_target == "heldout":
+            df = forget_set(ctx, "gnndelete")
+        # the deleted nodes asked with their records, on the part of that graph their answers depend on
+        x_rec, ei_rec, at, rec_logits, subset = record_graph(ctx, df)
+        if o.node_target == "heldout":
+            partners, _ = pair_with_heldout(ctx, rec_logits, df, o.pairing, g)
+            targets = [r[partners] for r in reference]
+        affected = [torch.unique(torch.cat([a, df])) for a in affected]
     model = GNNDelete(copy.deepcopy(ctx.original), affected, store.num_nodes, [r.size(1) for r in reference],
-                      init=o.init)
-    info = {"epochs": o.epochs * n_layers, "losses": []}
+                      init=o.init, live=store.node_mask if nodes else None)
+    info = {"epochs": o.epochs * n_layers, "losses": [], "lr": lr, "lam": lam}
     for k in range(n_layers):
         for j, op in enumerate(model.operators):
             op.requires_grad_(j == k)
-        weight = model.masks[k].to(reference[k].dtype).unsqueeze(1)  # S_l as 0/1 weights: no boolean indexing
+        weight = keep[k]  # S_l as 0/1 weights: no boolean indexing
         count = (weight.sum() * reference[k].size(1)).clamp(min=1)  # per step, so no host sync either
 
-        def loss_fn(epoch, _batch, k=k, weight=weight, count=count):
-            h = model.layer_outputs(run_model)[k]
-            rand = sample_pairs(live_nodes, df.size(1), g)
-            dec = F.mse_loss(torch.cat([h[df[0]], h[df[1]]], 1), torch.cat([h[rand[0]], h[rand[1]]], 1))
-            ni = ((h - reference[k]).pow(2) * weight).sum() / count  # MSE over S_l (0 when S_l is empty)
-            return o.lam * dec + (1 - o.lam) * ni
+        def consistency(h, k=k):
+            if not nodes:
+                rand = sample_pairs(live_nodes, df.size(1), g)
+                return F.mse_loss(torch.cat([h[df[0]], h[df[1]]], 1), torch.cat([h[rand[0]], h[rand[1]]], 1))
+            h_rec = model.layer_outputs(lambda m: ask(m, x_rec, ei_rec), subset=subset)[k][at]
+            target = targets[k] if o.node_target == "heldout" else h[pick(live_nodes, df.numel(), g)]
+            return F.mse_loss(h_rec, target)
 
-        run = optimise(model, loss_fn, epochs=o.epochs, lr=o.lr, params=list(model.operators[k].parameters()),
+        def loss_fn(epoch, _batch, k=k, weight=weight, count=count, consistency=consistency):
+            h = model.layer_outputs(run_live)[k]
+            dec = consistency(h)
+            ni = ((h - reference[k]).pow(2) * weight).sum() / count  # MSE over S_l (0 when S_l is empty)
+            return lam * dec + (1 - lam) * ni
+
+        run = optimise(model, loss_fn, epochs=o.epochs, lr=lr, params=list(model.operators[k].parameters()),
                        select=False, progress=ctx.progress, desc=f"gnndelete layer {k + 1}",
                        where=f"gnndelete (layer {k + 1})", autocast=ctx.autocast)
         info["losses"] += run.losses

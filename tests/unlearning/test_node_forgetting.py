@@ -1,0 +1,184 @@
+"""Node forgetting (issue 16, requirement 3): ``heldout_distill`` and ``gnndelete`` on node classification.
+
+What a user relies on: a deleted node, asked with its record (features and edges put back, as an attacker
+holding it asks), is no longer answered as a memorised training node; nothing deleted reaches the model's
+outputs on the live graph; the shortcuts taken (the record graph cut to the deleted nodes' neighbourhood, the
+operators on a renumbered graph) give the same answers as the long way.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import graphunlearn as gu
+from graphunlearn.tasks import run_model
+from graphunlearn.unlearning.algorithms.heldout_distill import heldout_partners, record_graph
+from tests.conftest import assert_close
+from tests.train.test_no_host_sync import count_syncs
+from tests.unlearning.test_contract import CASES
+
+F_IN = 64
+
+
+@functools.cache
+def memorising_setup():
+    """A graph where features and edges say little about the label (validation accuracy about 0.6) and a GCN
+    trained without weight decay on 60 training nodes: it answers its training nodes right from memory."""
+    data = gu.datasets.synthetic(num_nodes=200, num_classes=4, num_features=F_IN, avg_degree=5, homophily=0.3,
+                                 signal=0.3, seed=3)
+    split = gu.datasets.node_split(data, seed=0, train_ratio=0.3, val_ratio=0.3, official=False)
+    torch.manual_seed(0)
+    model = gu.models.GCN(F_IN, hidden_channels=32, out_channels=4)
+    gu.train.fit(model, gu.GraphStore(data), split, epochs=100, weight_decay=0.0, seed=0, progress=False)
+    return data, split, {k: v.clone() for k, v in model.state_dict().items()}, gu.card_of(model)
+
+
+def fresh():
+    """A new store with 20 training nodes deleted, and the trained model."""
+    data, split, state, card = memorising_setup()
+    model = gu.models.GCN(F_IN, hidden_channels=32, out_channels=4)
+    model.load_state_dict(state)
+    gu.models.set_card(model, card)
+    store = gu.GraphStore(data)
+    req = store.delete_nodes(gu.datasets.forget_nodes(split, num=20, seed=0))
+    return model.eval(), store, split, req
+
+
+def asked_with_records(model, store, split, req) -> dict:
+    m = gu.evaluate.evaluate(model, store, split, req)
+    return {"acc_deleted": m["acc_deleted"], "test_acc": m["test_acc"]}
+
+
+def test_the_contract_test_holds_both_methods_on_node_classification():
+    assert ("heldout_distill", "node") in CASES and ("gnndelete", "node") in CASES
+    assert gu.methods()["gnndelete"].tasks == ("link", "node")
+    assert gu.methods()["heldout_distill"].tasks == ("node",)
+
+
+# heldout_distill's default budget (6 epochs at lr 0.005) is set for Cora's 5x speed target; on this harder toy
+# graph its forget loss is still falling after 6 epochs, so the test gives it the budget it needs
+@pytest.mark.parametrize("method, options", [("heldout_distill", {"epochs": 30}), ("gnndelete", {})])
+def test_deleted_nodes_asked_with_their_records_are_no_longer_answered_from_memory(method, options):
+    model, store, split, req = fresh()
+    before = asked_with_records(model, store, split, req)
+    heldout_acc = gu.tasks.get_task("node").validate(model, store, split)
+    # the premise: the original memorised the deleted nodes (right on all of them, far above held-out nodes)
+    assert before["acc_deleted"] == 1.0 and heldout_acc < 0.75, (before, heldout_acc)
+    # a method that keeps the weights (unlink) leaves them answered from memory: this check can fail
+    kept = gu.unlearn(model, store, req, "unlink", split=split, seed=0, certify=False).model
+    assert asked_with_records(kept, store, split, req)["acc_deleted"] == 1.0
+
+    res = gu.unlearn(model, store, req, method, split=split, seed=0, certify=False, **options)
+    after = asked_with_records(res.model, store, split, req)
+    assert after["acc_deleted"] <= before["acc_deleted"] - 0.15, (method, before, after)
+    assert after["test_acc"] >= before["test_acc"] - 0.1, (method, before, after)  # retained knowledge kept
+
+
+@pytest.mark.parametrize("method", ["heldout_distill", "gnndelete"])
+def test_node_forgetting_steps_do_not_synchronise(monkeypatch, method):
+    """The record graph (cut or whole) and its CSR are built before the loop; steps read nothing back."""
+    model, store, split, req = fresh()
+    with count_syncs(monkeypatch) as syncs:
+        res = gu.unlearn(model, store, req, method, split=split, seed=0, certify=False, epochs=3)
+    assert res.info["epochs"] > 0
+    assert not syncs, f"{method} (node): host synchronisations inside its steps: {dict(syncs)}"
+
+
+@pytest.mark.parametrize("method", ["heldout_distill", "gnndelete"])
+def test_no_deleted_data_reaches_the_live_outputs(method):
+    """The returned model on the store's live view equals the same model on a graph rebuilt without the deleted
+    nodes (their features and edges gone, the rest renumbered), and with the deleted records put back the
+    deleted nodes' answers differ from the live ones (the check sees the records)."""
+    model, store, split, req = fresh()
+    out = gu.unlearn(model, store, req, method, split=split, seed=0, certify=False, epochs=3).model
+    rebuilt = store.retained()
+    assert rebuilt.num_nodes == store.num_nodes - 20
+    with torch.no_grad():
+        live = gu.tasks.encode(out, store.live())
+        on_rebuilt = run_model(out, rebuilt.x, rebuilt.edge_index)
+        x_rec, ei_rec = gu.tasks.node.graph_before(store, [req])
+        with_records = run_model(out, x_rec, ei_rec)
+    assert_close(live[rebuilt.orig_node_id], on_rebuilt, atol=1e-5, rtol=1e-5, what=f"{method}: live vs rebuilt")
+    assert not torch.allclose(live[req.node_ids], with_records[req.node_ids], atol=1e-4)
+
+
+def test_gnndelete_on_nodes_saves_reloads_and_refuses_a_graph_of_another_size(tmp_path):
+    model, store, split, req = fresh()
+    res = gu.unlearn(model, store, req, "gnndelete", split=split, seed=0, epochs=2)
+    wrapped = res.model
+    assert wrapped.wrapper_config["live_nodes"] == store.num_live_nodes
+    path = tmp_path / "gnndelete-node.pt"
+    gu.save_model(path, wrapped)
+    again = gu.load_model(path, model=gu.models.GCN(F_IN, hidden_channels=32, out_channels=4))
+    rebuilt = store.retained()
+    x_rec, ei_rec = gu.tasks.node.graph_before(store, [req])
+    with torch.no_grad():
+        for graph in ((store.live().x, store.live().edge_index), (rebuilt.x, rebuilt.edge_index), (x_rec, ei_rec)):
+            assert_close(run_model(again, *graph), run_model(wrapped, *graph), what="reloaded vs returned")
+        with pytest.raises(ValueError, match=rf"node numbering.*{store.num_nodes} nodes.*got one of 7"):
+            wrapped(rebuilt.x[:7], torch.zeros(2, 0, dtype=torch.long))
+
+
+@pytest.mark.parametrize("conv", ["gcn", "sage"])
+def test_the_record_graph_cut_to_the_neighbourhood_gives_the_whole_graphs_answers(conv):
+    data = gu.datasets.synthetic(num_nodes=400, num_classes=3, num_features=8, avg_degree=3, seed=1)
+    split = gu.datasets.node_split(data, seed=0, official=False)
+    torch.manual_seed(0)
+    model = gu.models.GNN(8, hidden_channels=16, out_channels=3, conv=conv).eval()
+    store = gu.GraphStore(data)
+    req = store.delete_nodes(split.train_idx[:3])
+    ctx = SimpleNamespace(store=store, requests=(req,), task=gu.tasks.get_task("node"), original=model)
+    x, ei, at, logits, subset = record_graph(ctx, req.node_ids)
+    assert subset is not None and x.size(0) == subset.numel() < store.num_nodes  # it was cut
+    x_rec, ei_rec = gu.tasks.node.graph_before(store, [req])
+    with torch.no_grad():
+        whole = run_model(model, x_rec, ei_rec)[req.node_ids]
+        assert_close(run_model(model, x, ei)[at], whole, what=f"{conv}: cut vs whole record graph")
+    assert_close(logits, whole)
+
+
+def test_a_model_tied_to_the_node_count_is_asked_on_the_whole_record_graph():
+    data = gu.datasets.synthetic(num_nodes=400, num_classes=3, num_features=8, avg_degree=3, seed=1)
+    split = gu.datasets.node_split(data, seed=0, official=False)
+    model = gu.models.GNN(None, hidden_channels=16, out_channels=3, num_nodes=400).eval()  # one row per node
+    store = gu.GraphStore(data)
+    req = store.delete_nodes(split.train_idx[:3])
+    ctx = SimpleNamespace(store=store, requests=(req,), task=gu.tasks.get_task("node"), original=model)
+    x, ei, at, _, subset = record_graph(ctx, req.node_ids)
+    assert subset is None and x.size(0) == store.num_nodes and torch.equal(at, req.node_ids)
+
+
+def test_partners_are_matched_by_confidence_within_the_class():
+    y = torch.tensor([0, 0, 0, 0, 0, 1, 1])
+    ctx = SimpleNamespace(store=SimpleNamespace(y=y))
+    deleted, deleted_scores = torch.tensor([0, 1, 5]), torch.tensor([-0.1, -2.0, -0.3])
+    # held-out nodes 2, 3, 4 of class 0 (log-probabilities of their class -3, -0.5, -1) and 6 of class 1
+    heldout, heldout_scores = torch.tensor([2, 3, 4, 6]), torch.tensor([-3.0, -0.5, -1.0, -0.2])
+    g = torch.Generator().manual_seed(0)
+    got = heldout_partners(ctx, deleted, deleted_scores, heldout, heldout_scores, "rank", g)
+    # class 0: the surer deleted node (0) takes the surest partner (3), the less sure (1) the least sure (2)
+    assert got.tolist() == [3, 2, 6]
+    got = heldout_partners(ctx, deleted, deleted_scores, heldout, heldout_scores, "random", g)
+    assert set(got[:2].tolist()) <= {2, 3, 4} and got[2].item() == 6  # drawn within the class
+
+
+@pytest.mark.parametrize("method", ["heldout_distill", "gnndelete"])
+def test_a_request_that_deletes_no_node_is_refused(method):
+    model, _, split, _ = fresh()
+    store = gu.GraphStore(memorising_setup()[0])
+    req = store.delete_edges(torch.arange(4))
+    with pytest.raises(ValueError, match=rf"{method}: the requests delete no (labelled )?nodes?"):
+        gu.unlearn(model, store, req, method, split=split, seed=0, epochs=2)
+    assert store.forgotten == {}
+
+
+def test_heldout_distill_needs_held_out_nodes():
+    model, store, split, req = fresh()
+    empty = gu.datasets.NodeSplit(split.train_idx, split.val_idx[:0], split.test_idx, official=False)
+    with pytest.raises(ValueError, match="no live labelled held-out"):
+        gu.unlearn(model, store, req, "heldout_distill", split=empty, seed=0, epochs=2)
+
