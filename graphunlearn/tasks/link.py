@@ -66,6 +66,20 @@ def ogb_hits(name: str, pos: Tensor, neg: Tensor) -> float:
     return float(evaluator.eval({"y_pred_pos": pos.float(), "y_pred_neg": neg.float()})[evaluator.eval_metric])
 
 
+def _test_metrics(split, pos_scores: Tensor, neg_scores: Tensor, hits_k: int | None) -> Metrics:
+    """Dt-AUROC and AUPR of the test pairs' scores, and OGB's official Hits@K on an ``ogbl-*`` dataset (or
+    ``hits@hits_k`` when asked for another K, or anywhere)."""
+    out = Metrics("link", {"dt_auroc": roc_auc(pos_scores, neg_scores),
+                           "dt_aupr": average_precision(pos_scores, neg_scores)})
+    name = getattr(split.train_data, "name", None)
+    official = ogb_link_metric(name)
+    if official is not None and (hits_k is None or hits_k == official[1]):
+        out[official[0]] = ogb_hits(name, pos_scores, neg_scores)
+    elif hits_k is not None:
+        out[f"hits@{hits_k}"] = hits_at_k(pos_scores, neg_scores, hits_k)
+    return out
+
+
 class LinkPrediction(Task):
     r"""Link prediction (split: :class:`~graphunlearn.datasets.LinkSplit`).
 
@@ -211,16 +225,8 @@ class LinkPrediction(Task):
             model.eval()
             z = self.encode(model, store)
             check_scores(where, "model", z)
-            pos_scores = self.decode(model, z, split.test_pos)
-            neg_scores = self.decode(model, z, split.test_neg)
-            out = Metrics("link", {"dt_auroc": roc_auc(pos_scores, neg_scores),
-                                   "dt_aupr": average_precision(pos_scores, neg_scores)})
-            name = getattr(split.train_data, "name", None)
-            official = ogb_link_metric(name)
-            if official is not None and (hits_k is None or hits_k == official[1]):
-                out[official[0]] = ogb_hits(name, pos_scores, neg_scores)
-            elif hits_k is not None:
-                out[f"hits@{hits_k}"] = hits_at_k(pos_scores, neg_scores, hits_k)
+            out = _test_metrics(split, self.decode(model, z, split.test_pos), self.decode(model, z, split.test_neg),
+                                hits_k)
             if deleted.numel():
                 df_scores = self.decode(model, z, store.edge_index[:, deleted])
                 g = make_generator(seed, live.device)
@@ -261,15 +267,7 @@ class LinkPrediction(Task):
 
         mine = scores(model, "model")
         n_pos = split.test_pos.size(1)
-        pos_scores, neg_scores = mine["test"][:n_pos], mine["test"][n_pos:]
-        out = Metrics("link", {"dt_auroc": roc_auc(pos_scores, neg_scores),
-                               "dt_aupr": average_precision(pos_scores, neg_scores)})
-        name = getattr(split.train_data, "name", None)
-        official = ogb_link_metric(name)
-        if official is not None and (hits_k is None or hits_k == official[1]):
-            out[official[0]] = ogb_hits(name, pos_scores, neg_scores)
-        elif hits_k is not None:
-            out[f"hits@{hits_k}"] = hits_at_k(pos_scores, neg_scores, hits_k)
+        out = _test_metrics(split, mine["test"][:n_pos], mine["test"][n_pos:], hits_k)
         if deleted.numel():
             aurocs, auprs = [], []
             for _ in range(resamples):
