@@ -122,27 +122,22 @@ def run(ctx: Context) -> dict:
     forget = task.forget_units(store, ctx.requests, ctx.split)
     if ctx.local:  # cost follows the deletion: the one-hop neighbourhood and a capped sample per step
         cap = o.max_pairs or LOCAL_CAP
-        retained, affected = local_retain_sampler(store, deleted_nodes, deleted_edge_ids(ctx.requests),
-                                                  pairwise=task.pairwise, cap=cap)
-        n_sample = min(cap, int(o.sample_ratio * max(1, affected.numel())))
-        n_affected = min(cap, affected.numel())
-        if task.pairwise:  # V_R: the retained units' endpoints (near the deletion, and random): no more seeds
-            n_affected = n_sample = 0
+        retained, _ = local_retain_sampler(store, deleted_nodes, deleted_edge_ids(ctx.requests),
+                                           pairwise=task.pairwise, cap=cap)
+        affected, n_sample = None, 0
     else:
         retained = task.retain_sampler(store, ctx.requests, ctx.split, o.sample_ratio, o.max_pairs)
         affected = ctx.affected_nodes()
         n_sample = int(o.sample_ratio * max(1, affected.numel()))
-        n_affected = None
 
     def loss_fn(_):
         units = retained(g)
-        # V_R: the units themselves when they are nodes, else the affected nodes plus a sample
+        # V_R: the units themselves when they are nodes; else the affected nodes plus a sample, or (local)
+        # the retained pairs' endpoints, near the deletion and random, which adds no seeds to the step
         if units.dim() == 1:
             nodes = units
-        elif n_affected is None:
+        elif affected is not None:
             nodes = torch.cat([affected, pick(live_nodes, n_sample, g)])
-        elif n_affected:
-            nodes = torch.cat([pick(affected, n_affected, g), pick(live_nodes, n_sample, g)])
         else:
             nodes = units.reshape(-1)
         step = ctx.step_graph([units, forget, nodes, deleted_nodes], g)
