@@ -95,7 +95,8 @@ def is_available(name: str, root: str | os.PathLike | None = None) -> bool:
     if key in _GENERATED:
         return True
     folder = data_root(root) / _LAYOUT[key]
-    return folder.is_dir() and any(folder.rglob("*"))
+    # files, not folders: a download that failed leaves an empty raw/ folder behind
+    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
 
 
 def load(name: str, root: str | os.PathLike | None = None, **kwargs) -> Data:

@@ -24,6 +24,7 @@ from graphunlearn.datasets import (
     data_root,
     is_available,
     load,
+    load_or_default,
     loaders,
     ogb_safe_globals,
     synthetic,
@@ -373,6 +374,18 @@ def test_missing_dataset_under_explicit_root(monkeypatch, tmp_path):
     assert str(root / "planetoid" / "Cora") in str(info.value)
     assert not is_available("cora", root=root)
     assert not (tmp_path / "cache" / "work").exists()
+
+
+def test_a_failed_download_leaves_the_fallback_working(monkeypatch, tmp_path):
+    """An empty raw/ folder (what a download that failed leaves) is not a dataset: demos still fall back."""
+    monkeypatch.setenv("GRAPHUNLEARN_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "root"
+    (root / "planetoid" / "Cora" / "raw").mkdir(parents=True)
+    assert not is_available("cora", root=root)
+    name, _, why = load_or_default("cora", root=root)
+    assert name == "synthetic" and "cora not found" in why
+    (root / "planetoid" / "Cora" / "raw" / "ind.cora.x").write_bytes(b"")
+    assert is_available("cora", root=root)
 
 
 def test_missing_dataset_under_env_root(monkeypatch, tmp_path):
