@@ -70,7 +70,9 @@ def run_size(size: str, args) -> list[dict]:
     recipe = dict(epochs=args.epochs, batch_size=args.batch_size, num_neighbors=fanout,
                   steps_per_epoch=max(1, args.steps // args.epochs), eval_every=args.eval_every, patience=args.epochs)
     torch.manual_seed(0)
-    model = gu.models.GCN(store.num_features)
+    # a featureless graph (ogbl-ddi) gets a learnable table, looked up by the sampled subgraph's node ids
+    model = gu.models.GCN(store.num_features) if store.num_features else \
+        gu.models.GCN(None, num_nodes=store.num_nodes)
     train = gu.train.link_prediction(model, store, split, progress=args.progress, seed=0, **recipe)
     log(f"{size}: original trained in {train.seconds:.1f} s, validation AUROC {train.best_val:.4f} "
         f"(peak {rss_gb():.1f} GiB)")
