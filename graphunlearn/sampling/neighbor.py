@@ -230,7 +230,7 @@ def _sample(graph: LiveCSR, seeds: Tensor, hops: Sequence[int], generator: torch
 
 
 def sample_neighbors(graph: LiveCSR, seeds: Tensor, num_neighbors, *,
-                     generator: torch.Generator | None = None) -> SamplerOutput:
+                     generator: torch.Generator | None = None, scratch: Tensor | None = None) -> SamplerOutput:
     r"""Sample a computation graph from ``seeds`` over the live CSR ``graph`` (see the module docstring).
 
     Hop ``h`` draws, for every node first reached at hop ``h - 1`` (the seeds for ``h = 1``), at most
@@ -241,6 +241,8 @@ def sample_neighbors(graph: LiveCSR, seeds: Tensor, num_neighbors, *,
         seeds: [B] distinct live node ids (any device; moved to the graph's).
         num_neighbors: per-hop fanouts, a list of ints ``>= -1`` or a ``NumNeighbors``.
         generator: random source on the graph's device (default: torch's global one).
+        scratch: an int64 [N] tensor on the graph's device holding -1 everywhere, reused across calls so that
+            a call costs what it samples, not N (left all -1; default: a fresh one per call).
 
     Returns:
         A ``SamplerOutput`` as PyG's ``NeighborSampler`` gives it: ``node`` [B + ...] the sampled node ids,
@@ -258,7 +260,12 @@ def sample_neighbors(graph: LiveCSR, seeds: Tensor, num_neighbors, *,
     hops = fanouts(where, num_neighbors)
     graph.check(where)
     seeds = _check_seeds(where, seeds, graph.num_nodes)
-    local_of = torch.full((graph.num_nodes,), -1, dtype=torch.long, device=graph.device)
+    if scratch is not None and (scratch.dtype != torch.long or scratch.shape != (graph.num_nodes,)
+                                or scratch.device != graph.device):
+        raise ValueError(f"{where}: scratch must be an int64 tensor [{graph.num_nodes}] on {graph.device}, got "
+                         f"{scratch.dtype} {tuple(scratch.shape)} on {scratch.device}")
+    local_of = scratch if scratch is not None else \
+        torch.full((graph.num_nodes,), -1, dtype=torch.long, device=graph.device)
     return _sample(graph, seeds, hops, generator, local_of, where)
 
 

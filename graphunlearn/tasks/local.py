@@ -23,6 +23,7 @@ refused. Models without node features (a learnable table of all N nodes) receive
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -71,6 +72,19 @@ class ComputationGraph:
         return z
 
 
+_SCRATCH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _scratch(store: GraphStore, num_nodes: int) -> Tensor:
+    """The store's sampling scratch (int64 [N], all -1 between calls), made once per store, size and device, so
+    that a step does not pay O(N) to allocate it."""
+    buf = _SCRATCH.get(store)
+    if buf is None or buf.numel() != num_nodes or buf.device != store.device:
+        buf = torch.full((num_nodes,), -1, dtype=torch.long, device=store.device)
+        _SCRATCH[store] = buf
+    return buf
+
+
 def computation_graph(store: GraphStore, seeds: Tensor, num_neighbors: Sequence[int],
                       generator: torch.Generator | None = None) -> ComputationGraph:
     """The sampled computation graph of ``seeds`` [B] (distinct node ids) on the store's live graph.
@@ -94,7 +108,8 @@ def computation_graph(store: GraphStore, seeds: Tensor, num_neighbors: Sequence[
                          f"max {int(seeds.max())}")
     alive = store.node_mask[seeds]
     live_seeds, dead_seeds = seeds[alive], seeds[~alive]
-    out = sample_neighbors(store.live_csr(), live_seeds, hops, generator=generator)
+    csr = store.live_csr()
+    out = sample_neighbors(csr, live_seeds, hops, generator=generator, scratch=_scratch(store, csr.num_nodes))
     nodes = torch.cat([out.node, dead_seeds])
     # seeds back in the order given: the sampler puts the live ones first, then their neighbours
     order = torch.empty(seeds.numel(), dtype=torch.long, device=seeds.device)

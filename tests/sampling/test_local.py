@@ -271,3 +271,20 @@ def test_sampled_evaluation_matches_the_full_graph_with_all_neighbours():
     assert local["gap_deleted_kl"] == pytest.approx(full["gap_deleted_kl"], rel=1e-4)
     assert abs(local["df_auroc"] - full["df_auroc"]) < 0.03  # a resampled pool of live edges
     assert "gap_rest_kl" not in local
+
+
+def test_the_sampling_scratch_is_reused_and_left_clean():
+    from graphunlearn.tasks import local
+
+    store = _store_with_deletions()
+    g = torch.Generator().manual_seed(0)
+    first = computation_graph(store, torch.tensor([0, 9, 33]), [3, 2], generator=g)
+    buf = local._SCRATCH[store]
+    assert bool((buf == -1).all()), "the scratch must be all -1 between calls"
+    again = computation_graph(store, torch.tensor([0, 9, 33]), [3, 2], generator=torch.Generator().manual_seed(0))
+    assert local._SCRATCH[store] is buf and bool((buf == -1).all())
+    fresh = computation_graph(store, torch.tensor([0, 9, 33]), [3, 2], generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again.nodes, fresh.nodes) and torch.equal(again.edge_index, fresh.edge_index)
+    assert first.num_seeds == 3
+    with pytest.raises(ValueError, match="scratch must be an int64 tensor"):
+        gu.sampling.sample_neighbors(store.live_csr(), torch.tensor([0]), [2], scratch=torch.zeros(3))
