@@ -29,6 +29,7 @@ from ..metrics import check_finite, roc_auc
 from ..report import Metrics
 from ..requests import DeletionRequest, LiveGraph
 from ..store import GraphStore
+from .ops import make_generator, pick, run_model, sample_pairs  # noqa: F401 - re-exported: tasks.base is where callers find them
 
 _TASKS: dict[str, Task] = {}
 
@@ -38,13 +39,6 @@ def dot_product(z: Tensor, pairs: Tensor) -> Tensor:
     return (z[pairs[0]] * z[pairs[1]]).sum(dim=-1)
 
 
-def run_model(model: nn.Module, x: Tensor | None, edge_index: Tensor) -> Tensor:
-    """``model.get_embedding(edge_index)`` when the model has that method (PyG's ``LightGCN``), else
-    ``model(x, edge_index)`` (PyG's convention for every ``BasicGNN`` and ``MessagePassing`` stack)."""
-    get_embedding = getattr(model, "get_embedding", None)
-    if callable(get_embedding):
-        return get_embedding(edge_index)
-    return model(x, edge_index)
 
 
 def encode(model: nn.Module, graph: LiveGraph) -> Tensor:
@@ -72,26 +66,8 @@ def _takes_sigmoid(model: nn.Module, fn) -> bool:
     return False
 
 
-def make_generator(seed: int, device: torch.device | str) -> torch.Generator:
-    """A seeded generator on ``device`` (samples drawn with it are created there: no host round trip)."""
-    return torch.Generator(device=device).manual_seed(seed)
 
 
-def sample_pairs(nodes: Tensor, num: int, generator: torch.Generator) -> Tensor:
-    """``num`` uniformly random pairs [2, num] of two different entries of ``nodes`` (negatives for BCE), drawn
-    on ``nodes``' device (``generator`` must live there). No host synchronisation.
-
-    Raises:
-        ValueError: pairs asked for but fewer than two nodes to draw from.
-    """
-    n = nodes.numel()
-    if num > 0 and n < 2:
-        raise ValueError(f"sample_pairs: {num} pairs of two different nodes asked for, but only {n} live node(s) "
-                         "are left")
-    i = torch.randint(n, (num,), generator=generator, device=nodes.device)
-    # an offset in 1..n-1 never lands on the same position, so no pair is a self loop
-    j = (i + torch.randint(1, max(n, 2), (num,), generator=generator, device=nodes.device)) % max(n, 1)
-    return torch.stack([nodes[i], nodes[j]])
 
 
 def val_subset(num: int, k: int, device: torch.device | str) -> Tensor:
@@ -108,11 +84,6 @@ def live_nodes(store: GraphStore) -> Tensor:
     return store.live_node_ids()
 
 
-def pick(pool: Tensor, num: int, generator: torch.Generator) -> Tensor:
-    """``num`` entries of ``pool`` drawn uniformly with replacement (empty when either is empty)."""
-    if pool.numel() == 0 or num == 0:
-        return pool[:0]
-    return pool[torch.randint(pool.numel(), (num,), generator=generator, device=pool.device)]
 
 
 def deleted_edge_ids(requests: Sequence[DeletionRequest]) -> Tensor:

@@ -30,9 +30,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..graph import row_slots
 from ..sampling import sample_neighbors
 from ..sampling.neighbor import fanouts
 from ..store import GraphStore
+from .ops import pick, run_model, sample_pairs
 
 
 @dataclass
@@ -59,8 +61,6 @@ class ComputationGraph:
             ValueError: the model returned another number of rows than the subgraph has nodes (a model that
                 keeps a table of all N nodes must read node ids from ``x``).
         """
-        from .base import run_model
-
         z = run_model(model, self.x, self.edge_index)
         rows = z[0].size(0) if isinstance(z, (tuple, list)) else z.size(0)
         if rows != self.num_nodes:
@@ -164,15 +164,7 @@ def neighbourhood(store: GraphStore, nodes: Tensor) -> tuple[Tensor, Tensor]:
     ``(neighbours, edge_ids)``, the distinct live nodes adjacent to them through any edge that existed and
     the live edges among those slots. Costs the sum of the nodes' degrees, not the graph's size."""
     csr = store.live_csr()
-    nodes = torch.unique(nodes.to(store.device, torch.long))
-    starts = csr.rowptr.index_select(0, nodes)
-    deg = csr.rowptr.index_select(0, nodes + 1) - starts
-    total = int(deg.sum())
-    if total == 0:
-        empty = torch.empty(0, dtype=torch.long, device=store.device)
-        return empty, empty
-    owner = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), deg, output_size=total)
-    slots = (starts - (torch.cumsum(deg, 0) - deg)).index_select(0, owner) + torch.arange(total, device=nodes.device)
+    slots = row_slots(csr.rowptr, torch.unique(nodes.to(store.device, torch.long)))
     nbr = csr.col.index_select(0, slots)
     alive = csr.node_live.index_select(0, nbr)
     edges = csr.eid.index_select(0, slots)[csr.slot_live.index_select(0, slots) & alive]
@@ -190,8 +182,6 @@ def retain_sampler(store: GraphStore, deleted_nodes: Tensor, deleted_edges: Tens
     :math:`k`-hop subgraph each step), nothing here grows with the graph: on a heavy-tailed graph the 2-hop
     neighbourhood of a thousand random edges is most of the graph.
     """
-    from .base import pick, sample_pairs
-
     endpoints = store.edge_index[:, deleted_edges].reshape(-1)
     near_nodes, near_edges = neighbourhood(store, torch.cat([endpoints, deleted_nodes.to(endpoints.device)]))
     live_nodes = store.live_node_ids()

@@ -146,8 +146,11 @@ def test_bad_seeds_are_named():
 def test_retain_sampler_draws_live_units_near_the_deletion():
     store = gu.GraphStore(_graph(n=200, m=1500))
     req = store.delete_edges(torch.arange(5))
-    store.delete_nodes(torch.tensor([150]))
-    deleted_nodes = torch.tensor([150])
+    u0 = int(store.edge_index[0, 0])  # an endpoint of a deleted edge: one of its neighbours is deleted too
+    nbr = store.edge_index[:, 5:][:, (store.edge_index[:, 5:] == u0).any(0)].reshape(-1)
+    gone = int(nbr[nbr != u0][0])
+    store.delete_nodes(torch.tensor([150, gone]))
+    deleted_nodes = torch.tensor([150, gone])
     sample, near = retain_sampler(store, deleted_nodes, req.edge_ids, pairwise=True, cap=64)
     g = torch.Generator().manual_seed(0)
     units = sample(g)
@@ -160,6 +163,14 @@ def test_retain_sampler_draws_live_units_near_the_deletion():
     ends = store.edge_index[:, req.edge_ids].reshape(-1)
     nbrs, edges = neighbourhood(store, torch.cat([ends, deleted_nodes]))
     assert torch.equal(near, nbrs) and bool(store.edge_mask[edges].all())
+    # against a brute-force reading of the edge list: every edge that existed at the given nodes
+    given = torch.zeros(store.num_nodes, dtype=torch.bool)
+    given[torch.cat([ends, deleted_nodes])] = True
+    u, v = store.edge_index
+    other = torch.cat([v[given[u]], u[given[v]]])
+    assert torch.equal(nbrs, torch.unique(other[store.node_mask[other]]))
+    at = (given[u] | given[v]) & store.edge_mask & store.node_mask[u] & store.node_mask[v]
+    assert torch.equal(edges, at.nonzero().squeeze(1))
     assert bool(store.node_mask[near].all())
     # half of the kept pairs come from edges at an endpoint of the deleted elements
     first = kept[:, :32]
