@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from . import certify, datasets, evaluate, kernels, metrics, models, nn, sampling, tasks, train
+from . import certify, datasets, distributed, evaluate, kernels, metrics, models, nn, sampling, tasks, train
 from .certificate import Certificate
 from .certify import attach_evidence, stream, verify
 from .hetero import HeteroGraphStore
@@ -19,7 +19,7 @@ __all__ = [
     "Certificate", "ChanceLevelWarning", "Compaction", "CorruptFileError", "DeletionError", "DeletionRequest",
     "ForgetSet", "GraphStore", "HeteroGraphStore", "LiveGraph",
     "Metrics", "ModelCard", "NonFiniteScoreError", "Report", "StoreLockedError", "UnlearnResult",
-    "attach_evidence", "card_of", "certify", "datasets", "evaluate", "kernels", "load_model", "methods",
+    "attach_evidence", "card_of", "certify", "datasets", "distributed", "evaluate", "kernels", "load_model", "methods",
     "metrics", "models", "nn", "register", "sampling",
     "save_model", "stream", "tasks", "train", "unlearn", "verify", "__version__",
 ]

@@ -15,6 +15,7 @@ LAYERS = [
     {"datasets"},
     {"sampling"},
     {"store", "hetero"},
+    {"distributed"},
     {"nn"},
     {"models"},
     {"tasks"},

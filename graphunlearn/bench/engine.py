@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__, datasets, evaluate, train
+from .. import distributed as dist
 from ..models.card import card_of
 from ..store import GraphStore
 from ..tasks import Task, get_task, tasks
@@ -91,7 +92,8 @@ def run_config(name: str | os.PathLike, out: str | os.PathLike, progress: bool =
     ``results.md``."""
     config = load_config(name)
     rows = run(config, out, progress=progress)
-    return write_outputs(rows, out, config, name=config_label(name))
+    md = dist.main_only(lambda: write_outputs(rows, out, config, name=config_label(name)), "bench: rank 0 writes")
+    return Path(out) / "results.md" if md is None else md
 
 
 def cell_key(cell: dict) -> str:
@@ -104,8 +106,13 @@ def _label(cell: dict) -> str:
 
 def run(config: dict, out: str | os.PathLike, progress: bool = True, log: Callable[[str], None] = print
         ) -> list[dict]:
-    """Run (or resume) every cell of ``config`` under ``out``; returns the result rows of all cells."""
+    """Run (or resume) every cell of ``config`` under ``out``; returns the result rows of all cells.
+
+    Data-parallel under ``torchrun`` (:mod:`graphunlearn.distributed`): every rank runs every cell, training
+    and unlearning data-parallel on replicas of rank 0's store (:func:`_store`), with requests registered on
+    rank 0 and sent to the others; rank 0 alone logs and writes cells."""
     out = Path(out)
+    log = log if dist.is_main() else (lambda _msg: None)
     cells_dir = out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
     cells = plan(config)
@@ -113,8 +120,11 @@ def run(config: dict, out: str | os.PathLike, progress: bool = True, log: Callab
     cache: dict = {}
     for k, cell in enumerate(cells, 1):
         path = cells_dir / f"{cell_key(cell)}.json"
-        if path.exists():
-            rows += json.loads(path.read_text())["rows"]
+        # rank 0's cache decides (the ranks may not share a file system)
+        cached = dist.broadcast_object(json.loads(path.read_text())["rows"] if dist.is_main() and path.exists()
+                                       else None, f"bench: cell {k} cached?")
+        if cached is not None:
+            rows += cached
             log(f"[{k}/{len(cells)}] cached {_label(cell)}")
             continue
         t0 = time.perf_counter()
@@ -124,11 +134,21 @@ def run(config: dict, out: str | os.PathLike, progress: bool = True, log: Callab
         if refused is not None:  # not cached: once training is fixed, the cell runs
             log(f"[{k}/{len(cells)}] {_label(cell)}: REFUSED, {refused}")
             continue
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"cell": cell, "rows": cell_rows}, indent=1))
-        os.replace(tmp, path)  # a cell is stored whole or not at all
+        dist.main_only(lambda p=path, c=cell, r=cell_rows: _store_cell(p, c, r), f"bench: rank 0 writes {path.name}")
         log(f"[{k}/{len(cells)}] {_label(cell)}: {time.perf_counter() - t0:.1f} s")
     return rows
+
+
+def _store_cell(path: Path, cell: dict, cell_rows: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"cell": cell, "rows": cell_rows}, indent=1))
+    os.replace(tmp, path)  # a cell is stored whole or not at all
+
+
+def _store(graph) -> GraphStore:
+    """A store of ``graph``; in a data-parallel job, rank 0's sent to every rank
+    (:func:`graphunlearn.distributed.replicate`: one uid, so the ranks' state hashes agree)."""
+    return dist.replicate(GraphStore(graph) if dist.is_main() else None) if dist.is_active() else GraphStore(graph)
 
 
 def _data(cell: dict, cache: dict):
@@ -144,7 +164,7 @@ def _original(cell: dict, cache: dict, task: Task, graph, split, progress: bool)
     key = ("model", cell["task"], cell["dataset"], cell["backbone"], cell["seed"], cell["epochs"],
            json.dumps(cell["train"], sort_keys=True))
     if key not in cache:
-        store = GraphStore(graph)
+        store = _store(graph)
         torch.manual_seed(cell["seed"])
         model = task.build_model(cell["backbone"], store, split)
         train.fit(model, store, split, task=task, epochs=cell["epochs"], seed=cell["seed"], progress=progress,
@@ -221,10 +241,12 @@ def _run_cell(cell: dict, cache: dict, progress: bool) -> list[dict]:
     refused = _refused(cell, model)
     if refused is not None:  # unlearn would refuse it too; every method and gold would look alike on it
         return refused
-    store = GraphStore(graph)
-    # link reads setting ("in"/"out"), rec reads kind (the cell's setting: interaction/user/item_group)
+    store = _store(graph)
+    # link reads setting ("in"/"out"), rec reads kind (the cell's setting: interaction/user/item_group);
+    # registered on rank 0 and sent to the others in a data-parallel job
     req = task.sample_forget(store, split, cell["fraction"], seed=cell["seed"], setting=cell["setting"],
-                             kind=cell["setting"])
+                             kind=cell["setting"]) if dist.is_main() else None
+    req = dist.broadcast_request(store, req) if dist.is_active() else req
     results = _unlearn_all(cell, model, store, req, split, progress, task)
     gold = results[_GOLD].model if _GOLD in results else None
     if gold is not None and cell.get("noise_floor"):  # gold again, another seed: how far two retrainings differ

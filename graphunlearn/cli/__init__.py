@@ -25,6 +25,11 @@ Typical use::
 
     graphunlearn bench --list                                         # benchmark configurations
     graphunlearn bench --config smoke --out results/smoke
+
+Data-parallel (train, unlearn, bench) under torchrun, one process per GPU (or CPU share)::
+
+    torchrun --nproc_per_node=2 -m graphunlearn.cli train --run runs/cora --batch-size 1024 --num-neighbors 10,10
+    torchrun --nproc_per_node=2 -m graphunlearn.cli unlearn --run runs/cora --request 0 --method d2dgn
 """
 
 # One module per subcommand (``add_parser(subparsers)`` and ``run(args)``); what they share is in ``common``.
@@ -36,6 +41,7 @@ import os
 import sys
 import traceback
 
+from .. import distributed as dist
 from . import bench, compact, delete, evaluate, methods, split, stream, train, unlearn, verify
 from .common import USER_ERRORS, CLIError, _message, _Parser
 
@@ -65,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse's usage errors and --help: a status, for in-process callers too
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        status = args.fn(args)
+        joined = _join_process_group(args.command)
+        try:
+            status = args.fn(args)
+        finally:
+            if joined:
+                dist.shutdown()
     except USER_ERRORS as exc:
         # The library refuses bad input with ValueError/TypeError naming it; a bug may raise them too, so
         # GRAPHUNLEARN_DEBUG=1 shows the traceback behind the one line.
@@ -74,3 +85,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"graphunlearn {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
     return status if isinstance(status, int) else 0
+
+
+#: the subcommands that run data-parallel under torchrun (every rank runs them; rank 0 writes)
+DISTRIBUTED = ("train", "unlearn", "bench")
+
+
+def _join_process_group(command: str) -> bool:
+    """Under ``torchrun`` with more than one rank (``WORLD_SIZE`` > 1), join the process group
+    (:func:`graphunlearn.distributed.init`: NCCL on GPUs, gloo on CPUs) for the commands that run
+    data-parallel, and refuse the others, which change or read files one process at a time. Returns whether
+    this call joined (and so leaves at the end)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise CLIError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not a number of processes") from None
+    if world <= 1 or dist.is_active():
+        return False
+    if command not in DISTRIBUTED:
+        raise CLIError(f"`graphunlearn {command}` runs in one process; launch it without torchrun (data-parallel "
+                       f"commands: {', '.join(DISTRIBUTED)})")
+    timeout = os.environ.get("GRAPHUNLEARN_DIST_TIMEOUT")
+    try:
+        seconds = float(timeout) if timeout else dist.DEFAULT_TIMEOUT
+    except ValueError:
+        raise CLIError(f"GRAPHUNLEARN_DIST_TIMEOUT={timeout!r} is not a number of seconds") from None
+    dist.init(timeout=seconds)
+    return True

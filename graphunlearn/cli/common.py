@@ -9,6 +9,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import distributed as dist
 from ..certificate import KEY_ENV, CertificateError, load_key
 from ..io import CorruptFileError, StoreLockedError, safe_load
 from ..models import card_of, load_model
@@ -124,9 +125,13 @@ def _run_dir(path: str, must_exist: bool = True) -> Path:
 @contextmanager
 def _opened(run: Path, read_only: bool = False):
     """The run's store, split and task (a :class:`~graphunlearn.tasks.Task`); the store is closed (its writer
-    lock released) on leaving."""
+    lock released) on leaving. In a data-parallel job, rank 0 opens it for writing and the others read-only
+    (:func:`graphunlearn.distributed.open_store`)."""
     blob = _split_blob(run)
-    store = GraphStore.open(run / "store", read_only=read_only)
+    if dist.is_active() and not read_only:
+        store = dist.open_store(run / "store")
+    else:
+        store = GraphStore.open(run / "store", read_only=read_only)
     try:
         yield (store, *_split(store, blob))
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 
+from .. import distributed as dist
 from ..certify import attach_evidence
 from ..models import save_model
 from ..unlearning import methods, unlearn
@@ -22,7 +23,8 @@ from .common import (
 
 def add_parser(subparsers) -> None:
     s = subparsers.add_parser("unlearn", help="make a checkpoint forget a registered request")
-    s.add_argument("--run", required=True)
+    s.add_argument("--run", "--run-dir", dest="run", required=True, help="the run folder (spell it --run-dir under "
+                   "torchrun, whose parser takes --run for an abbreviation of its --run-path)")
     s.add_argument("--request", type=nonnegative_int, required=True)
     s.add_argument("--method", default="d2dgn", help="see `graphunlearn methods`")
     s.add_argument("--model", default="model.pt", help="checkpoint to start from")
@@ -56,11 +58,18 @@ def run(args) -> None:
             attach_evidence(cert, result.model, store, split, original=model, task=task)
         if key is not None:
             cert.sign(key)
-        save_model(out, result.model)  # weights and card (what it forgot, the recipe)
-        cert_path = cert.save(out.with_name(out.stem + ".cert.json"))  # and its one-page .md beside it
-        store.checkpoint()  # persists the store's ledger of what this model forgot
+        cert_path = dist.main_only(lambda: _write(out, result, cert, store), f"unlearn: rank 0 writes {out}")
+    if not dist.is_main():  # rank 0 wrote the files and speaks for the job
+        return
     print(f"{args.method}: {result.seconds:.2f} s, peak +{result.peak_mb:.0f} MiB -> {out}")
     print(f"certificate ({'signed' if key is not None else 'unsigned'}): {cert_path}")
+
+
+def _write(out, result, cert, store):
+    save_model(out, result.model)  # weights and card (what it forgot, the recipe)
+    cert_path = cert.save(out.with_name(out.stem + ".cert.json"))  # and its one-page .md beside it
+    store.checkpoint()  # persists the store's ledger of what this model forgot
+    return cert_path
 
 
 def _options(pairs: list[str], method: str) -> dict:

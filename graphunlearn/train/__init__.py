@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .. import checks
+from .. import distributed as dist
 from ..models.card import ModelCard, card_of, save_model, set_card
 from ..store import GraphStore
 from ..tasks import Task, get_task
@@ -82,6 +83,15 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
         checkpoint: write the selected model and its card there (:func:`graphunlearn.models.save_model`).
         autocast: train under bfloat16 autocast (default off).
 
+    Data-parallel (under ``torchrun``, after :func:`graphunlearn.distributed.init`): every rank holds the same
+    store (checked first, :func:`graphunlearn.distributed.check_store`) and model; a generator seeded with
+    ``seed`` on every rank draws each step's units for all ranks (``world_size x batch_size``; a full-batch
+    step's are all the training units) and each rank takes its share
+    (:func:`graphunlearn.distributed.shard`), so ``batch_size`` is per rank and an epoch is one pass over the
+    units split across the ranks; negatives, neighbour samples and dropout use each rank's own seed
+    (:func:`graphunlearn.distributed.rank_seed`); DDP all-reduces the gradients; validation scores are
+    averaged over the ranks; rank 0 alone writes ``checkpoint``, the others wait for it.
+
     Warns:
         ChanceLevelWarning: the best validation score stayed at the task's chance level
             (:meth:`~graphunlearn.tasks.Task.learned`: link AUROC at most 0.52; node accuracy at most the
@@ -92,6 +102,8 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
         TypeError, ValueError: an argument of the wrong type or out of range, a split of another task,
             nothing left to train on, or a model on another device than the store (naming both).
         FloatingPointError: the loss or the validation outputs became NaN or infinite.
+        graphunlearn.distributed.StoreMismatchError: in a data-parallel job, the ranks' stores differ.
+        graphunlearn.distributed.DistributedError: in a data-parallel job, another rank died or stopped answering.
     """
     where = _where or "train.fit"
     checks.check_instance(where, "model", model, nn.Module)
@@ -113,8 +125,12 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
     task.check_trainable(store, split, where)
     task.warm(store, sampled=True) if recipe.get("num_neighbors") is not None else task.warm(store)
     recipe["seed"] = seed
-    torch.manual_seed(seed)
-    g = make_generator(seed, store.device)
+    parallel = dist.is_active()
+    if parallel:
+        dist.check_store(store, where)
+    torch.manual_seed(dist.rank_seed(seed))
+    g = make_generator(dist.rank_seed(seed), store.device)  # rank 0's is seed: one process draws as before
+    shared = make_generator(seed, store.device) if parallel else g  # each step's units, alike on every rank
     validate = None
     if split is not None:
         validate = (lambda: task.validate(model, store, split)) if fanout is None else \
@@ -123,7 +139,7 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
     run = optimise(model, lambda epoch, batch: task.loss(model, store, split, batch, g, recipe),
                    epochs=recipe["epochs"], lr=recipe["lr"],
                    weight_decay=0.0 if task.l2_in_loss else recipe["weight_decay"],
-                   batches=lambda epoch: _epoch_batches(task, store, split, g, recipe, steps),
+                   batches=lambda epoch: _epoch_batches(task, store, split, shared, recipe, steps),
                    validate=validate, eval_every=recipe["eval_every"], patience=recipe["patience"],
                    progress=progress, desc=f"train {task.name}", where=where, autocast=autocast)
     verdict = task.learned(run.best_val, store, split) if split is not None else None
@@ -140,7 +156,8 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
                      validation=verdict)
     set_card(model, card)
     if checkpoint is not None:
-        card = save_model(checkpoint, model, card)
+        saved = dist.main_only(lambda: save_model(checkpoint, model, card), f"{where}: rank 0 writes {checkpoint}")
+        card = saved if saved is not None else card
     return TrainResult(model, run.best_epoch, run.best_val, run.epochs_run, run.seconds, run.history, dict(recipe),
                        card, None if verdict is None else verdict["at_chance"])
 
@@ -148,10 +165,22 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
 def _epoch_batches(task: Task, store: GraphStore, split, g: torch.Generator, recipe: dict, steps: int | None):
     """One epoch's batches: ``task.batches`` (a pass over the training units), at most ``steps`` of them; with
     sampled computation graphs and a step budget, ``steps`` batches drawn uniformly (``Task.sample_batch``), so
-    an epoch never permutes all the graph's edges."""
+    an epoch never permutes all the graph's edges. In a data-parallel job, ``g`` draws alike on every rank
+    batches ``world_size`` times larger (a full-batch step: all the units) and this rank keeps its share; a
+    last batch with fewer units than ranks is dropped, so every rank takes the same number of steps."""
+    size = recipe["batch_size"]
+    if not dist.is_active():
+        if steps is not None and recipe.get("num_neighbors") is not None:
+            return [task.sample_batch(store, split, g, size) for _ in range(steps)]
+        return itertools.islice(task.batches(store, split, g, size), steps)
+    world = dist.world_size()
     if steps is not None and recipe.get("num_neighbors") is not None:
-        return [task.sample_batch(store, split, g, recipe["batch_size"]) for _ in range(steps)]
-    return itertools.islice(task.batches(store, split, g, recipe["batch_size"]), steps)
+        return [dist.shard(task.sample_batch(store, split, g, size * world)) for _ in range(steps)]
+    batches = task.batches(store, split, g, _ALL if size is None else size * world)
+    return [dist.shard(b) for b in itertools.islice(batches, steps) if b is None or b.size(-1) >= world]
+
+
+_ALL = 1 << 62  # a batch size no graph reaches: a full-batch step's units in one batch, to be shared
 
 
 def _fanouts(where: str, num_neighbors) -> list[int] | None:

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .. import checks
+from .. import distributed as dist
 from ..metrics import NonFiniteScoreError
 
 #: True while the loop runs a step (loss, backward, optimiser step): tests count host synchronisations there
@@ -58,13 +59,16 @@ class _FirstBad:
 
 
 def validated(where: str, epoch: int | None, validate: Callable[[], float | None]) -> float | None:
-    """``validate()``; NaN or infinite model outputs there mean the optimisation diverged."""
+    """``validate()``; NaN or infinite model outputs there mean the optimisation diverged. In a data-parallel
+    job, the mean of the ranks' scores (:func:`graphunlearn.distributed.all_reduce_mean`), so that selection
+    and early stopping decide the same on every rank."""
     try:
-        return validate()
+        score = validate()
     except NonFiniteScoreError as exc:
         after = "after training" if epoch is None else f"after epoch {epoch}"
         raise FloatingPointError(f"{where}: the model's validation outputs are NaN or infinite {after}; training "
                                  f"diverged (try a smaller lr) ({exc})") from exc
+    return dist.all_reduce_mean(score, f"{where}: validation score")
 
 
 def optimise(model: nn.Module, step_loss: Callable[[int, object], Tensor], *, epochs: int, lr: float,
@@ -89,6 +93,11 @@ def optimise(model: nn.Module, step_loss: Callable[[int, object], Tensor], *, ep
         progress: show a progress bar. desc: its label. where: how errors name the caller (default ``desc``).
         autocast: run the losses under bfloat16 autocast (``torch.autocast``; default off).
 
+    In a data-parallel job (:func:`graphunlearn.distributed.is_active`), the step runs inside PyTorch's
+    ``DistributedDataParallel`` over ``params`` (:func:`graphunlearn.distributed.data_parallel`), which
+    all-reduces the gradients; each rank's ``batches`` are its own share; validation scores are averaged over
+    the ranks; only rank 0 shows progress.
+
     No host synchronisation inside a step: the loss is accumulated on its device and read at validation
     points (where the first NaN or infinite epoch is also reported) and once at the end; without
     ``validate``, only at the end.
@@ -96,6 +105,8 @@ def optimise(model: nn.Module, step_loss: Callable[[int, object], Tensor], *, ep
     Raises:
         FloatingPointError: the loss became NaN or infinite (checked at each validation point and at the
             end, naming the first bad epoch), or validation outputs did.
+        graphunlearn.distributed.DistributedError: in a data-parallel job, another rank died or stopped
+            answering (a collective of the step failed).
     """
     global IN_STEP
     where = where or desc
@@ -108,7 +119,8 @@ def optimise(model: nn.Module, step_loss: Callable[[int, object], Tensor], *, ep
     hint = f"training diverged (try a smaller lr than {lr}) or the model or inputs hold NaN or inf values"
     start, epoch, since = time.perf_counter(), 0, 0
     device_type = params[0].device.type if params else "cpu"
-    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
+    ddp = dist.data_parallel(params, where) if dist.is_active() and any(p.requires_grad for p in params) else None
+    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress or not dist.is_main(), leave=False)
     for epoch in bar:
         total, steps = None, 0
         for batch in (batches(epoch) if batches is not None else (None,)):
@@ -117,9 +129,13 @@ def optimise(model: nn.Module, step_loss: Callable[[int, object], Tensor], *, ep
             IN_STEP = True  # the loss, its checks and its backward: the library's own per-step code
             try:
                 with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
-                    loss = step_loss(epoch, batch)
+                    loss = step_loss(epoch, batch) if ddp is None else \
+                        ddp(lambda batch=batch, epoch=epoch: step_loss(epoch, batch))
                 first_bad.update(loss, epoch)
-                loss.backward()
+                if ddp is None:
+                    loss.backward()
+                else:  # DDP's all-reduce of the gradients runs inside backward
+                    dist.collective(f"{where}: gradient all-reduce (epoch {epoch})", loss.backward)
                 total = loss.detach().float() if total is None else total + loss.detach().float()
             finally:
                 IN_STEP = False

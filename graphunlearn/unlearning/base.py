@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import checks
+from .. import distributed as dist
 from ..graph import row_slots
 from ..metrics import roc_auc
 from ..models.card import ModelCard
@@ -257,6 +258,13 @@ class Context:
     def encode(self, model: nn.Module) -> Tensor:
         """``model``'s node representations on the live graph (the task's :meth:`~graphunlearn.tasks.Task.encode`)."""
         return self.task.encode(model, self.store)
+
+    def generator(self) -> torch.Generator:
+        """A generator for the method's per-step draws (retained units, negatives, neighbour samples) on the
+        store's device, seeded with :attr:`seed`; in a data-parallel job each rank's is its own
+        (:func:`graphunlearn.distributed.rank_seed`; rank 0's is :attr:`seed`), so the ranks' steps draw
+        different samples whose gradients DDP averages: together, one step of ``world_size`` times the sample."""
+        return make_generator(dist.rank_seed(self.seed), self.store.device)
 
     @property
     def local(self) -> bool:

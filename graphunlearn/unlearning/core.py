@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .. import checks
+from .. import distributed as dist
 from ..certificate import Certificate, environment, forget_ids_hash, forget_ids_record
 from ..kernels import count_launches
 from ..metrics import roc_auc
@@ -120,6 +121,13 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
         **options: the method's options (its options dataclass, :attr:`Method.options_type`): unknown names
             are an error listing the valid ones; each value is checked for type and range.
 
+    Data-parallel (under ``torchrun``, after :func:`graphunlearn.distributed.init`): every rank calls
+    ``unlearn`` with its replica of the store and the same model and arguments. The stores are compared first
+    (:func:`graphunlearn.distributed.check_store`); the methods' optimisation loops run under DDP, each rank
+    drawing its own share of every step's sampled units (:meth:`Context.generator`); the unlearned weights
+    are the same on every rank, and so is the result: rank 0's wall time, peak memory, ``info``, kernel
+    counts, card tag and certificate are sent to the others.
+
     Raises:
         TypeError: an argument or option of the wrong type, a split of another task, a request that is not a
             ``DeletionRequest``, or a model the method cannot work on (e.g. no ``reset_parameters``).
@@ -128,6 +136,8 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
             or task, a task the method does not support, a request of another store or compacted, one the
             model has already forgotten, or a model on another device than the store (the message names both).
         FloatingPointError: the method's loss became NaN or infinite.
+        graphunlearn.distributed.StoreMismatchError: in a data-parallel job, the ranks' stores differ.
+        graphunlearn.distributed.DistributedError: in a data-parallel job, another rank died or stopped answering.
     All argument checks run before any work.
     """
     where = "unlearn"
@@ -167,6 +177,8 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     for r in requests:
         if r.id in already:
             raise ValueError(f"the model has already forgotten request {r.id} (it forgot {sorted(already)})")
+    if dist.is_active():
+        dist.check_store(store, where)
     original = copy.deepcopy(model).eval()
     for p in original.parameters():
         p.requires_grad_(False)
@@ -195,7 +207,32 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
                            options=opts.to_dict(), card=new_card, kernels=kernels)
     if certify:
         result.certificate = build_certificate(result, original, store, requests, task, split, seed, device)
+    if dist.is_active():
+        _same_on_every_rank(result, store)
     return result
+
+
+def _same_on_every_rank(result: UnlearnResult, store: GraphStore) -> None:
+    """Rank 0's measurements and records in ``result`` on every rank: wall time, peak memory, ``info`` (its
+    losses are rank 0's share), kernel counts, the card's tag (recorded in the store's ledger instead of this
+    rank's) and the certificate. The weights are the same already (DDP)."""
+    model = result.info.pop("model", None)
+    mine = result.card.tag
+    sent = dist.broadcast_object({"seconds": result.seconds, "peak_mb": result.peak_mb, "info": result.info,
+                                  "kernels": result.kernels, "tag": mine, "certificate": result.certificate},
+                                 "unlearn: rank 0's result")
+    if model is not None:
+        result.info["model"] = model
+    if dist.is_main():
+        return
+    result.seconds, result.peak_mb, result.kernels = sent["seconds"], sent["peak_mb"], sent["kernels"]
+    result.info = {**sent["info"], **({"model": model} if model is not None else {})}
+    result.card = replace(result.card, tag=sent["tag"])
+    set_card(result.model, result.card)
+    forgotten = store.forgotten.pop(mine, None)
+    if forgotten is not None:
+        store.forgotten[sent["tag"]] = forgotten
+    result.certificate = sent["certificate"]
 
 
 def _computation(where: str, spec, card, num_neighbors) -> list[int] | None:

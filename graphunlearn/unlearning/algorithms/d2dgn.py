@@ -11,7 +11,7 @@ from torch_geometric.data import Data
 
 from ...models import fresh_copy
 from ...store import GraphStore
-from ...tasks.base import deleted_edge_ids, make_generator, pick
+from ...tasks.base import deleted_edge_ids, pick
 from ...tasks.local import retain_sampler as local_retain_sampler
 from ...train import fit
 from ..base import (
@@ -98,7 +98,7 @@ def run(ctx: Context) -> dict:
     Defaults and their tuning: ``docs/methods.md``.
     """
     o = ctx.options
-    g = make_generator(ctx.seed, ctx.store.device)
+    g = ctx.generator()
     store, task = ctx.store, ctx.task
     if o.from_scratch:
         ctx.model = fresh_copy(ctx.original, seed=ctx.seed).requires_grad_(True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...tasks.base import make_generator
 from ..base import (
     Context,
     Options,
@@ -39,7 +38,7 @@ def run(ctx: Context) -> dict:
     forgetting (:class:`~graphunlearn.unlearning.base.Calibration`, ``docs/calibration.md``)."""
     ctx.task.check_trainable(ctx.store, ctx.split, "finetune")
     o = ctx.options
-    g = make_generator(ctx.seed, ctx.store.device)
+    g = ctx.generator()
     recipe = dict(ctx.card.recipe) if ctx.card is not None else {}
     recipe.pop("num_neighbors", None)  # the whole graph unless this call samples (a sampled original's card)
     if not ctx.local:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ...models import GNNDelete, message_passing_layers
 from ...models.gnndelete import INITS
 from ...tasks import sample_pairs
-from ...tasks.base import make_generator, pick
+from ...tasks.base import pick
 from ...tasks.base import run_model as ask
 from ...train.loop import optimise
 from ..base import Context, Options, epochs, option, register
@@ -76,7 +76,7 @@ def run(ctx: Context) -> dict:
     Defaults and tuning: ``docs/methods.md``.
     """
     o = ctx.options
-    g = make_generator(ctx.seed, ctx.store.device)
+    g = ctx.generator()
     store = ctx.store
     try:
         n_layers = len(message_passing_layers(ctx.original))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...tasks.base import make_generator
 from ..base import (
     Context,
     Options,
@@ -40,7 +39,7 @@ def run(ctx: Context) -> dict:
     if units.numel() == 0:
         raise ValueError(f"gradient_ascent needs deleted {ctx.task.name} units; the requests delete none")
 
-    g = make_generator(ctx.seed, ctx.store.device)
+    g = ctx.generator()
 
     def loss_fn(_):
         step = ctx.step_graph([units], g)  # the whole graph, or the forget set's computation graph

@@ -10,7 +10,7 @@ from torch import Tensor
 from torch_geometric.utils import k_hop_subgraph
 
 from ...models import message_passing_layers
-from ...tasks.base import make_generator, run_model
+from ...tasks.base import run_model
 from ...tasks.node import graph_before
 from ..base import Context, Options, epochs, fraction, learning_rate, option, register
 
@@ -179,7 +179,7 @@ def run(ctx: Context) -> dict:
     store, task, split = ctx.store, ctx.task, ctx.split
     nodes = forget_set(ctx, "heldout_distill")
     task.check_trainable(store, split, "heldout_distill")
-    g = make_generator(ctx.seed, store.device)
+    g = ctx.generator()
     x_rec, ei_rec, at, rec_logits, _ = record_graph(ctx, nodes)  # the deleted nodes' records put back
     partners, live_logits = pair_with_heldout(ctx, rec_logits, nodes, o.pairing, g)
     target = live_logits[partners]
