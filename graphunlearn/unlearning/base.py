@@ -266,6 +266,21 @@ class Context:
         different samples whose gradients DDP averages: together, one step of ``world_size`` times the sample."""
         return make_generator(dist.rank_seed(self.seed), self.store.device)
 
+    def share(self, units: Tensor) -> Tensor:
+        """This rank's share of a step's units (node ids [K] or pairs [2, K]) in a data-parallel job (every
+        ``world_size``-th from position ``rank``, :func:`graphunlearn.distributed.shard`), so the ranks split
+        the step's work and DDP's average of their gradients is the step's; all of ``units`` without a
+        process group, or when there are fewer units than ranks (each rank then takes them all, and the
+        average is still theirs)."""
+        if not dist.is_active() or units.size(-1) < dist.world_size():
+            return units
+        return dist.shard(units)
+
+    def per_rank(self, num: int) -> int:
+        """How many of ``num`` units per step each rank draws in a data-parallel job (``ceil(num /
+        world_size)``; ``num`` itself in one process)."""
+        return -(-num // dist.world_size())
+
     @property
     def local(self) -> bool:
         """Whether steps run on sampled computation graphs (:attr:`num_neighbors` is set)."""

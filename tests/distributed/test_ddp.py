@@ -45,7 +45,7 @@ def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     split = worker._link_setup()
     gu.GraphStore(split.train_data).save(out / "saved-store")
-    proc = _torchrun([str(HERE / "worker.py"), "train,unlearn,store,mismatch", str(out)])
+    proc = _torchrun([str(HERE / "worker.py"), "train,unlearn,tasks,store,mismatch", str(out)])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out
 
@@ -71,6 +71,14 @@ def test_unlearning_is_data_parallel_and_the_result_is_the_same_on_every_rank(tw
     single = worker.scenario_unlearn(tmp_path, True)
     assert abs(r0["dt_auroc"] - single["dt_auroc"]) <= TOLERANCE, (r0["dt_auroc"], single["dt_auroc"])
     assert abs(r0["df_auroc"] - single["df_auroc"]) <= 2 * TOLERANCE, (r0["df_auroc"], single["df_auroc"])
+
+
+def test_every_task_and_method_keeps_the_replicas_identical(two_ranks):
+    r0, r1 = _read(two_ranks, "tasks")
+    assert set(r0) == {"node", "node/d2dgn", "node/finetune", "node/gnndelete", "node/heldout_distill", "rec",
+                       "rec/reverse_bpr", "link", "link/d2dgn", "link/finetune", "link/gradient_ascent",
+                       "link/gnndelete"}
+    assert r0 == r1
 
 
 def test_requests_are_journaled_once_and_broadcast(two_ranks):

@@ -117,6 +117,48 @@ def scenario_die(out: Path, single: bool) -> dict:
     return {"error": None, "seconds": time.perf_counter() - t0}
 
 
+def scenario_tasks(out: Path, single: bool) -> dict:
+    """Every task trains data-parallel, and every method with an optimisation loop unlearns: the replicas'
+    weights must stay identical (one hash per model and rank)."""
+    found = {}
+    data = gu.datasets.synthetic(num_nodes=120, num_classes=3, num_features=16, avg_degree=6, seed=2)
+    split = gu.datasets.node_split(data, seed=0)
+    store = dist.replicate(gu.GraphStore(data) if dist.is_main() else None)
+    torch.manual_seed(0)
+    model = gu.models.GCN(16, hidden_channels=16, out_channels=3)
+    gu.train.fit(model, store, split, task="node", epochs=4, batch_size=16, num_neighbors=[5, 5], progress=False)
+    found["node"] = weight_hash(model)
+    req = dist.broadcast_request(store, store.delete_nodes(split.train_idx[:4]) if dist.is_main() else None)
+    for method in ("d2dgn", "finetune", "gnndelete", "heldout_distill"):
+        found[f"node/{method}"] = weight_hash(gu.unlearn(model, store, req, method, split=split, epochs=2,
+                                                         certify=False).model)
+    data = gu.datasets.load("synthetic-rec", num_users=30, num_items=20, num_groups=3, interactions_per_user=6,
+                            seed=0)
+    split = gu.datasets.user_item_split(data, seed=0)
+    store = dist.replicate(gu.GraphStore(split.train_data) if dist.is_main() else None)
+    torch.manual_seed(0)
+    model = gu.models.LightGCN(30, 20, embedding_dim=8, num_layers=2)
+    gu.train.fit(model, store, split, task="rec", epochs=3, batch_size=32, progress=False)
+    found["rec"] = weight_hash(model)
+    pairs = split.train_pos[:, :4]
+    req = dist.broadcast_request(store, store.delete_edges(pairs, layout="edge_index") if dist.is_main() else None)
+    found["rec/reverse_bpr"] = weight_hash(gu.unlearn(model, store, req, "reverse_bpr", split=split, epochs=2,
+                                                      certify=False).model)
+    data = gu.datasets.synthetic(num_nodes=120, num_classes=3, num_features=16, avg_degree=6, seed=1)
+    split = gu.datasets.link_split(data, seed=0)
+    store = dist.replicate(gu.GraphStore(split.train_data) if dist.is_main() else None)
+    torch.manual_seed(0)
+    model = gu.models.GCN(16, hidden_channels=16, out_channels=8)
+    gu.train.fit(model, store, split, epochs=4, progress=False)  # full batch: the ranks share the edges
+    found["link"] = weight_hash(model)
+    req = dist.broadcast_request(store, store.delete_edges(split.train_pos[:, :6], layout="edge_index")
+                                 if dist.is_main() else None)
+    for method in ("d2dgn", "finetune", "gradient_ascent", "gnndelete"):
+        found[f"link/{method}"] = weight_hash(gu.unlearn(model, store, req, method, split=split, epochs=2,
+                                                         certify=False).model)
+    return found
+
+
 def scenario_store(out: Path, single: bool) -> dict:
     """A saved store opened on both ranks (rank 0 writes, rank 1 reads), a request sent from rank 0."""
     store = dist.open_store(out / "saved-store")

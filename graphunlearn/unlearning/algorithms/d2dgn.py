@@ -121,7 +121,7 @@ def run(ctx: Context) -> dict:
     deleted_nodes = ctx.deleted_nodes
     forget = task.forget_units(store, ctx.requests, ctx.split)
     if ctx.local:  # cost follows the deletion: the one-hop neighbourhood and a capped sample per step
-        cap = o.max_pairs or LOCAL_CAP
+        cap = ctx.per_rank(o.max_pairs or LOCAL_CAP)  # data-parallel: the ranks share the cap
         retained, _ = local_retain_sampler(store, deleted_nodes, deleted_edge_ids(ctx.requests),
                                            pairwise=task.pairwise, cap=cap)
         affected, n_sample = None, 0
@@ -130,8 +130,11 @@ def run(ctx: Context) -> dict:
         affected = ctx.affected_nodes()
         n_sample = int(o.sample_ratio * max(1, affected.numel()))
 
+    # data-parallel: each rank takes its share of the deleted units (ctx.share; all of them in one process)
+    forget, deleted_nodes = ctx.share(forget), ctx.share(deleted_nodes)
+
     def loss_fn(_):
-        units = retained(g)
+        units = retained(g) if ctx.local else ctx.share(retained(g))
         # V_R: the units themselves when they are nodes; else the affected nodes plus a sample, or (local)
         # the retained pairs' endpoints, near the deletion and random, which adds no seeds to the step
         if units.dim() == 1:

@@ -45,7 +45,7 @@ def run(ctx: Context) -> dict:
         return ctx.optimise(lambda _: ctx.task.loss(ctx.model, ctx.store, ctx.split, None, g, recipe),
                             epochs=o.epochs, lr=o.lr, **calibration(o))
     recipe["num_neighbors"] = ctx.num_neighbors
-    size = ctx.options.batch_size
+    size = ctx.per_rank(ctx.options.batch_size)  # data-parallel: the ranks share each step's batch
 
     def loss_fn(_):
         batch = ctx.task.sample_batch(ctx.store, ctx.split, g, size)

@@ -40,6 +40,7 @@ def run(ctx: Context) -> dict:
         raise ValueError(f"gradient_ascent needs deleted {ctx.task.name} units; the requests delete none")
 
     g = ctx.generator()
+    units = ctx.share(units)  # data-parallel: each rank ascends on its share of the forget set
 
     def loss_fn(_):
         step = ctx.step_graph([units], g)  # the whole graph, or the forget set's computation graph
