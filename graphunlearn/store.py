@@ -1245,11 +1245,13 @@ class GraphStore:
         return list(self.forgotten.get(model_tag, []))
 
     # ------------------------------------------------------------------ audit
-    def state_hash(self) -> str:
+    def state_hash(self, *, uid: bool = True) -> str:
         r"""SHA-256 (hex) of what the store holds: its uid, the graph's arrays (``edge_index``, ``x``, ``y``,
         types, weights, other attributes), the deletion masks (nodes, edges, feature values), who deleted what
         (``*_deleted_by``), the next request id and how far it is compacted. Two stores with equal hashes
-        hand every model the same live graph. The ledger of which model forgot what (:meth:`record_forgotten`)
+        hand every model the same live graph. With ``uid=False``, the uid is left out: the content hash that
+        two stores built alike from the same graph share (what the ranks of a data-parallel job compare).
+        The ledger of which model forgot what (:meth:`record_forgotten`)
         is not part of it: it records models, not data.
 
         The arrays are hashed once and again only when one of them is replaced or changed in place (tensor
@@ -1268,7 +1270,7 @@ class GraphStore:
                 hash_tensor(h, name, t)
             self._content_digest = (key, h.digest())
         h = hashlib.sha256(self._content_digest[1])
-        h.update(f"|{self.uid}|{self._next_id}|{self._compacted_through}|".encode())
+        h.update(f"|{self.uid if uid else ''}|{self._next_id}|{self._compacted_through}|".encode())
         for name in ("node_mask", "edge_mask", "feature_mask", "node_deleted_by", "edge_deleted_by"):
             hash_tensor(h, name, getattr(self, name))
         return h.hexdigest()

@@ -73,6 +73,7 @@ def _train(args, run: Path, output: Path, store: GraphStore, split, task: Task) 
     if name not in task.backbones:
         raise CLIError(f"--model {name!r} does not fit task {task.name!r}; choose one of {', '.join(task.backbones)}")
     model = task.build_model(name, store, split, hidden_channels=args.hidden, out_channels=args.out_channels)
+    model = model.to(store.device)  # the store's device: this rank's GPU in a data-parallel job under NCCL
     result = train.fit(model, store, split, task=task, epochs=args.epochs, lr=args.lr, seed=args.seed,
                        batch_size=args.batch_size, num_neighbors=args.num_neighbors,
                        steps_per_epoch=args.steps_per_epoch, progress=not args.quiet, checkpoint=output)

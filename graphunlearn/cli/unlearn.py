@@ -48,7 +48,7 @@ def run(args) -> None:
     if args.output is not None:
         _output(run, args.output)
     with _opened(run) as (store, split, task):
-        model = _load_model(run, args.model, task)
+        model = _load_model(run, args.model, task).to(store.device)  # this rank's GPU under NCCL
         req = _request(store, args.request)
         out = _output(run, args.output or f"{args.method}-r{req.id}.pt")
         result = unlearn(model, store, req, args.method, split=split, task=task, seed=args.seed,

@@ -223,14 +223,15 @@ def data_parallel(params: list[nn.Parameter], where: str) -> nn.Module:
 
 # ---------------------------------------------------------------------------------------- stores, requests
 def check_store(store: GraphStore, where: str = "distributed") -> str:
-    """Every rank's :meth:`~graphunlearn.GraphStore.state_hash`, compared; returns it.
+    """Every rank's content hash (:meth:`~graphunlearn.GraphStore.state_hash` with ``uid=False``: stores
+    built alike from the same graph on each rank agree, whatever their uids), compared; returns it.
 
     Raises:
         StoreMismatchError: a rank holds another graph, other masks or other requests than rank 0 (the
             message lists the ranks that differ and the hashes' first digits).
         DistributedError: the comparison itself failed (a rank died).
     """
-    mine = store.state_hash()
+    mine = store.state_hash(uid=False)
     hashes = all_gather_object(mine, f"{where}: store hash check")
     odd = [r for r, h in enumerate(hashes) if h != hashes[0]]
     if odd:
@@ -246,9 +247,11 @@ def check_store(store: GraphStore, where: str = "distributed") -> str:
 def open_store(path: str | os.PathLike, device: torch.device | str | None = None) -> GraphStore:
     """The saved store at ``path`` on every rank: rank 0 opens it for writing (it journals the requests), then
     the others open it ``read_only`` (a consistent snapshot; requests reach them through
-    :func:`broadcast_request`). Without an active group, :meth:`GraphStore.open`."""
+    :func:`broadcast_request`). ``device`` defaults to this rank's (``cuda:LOCAL_RANK`` under NCCL, else the
+    CPU). Without an active group, :meth:`GraphStore.open`."""
     if not is_active():
         return GraphStore.open(path, device=device)
+    device = _device() if device is None else device
     store = None
     if is_main():
         store = GraphStore.open(path, device=device)
