@@ -42,6 +42,11 @@ def _conv(kind: str, i: int, o: int, heads: int) -> nn.Module:
     raise ValueError(f"unknown conv {kind!r}; expected one of {CONVS}")
 
 
+def _node_ids(x: Tensor | None) -> bool:
+    """Whether ``x`` holds node ids [n] (integers, one per node of a subgraph) rather than features."""
+    return x is not None and x.dim() == 1 and not x.is_floating_point()
+
+
 class GNN(nn.Module):
     r"""A stack of deletion-aware convolutions with ReLU and dropout between layers.
 
@@ -129,7 +134,11 @@ class LightGCN(nn.Module):
         num_layers: propagation steps (default 3).
 
     Shapes: ``edge_index`` [2, E] over U + I nodes -> embeddings [U + I, d] (users first). The same
-    function as PyG's ``LightGCN.get_embedding``.
+    function as PyG's ``LightGCN.get_embedding``. On a sampled computation graph
+    (:mod:`graphunlearn.tasks.local`) ``x`` holds the integer ids [n] of the subgraph's nodes (PyG's
+    convention for featureless graphs, as :class:`GNN`): :math:`E^{(0)}` is then the table's rows of those
+    nodes and the output [n, d] one row per subgraph node; otherwise (``x`` ``None`` or features, which
+    LightGCN does not read) :math:`E^{(0)}` is the whole table.
     """
 
     def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64, num_layers: int = 3):
@@ -145,7 +154,7 @@ class LightGCN(nn.Module):
         nn.init.normal_(self.embedding.weight, std=0.1)
 
     def forward(self, x: Tensor | None, edge_index: Tensor | LiveGraph) -> Tensor:
-        h = self.embedding.weight
+        h = self.embedding(x) if _node_ids(x) else self.embedding.weight
         out = h
         for _ in range(self.config["num_layers"]):
             h = self.prop(h, edge_index)
@@ -155,7 +164,9 @@ class LightGCN(nn.Module):
 
 class MF(nn.Module):
     """Matrix factorisation: user and item embeddings, no graph. Same call signature as :class:`LightGCN`:
-    ``model(x, edge_index)`` -> [U + I, d] (both arguments ignored)."""
+    ``model(x, edge_index)`` -> [U + I, d] (``edge_index`` never read). With integer node ids ``x`` [n] (a
+    sampled computation graph's nodes: users ``0..U-1``, items ``U..U+I-1``) -> their rows [n, d], the same
+    rows whether sampled or not; otherwise ``x`` is ignored."""
 
     def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64):
         super().__init__()
@@ -170,4 +181,10 @@ class MF(nn.Module):
         nn.init.normal_(self.items.weight, std=0.1)
 
     def forward(self, x: Tensor | None = None, edge_index=None) -> Tensor:
+        if _node_ids(x):
+            nu = self.users.num_embeddings
+            user = (x < nu).unsqueeze(1)
+            # two gathers of n rows each, never the whole table (an id of the other kind reads a clamped row
+            # that the mask drops)
+            return torch.where(user, self.users(x.clamp(max=max(nu - 1, 0))), self.items((x - nu).clamp(min=0)))
         return torch.cat([self.users.weight, self.items.weight])

@@ -19,10 +19,16 @@ normalisation also reads each source's degree, which the last hop's nodes lack, 
 one hop more than the model has layers. Edge weights are not carried yet: a store with ``edge_weight`` is
 refused. Models without node features (a learnable table of all N nodes) receive the subgraph's node ids as
 ``x``, PyG's convention for featureless graphs (:class:`~graphunlearn.models.GNN` follows it).
+
+Embedding models (recommendation's LightGCN, :func:`embedding_graph`) read a computation graph with the
+store's *live* degrees instead of the subgraph's, each sampled row rescaled by :math:`d_i / |S_i|`, so that
+a layer is an unbiased estimate of the full-graph layer and, with all neighbours, exact with as many hops
+as the model has layers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +36,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..graph import row_slots
+from ..graph import build_csr, row_slots
+from ..kernels import live_degree, transpose_csr
+from ..requests import LiveGraph, bind
 from ..sampling import sample_neighbors
 from ..sampling.neighbor import fanouts
 from ..store import GraphStore
@@ -141,6 +149,68 @@ def localize(store: GraphStore, units: Sequence[Tensor], num_neighbors: Sequence
         local.append(inverse[at:at + u.numel()].reshape(u.shape))
         at += u.numel()
     return graph, local
+
+
+_DEGREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def live_degrees(store: GraphStore) -> tuple[Tensor, bool]:
+    """``(degree, self_loops)``: each node's live in-degree [N] float32 (the live slots of its CSR row whose
+    source is live: what :func:`~graphunlearn.sampling.sample_neighbors` draws from, and what LightGCN's
+    normalisation reads on the whole live graph, ``gcn_deg - 1``), and whether the store holds any self loop.
+    Built once per request (O(S)) and kept beside the store's live CSR."""
+    csr = store.live_csr()
+    cached = _DEGREES.get(store)
+    if cached is not None and cached[0] == csr.version and cached[1] is csr.rowptr:
+        return cached[2]
+    live = csr.slot_live & csr.node_live.index_select(0, csr.col)
+    found = (live_degree(csr.rowptr, live), bool((store.edge_index[0] == store.edge_index[1]).any()))
+    _DEGREES[store] = (csr.version, csr.rowptr, found)
+    return found
+
+
+def embedding_graph(store: GraphStore, graph: ComputationGraph) -> ComputationGraph:
+    r"""``graph`` as a model of learnable node embeddings reads it (recommendation's LightGCN and MF, a
+    featureless :class:`~graphunlearn.models.GNN`): ``x`` the node ids [n] (whatever features the store
+    holds; the model looks up its table's rows with them) and ``edge_index`` bound
+    (:func:`graphunlearn.requests.bind`) to a :class:`~graphunlearn.requests.LiveGraph` that the
+    deletion-aware layers (:mod:`graphunlearn.nn`) aggregate over: degrees are the store's live degrees
+    :math:`d` (:func:`live_degrees`), not the subgraph's, and each sampled message :math:`j \to i` weighs
+    :math:`d_i / |S_i|` (:math:`S_i`: the neighbours drawn for :math:`i`). LightGCN's layer then reads
+
+    .. math::
+        h'_i = \frac{d_i}{|S_i|} \sum_{j \in S_i} \frac{h_j}{\sqrt{d_i d_j}},
+
+    an unbiased estimate of :math:`\sum_{j \in N(i)} h_j / \sqrt{d_i d_j}` (each neighbour is drawn with
+    probability :math:`|S_i| / d_i`), and exactly that sum with all neighbours (the weights are then 1), so
+    an :math:`L`-layer LightGCN is exact with ``[-1] * L``; GCN's layer likewise, on a store without self
+    loops. A node of the last hop receives nothing (its own row enters through the layers of the nodes it
+    was drawn for). PyTorch Geometric's own layers ignore the binding and see the plain subgraph.
+
+    ``graph`` must be one of ``store``'s (:func:`computation_graph`). Costs O(m log m) for the subgraph's
+    m edges (its CSR and transpose), without host synchronisation (the live degrees' one, a check for self
+    loops, happens once per request).
+    """
+    n = graph.num_nodes
+    deg_all, loops = live_degrees(store)
+    src, dst = graph.edge_index[0], graph.edge_index[1]
+    m = src.numel()
+    dev = src.device
+    deg = deg_all.index_select(0, graph.nodes)
+    drawn = torch.zeros(n, dtype=deg.dtype, device=dev).index_add_(0, dst, torch.ones(m, dtype=deg.dtype,
+                                                                                     device=dev))
+    weight = (deg / drawn.clamp(min=1)).index_select(0, dst)
+    csr = build_csr(dst, src, torch.arange(m, device=dev), n)
+    rowptr_t, col_t, perm_t = transpose_csr(csr.rowptr, csr.col, n)
+    ones = torch.ones(m, dtype=torch.bool, device=dev)
+    edge_index = graph.edge_index.view_as(graph.edge_index)  # a new tensor object: the binding is its own
+    live = LiveGraph(num_nodes=n, rowptr=csr.rowptr, col=csr.col, mask=ones, edge_weight=weight[csr.perm],
+                     gcn_deg=deg + 1.0, rowptr_t=rowptr_t, col_t=col_t, mask_t=ones,
+                     transpose=(rowptr_t, col_t, perm_t),
+                     x=None, node_mask=torch.ones(n, dtype=torch.bool, device=dev), has_self_loops=loops,
+                     edge_index=edge_index)
+    bind(edge_index, live)
+    return dataclasses.replace(graph, x=graph.nodes, edge_index=edge_index)
 
 
 @torch.no_grad()

@@ -79,6 +79,22 @@ def _rank_stats(top: Tensor, rows: Tensor, items: Tensor, num_items: int) -> tup
     return recall.sum().item(), (dcg[have] / ideal[have]).sum().item(), int(have.sum())
 
 
+def check_sampled_model(model: nn.Module, where: str) -> None:
+    """Refuse a model that cannot run on a sampled computation graph before any step does.
+
+    Raises:
+        TypeError: the model has PyTorch Geometric's ``get_embedding(edge_index)`` (PyG's ``LightGCN``): it
+            propagates its whole table of N node embeddings and takes no node ids, so on a subgraph it can
+            neither read the sampled nodes' rows nor return one row per subgraph node.
+    """
+    if callable(getattr(model, "get_embedding", None)):
+        raise TypeError(f"{where}: {type(model).__name__}.get_embedding(edge_index) propagates its whole table of "
+                        "node embeddings and takes no node ids (PyTorch Geometric's LightGCN), so it cannot run on "
+                        "a sampled computation graph (num_neighbors=...); use graphunlearn.models.LightGCN, which "
+                        "reads the subgraph's node ids as x, or train and unlearn on the whole graph "
+                        "(num_neighbors=None, or 'full' for unlearn)")
+
+
 class Recommendation(Task):
     r"""Recommendation with implicit feedback (split: :class:`~graphunlearn.datasets.RecSplit`).
 
@@ -87,6 +103,14 @@ class Recommendation(Task):
     of ``batch_size``, plus ``weight_decay`` times the L2 norm of the batch's embeddings (as LightGCN). No
     validation interactions: a fixed number of epochs. Units: user-item pairs [2, K] in store numbering.
     The scores go through the fused BPR kernel when the decoder is the dot product.
+
+    Sampled training (``fit(..., num_neighbors=[...], batch_size=...)``): each step's BPR and L2 terms read
+    the representations of the batch's users, positive and negative items from one sampled computation graph
+    of those nodes (:meth:`encode_for`), so a step costs what their neighbourhoods cost. The model receives
+    the subgraph's node ids as ``x`` (:class:`~graphunlearn.models.LightGCN` and
+    :class:`~graphunlearn.models.MF` look up their rows with them) and an ``edge_index`` normalised with the
+    store's live degrees (:func:`~graphunlearn.tasks.local.embedding_graph`): with all neighbours
+    (``[-1] * num_layers``) LightGCN's output for the batch equals its full-graph output.
     """
 
     name = "rec"
@@ -94,6 +118,7 @@ class Recommendation(Task):
     pairwise = True
     recipe = dict(epochs=50, lr=0.005, weight_decay=1e-4, patience=None, eval_every=1, batch_size=8192)
     l2_in_loss = True
+    sampled_training = True
     backbones = ("lightgcn", "mf")
     headline = ("recall@20", "ndcg@20", "forget_recall@20", "gap_test_kl", "gap_deleted_kl", "seconds", "peak_mb")
     plot_axes = ("forget_recall@20", "recall@20")
@@ -126,6 +151,40 @@ class Recommendation(Task):
         size = batch_size or order.numel()
         return [pairs[:, order[b0:b0 + size]] for b0 in range(0, order.numel(), size)]
 
+    def sample_batch(self, store, split, generator, size):
+        """``size`` live interactions drawn uniformly with replacement, [2, size] as (user, item numbered from
+        0), as :meth:`batches` yields them; reads the live edge ids (cached per request), not every pair."""
+        _user_index(store, split.num_users, split.num_items)  # the negatives' index, once per request
+        pairs = store.edge_index[:, pick(store.live_edge_ids(), size, generator)]
+        return torch.stack([pairs[0], pairs[1] - split.num_users])
+
+    def warm(self, store, sampled=False):
+        """:meth:`Task.warm`; with ``sampled``, also the store's live degrees
+        (:func:`~graphunlearn.tasks.local.live_degrees`) that sampled steps normalise with."""
+        super().warm(store, sampled)
+        if sampled:
+            from .local import live_degrees
+
+            live_degrees(store)  # what sampled steps normalise with, once per request
+
+    def encode_for(self, model, store, units, num_neighbors=None, generator=None):
+        """As :meth:`Task.encode_for`; with ``num_neighbors``, the model runs on the sampled computation graph
+        of the units' nodes as an embedding model reads it (:func:`~graphunlearn.tasks.local.embedding_graph`:
+        node ids as ``x``, the store's live degrees in the normalisation).
+
+        Raises:
+            TypeError: with ``num_neighbors``, a model that cannot run on a subgraph
+                (:func:`check_sampled_model`).
+        """
+        if num_neighbors is None:
+            return self.encode(model, store), list(units)
+        where = f"task {self.name!r}"
+        check_sampled_model(model, where)
+        from .local import embedding_graph, localize
+
+        graph, local = localize(store, units, num_neighbors, generator)
+        return embedding_graph(store, graph).encode(model, where), local
+
     def bpr(self, model: nn.Module, z: Tensor, split, users: Tensor, pos: Tensor, neg: Tensor,
             sign: Tensor | None = None, weight: Tensor | None = None, reduction: str = "mean") -> Tensor:
         """(Reverse) BPR of (user, item, negative item) triples, items numbered from 0: the fused kernel on
@@ -140,6 +199,19 @@ class Recommendation(Task):
         losses = -torch.nn.functional.logsigmoid(x)
         losses = losses if weight is None else weight * losses
         return losses.mean() if reduction == "mean" else losses.sum()
+
+    def bpr_rows(self, model: nn.Module, z: Tensor, users: Tensor, pos: Tensor, neg: Tensor,
+                 sign: Tensor | None = None, weight: Tensor | None = None, reduction: str = "mean") -> Tensor:
+        """:meth:`bpr` with the users and items given as rows of ``z`` (node rows of one table, as a sampled
+        computation graph numbers them: :meth:`encode_for`), not as user and item numbers. Shapes: z [n, d],
+        users / pos / neg / sign / weight [B] -> scalar ([B] with ``reduction="none"``)."""
+        if self.dot(model):
+            return bpr_loss(z, z, users, pos, neg, sign, weight, reduction=reduction)
+        x = self.decode(model, z, torch.stack([users, pos])) - self.decode(model, z, torch.stack([users, neg]))
+        x = x if sign is None else sign * x
+        losses = -torch.nn.functional.logsigmoid(x)
+        losses = losses if weight is None else weight * losses
+        return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
 
     def dot(self, model: nn.Module) -> bool:
         """Whether scores are the plain dot product (no task decoder, no ``model.decode``)."""
@@ -160,8 +232,13 @@ class Recommendation(Task):
     def loss(self, model, store, split, batch, generator, recipe):
         users, pos = batch[0], batch[1]
         neg = sample_negative_items(users, store, split.num_users, split.num_items, generator)
-        z = self.encode(model, store)
         nu = split.num_users
+        fanout = recipe.get("num_neighbors")
+        if fanout is not None:  # one sampled computation graph of the batch's users, items and negatives
+            z, (u, p, n) = self.encode_for(model, store, [users, pos + nu, neg + nu], fanout, generator)
+            reg = (z[u].pow(2).sum() + z[p].pow(2).sum() + z[n].pow(2).sum()) / (2 * users.numel())
+            return self.bpr_rows(model, z, u, p, n) + recipe.get("weight_decay", 0.0) * reg
+        z = self.encode(model, store)
         loss = self.bpr(model, z, split, users, pos, neg)
         reg = (z[users].pow(2).sum() + z[nu + pos].pow(2).sum() + z[nu + neg].pow(2).sum()) / (2 * users.numel())
         return loss + recipe.get("weight_decay", 0.0) * reg

@@ -71,10 +71,11 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
             split's type).
         epochs, lr, weight_decay, patience, eval_every, batch_size: the recipe (see each task's ``recipe``;
             ``patience=None`` in a task's recipe means no early stopping).
-        num_neighbors: mini-batch training on sampled computation graphs (link and node tasks): per-hop
+        num_neighbors: mini-batch training on sampled computation graphs (link, node and rec tasks): per-hop
             fanouts (``-1``: all neighbours) of the deletion-aware sampler around each batch's units
             (:mod:`graphunlearn.tasks.local`), which needs ``batch_size`` (link: live edges per batch, with as
-            many sampled non-edges; node: live training nodes); validation then reads sampled computation
+            many sampled non-edges; node: live training nodes; rec: live interactions, each with one sampled
+            negative item); validation then reads sampled computation
             graphs too (``Task.sampled_val_units``). ``None`` (default): the whole graph every step.
         steps_per_epoch: at most this many batches per epoch (default: a full pass), the fixed budget of
             sampled steps large graphs train with.
@@ -117,7 +118,7 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
     fanout = recipe.get("num_neighbors")
     if fanout is not None and not task.sampled_training:
         raise ValueError(f"{where}: task {task.name!r} trains on the whole graph; num_neighbors= (sampled "
-                         "computation graphs) is for the link and node tasks")
+                         "computation graphs) is for tasks with sampled training (link, node, rec)")
     checks.check_instance(where, "checkpoint", checkpoint, (str, os.PathLike), allow_none=True)
     checks.check_bool(where, "autocast", autocast)
     task.check_device(where, model, store)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ...models import fresh_copy
 from ...tasks.base import make_generator
-from ...tasks.rec import interactions, sample_negative_items
+from ...tasks.rec import check_sampled_model, interactions, sample_negative_items
 from ..base import Context, Options, epochs, fraction, learning_rate, option, register
 
 
@@ -71,8 +71,9 @@ def reset_rows(model: nn.Module, nodes: Tensor, num_users: int, num_items: int, 
     return count
 
 
-@register("reverse_bpr", tasks=("rec",), options=ReverseBPROptions,
-          requires="with reset_deleted: node, user or item rows in nn.Embedding tables")
+@register("reverse_bpr", tasks=("rec",), options=ReverseBPROptions, local=True,
+          requires="with reset_deleted: node, user or item rows in nn.Embedding tables; on sampled computation "
+                   "graphs: a model that reads node ids as x (not PyG's LightGCN)")
 def run(ctx: Context) -> dict:
     r"""MMRecUn-style reverse BPR (Sinha et al., arXiv 2405.15328):
 
@@ -86,23 +87,33 @@ def run(ctx: Context) -> dict:
     groups (edge or node classes): every deleted user-item edge is in :math:`D_f`. With ``reset_deleted``,
     deleted users and items first get freshly initialised embedding rows (:func:`reset_rows`). Defaults and
     tuning: ``docs/methods.md``.
+
+    On sampled computation graphs (``unlearn(num_neighbors=...)``, or the fanouts of a model trained on
+    them) each step reads one sampled computation graph of every user and item the step touches (the
+    forget interactions, the batch of retained ones and their negatives:
+    :meth:`~graphunlearn.tasks.rec.Recommendation.encode_for`), so its cost follows the forget set and the
+    batch, not the graph; the deleted interactions are absent from the live graph it samples.
     """
     o = ctx.options
     if ctx.split is None:
         raise ValueError("reverse_bpr needs split= (a RecSplit: the numbers of users and items)")
     nu, ni = ctx.split.num_users, ctx.split.num_items
-    g = make_generator(ctx.seed, ctx.store.device)
+    g = ctx.generator()
     df = ctx.task.forget_units(ctx.store, ctx.requests, ctx.split)
     if df.size(1) == 0:
         raise ValueError("reverse_bpr: the requests delete no interactions")
-    forget_u, forget_i = df[0], df[1] - nu
+    mine = ctx.share(df)  # data-parallel: each rank reverses its share of D_f (all of it in one process)
+    forget_u, forget_i = mine[0], mine[1] - nu
+    if ctx.local:
+        check_sampled_model(ctx.model, "reverse_bpr")
     alpha, bs = float(o.alpha), int(o.batch_size)
     reset = reset_rows(ctx.model, ctx.deleted_nodes, nu, ni, ctx.seed) if o.reset_deleted else 0
 
     kept = interactions(ctx.store, nu)  # the retained interactions do not change while unlearning
     sample_negative_items(kept[0, :1], ctx.store, nu, ni, make_generator(0, kept.device))  # index built now
     dev = kept.device
-    n_pick = min(bs, kept.size(1))  # every interaction deleted: the forget term alone
+    # every interaction deleted: the forget term alone; data-parallel: the ranks share the batch
+    n_pick = min(ctx.per_rank(bs), kept.size(1))
     sign = torch.cat([-torch.ones(forget_u.numel(), device=dev), torch.ones(n_pick, device=dev)])
     weight = torch.cat([torch.full((forget_u.numel(),), alpha / forget_u.numel(), device=dev),
                         torch.full((n_pick,), (1 - alpha) / max(1, n_pick), device=dev)])
@@ -113,6 +124,12 @@ def run(ctx: Context) -> dict:
         users = torch.cat([forget_u, kept[0, chosen]])
         pos = torch.cat([forget_i, kept[1, chosen]])
         neg = sample_negative_items(users, ctx.store, nu, ni, g)
+        if ctx.local:  # one sampled computation graph of the step's users and items
+            z, (u, p, n) = ctx.task.encode_for(ctx.model, ctx.store, [users, pos + nu, neg + nu], ctx.num_neighbors,
+                                               g)
+            loss = ctx.task.bpr_rows(ctx.model, z, u, p, n, sign, weight, reduction="sum")
+            reg = (z[u].pow(2).sum() + z[p].pow(2).sum() + z[n].pow(2).sum()) / (2 * users.numel())
+            return loss + o.weight_decay * reg
         z = ctx.encode(ctx.model)
         loss = ctx.task.bpr(ctx.model, z, ctx.split, users, pos, neg, sign, weight, reduction="sum")
         reg = (z[users].pow(2).sum() + z[nu + pos].pow(2).sum() + z[nu + neg].pow(2).sum()) / (2 * users.numel())
