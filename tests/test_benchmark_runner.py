@@ -99,6 +99,21 @@ def test_targets_are_checked_against_gold():
         bench.check_targets(rows, [dict(method="fast", metric="seconds", rule="faster", value=1)])
 
 
+def test_floor_plus_reads_the_distance_to_gold_against_the_noise_floor():
+    rows = []
+    for seed, (gold, gold2, fast) in zip((1, 2), ((0.60, 0.62, 0.64), (0.70, 0.66, 0.65))):
+        base = dict(dataset="d", backbone="gcn", fraction=0.025, setting="in", seed=seed, task="link")
+        rows += [{**base, "method": "retrain", "df_auroc": gold}, {**base, "method": "gold2", "df_auroc": gold2},
+                 {**base, "method": "fast", "df_auroc": fast}]
+    # distance 0.045 against a floor of 0.03: over it by 0.015
+    checks = bench.check_targets(rows, [dict(method="fast", metric="df_auroc", rule="floor_plus", value=0.01),
+                                        dict(method="fast", metric="df_auroc", rule="floor_plus", value=0.02)])
+    assert [c["met"] for c in checks] == [False, True]
+    assert abs(checks[0]["measured"] - 0.015) < 1e-9
+    no_floor = [r for r in rows if r["method"] != "gold2"]
+    assert bench.check_targets(no_floor, [dict(method="fast", metric="df_auroc", rule="floor_plus", value=0.01)]) == []
+
+
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError, match="task must be one of"):
         bench.plan({**bench.load_config("smoke"), "task": "graph"})

@@ -374,17 +374,25 @@ def _distance(rs: list[dict], gold: dict, metric: str) -> float | None:
 def check_targets(rows: list[dict], targets: list[dict]) -> list[dict]:
     """Check each target in every group that has the method and gold. Rules: ``abs_gap`` (abs(mean - gold mean)
     <= value), ``rel_gap`` (abs(mean - gold mean) / gold mean <= value), ``at_most_gold_plus`` (mean <= gold mean
-    + value), ``speedup`` (gold's median time / the method's >= value)."""
+    + value), ``speedup`` (gold's median time / the method's >= value), ``floor_plus`` (the method's mean
+    distance to gold over seeds <= the noise floor, gold retrained with seed + 1's, + value; in groups with a
+    second gold: :func:`noise_floor`'s distance and floor, ``measured`` their difference)."""
     checks = []
     for key, by_method in sorted(_groups(rows).items()):
         for t in targets:
             if t["method"] not in by_method or _GOLD not in by_method:
                 continue
-            m, g = _centre(by_method[t["method"]], t["metric"]), _centre(by_method[_GOLD], t["metric"])
+            rule, value = t["rule"], float(t["value"])
+            if rule == "floor_plus":
+                m, g = _floor_distances(by_method, t["method"], t["metric"])
+            else:
+                m, g = _centre(by_method[t["method"]], t["metric"]), _centre(by_method[_GOLD], t["metric"])
             if m is None or g is None:
                 continue
-            rule, value = t["rule"], float(t["value"])
-            if rule == "abs_gap":
+            if rule == "floor_plus":
+                measured, ok = m[0] - g[0], m[0] <= g[0] + value
+                want = f"distance to gold <= floor ({g[0]:.4f}) + {value}"
+            elif rule == "abs_gap":
                 measured, ok, want = m[0] - g[0], abs(m[0] - g[0]) <= value, f"abs(gap) <= {value}"
             elif rule == "rel_gap":
                 measured = (m[0] - g[0]) / g[0] if g[0] else float("inf")
@@ -400,6 +408,20 @@ def check_targets(rows: list[dict], targets: list[dict]) -> list[dict]:
                            "method_value": m[0], "gold_value": g[0], "measured": measured, "target": want,
                            "met": bool(ok)})
     return checks
+
+
+def _floor_distances(by_method: dict, method: str, metric: str) -> tuple:
+    """(the method's mean distance to gold over the seeds all three share,) and (the noise floor's), as
+    :func:`noise_floor` measures them; ``(None, None)`` without a second gold or shared seeds."""
+    if _FLOOR not in by_method:
+        return None, None
+    gold = {r["seed"]: r for r in by_method[_GOLD] if not r.get("refused")}
+    floor_rows = {r["seed"]: r for r in by_method[_FLOOR] if not r.get("refused")}
+    rs = {r["seed"]: r for r in by_method[method] if not r.get("refused")}
+    seeds = sorted(set(gold) & set(floor_rows) & set(rs))
+    d = _distance([rs[s] for s in seeds], gold, metric)
+    f = _distance([floor_rows[s] for s in seeds], gold, metric)
+    return (None, None) if d is None or f is None else ((d,), (f,))
 
 
 def machine_info() -> dict[str, str]:
