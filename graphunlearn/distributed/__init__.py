@@ -34,9 +34,10 @@ from torch import Tensor, nn
 from ..requests import DeletionRequest
 from ..store import GraphStore
 
-__all__ = ["DistributedError", "StoreMismatchError", "all_reduce_mean", "barrier", "broadcast_object",
-           "broadcast_request", "check_store", "data_parallel", "init", "is_active", "is_main", "open_store",
-           "rank", "rank_seed", "replicate", "shard", "shutdown", "world_size"]
+__all__ = ["DistributedError", "StoreMismatchError", "all_gather_object", "all_reduce_mean", "all_reduce_sum",
+           "barrier", "broadcast_object", "broadcast_request", "check_store", "data_parallel", "gather_cat", "init",
+           "is_active", "is_main", "open_store", "rank", "rank_seed", "replicate", "shard", "share", "shutdown",
+           "world_size"]
 
 #: what ``torchrun`` sets for every rank, and :func:`init` reads
 LAUNCH_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -167,6 +168,32 @@ def all_gather_object(obj, what: str) -> list:
     out = [None] * world_size()
     collective(what, lambda: dist.all_gather_object(out, obj))
     return out
+
+
+def gather_cat(t: Tensor, what: str) -> Tensor:
+    """Every rank's ``t`` (1-D, any length) concatenated in rank order, on ``t``'s device; ``t`` itself
+    without an active group. For small tensors (validation scores): sent pickled through the CPU."""
+    if not is_active():
+        return t
+    parts = all_gather_object(t.detach().cpu(), what)
+    return torch.cat(parts).to(t.device)
+
+
+def all_reduce_sum(values: list[float], what: str) -> list[float]:
+    """Element-wise sums of ``values`` over the ranks (``values`` itself without an active group)."""
+    if not is_active():
+        return list(values)
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=_device())
+    collective(what, lambda: dist.all_reduce(t))
+    return t.tolist()
+
+
+def share(units: Tensor) -> Tensor:
+    """This rank's share of units that every rank holds alike (:func:`shard`), or all of them without an active
+    group or when there are fewer units than ranks (every rank then takes them all)."""
+    if not is_active() or units.size(-1) < world_size():
+        return units
+    return shard(units)
 
 
 def all_reduce_mean(value: float | None, what: str) -> float | None:

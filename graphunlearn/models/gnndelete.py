@@ -8,9 +8,10 @@ operator :math:`W_l`; every other node keeps the layer's output: :math:`h'^l_v =
 any model whose layers are PyG layers works, not only the project's.
 
 The sets :math:`S_l` are node ids of the store the operators were trained on. A graph in another numbering
-is accepted in one case: after node deletion, a graph of as many nodes as were live then is read in the
-retained numbering (the live nodes in increasing id order, as ``GraphStore.retained()`` and ``compact()``
-number them).
+is accepted in two cases: a subgraph whose nodes' store ids are given (:meth:`GNNDelete.on_nodes`, e.g. a
+sampled computation graph's ``nodes``), and, after node deletion, a graph of as many nodes as were live then,
+read in the retained numbering (the live nodes in increasing id order, as ``GraphStore.retained()`` and
+``compact()`` number them).
 """
 
 from __future__ import annotations
@@ -43,14 +44,15 @@ class GNNDelete(nn.Module):
             nodes there.
 
     Called exactly like ``base`` (``model(x, edge_index)`` or whatever its signature is); ``decode`` and
-    ``get_embedding`` are passed on when ``base`` has them. Save with
+    ``get_embedding`` are passed on when ``base`` has them. On a subgraph (a sampled computation graph), call
+    it inside ``with model.on_nodes(graph.nodes):`` so that the operators find their nodes' rows. Save with
     :func:`~graphunlearn.models.save_model` and load with ``load_model(path, model=<an instance of base's
     architecture>)``: the card carries what is needed to rebuild the operators.
 
     Raises:
         ValueError: ``dims`` or ``affected`` do not have one entry per message-passing layer of ``base``, an
             unknown ``init``, or (when called) a graph whose node count is neither ``num_nodes`` nor, after
-            node deletion, the live count.
+            node deletion, the live count (inside :meth:`on_nodes`: not the number of nodes given).
     """
 
     def __init__(self, base: nn.Module, affected: Sequence[Tensor] | None, num_nodes: int, dims: Sequence[int],
@@ -114,12 +116,16 @@ class GNNDelete(nn.Module):
         return hook
 
     def _mask(self, k: int, rows: int) -> Tensor:
-        """Layer ``k``'s operator mask for an output of ``rows`` nodes: the store's numbering, or after node
-        deletion the retained numbering (the live nodes in id order)."""
+        """Layer ``k``'s operator mask for an output of ``rows`` nodes: the rows of the subgraph's nodes when
+        their store ids are set (:meth:`on_nodes`), else the store's numbering, or after node deletion the
+        retained numbering (the live nodes in id order)."""
+        if self._subset is not None:  # first: a subgraph may have as many nodes as the store, in another order
+            if rows != self._subset.numel():
+                raise ValueError(f"gnndelete: layer {self.layer_paths[k]} returned {rows} rows on a subgraph of "
+                                 f"{self._subset.numel()} nodes (on_nodes); the model must return one row per node")
+            return self.masks[k][self._subset]
         if rows == self.masks.size(1):
             return self.masks[k]
-        if self._subset is not None and rows == self._subset.numel():
-            return self.masks[k][self._subset]
         live = int(self.live.sum()) if self.live is not None else None  # not on the training path: N rows
         if live is not None and rows == live:
             return self.masks[k][self.live]
@@ -153,17 +159,37 @@ class GNNDelete(nn.Module):
         with self._attached():
             return self.base.get_embedding(*args, **kwargs)
 
+    @contextmanager
+    def on_nodes(self, nodes: Tensor | None):
+        """Within the block the model runs on a subgraph whose rows are the store's nodes ``nodes`` [n] (int64
+        ids, in row order; a sampled computation graph's ``nodes``,
+        :class:`~graphunlearn.tasks.local.ComputationGraph`): each operator acts on the rows of its nodes
+        there. ``None``: the store's numbering (as outside the block). The ids are not range-checked (no host
+        synchronisation per call); an id outside ``[0, num_nodes)`` raises ``IndexError`` when the model runs.
+
+        Raises:
+            ValueError: (when the model runs inside the block) a layer returned another number of rows than
+                ``nodes`` has.
+        """
+        before = self._subset
+        self._subset = nodes
+        try:
+            yield self
+        finally:
+            self._subset = before
+
     def layer_outputs(self, call, *, identity: bool = False, subset: Tensor | None = None) -> list[Tensor]:
         """Each message-passing layer's output (after its operator) during ``call(self)``, a function that
         runs the model (e.g. ``lambda m: m(x, edge_index)``); ``identity=True`` skips the operators (the
         base model's own layer outputs). ``subset``: ``call`` runs the model on the subgraph of these store
-        node ids, in this order (each operator then acts on the same nodes there)."""
-        self._record, self._skip, self._subset = [], identity, subset
+        node ids, in this order (each operator then acts on the same nodes there, :meth:`on_nodes`)."""
+        self._record, self._skip = [], identity
         try:
-            call(self)
+            with self.on_nodes(subset if subset is not None else self._subset):  # inside on_nodes: its ids
+                call(self)
             return self._record
         finally:
-            self._record, self._skip, self._subset = None, False, None
+            self._record, self._skip = None, False
 
 
 def wrap_from_card(model: nn.Module, wrapper: dict, where) -> GNNDelete:

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from .. import checks
+from .. import distributed as dist
 from ..datasets import splits as ds
 from ..metrics import average_precision, check_finite, roc_auc
 from ..models import CONVS, GNN
@@ -144,11 +145,19 @@ class LinkPrediction(Task):
         k = self.sampled_val_units
         pos = pos[:, val_subset(pos.size(1), k, pos.device)]
         neg = neg[:, val_subset(neg.size(1), k, neg.device)]
+        # data-parallel: each rank scores its share of the subset, and the AUROC reads every rank's scores
+        shared = dist.is_active() and min(pos.size(1), neg.size(1)) >= dist.world_size()
+        if shared:
+            pos, neg = dist.shard(pos), dist.shard(neg)
         nodes = torch.cat([pos, neg], 1)
         z = embed(model, store, nodes.reshape(-1), num_neighbors, generator=make_generator(0, store.device))
         local = torch.arange(nodes.numel(), device=z.device).view(2, -1)
         scores = self.decode(model, z, local)
-        return roc_auc(scores[:pos.size(1)], scores[pos.size(1):])
+        pos_scores, neg_scores = scores[:pos.size(1)], scores[pos.size(1):]
+        if shared:
+            pos_scores = dist.gather_cat(pos_scores, "link validation scores")
+            neg_scores = dist.gather_cat(neg_scores, "link validation scores")
+        return roc_auc(pos_scores, neg_scores)
 
     #: AUROC within 0.02 of 0.5: a model that scores every pair alike (the collapse of a diverged run) or at
     #: random sits there; a trained GCN is above 0.85 on every graph of ../shared/data

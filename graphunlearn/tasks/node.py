@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from .. import distributed as dist
 from ..datasets import splits as ds
 from ..kernels import kl_distill_loss
 from ..metrics import check_finite, roc_auc
@@ -169,10 +170,17 @@ class NodeClassification(Task):
         nodes = nodes[val_subset(nodes.numel(), self.sampled_val_units, nodes.device)]
         if not nodes.numel():
             return float("nan")
+        # data-parallel: each rank classifies its share of the subset; the counts are summed over the ranks
+        shared = dist.is_active() and nodes.numel() >= dist.world_size()
+        nodes = dist.shard(nodes) if shared else nodes
         z = embed(model, store, nodes, num_neighbors, generator=make_generator(0, store.device))
         logits = self.unit_logits(model, z, torch.arange(nodes.numel(), device=z.device))
         check_finite("node accuracy", logits, "logits of the nodes asked")
-        return float((logits.argmax(1) == store.y[nodes]).float().mean())
+        hits = logits.argmax(1) == store.y[nodes]
+        if shared:
+            correct, total = dist.all_reduce_sum([float(hits.sum()), nodes.numel()], "node validation accuracy")
+            return correct / total
+        return float(hits.float().mean())
 
     def chance_level(self, store, split):
         """The majority-class rate on the live validation nodes: the accuracy of always answering the class

@@ -272,9 +272,7 @@ class Context:
         the step's work and DDP's average of their gradients is the step's; all of ``units`` without a
         process group, or when there are fewer units than ranks (each rank then takes them all, and the
         average is still theirs)."""
-        if not dist.is_active() or units.size(-1) < dist.world_size():
-            return units
-        return dist.shard(units)
+        return dist.share(units)
 
     def per_rank(self, num: int) -> int:
         """How many of ``num`` units per step each rank draws in a data-parallel job (``ceil(num /

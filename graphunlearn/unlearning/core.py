@@ -112,8 +112,8 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
             tolerance it costs).
         certify: build ``result.certificate`` (default on; :func:`build_certificate`): hashes of the store and
             both models, and two forward passes for the evidence, after the method's timer stops.
-        num_neighbors: where a local method (:attr:`Method.local`: d2dgn, finetune, gradient_ascent,
-            reverse_bpr) computes:
+        num_neighbors: where a local method (:attr:`Method.local`: d2dgn, finetune, gnndelete (edge deletion),
+            gradient_ascent, reverse_bpr) computes:
             per-hop fanouts (``-1``: all neighbours) of sampled computation graphs around each step's units
             (:mod:`graphunlearn.tasks.local`), so its cost follows the deletion and the sample, not the graph;
             ``"full"``: the whole live graph; ``None`` (default): as the original was trained (its card's

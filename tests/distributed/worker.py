@@ -130,8 +130,9 @@ def scenario_tasks(out: Path, single: bool) -> dict:
     found["node"] = weight_hash(model)
     req = dist.broadcast_request(store, store.delete_nodes(split.train_idx[:4]) if dist.is_main() else None)
     for method in ("d2dgn", "finetune", "gnndelete", "heldout_distill"):
+        full = {"num_neighbors": "full"} if method == "gnndelete" else {}  # node deletion: whole graph only
         found[f"node/{method}"] = weight_hash(gu.unlearn(model, store, req, method, split=split, epochs=2,
-                                                         certify=False).model)
+                                                         certify=False, **full).model)
     data = gu.datasets.load("synthetic-rec", num_users=30, num_items=20, num_groups=3, interactions_per_user=6,
                             seed=0)
     split = gu.datasets.user_item_split(data, seed=0)

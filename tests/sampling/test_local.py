@@ -247,7 +247,7 @@ def test_local_unlearning_follows_the_card_and_can_be_overridden():
     with pytest.raises(ValueError, match="retrain trains gold with the original's recipe"):
         gu.unlearn(model, store, req, "retrain", split=split, certify=False, num_neighbors=[3, 3])
     with pytest.raises(ValueError, match="runs on the whole graph"):
-        gu.unlearn(model, store, req, "gnndelete", split=split, certify=False, num_neighbors=[3, 3])
+        gu.unlearn(model, store, req, "unlink", split=split, certify=False, num_neighbors=[3, 3])
     with pytest.raises(ValueError, match="'full' or None"):
         gu.unlearn(model, store, req, "d2dgn", split=split, certify=False, num_neighbors="sampled")
 

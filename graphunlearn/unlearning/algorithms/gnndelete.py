@@ -7,13 +7,16 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
+from ...metrics import roc_auc
 from ...models import GNNDelete, message_passing_layers
 from ...models.gnndelete import INITS
 from ...tasks import sample_pairs
-from ...tasks.base import pick
+from ...tasks.base import deleted_edge_ids, make_generator, pick, val_subset
 from ...tasks.base import run_model as ask
-from ...train.loop import optimise
+from ...tasks.local import computation_graph, retain_sampler
+from ...train.loop import optimise, validated
 from ..base import Context, Options, epochs, option, register
 from .heldout_distill import PAIRINGS, forget_set, pair_with_heldout, record_graph
 
@@ -35,7 +38,14 @@ class GNNDeleteOptions(Options):
                                                         "confidence quantile within the class, or at random")
 
 
-@register("gnndelete", tasks=("link", "node"), options=GNNDeleteOptions,
+#: affected and retained nodes drawn per step on sampled computation graphs (half from the one-hop
+#: neighbourhood of the deleted edges, half uniformly); in a data-parallel job the ranks share it
+LOCAL_CAP = 1024
+#: distinct nodes per computation graph of the sampled validation (as ``tasks.local.embed``)
+VAL_CHUNK = 4096
+
+
+@register("gnndelete", tasks=("link", "node"), options=GNNDeleteOptions, local=True,
           requires="torch_geometric.nn.MessagePassing layers, each run once per forward, output [N, d]")
 def run(ctx: Context) -> dict:
     r"""GNNDelete (Cheng et al., ICLR 2023): the original weights frozen, one trainable deletion operator per
@@ -73,15 +83,59 @@ def run(ctx: Context) -> dict:
     evaluate it on link prediction; the node-level term and the held-out target are this project's, for
     node classification asked with the deleted records. Returns a :class:`~graphunlearn.models.GNNDelete`
     (save with ``save_model``, reload with ``load_model(path, model=<an instance of the architecture>)``).
+
+    On sampled computation graphs (``unlearn(num_neighbors=...)``, or the fanouts on the card of a model
+    trained with them; :mod:`graphunlearn.tasks.local`), edge deletion only: every step of every layer's
+    optimisation draws the step's deleted edges (all of them, or this rank's share in a data-parallel job),
+    as many random live pairs for the consistency term, and :data:`LOCAL_CAP` (1,024) nodes for the
+    neighbourhood term, half from :math:`S_1` (the live one-hop neighbourhood of the deleted edges'
+    endpoints, :func:`~graphunlearn.tasks.local.retain_sampler`) and half uniformly from the live nodes, and
+    runs the wrapped model and the frozen original (the reference :math:`\bar h^l`) on one sampled
+    computation graph of all their nodes (:meth:`~graphunlearn.unlearning.base.Context.step_graph`; the
+    operators find their nodes there by id, :meth:`~graphunlearn.models.GNNDelete.on_nodes`). Step
+    :math:`t` of layer :math:`l`:
+
+    .. math::
+        L_l^t = \lambda\, \mathrm{MSE}\big([h^l_u \| h^l_v]_{(u,v) \in F_t}, [h^l_a \| h^l_b]_{(a,b) \in P_t}\big)
+            + (1 - \lambda)\, \mathrm{MSE}(h^l_{B_t}, \bar h^l_{B_t})
+
+    with :math:`F_t` the deleted edges, :math:`P_t` the random pairs, :math:`B_t` the drawn nodes, and every
+    :math:`h` computed on the computation graph of :math:`F_t \cup P_t \cup B_t`. The neighbourhood term is thus
+    the MSE over :math:`S_l` restricted to the sample plus a uniform sample of the rest, where the
+    operators' changes spread through the later layers. Every layer's operator acts on :math:`S_1` (the
+    full-graph path: :math:`S_l`, within :math:`l` hops for layer :math:`l = 1, \dots, L`), because the
+    :math:`k`-hop sets of a thousand edges are most of a heavy-tailed graph. The validation score reads
+    sampled computation graphs of at most ``Task.sampled_val_units`` validation pairs of each label (what
+    ``LinkTask.validate(num_neighbors=...)`` reads). Nothing per step grows with the graph: the cost follows
+    the deletion and the sample.
+
+    Node deletion is refused on sampled computation graphs (``ValueError`` before any work; pass
+    ``num_neighbors="full"``): the deleted nodes are asked with their records put back
+    (:func:`~graphunlearn.tasks.node.graph_before`), a graph the sampler, which draws only live slots, does
+    not rebuild, and the held-out partners are scored on the whole live graph.
+
     Defaults and tuning: ``docs/methods.md``.
+
+    Raises:
+        TypeError: the model has no ``MessagePassing`` layer.
+        ValueError: the requests delete no edge (no node, for node deletion); node deletion on sampled
+            computation graphs; a layer run more or less than once per forward, or whose output is not
+            [num_nodes, d].
     """
     o = ctx.options
+    if ctx.local and not ctx.task.pairwise:
+        raise ValueError(f"gnndelete: node deletion runs on the whole graph, not on sampled computation graphs "
+                         f"(num_neighbors={ctx.num_neighbors}): the deleted nodes are asked with their records put "
+                         "back, a graph the sampler (live slots only) does not rebuild, and their held-out partners "
+                         "are scored on the whole live graph; pass num_neighbors='full'")
     g = ctx.generator()
     store = ctx.store
     try:
         n_layers = len(message_passing_layers(ctx.original))
     except TypeError as exc:
         raise TypeError(f"gnndelete attaches operators to message-passing layers: {exc}") from None
+    if ctx.local:
+        return _run_local(ctx, g, n_layers)
     max_hop = min(r.num_hops for r in ctx.requests)
     affected = [ctx.affected_nodes(min(k + 1, max_hop)) for k in range(n_layers)]
     df = ctx.task.forget_units(store, ctx.requests, ctx.split)
@@ -151,4 +205,95 @@ def run(ctx: Context) -> dict:
         op.requires_grad_(True)
     info["model"] = model
     info["val_score"] = ctx.validate(model)
+    info["computation"] = ctx.computation
     return info
+
+
+def _run_local(ctx: Context, g: torch.Generator, n_layers: int) -> dict:
+    """Edge deletion on sampled computation graphs (see :func:`run`): per step, one computation graph of the
+    deleted edges, random pairs and a capped node sample; the reference recomputed on it without gradient."""
+    o, store, task = ctx.options, ctx.store, ctx.task
+    df = task.forget_units(store, ctx.requests, ctx.split)
+    if df.numel() == 0:
+        raise ValueError("gnndelete: the requests delete no edges")
+    lr = o.lr if o.lr is not None else 0.01  # the edge defaults (docs/methods.md)
+    lam = o.lam if o.lam is not None else 0.05
+    live_nodes = store.live_node_ids()
+    cap = ctx.per_rank(LOCAL_CAP)  # data-parallel: the ranks share the cap
+    retained, near = retain_sampler(store, ctx.deleted_nodes, deleted_edge_ids(ctx.requests), pairwise=False,
+                                    cap=cap)
+    forget = ctx.share(df)  # data-parallel: this rank's share of the deleted edges
+    probe = GNNDelete(ctx.original, None, store.num_nodes, [1] * n_layers)
+
+    def reference(step) -> list[Tensor]:  # the frozen original's layer outputs on the step's graph
+        with torch.no_grad():
+            return probe.layer_outputs(lambda m: step.encode(m, frozen=True), identity=True,
+                                       subset=step.graph.nodes)
+
+    first = ctx.step_graph([df[:, :1]], make_generator(ctx.seed, store.device))  # the layers' widths
+    widths = reference(first)
+    if len(widths) != n_layers:
+        raise ValueError(f"gnndelete: the model ran {len(widths)} message-passing layer calls for {n_layers} "
+                         "layers; each layer must run exactly once per forward pass")
+    rows = first.graph.num_nodes
+    bad = [k for k, r in enumerate(widths) if r.dim() != 2 or r.size(0) != rows]
+    if bad:
+        raise ValueError(f"gnndelete: layer(s) {bad} return shapes {[list(widths[k].shape) for k in bad]} on a "
+                         f"computation graph of {rows} nodes; operators need [num_nodes, d]")
+    model = GNNDelete(copy.deepcopy(ctx.original), [near] * n_layers, store.num_nodes,
+                      [r.size(1) for r in widths], init=o.init)
+    info = {"epochs": o.epochs * n_layers, "losses": [], "lr": lr, "lam": lam}
+    for k in range(n_layers):
+        for j, op in enumerate(model.operators):
+            op.requires_grad_(j == k)
+
+        def loss_fn(epoch, _batch, k=k):
+            kept = retained(g)  # [cap] nodes: half near the deletion, half uniform
+            rand = sample_pairs(live_nodes, forget.size(1), g)
+            step = ctx.step_graph([forget, rand, kept], g)
+            forget_, rand_, kept_ = step.units
+            ref = reference(step)[k]
+            h = model.layer_outputs(lambda m: step.encode(m), subset=step.graph.nodes)[k]
+            dec = F.mse_loss(torch.cat([h[forget_[0]], h[forget_[1]]], 1), torch.cat([h[rand_[0]], h[rand_[1]]], 1))
+            return lam * dec + (1 - lam) * F.mse_loss(h[kept_], ref[kept_])
+
+        run = optimise(model, loss_fn, epochs=o.epochs, lr=lr, params=list(model.operators[k].parameters()),
+                       select=False, progress=ctx.progress, desc=f"gnndelete layer {k + 1}",
+                       where=f"gnndelete (layer {k + 1})", autocast=ctx.autocast)
+        info["losses"] += run.losses
+    for op in model.operators:
+        op.requires_grad_(True)
+    info["model"] = model
+    info["val_score"] = None if ctx.split is None else \
+        validated(ctx.method, None, lambda: sampled_validation(ctx, model))
+    info["computation"] = ctx.computation
+    return info
+
+
+@torch.no_grad()
+def sampled_validation(ctx: Context, model: GNNDelete) -> float:
+    """The validation AUROC of ``model`` on sampled computation graphs: what
+    ``LinkTask.validate(num_neighbors=ctx.num_neighbors)`` computes (a fixed subset of at most
+    ``Task.sampled_val_units`` validation pairs of each label, neighbourhoods drawn with seed 0,
+    :data:`VAL_CHUNK` distinct nodes per graph), with the wrapper told each graph's node ids
+    (:meth:`~graphunlearn.models.GNNDelete.on_nodes`), which the task's validation cannot do."""
+    task, store, split = ctx.task, ctx.store, ctx.split
+    was = model.training
+    model.eval()
+    try:
+        pos, neg = split.val_pos, split.val_neg
+        pos = pos[:, val_subset(pos.size(1), task.sampled_val_units, pos.device)]
+        neg = neg[:, val_subset(neg.size(1), task.sampled_val_units, neg.device)]
+        nodes = torch.cat([pos, neg], 1)
+        uniq, inverse = torch.unique(nodes.reshape(-1).to(store.device), return_inverse=True)
+        gen = make_generator(0, store.device)
+        parts = []
+        for start in range(0, uniq.numel(), VAL_CHUNK):
+            graph = computation_graph(store, uniq[start:start + VAL_CHUNK], ctx.num_neighbors, gen)
+            with model.on_nodes(graph.nodes):
+                parts.append(graph.encode(model, "gnndelete (validation)")[:graph.num_seeds])
+        z = torch.cat(parts)[inverse]
+        scores = task.unit_logits(model, z, torch.arange(nodes.numel(), device=z.device).view(2, -1))
+        return roc_auc(scores[:pos.size(1)], scores[pos.size(1):])
+    finally:
+        model.train(was)
