@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -48,10 +49,14 @@ def rss_gb() -> float:
 
 
 def prepare(graph: str, val: int) -> Path:
-    """The saved store and split file of ``graph`` (built once, then reused)."""
+    """The saved store and split file of ``graph`` (built once, then reused; each job works on a copy, so the
+    cached store never holds a request: one that does is rebuilt)."""
     folder = gu.datasets.loaders.cache_dir() / "distributed" / graph
     if (folder / "split.pt").is_file():
-        return folder
+        with gu.GraphStore.open(folder / "store", read_only=True) as cached:
+            if not cached.requests:
+                return folder
+        shutil.rmtree(folder)
     data = gu.datasets.load(graph)
     ratio = val / (data.edge_index.size(1) // 2)
     split = gu.datasets.link_split(data, val_ratio=ratio, test_ratio=ratio, seed=0)
@@ -160,14 +165,20 @@ def main(argv=None) -> None:
     rows = []
     for procs in args.procs:
         row_file = out / f"row-{procs}.json"
+        job = folder.parent / f"{args.graph}-job"  # a fresh copy of the store: the job registers a request
+        shutil.rmtree(job, ignore_errors=True)
+        shutil.copytree(folder, job)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
-               __file__, "--worker", "--folder", str(folder), "--row", str(row_file), "--graph", args.graph,
+               __file__, "--worker", "--folder", str(job), "--row", str(row_file), "--graph", args.graph,
                "--threads", str(args.threads), "--epochs", str(args.epochs), "--steps", str(args.steps),
                "--batch-size", str(args.batch_size), "--deletions", str(args.deletions),
                "--fanout", *map(str, args.fanout)]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, env=env)
+        try:
+            subprocess.run(cmd, check=True, env=env)
+        finally:
+            shutil.rmtree(job, ignore_errors=True)
         row = json.loads(row_file.read_text())
         row["job_s"] = time.perf_counter() - t0
         row_file.unlink()

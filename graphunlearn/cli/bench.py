@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import distributed as dist
 from .common import CLIError
 
 
@@ -36,5 +37,7 @@ def run(args) -> None:
         md = bench.run_config(args.config, out, progress=not args.quiet)
     except (ValueError, RuntimeError, OSError) as exc:  # finished cells stay cached; a rerun resumes
         raise CLIError(f"{args.config}: {exc}") from None
+    if not dist.is_main():  # rank 0 wrote the results and speaks for the job
+        return
     print(md.read_text())
     print(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {md} and {out / 'plots.png'}")

@@ -35,9 +35,9 @@ from ..requests import DeletionRequest
 from ..store import GraphStore
 
 __all__ = ["DistributedError", "StoreMismatchError", "all_gather_object", "all_reduce_mean", "all_reduce_sum",
-           "barrier", "broadcast_object", "broadcast_request", "check_store", "data_parallel", "gather_cat", "init",
-           "is_active", "is_main", "open_store", "rank", "rank_seed", "replicate", "shard", "share", "shutdown",
-           "world_size"]
+           "barrier", "broadcast_object", "broadcast_request", "check_same", "check_store", "data_parallel",
+           "gather_cat", "init", "is_active", "is_main", "main_only", "on_main", "open_store", "rank", "rank_seed",
+           "replicate", "shard", "share", "shutdown", "sync_buffers", "world_size"]
 
 #: what ``torchrun`` sets for every rank, and :func:`init` reads
 LAUNCH_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -85,7 +85,8 @@ def init(backend: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> tor
         timeout: seconds a collective waits for the other ranks before raising (default 300).
 
     Returns:
-        ``cuda:LOCAL_RANK`` under NCCL, else ``cpu``: put the store and the model there.
+        ``cuda:LOCAL_RANK`` under NCCL, else ``cpu``: put the store and the model there. Under NCCL the group
+        also has gloo for CPU tensors, so a store and model left on the CPU still run (slowly).
 
     Raises:
         RuntimeError: the process was not launched by ``torchrun`` (the variables named are missing), a
@@ -108,10 +109,12 @@ def init(backend: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> tor
     if backend == "nccl" and not torch.cuda.is_available():
         raise ValueError("distributed.init: backend 'nccl' needs CUDA devices; use 'gloo' on CPUs")
     device = torch.device("cpu")
+    spec = backend
     if backend == "nccl":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
-    dist.init_process_group(backend, timeout=timedelta(seconds=float(timeout)))
+        spec = "cpu:gloo,cuda:nccl"  # CUDA tensors through NCCL; a CPU store or model still works (gloo)
+    dist.init_process_group(spec, timeout=timedelta(seconds=float(timeout)))
     return device
 
 
@@ -122,19 +125,35 @@ def shutdown() -> None:
 
 
 def _device() -> torch.device:
-    """Where collective tensors live: the current CUDA device under NCCL, else the CPU."""
-    if dist.get_backend() == "nccl":
+    """This rank's device: the current CUDA device when the group has NCCL, else the CPU."""
+    if "nccl" in str(dist.get_backend()):
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
 
+#: what gloo and NCCL say when a peer is gone or silent (they raise plain RuntimeErrors for some of it)
+_LOST_PEER = ("Connection closed", "Connection reset", "Broken pipe", "timed out", "Timed out", "Timeout",
+              "NCCL communicator was aborted", "ProcessGroupGloo", "ProcessGroupNCCL", "gloo/transport")
+
+
+def _lost_peer(exc: BaseException) -> bool:
+    """Whether ``exc`` is a communication failure (a rank died or stopped answering), not an error of the
+    computation itself (out of memory, a shape or autograd error), which keeps its own type."""
+    return isinstance(exc, dist.DistError) or (isinstance(exc, RuntimeError)
+                                               and any(p in str(exc) for p in _LOST_PEER))
+
+
 def collective(what: str, fn: Callable):
-    """``fn()``, a collective; its failure (a rank died or timed out) as one :class:`DistributedError`."""
+    """``fn()``, which runs a collective; a communication failure there (a rank died, or did not answer
+    within the process group's timeout) as one :class:`DistributedError` naming this rank and ``what``. Any
+    other error (out of memory, autograd) propagates unchanged."""
     try:
         return fn()
     except DistributedError:
         raise
-    except (RuntimeError, ValueError) as exc:  # gloo and NCCL report peers lost as RuntimeError subclasses
+    except Exception as exc:
+        if not _lost_peer(exc):
+            raise
         first = " ".join(str(exc).split())[:300]
         raise DistributedError(f"rank {rank()} of {world_size()}: {what} failed; another rank probably died or "
                                f"stopped answering within the timeout ({type(exc).__name__}: {first})") from exc
@@ -210,7 +229,8 @@ def all_reduce_mean(value: float | None, what: str) -> float | None:
 def rank_seed(seed: int) -> int:
     """The seed of this rank's own draws (negatives, neighbour samples, a method's retained units): ``seed``
     on rank 0 (so one process draws exactly as without a group), far apart on the others."""
-    return (seed + rank() * _SEED_STRIDE) % 2 ** 63
+    r = rank()
+    return seed if r == 0 else (seed + r * _SEED_STRIDE) % 2 ** 63
 
 
 def shard(batch, rank_: int | None = None, world: int | None = None):
@@ -248,6 +268,28 @@ def data_parallel(params: list[nn.Parameter], where: str) -> nn.Module:
                       lambda: DistributedDataParallel(module, find_unused_parameters=True))
 
 
+def sync_buffers(module: nn.Module, what: str) -> None:
+    """Rank 0's floating-point buffers of ``module`` (BatchNorm's running statistics, ...) on every rank: DDP
+    here all-reduces gradients only, and each rank's buffers follow its own share of the data. No-op without
+    an active group."""
+    if not is_active():
+        return
+    for b in module.buffers():
+        if b.is_floating_point():
+            collective(what, lambda b=b: dist.broadcast(b, 0))
+
+
+def check_same(value, what: str) -> None:
+    """Raise :class:`DistributedError` naming the ranks whose ``value`` (a hash, a setting) differs from
+    rank 0's; no-op without an active group."""
+    values = all_gather_object(value, f"{what}: comparison")
+    odd = [r for r, v in enumerate(values) if v != values[0]]
+    if odd:
+        held = [values[r] for r in odd]
+        raise DistributedError(f"{what} differs between the ranks: rank(s) {odd} hold {held!r:.200}, rank 0 holds "
+                               f"{values[0]!r:.80}; every rank must start from the same one")
+
+
 # ---------------------------------------------------------------------------------------- stores, requests
 def check_store(store: GraphStore, where: str = "distributed") -> str:
     """Every rank's content hash (:meth:`~graphunlearn.GraphStore.state_hash` with ``uid=False``: stores
@@ -279,10 +321,10 @@ def open_store(path: str | os.PathLike, device: torch.device | str | None = None
     if not is_active():
         return GraphStore.open(path, device=device)
     device = _device() if device is None else device
-    store = None
-    if is_main():
-        store = GraphStore.open(path, device=device)
-    barrier(f"open_store({str(Path(path))!r})")  # rank 0 replayed the journal before anyone reads the folder
+    opened = []
+    # rank 0 replays the journal before anyone reads the folder; its failure stops every rank
+    on_main(lambda: opened.append(GraphStore.open(path, device=device)), f"open_store({str(Path(path))!r})")
+    store = opened[0] if opened else None
     if not is_main():
         store = GraphStore.open(path, read_only=True, device=device)
     check_store(store, "open_store")
@@ -292,22 +334,27 @@ def open_store(path: str | os.PathLike, device: torch.device | str | None = None
 def replicate(store: GraphStore | None, device: torch.device | str | None = None) -> GraphStore:
     """Rank 0's in-memory ``store`` on every rank (the others pass ``None`` or anything; it is ignored): its
     graph, masks, uid and requests, sent once through the process group (pickled; for graphs that fit a
-    broadcast; saved stores travel better with :func:`open_store`). Returns ``store`` itself on rank 0.
+    broadcast; saved stores travel better with :func:`open_store`), onto ``device`` (default: rank 0's
+    store's device type, on this rank: ``cuda:LOCAL_RANK`` for a CUDA store). Returns ``store`` itself on
+    rank 0.
 
     Raises:
         TypeError: rank 0 passed something that is not a GraphStore.
     """
     if not is_active():
         return store
-    if is_main() and not isinstance(store, GraphStore):
-        raise TypeError(f"distributed.replicate: rank 0 must pass its GraphStore, got {type(store).__name__}")
-    blob = None
-    if is_main():
-        blob = {"state": store._state(), "requests": [_row(r) for r in store.requests]}
-    blob = broadcast_object(blob, "replicate: broadcast of rank 0's store")
+
+    def state():
+        if not isinstance(store, GraphStore):
+            raise TypeError(f"distributed.replicate: rank 0 must pass its GraphStore, got {type(store).__name__}")
+        # _state() holds CPU copies: every rank unpickles onto the CPU, then moves to its own device
+        return {"state": store._state(), "requests": [_row(r) for r in store.requests],
+                "device_type": store.device.type}
+
+    blob = on_main(state, "replicate: broadcast of rank 0's store")
     if is_main():
         return store
-    target = torch.device("cpu" if device is None else device)
+    target = torch.device(device if device is not None else _device() if blob["device_type"] == "cuda" else "cpu")
     copy = GraphStore._blank({k: v.to(target) if isinstance(v, Tensor) else v for k, v in blob["state"].items()})
     for req_id, kind, created, payload in blob["requests"]:
         copy.requests.append(copy._request_from_row(req_id, kind, created, payload, Path("rank 0")))
@@ -339,29 +386,56 @@ def broadcast_request(store: GraphStore, request: DeletionRequest | None) -> Del
     """
     if not is_active():
         return request
-    if is_main():
+
+    def sent():
         if not isinstance(request, DeletionRequest):
             raise TypeError(f"broadcast_request: rank 0 must pass the DeletionRequest it registered, got "
                             f"{type(request).__name__}")
         if not store.requests or store.requests[-1] is not request:
             raise ValueError(f"broadcast_request: request {request.id} is not the latest request of rank 0's store "
                              "(send each request right after registering it)")
-    row = broadcast_object(_row(request) if is_main() else None, "broadcast_request")
+        return _row(request)
+
+    row = on_main(sent, "broadcast_request")
+    problem = None
     if not is_main():
         req_id, kind, created, payload = row
-        if req_id != store._next_id:
-            raise StoreMismatchError(f"broadcast_request: rank {rank()}'s store expects request {store._next_id} "
-                                     f"next, rank 0 sent request {req_id}")
-        request = store._request_from_row(req_id, kind, created, payload, Path("rank 0"))
-        store._check_applicable(request, Path("rank 0"))
-        store._apply(request)
+        try:
+            if req_id != store._next_id:
+                raise StoreMismatchError(f"broadcast_request: rank {rank()}'s store expects request "
+                                         f"{store._next_id} next, rank 0 sent request {req_id}")
+            request = store._request_from_row(req_id, kind, created, payload, Path("rank 0"))
+            store._check_applicable(request, Path("rank 0"))
+            store._apply(request)
+        except Exception as exc:  # reported through check_store below, so that no rank is left waiting
+            problem = f"rank {rank()} could not apply request {req_id}: {type(exc).__name__}: {exc}"
+    problems = [p for p in all_gather_object(problem, "broadcast_request: applied?") if p]
+    if problems:
+        raise StoreMismatchError(f"broadcast_request: {'; '.join(problems)}")
     check_store(store, "broadcast_request")
     return request
 
 
+def on_main(fn: Callable, what: str):
+    """``fn()`` on rank 0, its result sent to every rank; when it raises, rank 0 re-raises and the others
+    raise :class:`DistributedError` with its message, so no rank is left waiting in a collective for a rank
+    that gave up. Without an active group, ``fn()``."""
+    if not is_active():
+        return fn()
+    outcome = None
+    if is_main():
+        try:
+            outcome = ("ok", fn())
+        except Exception as exc:
+            broadcast_object(("error", f"{type(exc).__name__}: {exc}"), what)
+            raise
+    outcome = broadcast_object(outcome, what)
+    if outcome[0] == "error":
+        raise DistributedError(f"rank {rank()} of {world_size()}: {what} failed on rank 0: {outcome[1]}")
+    return outcome[1]
+
+
 def main_only(fn: Callable, what: str):
-    """``fn()`` on rank 0 only (a file write), then a barrier so no rank reads before it is written; returns
-    ``fn()``'s result on rank 0 and ``None`` elsewhere."""
-    out = fn() if is_main() else None
-    barrier(what)
-    return out
+    """``fn()`` on rank 0 only (a file write); the others wait for it and receive its result (so every rank
+    returns the same), or raise :class:`DistributedError` when it failed there (:func:`on_main`)."""
+    return on_main(fn, what)

@@ -246,7 +246,10 @@ class Task:
                  ) -> float | None:
         """Validation score for model selection (higher is better), or ``None`` when the split has none. With
         ``num_neighbors``, on sampled computation graphs of at most :attr:`sampled_val_units` units (a fixed
-        random subset, :func:`val_subset`; neighbourhoods drawn with a fixed seed)."""
+        random subset, :func:`val_subset`; neighbourhoods drawn with a fixed seed). In a data-parallel job
+        (:mod:`graphunlearn.distributed`) the link and node tasks' sampled validation is collective: each
+        rank scores its share of the subset and the score reads every rank's, so every rank must call it
+        (never under ``if is_main()``)."""
         return None
 
     #: how far above :meth:`chance_level` a best validation score must reach for the model to have learned

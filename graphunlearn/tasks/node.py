@@ -175,11 +175,14 @@ class NodeClassification(Task):
         nodes = dist.shard(nodes) if shared else nodes
         z = embed(model, store, nodes, num_neighbors, generator=make_generator(0, store.device))
         logits = self.unit_logits(model, z, torch.arange(nodes.numel(), device=z.device))
-        check_finite("node accuracy", logits, "logits of the nodes asked")
         hits = logits.argmax(1) == store.y[nodes]
-        if shared:
-            correct, total = dist.all_reduce_sum([float(hits.sum()), nodes.numel()], "node validation accuracy")
+        if shared:  # the finiteness check too is summed first, so that every rank raises or none
+            bad, correct, total = dist.all_reduce_sum([float((~torch.isfinite(logits)).sum()), float(hits.sum()),
+                                                       nodes.numel()], "node validation accuracy")
+            if bad:
+                check_finite("node accuracy", logits.new_full((1,), float("nan")), "logits of the nodes asked")
             return correct / total
+        check_finite("node accuracy", logits, "logits of the nodes asked")
         return float(hits.float().mean())
 
     def chance_level(self, store, split):

@@ -54,6 +54,9 @@ class _FirstBad:
 
     def check(self, where: str, hint: str) -> None:
         first = 0 if self.step is None else int(self.step)
+        if dist.is_active():  # every rank raises, or none: a rank that raised alone would leave the others waiting
+            firsts = [f for f in dist.all_gather_object(first, f"{where}: loss check") if f]
+            first = min(firsts) if firsts else 0
         if first:
             raise FloatingPointError(f"{where}: the loss became NaN or infinite at epoch {first}; {hint}")
 
@@ -68,6 +71,8 @@ def validated(where: str, epoch: int | None, validate: Callable[[], float | None
         after = "after training" if epoch is None else f"after epoch {epoch}"
         raise FloatingPointError(f"{where}: the model's validation outputs are NaN or infinite {after}; training "
                                  f"diverged (try a smaller lr) ({exc})") from exc
+    if isinstance(score, bool):  # a decision (calibration's stop): rank 0's, so that every rank takes it
+        return dist.broadcast_object(score, f"{where}: decision")
     return dist.all_reduce_mean(score, f"{where}: validation score")
 
 
@@ -144,6 +149,8 @@ def optimise(model: nn.Module, step_loss: Callable[[int, object], Tensor], *, ep
         if total is not None:
             epoch_losses.append(total / steps)
         if validate is not None and (epoch % eval_every == 0 or epoch == epochs):
+            if ddp is not None:  # buffers (BatchNorm statistics) follow each rank's data: rank 0's everywhere
+                dist.sync_buffers(model, f"{where}: buffers (epoch {epoch})")
             first_bad.check(where, hint)
             window = epoch_losses[since:]
             mean_loss = float(torch.stack(window).mean()) if window else math.nan
@@ -159,6 +166,8 @@ def optimise(model: nn.Module, step_loss: Callable[[int, object], Tensor], *, ep
             bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k != "epoch"})
             if patience is not None and score is not None and epoch - best_epoch >= patience:
                 break
+    if ddp is not None:
+        dist.sync_buffers(model, f"{where}: buffers (end)")
     first_bad.check(where, hint)
     losses = torch.stack(epoch_losses).tolist() if epoch_losses else []  # the one read without validation
     if validate is None:

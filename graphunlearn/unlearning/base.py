@@ -245,6 +245,10 @@ class Context:
     #: per-hop fanouts of the sampled computation graphs the method's steps and validation run on, or
     #: ``None``: the whole live graph (see :meth:`step_graph`)
     num_neighbors: list[int] | None = None
+    #: whether the caller asked for :attr:`num_neighbors` (``unlearn(num_neighbors=[...])``) rather than the
+    #: model's card supplying them: a method that cannot sample a request may fall back to the whole graph
+    #: only when the fanouts were not asked for
+    fanouts_asked: bool = False
     _frozen: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -263,7 +267,9 @@ class Context:
         """A generator for the method's per-step draws (retained units, negatives, neighbour samples) on the
         store's device, seeded with :attr:`seed`; in a data-parallel job each rank's is its own
         (:func:`graphunlearn.distributed.rank_seed`; rank 0's is :attr:`seed`), so the ranks' steps draw
-        different samples whose gradients DDP averages: together, one step of ``world_size`` times the sample."""
+        different samples whose gradients DDP averages (methods divide their per-step budget between the
+        ranks with :meth:`per_rank`). Draws that every rank must make alike (a graph built from them, which
+        the ranks compare) use ``make_generator(ctx.seed, ...)`` instead."""
         return make_generator(dist.rank_seed(self.seed), self.store.device)
 
     def share(self, units: Tensor) -> Tensor:
@@ -271,7 +277,8 @@ class Context:
         ``world_size``-th from position ``rank``, :func:`graphunlearn.distributed.shard`), so the ranks split
         the step's work and DDP's average of their gradients is the step's; all of ``units`` without a
         process group, or when there are fewer units than ranks (each rank then takes them all, and the
-        average is still theirs)."""
+        average is still theirs). Units every rank holds alike (the forget set) are split exactly; a share of
+        units each rank drew with its own :meth:`generator` is a random half of an independent draw."""
         return dist.share(units)
 
     def per_rank(self, num: int) -> int:
@@ -349,7 +356,10 @@ class Context:
 
         def validate() -> float | None:
             val = self._task_validate(self.model)
-            if cal.check(at[0], self.model, val):
+            stop = cal.check(at[0], self.model, val)
+            if dist.is_active():  # rank 0's decision, so that every rank leaves the loop at the same check
+                stop = dist.broadcast_object(stop, f"{self.method}: calibration decision")
+            if stop:
                 raise _CalibrationStop
             return val
 

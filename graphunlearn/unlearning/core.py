@@ -180,11 +180,13 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
             raise ValueError(f"the model has already forgotten request {r.id} (it forgot {sorted(already)})")
     if dist.is_active():
         dist.check_store(store, where)
+        dist.check_same(weight_hash(model), f"{where}: the model's weights (weight_hash)")
     original = copy.deepcopy(model).eval()
     for p in original.parameters():
         p.requires_grad_(False)
     ctx = Context(copy.deepcopy(model), original, store, requests, task, split, seed, progress, opts, card,
-                  train_fn, method, autocast, fanout)
+                  train_fn, method, autocast, fanout,
+                  fanouts_asked=fanout is not None and num_neighbors is not None)
     torch.manual_seed(seed)
     device = next(iter(model.parameters()), torch.empty(0)).device
     with PeakMemory(device) as cost, count_launches() as launched:
@@ -217,17 +219,14 @@ def _same_on_every_rank(result: UnlearnResult, store: GraphStore) -> None:
     """Rank 0's measurements and records in ``result`` on every rank: wall time, peak memory, ``info`` (its
     losses are rank 0's share), kernel counts, the card's tag (recorded in the store's ledger instead of this
     rank's) and the certificate. The weights are the same already (DDP)."""
-    model = result.info.pop("model", None)
     mine = result.card.tag
     sent = dist.broadcast_object({"seconds": result.seconds, "peak_mb": result.peak_mb, "info": result.info,
                                   "kernels": result.kernels, "tag": mine, "certificate": result.certificate},
                                  "unlearn: rank 0's result")
-    if model is not None:
-        result.info["model"] = model
     if dist.is_main():
         return
     result.seconds, result.peak_mb, result.kernels = sent["seconds"], sent["peak_mb"], sent["kernels"]
-    result.info = {**sent["info"], **({"model": model} if model is not None else {})}
+    result.info = sent["info"]
     result.card = replace(result.card, tag=sent["tag"])
     set_card(result.model, result.card)
     forgotten = store.forgotten.pop(mine, None)

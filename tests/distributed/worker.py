@@ -160,6 +160,27 @@ def scenario_tasks(out: Path, single: bool) -> dict:
     return found
 
 
+def scenario_buffers(out: Path, single: bool) -> dict:
+    """A PyG model with BatchNorm trains data-parallel: its buffers must end equal on every rank; then a loss
+    that cannot be differentiated must raise its own error, not a dead-rank one."""
+    from torch_geometric.nn.models import GCN
+
+    data = gu.datasets.synthetic(num_nodes=120, num_classes=3, num_features=16, avg_degree=6, seed=1)
+    split = gu.datasets.link_split(data, seed=0)
+    store = dist.replicate(gu.GraphStore(split.train_data) if dist.is_main() else None)
+    torch.manual_seed(0)
+    model = GCN(16, 16, num_layers=2, out_channels=8, norm="batch_norm")
+    before = [b.clone() for b in model.buffers() if b.is_floating_point()]
+    gu.train.fit(model, store, split, epochs=3, batch_size=64, progress=False)
+    moved = any(not torch.equal(a, b) for a, b in zip(before, (b for b in model.buffers() if b.is_floating_point())))
+    found = {"weights": weight_hash(model), "moved": moved}
+    try:
+        gu.train.optimise(model, lambda epoch, batch: torch.zeros(()), epochs=1, lr=0.01)
+    except Exception as exc:
+        found.update(error=type(exc).__name__, message=str(exc))
+    return found
+
+
 def scenario_store(out: Path, single: bool) -> dict:
     """A saved store opened on both ranks (rank 0 writes, rank 1 reads), a request sent from rank 0."""
     store = dist.open_store(out / "saved-store")

@@ -11,7 +11,7 @@ from torch_geometric.data import Data
 
 from ...models import fresh_copy
 from ...store import GraphStore
-from ...tasks.base import deleted_edge_ids, pick
+from ...tasks.base import deleted_edge_ids, make_generator, pick
 from ...tasks.local import retain_sampler as local_retain_sampler
 from ...train import fit
 from ..base import (
@@ -55,6 +55,8 @@ def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
     pairs = torch.stack([torch.randint(n, (m,), generator=g, device=dev),
                          torch.randint(n, (m,), generator=g, device=dev)])
     pairs = pairs[:, pairs[0] != pairs[1]]
+    # each pair once, as a graph holds it (a store refuses repeated edges)
+    pairs = torch.unique(torch.stack([pairs.min(0).values, pairs.max(0).values]), dim=1)
     fake = GraphStore(Data(x=store.live_x(), edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=n))
     teacher = fresh_copy(ctx.original, seed=ctx.seed + 1).requires_grad_(True)
     fit(teacher, fake, None, task=ctx.task, epochs=20, seed=ctx.seed, progress=False, _where="d2dgn (destroyer)")
@@ -109,7 +111,8 @@ def run(ctx: Context) -> dict:
         if ctx.local:
             raise ValueError("d2dgn: destroyer='random_edges' trains on a random graph as large as the store; use "
                              "'random' with sampled computation graphs (num_neighbors)")
-        destroyer = _random_edge_teacher(ctx, g)
+        # drawn alike on every rank of a data-parallel job: the ranks compare the graph it trains on
+        destroyer = _random_edge_teacher(ctx, make_generator(ctx.seed, store.device))
     else:
         destroyer = fresh_copy(ctx.original, seed=ctx.seed + 1).eval()
     tau, alpha, beta = float(o.tau), float(o.alpha), float(o.beta)

@@ -118,11 +118,14 @@ def run(ctx: Context) -> dict:
 
     Raises:
         TypeError: the model has no ``MessagePassing`` layer.
-        ValueError: the requests delete no edge (no node, for node deletion); node deletion on sampled
-            computation graphs; a layer run more or less than once per forward, or whose output is not
+        ValueError: the requests delete no edge (no node, for node deletion); node deletion with fanouts
+            asked for (``unlearn(num_neighbors=[...])``; fanouts from the model's card fall back to the whole
+            graph); a layer run more or less than once per forward, or whose output is not
             [num_nodes, d].
     """
     o = ctx.options
+    if ctx.local and not ctx.task.pairwise and not ctx.fanouts_asked:
+        ctx.num_neighbors = None  # the fanouts came from the card: node deletion runs on the whole graph
     if ctx.local and not ctx.task.pairwise:
         raise ValueError(f"gnndelete: node deletion runs on the whole graph, not on sampled computation graphs "
                          f"(num_neighbors={ctx.num_neighbors}): the deleted nodes are asked with their records put "
