@@ -243,3 +243,20 @@ def test_the_scale_benchmark_runs_on_a_small_graph(tmp_path):
     assert rows[0]["recipe"]["num_neighbors"] == [3, 2]
     assert (tmp_path / "time_vs_size.png").stat().st_size > 0
     assert "gradient_ascent" in (tmp_path / "results.md").read_text()
+
+
+def test_a_forget_set_the_graph_cannot_supply_refuses_the_cell_before_training(tmp_path, monkeypatch):
+    from graphunlearn.bench import engine
+
+    def never(*args, **kwargs):
+        raise AssertionError("the original was trained for a cell without a forget set")
+
+    monkeypatch.setattr(engine, "_original", never)
+    config = {**bench.load_config("smoke"), "settings": ["out"], "fractions": [0.9], "methods": ["retrain", "unlink"]}
+    lines = []
+    rows = bench.run(config, tmp_path, progress=False, log=lines.append)
+    assert {r["method"] for r in rows} == {"retrain", "unlink"}
+    assert all(r["refused"].startswith("no forget set: forget_edges:") for r in rows)
+    assert any("REFUSED" in line for line in lines) and not list((tmp_path / "cells").glob("*.json"))
+    md = bench.write_outputs(rows, tmp_path, config, name="smoke").read_text()
+    assert "no forget set" in md

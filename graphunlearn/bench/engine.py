@@ -12,7 +12,9 @@ task's ``headline`` metrics and plot its ``plot_axes``. A finished cell is store
 ``out/cells`` keyed by a hash of its full configuration, so an interrupted or extended run recomputes only
 what is new or changed. An original whose best validation score stayed at chance (its card's
 ``validation``, :meth:`~graphunlearn.tasks.Task.learned`) is refused: no method runs on it, the cell's rows
-say why (``refused``), it is reported in the log and in ``results.md``, and it is not cached.
+say why (``refused``), it is reported in the log and in ``results.md``, and it is not cached; so is a cell
+whose forget set the graph cannot supply (``sample_forget`` refuses it: e.g. "out" edges on a graph whose test
+edges' 2-hop neighbourhoods cover nearly every edge), before any training.
 :func:`write_outputs` writes ``results.csv``, ``results.json``, ``results.md`` (mean +- std over seeds, the
 gold row beside every method, the configuration's quality and speed targets checked, machine and versions in
 the header) and ``plots.png`` (utility vs forgetting; time vs forget fraction).
@@ -237,16 +239,27 @@ def _run_cell(cell: dict, cache: dict, progress: bool) -> list[dict]:
     task = get_task(cell["task"], where="benchmark")
     data = _data(cell, cache)
     split, graph = task.make_split(data, cell["seed"])
+    store = _store(graph)
+    # the forget set first (it does not depend on the model): a setting the graph cannot supply (e.g. "out"
+    # edges on a graph whose test edges' 2-hop neighbourhoods cover nearly every edge) refuses the cell
+    # before any training. link reads setting ("in"/"out"), rec reads kind (the cell's setting:
+    # interaction/user/item_group); registered on rank 0 and sent to the others in a data-parallel job
+    req, impossible = None, None
+    if dist.is_main():
+        try:
+            req = task.sample_forget(store, split, cell["fraction"], seed=cell["seed"], setting=cell["setting"],
+                                     kind=cell["setting"])
+        except ValueError as exc:
+            impossible = f"no forget set: {exc}"
+    impossible = dist.broadcast_object(impossible, "bench: forget set drawn?")
+    if impossible is not None:
+        return [{**_cell_fields(cell), "method": m, "original_val": None, "refused": impossible}
+                for m in cell["methods"]]
+    req = dist.broadcast_request(store, req) if dist.is_active() else req
     model = _original(cell, cache, task, graph, split, progress)
     refused = _refused(cell, model)
     if refused is not None:  # unlearn would refuse it too; every method and gold would look alike on it
         return refused
-    store = _store(graph)
-    # link reads setting ("in"/"out"), rec reads kind (the cell's setting: interaction/user/item_group);
-    # registered on rank 0 and sent to the others in a data-parallel job
-    req = task.sample_forget(store, split, cell["fraction"], seed=cell["seed"], setting=cell["setting"],
-                             kind=cell["setting"]) if dist.is_main() else None
-    req = dist.broadcast_request(store, req) if dist.is_active() else req
     results = _unlearn_all(cell, model, store, req, split, progress, task)
     gold = results[_GOLD].model if _GOLD in results else None
     if gold is not None and cell.get("noise_floor"):  # gold again, another seed: how far two retrainings differ
@@ -311,9 +324,9 @@ def summarise(rows: list[dict]) -> list[dict]:
             backends = sorted({r["backend"] for r in rs if r.get("backend")})
             if backends:
                 row["backend"] = ",".join(backends)
-            refused = sum(1 for r in rs if r.get("refused"))
-            if refused:
-                row["refused"] = f"{refused} seed(s): the original never learned"
+            refused = [r["refused"] for r in rs if r.get("refused")]
+            if refused:  # the original never learned, or the graph has no such forget set
+                row["refused"] = f"{len(refused)} seed(s): {refused[0].split(':')[0]}"
             out.append(row)
     return out
 
