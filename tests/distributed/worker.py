@@ -145,6 +145,11 @@ def scenario_tasks(out: Path, single: bool) -> dict:
     req = dist.broadcast_request(store, store.delete_edges(pairs, layout="edge_index") if dist.is_main() else None)
     found["rec/reverse_bpr"] = weight_hash(gu.unlearn(model, store, req, "reverse_bpr", split=split, epochs=2,
                                                       certify=False).model)
+    torch.manual_seed(0)
+    model = gu.models.LightGCN(30, 20, embedding_dim=8, num_layers=2)  # trained and unlearned on sampled graphs
+    gu.train.fit(model, store, split, task="rec", epochs=2, batch_size=32, num_neighbors=[5, 5], progress=False)
+    found["rec/sampled/reverse_bpr"] = weight_hash(gu.unlearn(model, store, req, "reverse_bpr", split=split,
+                                                              epochs=2, certify=False).model)
     data = gu.datasets.synthetic(num_nodes=120, num_classes=3, num_features=16, avg_degree=6, seed=1)
     split = gu.datasets.link_split(data, seed=0)
     store = dist.replicate(gu.GraphStore(split.train_data) if dist.is_main() else None)
@@ -157,6 +162,12 @@ def scenario_tasks(out: Path, single: bool) -> dict:
     for method in ("d2dgn", "finetune", "gradient_ascent", "gnndelete"):
         found[f"link/{method}"] = weight_hash(gu.unlearn(model, store, req, method, split=split, epochs=2,
                                                          certify=False).model)
+    torch.manual_seed(0)
+    model = gu.models.GCN(16, hidden_channels=16, out_channels=8)  # trained and unlearned on sampled graphs
+    gu.train.fit(model, store, split, epochs=3, batch_size=64, num_neighbors=[5, 5], progress=False)
+    for method, options in (("gnndelete", {"epochs": 2}), ("d2dgn", {"calibrate": True, "epochs": 4})):
+        res = gu.unlearn(model, store, req, method, split=split, certify=False, **options)
+        found[f"link/sampled/{method}"] = [weight_hash(res.model), res.info["computation"]]
     return found
 
 
