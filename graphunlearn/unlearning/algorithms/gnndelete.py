@@ -200,16 +200,22 @@ def run(ctx: Context) -> dict:
             ni = ((h - reference[k]).pow(2) * weight).sum() / count  # MSE over S_l (0 when S_l is empty)
             return lam * dec + (1 - lam) * ni
 
-        run = optimise(model, loss_fn, epochs=o.epochs, lr=lr, params=list(model.operators[k].parameters()),
-                       select=False, progress=ctx.progress, desc=f"gnndelete layer {k + 1}",
-                       where=f"gnndelete (layer {k + 1})", autocast=ctx.autocast)
-        info["losses"] += run.losses
+        info["losses"] += _train_layer(ctx, model, k, loss_fn, lr)
     for op in model.operators:
         op.requires_grad_(True)
     info["model"] = model
     info["val_score"] = ctx.validate(model)
     info["computation"] = ctx.computation
     return info
+
+
+def _train_layer(ctx: Context, model: GNNDelete, k: int, loss_fn, lr: float) -> list[float]:
+    """Adam on layer ``k``'s operator alone for ``epochs`` (no selection: the operators' loss is the goal);
+    returns the losses."""
+    run = optimise(model, loss_fn, epochs=ctx.options.epochs, lr=lr, params=list(model.operators[k].parameters()),
+                   select=False, progress=ctx.progress, desc=f"gnndelete layer {k + 1}",
+                   where=f"gnndelete (layer {k + 1})", autocast=ctx.autocast)
+    return run.losses
 
 
 def _run_local(ctx: Context, g: torch.Generator, n_layers: int) -> dict:
@@ -260,10 +266,7 @@ def _run_local(ctx: Context, g: torch.Generator, n_layers: int) -> dict:
             dec = F.mse_loss(torch.cat([h[forget_[0]], h[forget_[1]]], 1), torch.cat([h[rand_[0]], h[rand_[1]]], 1))
             return lam * dec + (1 - lam) * F.mse_loss(h[kept_], ref[kept_])
 
-        run = optimise(model, loss_fn, epochs=o.epochs, lr=lr, params=list(model.operators[k].parameters()),
-                       select=False, progress=ctx.progress, desc=f"gnndelete layer {k + 1}",
-                       where=f"gnndelete (layer {k + 1})", autocast=ctx.autocast)
-        info["losses"] += run.losses
+        info["losses"] += _train_layer(ctx, model, k, loss_fn, lr)
     for op in model.operators:
         op.requires_grad_(True)
     info["model"] = model
