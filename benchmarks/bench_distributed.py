@@ -111,6 +111,15 @@ def worker(args) -> None:
     dist.shutdown()
 
 
+def _relative(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it, else as given."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        return str(path.resolve().relative_to(repo))
+    except ValueError:
+        return str(path)
+
+
 def table(rows: list[dict]) -> str:
     cols = ["procs", "epoch_s", "train_edges_per_s", "d2dgn_s", "register_s", "dt_auroc", "df_auroc",
             "original_dt_auroc", "peak_rss_gb_rank0"]
@@ -185,7 +194,8 @@ def main(argv=None) -> None:
         rows.append(row)
         log(f"{procs} process(es): {row['epoch_s']:.1f} s per epoch, d2dgn {row['d2dgn_s']:.1f} s")
     machine = common.machine("cpu")
-    (out / "results.json").write_text(json.dumps({"machine": machine, "args": vars(args), "rows": rows}, indent=1))
+    recorded = {**vars(args), "out": _relative(out)}  # no machine path in committed results
+    (out / "results.json").write_text(json.dumps({"machine": machine, "args": recorded, "rows": rows}, indent=1))
     md = (f"# Data-parallel scaling on {args.graph}\n\n{machine}\n\n`python benchmarks/bench_distributed.py "
           f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n" + table(rows))
     (out / "results.md").write_text(md)
