@@ -9,6 +9,8 @@ the epoch it stopped). Gold and the metrics are computed after the methods ran; 
 
     python benchmarks/bench_calibration.py --seeds 7,8,9                  # development seeds
     python benchmarks/bench_calibration.py --seeds 42,21,13,87,100        # the protocol's seeds
+    python benchmarks/bench_calibration.py --seeds 7,8,9 --methods gnndelete,gnndelete+cal \
+        --out benchmarks/results/calibration/gnndelete                   # gnndelete alone, its own folder
 
 Writes ``<out>/cora-link-<seeds>.json`` (machine, versions, every row) and ``.md`` (mean ± std per setting and
 method, and the mean distance to gold on Df-AUROC and on the matched AUROC). Data comes from
@@ -40,7 +42,8 @@ VARIANTS = [("d2dgn", "d2dgn", {"calibrate": False}), ("d2dgn+cal", "d2dgn", {"c
             ("gradient_ascent", "gradient_ascent", {"calibrate": False}),
             ("gradient_ascent+cal", "gradient_ascent", {"calibrate": True}),
             # with calibration the budget is a cap: four times the default, the rule decides where to stop
-            ("gradient_ascent+cal, 20 epochs", "gradient_ascent", {"calibrate": True, "epochs": 20})]
+            ("gradient_ascent+cal, 20 epochs", "gradient_ascent", {"calibrate": True, "epochs": 20}),
+            ("gnndelete", "gnndelete", {"calibrate": False}), ("gnndelete+cal", "gnndelete", {"calibrate": True})]
 
 
 def meter(model, store, req, split, task) -> Calibration:

@@ -32,7 +32,8 @@ def main() -> None:
         print("\n".join(bench.describe()))
         return
     try:
-        bench.load_config(args.config)  # an unknown name or a malformed file: refused before any work
+        # an unknown name, a malformed file, an unknown task, method or setting: refused before any work
+        bench.plan(bench.load_config(args.config))
     except ValueError as exc:
         p.error(str(exc))
     label = bench.config_label(args.config)

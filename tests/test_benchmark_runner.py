@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from graphunlearn import bench
 
@@ -39,8 +40,8 @@ def test_smoke_run_and_resume(tmp_path):
 
 
 @pytest.mark.parametrize("name, metrics", [
-    ("smoke-node", ["test_acc", "test_macro_f1", "mia_auroc", "gap_hop1_kl"]),
-    ("smoke-rec", ["recall@20", "ndcg@20", "forget_recall@20", "gap_deleted_kl"]),
+    ("smoke-node", ["test_acc", "test_macro_f1", "mia_auroc", "gap_hop1_kl", "weight_l2", "flip_rate"]),
+    ("smoke-rec", ["recall@20", "ndcg@20", "forget_recall@20", "gap_deleted_kl", "weight_l2", "flip_rate"]),
 ])
 def test_node_and_rec_smoke_configs(tmp_path, name, metrics):
     config = bench.load_config(name)
@@ -50,8 +51,11 @@ def test_node_and_rec_smoke_configs(tmp_path, name, metrics):
         assert all(m in r for m in metrics), sorted(r)
     gold = next(r for r in rows if r["method"] == "retrain")
     assert gold["gap_test_kl"] == pytest.approx(0.0, abs=1e-9)  # gold against itself
+    unlink = next(r for r in rows if r["method"] == "unlink")
+    assert unlink["weight_l2"] == 0.0 and unlink["flip_rate"] == 0.0  # it changes nothing
+    assert all(0.0 <= r["flip_rate"] <= 1.0 and r["flip_units"] > 0 for r in rows)
     md = bench.write_outputs(rows, tmp_path, config, name=name).read_text()
-    assert "gold (retrain)" in md and metrics[0] in md
+    assert "gold (retrain)" in md and metrics[0] in md and "| flip_rate |" in md
 
 
 def test_cache_key_follows_the_whole_configuration(monkeypatch):
@@ -175,6 +179,23 @@ def test_configs_are_found_by_name_or_path(tmp_path, monkeypatch):
     assert any(line.startswith("extra ") for line in bench.describe())
 
 
+def test_split_options_reach_the_tasks_split_and_key_only_the_cells_that_set_them(tmp_path):
+    config = bench.load_config("smoke-rec")
+    plain = bench.plan(config)[0]
+    assert "split" not in plain  # a configuration without split options keeps its cells' keys
+    carved = {**config, "split": {"val_ratio": 0.2}, "methods": ["retrain", "reverse_bpr"], "seeds": [0],
+              "options": {"reverse_bpr": {"calibrate": True}}}
+    cell = bench.plan(carved)[0]
+    assert cell["split"] == {"val_ratio": 0.2} and bench.cell_key(cell) != bench.cell_key(plain)
+    rows = bench.run(carved, tmp_path, progress=False, log=lambda _: None)
+    assert {r["method"] for r in rows} >= {"retrain", "reverse_bpr"}
+    assert all(r["split"] == {"val_ratio": 0.2} for r in rows)
+    with pytest.raises(ValueError, match="split must be an object"):
+        bad = tmp_path / "bad-split.json"
+        bad.write_text(json.dumps({**config, "split": 0.1}))
+        bench.load_config(str(bad))
+
+
 def test_load_config_refuses_unknown_names_and_bad_files(tmp_path):
     with pytest.raises(ValueError, match=r"unknown configuration 'nope'; known: .*smoke.*searched"):
         bench.load_config("nope")
@@ -260,3 +281,85 @@ def test_a_forget_set_the_graph_cannot_supply_refuses_the_cell_before_training(t
     assert any("REFUSED" in line for line in lines) and not list((tmp_path / "cells").glob("*.json"))
     md = bench.write_outputs(rows, tmp_path, config, name="smoke").read_text()
     assert "no forget set" in md
+
+
+def _tiny_link(**change) -> dict:
+    """The smoke configuration at a few epochs: seconds on the synthetic graph."""
+    return {**bench.load_config("smoke"), "epochs": 5, "attack_epochs": 5, **change}
+
+
+def test_link_rows_carry_the_evidence_columns(tmp_path):
+    """recon_auroc (every model, gold2 included) and did-anything-change (weight_l2, flip_rate against the
+    original): in range, 0 and 0 for unlink, which changes nothing; shown in results.md with their notes,
+    recon_auroc and flip_rate in the noise floor, weight_l2 not."""
+    import graphunlearn as gu
+
+    config = _tiny_link(methods=["retrain", "unlink", "gradient_ascent"])
+    rows = bench.run(config, tmp_path, progress=False, log=lambda _: None)
+    by = {r["method"]: r for r in rows}
+    assert set(by) == {"retrain", "gold2", "unlink", "gradient_ascent"}
+    split, _ = gu.tasks.LINK.make_split(gu.datasets.load("synthetic"), 42)
+    pairs = split.val_pos.size(1) + split.val_neg.size(1)  # validation positives and negatives
+    for r in rows:
+        assert 0.0 <= r["recon_auroc"] <= 1.0 and 0.0 <= r["flip_rate"] <= 1.0, r
+        assert r["weight_l2"] >= 0.0 and r["flip_units"] == pairs, r
+    assert by["unlink"]["weight_l2"] == 0.0 and by["unlink"]["flip_rate"] == 0.0
+    assert by["gradient_ascent"]["weight_l2"] > 0.0 and by["gold2"]["weight_l2"] > 0.0
+    md = bench.write_outputs(rows, tmp_path, config, name="smoke").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| dataset"))
+    assert all(f"| {c} |" in header for c in ("recon_auroc", "weight_l2", "flip_rate"))
+    assert "recon_auroc: edge-reconstruction attack" in md and "weight_l2: ||theta'" in md
+    floor = {f["metric"] for f in bench.engine.noise_floor(rows)}
+    assert {"recon_auroc", "flip_rate"} <= floor and "weight_l2" not in floor
+
+
+def test_hard_settings_draw_what_hard_forget_edges_draws(tmp_path, monkeypatch):
+    """hard-degree and hard-confident delete the edges hard_forget_edges draws at the cell's fraction and
+    seed, the confident kind ranked by the trained original (the model every method then starts from)."""
+    import graphunlearn as gu
+    from graphunlearn.bench import engine
+
+    seen = {}
+    real = engine._unlearn_all
+
+    def spy(cell, model, store, req, split, progress, task=None):
+        seen[cell["setting"]] = (store.edge_index[:, req.edge_ids], model)
+        return real(cell, model, store, req, split, progress, task)
+
+    monkeypatch.setattr(engine, "_unlearn_all", spy)
+    config = _tiny_link(methods=["unlink"], settings=["in", "hard-degree", "hard-confident"])
+    rows = bench.run(config, tmp_path, progress=False, log=lambda _: None)
+    assert [r["setting"] for r in rows] == ["in", "hard-degree", "hard-confident"] and not any("refused" in r
+                                                                                              for r in rows)
+    split, graph = gu.tasks.LINK.make_split(gu.datasets.load("synthetic"), 42)
+    original = seen["hard-confident"][1]
+    assert seen["in"][1] is original  # the cached original, trained once for the run
+    scores = gu.evaluate.link_confidence(original, engine._store(graph))
+
+    def pairs(edges):
+        return sorted(map(tuple, torch.sort(edges, 0).values.t().tolist()))
+
+    drawn = {}
+    for setting, kind in (("hard-degree", "high_degree"), ("hard-confident", "confident")):
+        want = gu.datasets.hard_forget_edges(split, 0.025, kind, scores=scores if kind == "confident" else None,
+                                             seed=42)
+        assert pairs(seen[setting][0]) == pairs(want), setting
+        drawn[setting] = set(pairs(want))
+    assert len(drawn["hard-degree"]) == round(0.025 * split.train_pos.size(1))
+    assert drawn["hard-degree"] != drawn["hard-confident"] != set(pairs(seen["in"][0]))
+
+
+def test_unknown_settings_are_refused(tmp_path, capsys):
+    from graphunlearn.cli import main
+
+    config = bench.load_config("smoke")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**config, "settings": ["hard"]}))
+    assert main(["bench", "--config", str(bad), "--out", str(tmp_path / "out")]) == 2  # before any work
+    assert "unknown settings ['hard'] for task 'link'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match=r"unknown settings \['hard_degree'\] for task 'link'; known: .*hard-degree"):
+        bench.plan({**config, "settings": ["in", "hard_degree"]})
+    with pytest.raises(ValueError, match=r"unknown settings \['in'\] for task 'node'; known: \['nodes'\]"):
+        bench.plan({**bench.load_config("smoke-node"), "settings": ["in"]})
+    assert len(bench.plan({**config, "settings": ["in", "out", "hard-degree", "hard-confident"]})) == 4

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from graphunlearn.cli import main
 
@@ -102,6 +103,23 @@ def test_cli_rec_task_and_item_group(tmp_path, capsys):
     assert "neither a column number nor a group name; groups: group 0, group 1" in capsys.readouterr().err
     assert main(["split", "--dataset", "synthetic", "--task", "rec", "--run", str(tmp_path / "x")]) == 2
     assert "needs a user-item dataset" in capsys.readouterr().err
+
+
+def test_cli_rec_split_with_validation_interactions_calibrates(tmp_path, capsys):
+    run = str(tmp_path / "rec")
+    assert main(["split", "--dataset", "synthetic-rec", "--val-ratio", "0.2", "--run", run]) == 0
+    assert " validation and " in capsys.readouterr().out
+    blob = torch.load(tmp_path / "rec" / "split.pt", weights_only=False)
+    assert blob["val_pos"].size(1) > 0
+    assert main(["train", "--run", run, "--epochs", "3", "--quiet"]) == 0
+    assert main(["delete", "--run", run, "--fraction", "0.05", "--kind", "interaction"]) == 0
+    assert main(["unlearn", "--run", run, "--request", "0", "--method", "reverse_bpr", "--option", "epochs=3",
+                 "--option", "calibrate=True", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["split", "--dataset", "synthetic", "--val-ratio", "0.1", "--run", str(tmp_path / "x")]) == 2
+    assert "--val-ratio" in capsys.readouterr().err
+    assert main(["split", "--dataset", "synthetic-rec", "--val-ratio", "1", "--run", str(tmp_path / "y")]) == 2
+    assert "must be a fraction in [0, 1)" in capsys.readouterr().err
 
 
 def test_cli_bench(tmp_path, capsys):

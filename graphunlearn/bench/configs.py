@@ -7,16 +7,19 @@ one registered at run time) and the grid the engine runs::
      "fractions": [0.025], "settings": ["in"], "seeds": [42, 21], "epochs": 200}
 
 Required keys: ``task``, ``datasets``, ``backbones``, ``methods``, ``fractions``, ``settings`` (``in``/``out``
-for link, ``nodes`` for node, ``interaction``/``user``/``item_group`` for rec: what the task's
-``sample_forget`` reads), ``seeds`` and ``epochs``. Optional: ``attack_epochs`` (tasks with an attack in
-:data:`graphunlearn.bench.engine.ATTACKS`, i.e. link: the membership-inference shadow model's epochs,
-default ``epochs``), ``options`` (method -> option overrides), ``train`` (extra keyword arguments of
-:func:`graphunlearn.train.fit`), ``targets`` (checks written into ``results.md``, see
-:func:`graphunlearn.bench.check_targets`), ``noise_floor`` (default ``true`` when ``retrain`` is among the
-methods: gold is retrained a second time per cell, with seed + 1, and every method's distance to gold is
-reported beside the two golds' distance; ``false`` where gold is too costly to run twice) and ``note`` (free
-text, ignored). ``fractions`` are of
-training edges, training nodes, or training interactions (users for ``user``).
+for link, what the task's ``sample_forget`` reads, and the hard workloads ``hard-degree``/``hard-confident``,
+drawn by :func:`graphunlearn.datasets.hard_forget_edges`; ``nodes`` for node; ``interaction``/``user``/
+``item_group`` for rec; others are refused by :func:`graphunlearn.bench.plan`), ``seeds`` and ``epochs``.
+Optional: ``attack_epochs`` (tasks with an attack in :data:`graphunlearn.bench.engine.ATTACKS`, i.e. link: the
+membership-inference shadow model's epochs, default ``epochs``), ``options`` (method -> option overrides),
+``train`` (extra keyword arguments of :func:`graphunlearn.train.fit`), ``split`` (keyword arguments of the
+task's ``make_split``: ``{"val_ratio": 0.1}`` for rec carves validation interactions out of each user's
+training ones; default none, and a configuration without it keeps its cells' keys), ``targets`` (checks
+written into ``results.md``, see :func:`graphunlearn.bench.check_targets`), ``noise_floor`` (default ``true``
+when ``retrain`` is among the methods: gold is retrained a second time per cell, with seed + 1, and every
+method's distance to gold is reported beside the two golds' distance; ``false`` where gold is too costly to
+run twice) and ``note`` (free text, ignored). ``fractions`` are of training edges, training nodes, or training
+interactions (users for ``user``).
 
 Configurations are found by name in the folders of :func:`config_dirs`, first match first. The library
 needs none of them to import; they are read only when one is asked for.
@@ -35,7 +38,7 @@ import graphunlearn
 ENV = "GRAPHUNLEARN_BENCH_CONFIGS"
 
 _REQUIRED = ("task", "datasets", "backbones", "methods", "fractions", "settings", "seeds", "epochs")
-_OPTIONAL = ("attack_epochs", "options", "train", "targets", "noise_floor", "note")
+_OPTIONAL = ("attack_epochs", "options", "train", "split", "targets", "noise_floor", "note")
 _TARGET_KEYS = ("method", "metric", "rule", "value")
 
 
@@ -139,6 +142,8 @@ def _problem(config) -> str | None:
         return f"options must map method names to objects of options, got {options!r}"
     if not isinstance(config.get("train", {}), dict):
         return f"train must be an object of keyword arguments, got {config['train']!r}"
+    if not isinstance(config.get("split", {}), dict):
+        return f"split must be an object of keyword arguments of the task's split, got {config['split']!r}"
     targets = config.get("targets", [])
     if not isinstance(targets, list):
         return f"targets must be a list, got {targets!r}"

@@ -5,10 +5,17 @@ registered task (:func:`graphunlearn.tasks.tasks`: ``link``, ``node``, ``rec``, 
 grid. Every cell runs the same way, asking the task object for what differs (:func:`_run_cell`): the task
 makes the split and builds the original model (:meth:`~graphunlearn.tasks.Task.build_model`, trained with
 :func:`graphunlearn.train.fit` and kept in memory per dataset/backbone/seed within a run), samples the forget
-set (:meth:`~graphunlearn.tasks.Task.sample_forget`), every method runs (``retrain`` is the gold row, with
-the original's recipe) and the task's metrics are taken with :func:`graphunlearn.evaluate.evaluate`, plus
-the task's attack where :data:`ATTACKS` has one, recording wall time and peak memory. Tables show the
-task's ``headline`` metrics and plot its ``plot_axes``. A finished cell is stored as JSON under
+set (:meth:`~graphunlearn.tasks.Task.sample_forget`; for link also the hard workloads of
+:data:`HARD_SETTINGS`, ``hard-degree`` and ``hard-confident``, from
+:func:`~graphunlearn.datasets.hard_forget_edges`, the latter ranked by the trained original and so drawn
+after it is trained; :func:`settings_of` names each task's settings and :func:`plan` refuses others), every
+method runs (``retrain`` is the gold row, with the original's recipe) and the task's metrics are taken with
+:func:`graphunlearn.evaluate.evaluate`, plus the task's attacks where :data:`ATTACKS` has them (link: the
+membership-inference ``mi_ratio`` and the edge-reconstruction ``recon_auroc``) and, for every task, whether
+anything changed against the original (:func:`graphunlearn.evaluate.prediction_change`: ``weight_l2``,
+``flip_rate`` over ``flip_units`` held-out decisions), recording wall time and peak memory; none of these
+trains anything beyond the attack's shadow model. Tables show the task's ``headline`` metrics and
+:data:`EVIDENCE` (with column notes) and plot its ``plot_axes``. A finished cell is stored as JSON under
 ``out/cells`` keyed by a hash of its full configuration, so an interrupted or extended run recomputes only
 what is new or changed. An original whose best validation score stayed at chance (its card's
 ``validation``, :meth:`~graphunlearn.tasks.Task.learned`) is refused: no method runs on it, the cell's rows
@@ -52,8 +59,26 @@ _GOLD = "retrain"
 _FLOOR = "gold2"
 #: bumped whenever a metric's definition or an evaluation constant changes, so cached cells are recomputed
 #: .1: AUROC/AP from torchmetrics (ties as defined there, NaN refused); .2: retrain trains with unlearn's seed
-#: (a second gold is an independent retraining) and rows carry original_val
-EVAL_REVISION = "2026-11-30.2"
+#: (a second gold is an independent retraining) and rows carry original_val; .3: link rows carry recon_auroc,
+#: every row weight_l2, flip_rate and flip_units (against the original: prediction_change)
+EVAL_REVISION = "2026-11-30.3"
+#: link settings beside the protocol's random "in"/"out": hard workloads (issue 16), each drawn by
+#: :func:`graphunlearn.datasets.hard_forget_edges` with the kind named here
+HARD_SETTINGS = {"hard-degree": "high_degree", "hard-confident": "confident"}
+
+
+def settings_of(task: Task) -> tuple[str, ...] | None:
+    """The settings a configuration of ``task`` may name, by the task's split type: link ``in``, ``out``,
+    ``hard-degree``, ``hard-confident``; node ``nodes``; rec the kinds of
+    :func:`~graphunlearn.datasets.forget_recommendation`. ``None`` (not checked) for a task of another split
+    type, registered at run time: its own ``sample_forget`` judges the setting."""
+    if issubclass(task.split_type, datasets.LinkSplit):
+        return ("in", "out", *HARD_SETTINGS)
+    if issubclass(task.split_type, datasets.NodeSplit):
+        return ("nodes",)
+    if issubclass(task.split_type, datasets.RecSplit):
+        return tuple(datasets.REC_KINDS)
+    return None
 
 
 def plan(config: dict) -> list[dict]:
@@ -66,6 +91,10 @@ def plan(config: dict) -> list[dict]:
     unknown = sorted(set(config["methods"]) - set(registry))
     if unknown:
         raise ValueError(f"benchmark config: unknown methods {unknown}; registered: {sorted(registry)}")
+    known = settings_of(get_task(task, where="benchmark config"))
+    bad = [s for s in config["settings"] if known is not None and s not in known]
+    if bad:
+        raise ValueError(f"benchmark config: unknown settings {bad} for task {task!r}; known: {list(known)}")
     overrides = config.get("options", {})
     # every option a method will run with, defaults included, so a changed default changes the key
     resolved = {m: {**registry[m].options, **overrides.get(m, {})} for m in sorted(config["methods"])}
@@ -75,6 +104,8 @@ def plan(config: dict) -> list[dict]:
         fixed["noise_floor"] = True  # a second gold per cell (seed + 1); configs opt out where gold is costly
     if task in ATTACKS:  # the attack's shadow model trains this long (a task without an attack has no such key)
         fixed["attack_epochs"] = config.get("attack_epochs", config["epochs"])
+    if config.get("split"):  # the task's split options (rec: val_ratio); absent, a cell's key is as before
+        fixed["split"] = dict(config["split"])
     return [dict(dataset=d, backbone=b, fraction=f, setting=s, seed=seed, **fixed)
             for d in config["datasets"] for b in config["backbones"] for f in config["fractions"]
             for s in config["settings"] for seed in config["seeds"]]
@@ -164,7 +195,7 @@ def _original(cell: dict, cache: dict, task: Task, graph, split, progress: bool)
     """The original model of a cell: depends on neither the forget set nor the methods, so it is trained
     once per (dataset, backbone, seed, recipe) in a run, on a store of the whole training graph."""
     key = ("model", cell["task"], cell["dataset"], cell["backbone"], cell["seed"], cell["epochs"],
-           json.dumps(cell["train"], sort_keys=True))
+           json.dumps(cell["train"], sort_keys=True), json.dumps(cell.get("split", {}), sort_keys=True))
     if key not in cache:
         store = _store(graph)
         torch.manual_seed(cell["seed"])
@@ -215,16 +246,22 @@ def _refused(cell: dict, model) -> list[dict] | None:
             for m in cell["methods"]]
 
 
-def _mi_attack(cell: dict, model, store, req) -> Callable[[torch.nn.Module], dict]:
-    """The shadow-model membership-inference attack on the deleted edges: trained once per cell on the
-    original model, then ``mi_ratio`` of each unlearned model."""
+def _link_attacks(cell: dict, model, store, req) -> Callable[[torch.nn.Module], dict]:
+    """The attacks on the deleted edges of a link cell: the shadow-model membership-inference attack (trained
+    once per cell on the original model; ``mi_ratio`` of each model) and the edge-reconstruction attack
+    (:func:`graphunlearn.evaluate.edge_reconstruction_auroc`: ``recon_auroc``, the deleted edges against as
+    many never-existing pairs, cosine similarity of the model's embeddings on the live graph; no training,
+    the same pairs, drawn with the cell's seed, for every model)."""
     attacker = evaluate.train_mi_attacker(model, store, epochs=cell["attack_epochs"], seed=cell["seed"])
-    return lambda after: {"mi_ratio": evaluate.mi_ratio(attacker, model, after, store, req)}
+    task = get_task(cell["task"], where="benchmark")
+    return lambda after: {"mi_ratio": evaluate.mi_ratio(attacker, model, after, store, req),
+                          "recon_auroc": evaluate.edge_reconstruction_auroc(after, store, req, seed=cell["seed"],
+                                                                            task=task)}
 
 
 #: per-task attacks beside the task's own metrics, by task name: ``attack(cell, original, store, request)``
 #: returns ``metrics(unlearned_model) -> dict`` (a cell of a task listed here also holds ``attack_epochs``)
-ATTACKS: dict[str, Callable] = {"link": _mi_attack}
+ATTACKS: dict[str, Callable] = {"link": _link_attacks}
 
 
 def _accepts(fn: Callable, name: str) -> bool:
@@ -233,22 +270,57 @@ def _accepts(fn: Callable, name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
+def _sample_forget(cell: dict, task: Task, store, split, model):
+    """The cell's forget set, registered with ``store``: the task's own (``sample_forget``; link reads
+    ``setting``, ``"in"``/``"out"``, rec reads ``kind``, the cell's setting), or for a hard link setting
+    (:data:`HARD_SETTINGS`) :func:`~graphunlearn.datasets.hard_forget_edges`'s at the cell's fraction and seed:
+    ``hard-degree`` the edges of the highest-degree training nodes, ``hard-confident`` the training edges
+    ``model`` (the trained original) scores highest, on the whole training graph
+    (:func:`~graphunlearn.evaluate.link_confidence`)."""
+    kind = HARD_SETTINGS.get(cell["setting"])
+    if kind is None:
+        return task.sample_forget(store, split, cell["fraction"], seed=cell["seed"], setting=cell["setting"],
+                                  kind=cell["setting"])
+    scores = evaluate.link_confidence(model, store, task=task) if kind == "confident" else None
+    edges = datasets.hard_forget_edges(split, cell["fraction"], kind, scores=scores, seed=cell["seed"])
+    return store.delete_edges(edges, layout="edge_index")
+
+
+def _change_units(task: Task, split):
+    """The held-out units :func:`~graphunlearn.evaluate.prediction_change` decides on: the task's own
+    (``heldout_units``: validation nodes; validation or test interactions), for link the validation positives
+    and negatives (the positives alone: two trained models call nearly all of them edges, and flips hide).
+    ``None`` when the split holds none."""
+    held = task.heldout_units(split)
+    if held is None or held.numel() == 0:
+        return None
+    if issubclass(task.split_type, datasets.LinkSplit):
+        return torch.cat([held, split.val_neg.to(held.device)], 1)
+    return held
+
+
 def _run_cell(cell: dict, cache: dict, progress: bool) -> list[dict]:
     """One cell of any task: the task's split, the original model (cached), the task's forget set, every
     method, then the task's metrics (with ``gold`` and ``original``) and the task's attack, if it has one."""
     task = get_task(cell["task"], where="benchmark")
     data = _data(cell, cache)
-    split, graph = task.make_split(data, cell["seed"])
+    split, graph = task.make_split(data, cell["seed"], **cell.get("split", {}))
     store = _store(graph)
-    # the forget set first (it does not depend on the model): a setting the graph cannot supply (e.g. "out"
-    # edges on a graph whose test edges' 2-hop neighbourhoods cover nearly every edge) refuses the cell
-    # before any training. link reads setting ("in"/"out"), rec reads kind (the cell's setting:
-    # interaction/user/item_group); registered on rank 0 and sent to the others in a data-parallel job
+    model = None
+    if HARD_SETTINGS.get(cell["setting"]) == "confident":
+        # the forget set is the edges the original fits most confidently, so here (only) the original is
+        # trained before the forget set is drawn
+        model = _original(cell, cache, task, graph, split, progress)
+        refused = _refused(cell, model)
+        if refused is not None:
+            return refused
+    # otherwise the forget set first (it does not depend on the model): a setting the graph cannot supply
+    # (e.g. "out" edges on a graph whose test edges' 2-hop neighbourhoods cover nearly every edge) refuses the
+    # cell before any training. Registered on rank 0 and sent to the others in a data-parallel job
     req, impossible = None, None
     if dist.is_main():
         try:
-            req = task.sample_forget(store, split, cell["fraction"], seed=cell["seed"], setting=cell["setting"],
-                                     kind=cell["setting"])
+            req = _sample_forget(cell, task, store, split, model)
         except ValueError as exc:
             impossible = f"no forget set: {exc}"
     impossible = dist.broadcast_object(impossible, "bench: forget set drawn?")
@@ -256,10 +328,11 @@ def _run_cell(cell: dict, cache: dict, progress: bool) -> list[dict]:
         return [{**_cell_fields(cell), "method": m, "original_val": None, "refused": impossible}
                 for m in cell["methods"]]
     req = dist.broadcast_request(store, req) if dist.is_active() else req
-    model = _original(cell, cache, task, graph, split, progress)
-    refused = _refused(cell, model)
-    if refused is not None:  # unlearn would refuse it too; every method and gold would look alike on it
-        return refused
+    if model is None:
+        model = _original(cell, cache, task, graph, split, progress)
+        refused = _refused(cell, model)
+        if refused is not None:  # unlearn would refuse it too; every method and gold would look alike on it
+            return refused
     results = _unlearn_all(cell, model, store, req, split, progress, task)
     gold = results[_GOLD].model if _GOLD in results else None
     if gold is not None and cell.get("noise_floor"):  # gold again, another seed: how far two retrainings differ
@@ -268,12 +341,17 @@ def _run_cell(cell: dict, cache: dict, progress: bool) -> list[dict]:
     extra = {"seed": cell["seed"]} if _accepts(task.evaluate, "seed") else {}
     attack = ATTACKS.get(task.name)
     attacked = attack(cell, model, store, req) if attack is not None else None
+    units = _change_units(task, split)
 
     def metrics(method, res):
         values = dict(evaluate.evaluate(res.model, store, split, req, task=task.name, gold=gold, original=model,
                                         **extra))
         if attacked is not None:
             values.update(attacked(res.model))
+        if units is not None:  # did anything change: against the original, on the live graph
+            change = evaluate.prediction_change(model, res.model, store, split, task=task, units=units)
+            values.update(weight_l2=change["weight_l2"], flip_rate=change["flip_rate"],
+                          flip_units=change["num_units"])
         return values
 
     return _rows(cell, results, metrics, _original_val(model))
@@ -298,9 +376,22 @@ def _centre(rs: list[dict], metric: str) -> tuple[float, float] | None:
     return (statistics.median(vals) if metric == "seconds" else statistics.mean(vals)), std
 
 
+#: the engine's own evidence columns, shown after a task's headline metrics (before time and memory) where rows
+#: hold them: ``recon_auroc`` (link: :func:`_link_attacks`), ``weight_l2`` and ``flip_rate`` (every task:
+#: :func:`graphunlearn.evaluate.prediction_change` against the original)
+EVIDENCE = ("recon_auroc", "weight_l2", "flip_rate")
+_COSTS = ("seconds", "peak_mb")
+#: headline metrics the noise floor leaves out: costs, and weight_l2 (gold retrains from the original's
+#: initialisation, the cell's seed, and lands near the original's weights, gold2 from another and lands far:
+#: the floor would measure two initialisations, not forgetting)
+_NO_FLOOR = (*_COSTS, "weight_l2")
+
+
 def _headline(row: dict) -> tuple[str, ...]:
-    """The metrics a table shows for a row's task (``Task.headline``)."""
-    return get_task(row.get("task"), where="benchmark rows").headline
+    """The metrics a table shows for a row's task: ``Task.headline`` with :data:`EVIDENCE` before the costs."""
+    head = get_task(row.get("task"), where="benchmark rows").headline
+    return (tuple(m for m in head if m not in _COSTS) + tuple(m for m in EVIDENCE if m not in head)
+            + tuple(m for m in head if m in _COSTS))
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -351,7 +442,7 @@ def noise_floor(rows: list[dict]) -> list[dict]:
             continue
         gold = {r["seed"]: r for r in by_method[_GOLD] if not r.get("refused")}
         floor_rows = {r["seed"]: r for r in by_method[_FLOOR] if not r.get("refused")}
-        headline = [m for m in _headline(by_method[_GOLD][0]) if m not in ("seconds", "peak_mb")]
+        headline = [m for m in _headline(by_method[_GOLD][0]) if m not in _NO_FLOOR]
         gaps = [k for k in ("gap_deleted_kl", "gap_test_kl", "gap_deleted_fidelity", "gap_test_fidelity")
                 if any(k in r for r in floor_rows.values()) and k not in headline]
         for method in sorted(by_method, key=lambda m: (m != _FLOOR, m)):
@@ -451,6 +542,22 @@ def machine_info() -> dict[str, str]:
     return info
 
 
+_EVIDENCE_NOTES = {
+    "recon_auroc": "recon_auroc: edge-reconstruction attack (TrendAttack, WSDM 2026): AUROC of the deleted edges "
+                   "against as many never-existing pairs, scored by the cosine similarity of the model's "
+                   "embeddings on the retained graph. High: the deleted edges can be rebuilt. Gold's value is "
+                   "the target, not 0.5 (structure alone makes many deleted edges plausible).",
+    "weight_l2": "weight_l2: ||theta' - theta|| / ||theta|| against the original (0: the weights are as they were; "
+                 "gnndelete keeps the original frozen inside its wrapper, so 0 by construction: read its "
+                 "flip_rate). Gold retrains from the original's initialisation and lands near it; gold2, another "
+                 "seed, lands far: not in the noise floor, which would compare initialisations.",
+    "flip_rate": "flip_rate: share of held-out decisions that differ from the original's, both on the retained "
+                 "graph (link: validation pairs, positives and negatives, logit > 0; node: validation nodes, "
+                 "argmax; rec: held-out interactions, score > 0); flip_units per row. 0 and 0 with weight_l2: "
+                 "the method changed nothing (unlink, by design); gold's is how much retraining changes.",
+}
+
+
 def write_outputs(rows: list[dict], out: str | os.PathLike, config: dict | None = None,
                   name: str | None = None) -> Path:
     """Write ``results.csv``, ``results.json``, ``results.md`` and ``plots.png`` under ``out``; returns the
@@ -475,6 +582,9 @@ def write_outputs(rows: list[dict], out: str | os.PathLike, config: dict | None 
              "median time / the method's; peak_mb = peak resident memory the method added (MiB).", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in table]
+    notes = [note for col, note in _EVIDENCE_NOTES.items() if col in cols]
+    if notes:
+        lines += ["", "Column notes:", ""] + [f"- {note}" for note in notes]
     if checks:
         lines += ["", "Targets:", "", "| group | method | metric | method | gold | measured | target | met |",
                   "|---|---|---|---|---|---|---|---|"]

@@ -583,7 +583,10 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
         progress: show a progress bar over the steps, and the training bar of retraining steps (default
             ``False``).
         **options: ``method``'s options, checked before anything is registered (a retrain step uses the
-            training recipe on the model's card).
+            training recipe on the model's card). With ``calibrate=True`` and no ``calibrate_reference``,
+            each step's calibration measures eligibility against the validation score of the stream's last
+            retrained model (the first model until a step retrains), so that ``calibrate_tolerance`` bounds
+            the stream's cumulative loss of validation utility, not each request's (``docs/calibration.md``).
 
     Returns:
         A :class:`StreamResult`: the final model, the steps, the total time.
@@ -666,6 +669,14 @@ class _Runner:
         self.position = 0  # requests taken from the stream so far
         self.seen: set[int] = set()
 
+    def _anchored(self, options: dict) -> dict:
+        """``options`` with ``calibrate_reference`` set to the validation baseline (the last retrained or first
+        model's score) when the method calibrates, declares that option and the caller did not set it."""
+        if not options.get("calibrate") or options.get("calibrate_reference") is not None \
+                or self.baseline is None or "calibrate_reference" not in methods()[self.method].options:
+            return options
+        return {**options, "calibrate_reference": float(self.baseline)}
+
     def step(self, chunk: list) -> StreamStep:
         """Register ``chunk``, then unlearn it or retrain; append the step to the result and return it."""
         number = len(self.result.steps) + 1
@@ -689,7 +700,7 @@ class _Runner:
                                     requests=self.unlearned + len(group), drifted=self.drifted)
         model = self.result.model
         if reason is None:
-            action, method, handed, options = "unlearn", self.method, list(group), self.options
+            action, method, handed, options = "unlearn", self.method, list(group), self._anchored(self.options)
         else:
             card = card_of(model)
             skip = set(card.forgotten if card else ()) | {r.id for r in group}

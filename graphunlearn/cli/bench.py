@@ -29,7 +29,8 @@ def run(args) -> None:
             print("choose one with --config NAME (or the path of a .json configuration)")
         return
     try:
-        bench.load_config(args.config)  # an unknown name or a malformed file is refused before any work
+        # an unknown name, a malformed file, an unknown task, method or setting is refused before any work
+        bench.plan(bench.load_config(args.config))
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     out = Path(args.out or Path("results") / f"unlearning-{bench.config_label(args.config)}")

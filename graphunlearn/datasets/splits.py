@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -288,9 +288,16 @@ def forget_nodes(split: NodeSplit, fraction: float | None = None, num: int | Non
     return torch.sort(split.train_idx[torch.randperm(split.train_idx.numel(), generator=g)[:count]]).values
 
 
+def _no_pairs() -> Tensor:
+    return torch.empty(2, 0, dtype=torch.long)
+
+
 @dataclass
 class RecSplit:
-    """A user-item split: ``train_data`` (training interactions, both directions), pairs as [2, K] (user, item)."""
+    """A user-item split: ``train_data`` (training interactions, both directions), pairs as [2, K] (user, item)
+    in store numbering (items after users). ``val_pos``: validation interactions carved out of the training
+    ones (:func:`user_item_split` with ``val_ratio > 0``; empty [2, 0] by default), never in ``train_data``;
+    where present they are what model selection and calibrated forgetting read, never ``test_pos``."""
 
     train_data: Data
     train_pos: Tensor
@@ -298,23 +305,59 @@ class RecSplit:
     num_users: int
     num_items: int
     official: bool
+    val_pos: Tensor = field(default_factory=_no_pairs)
+
+    def __repr__(self) -> str:
+        return (f"RecSplit(users={self.num_users}, items={self.num_items}, train={self.train_pos.size(1)}, "
+                f"val={self.val_pos.size(1)}, test={self.test_pos.size(1)}, official={self.official})")
 
 
-def user_item_split(data: Data, test_ratio: float = 0.2, seed: int = 42, official: bool = True) -> RecSplit:
-    """Split interactions: the dataset's own train/test where present, else ``test_ratio`` of each user's."""
+def user_item_split(data: Data, test_ratio: float = 0.2, seed: int = 42, official: bool = True,
+                    val_ratio: float = 0.0) -> RecSplit:
+    r"""Split interactions: the dataset's own train/test where present, else ``test_ratio`` of each user's.
+
+    Test (no official split): each user's interactions are ranked by a random key (generator seeded with
+    ``seed``) and the first :math:`\lfloor \text{test\_ratio} \cdot n_u \rfloor` of the user's :math:`n_u`
+    go to test. Validation (``val_ratio > 0``): from each user's *training* interactions (the official ones
+    where used), ranked by a second random key drawn after the test's (for an official split: from a
+    generator seeded with ``seed``), the first :math:`\min(\lfloor \text{val\_ratio} \cdot t_u \rfloor,
+    t_u - 1)` of the user's :math:`t_u` go to ``val_pos`` and leave the training graph; the test set is never
+    touched, and a user keeps at least one training interaction (one with a single training interaction, or
+    fewer than ``1 / val_ratio``, keeps them all). With ``val_ratio=0`` (the default) nothing is drawn for
+    validation: the split is the one this function returned before validation existed, for every seed.
+
+    Args:
+        data: a user-item ``Data`` (``num_users``, ``num_items``; items numbered after users; an official
+            ``split_edge`` with ``train_pos``/``test_pos`` is used when ``official``).
+        test_ratio: share of each user's interactions held out for test, in [0, 1) (default 0.2; unused
+            with an official split).
+        seed: seed of the random keys (default 42).
+        official: use the dataset's own train/test split where it has one (default ``True``).
+        val_ratio: share of each user's training interactions held out for validation, in [0, 1)
+            (default 0.0: none).
+
+    Shapes:
+        ``train_pos`` [2, K_train], ``val_pos`` [2, K_val], ``test_pos`` [2, K_test], each (user, item) in
+        store numbering, in the order of the interactions they came from.
+
+    Raises:
+        TypeError: ``data`` not a ``Data``; a non-number ratio; a bad seed.
+        ValueError: a ratio outside [0, 1); ``data`` without ``num_users``/``num_items``.
+    """
     _check.instance("user_item_split", "data", data, Data, "a torch_geometric.data.Data")
     seed = _check.seed("user_item_split", seed)
     test_ratio = _check.real("user_item_split", "test_ratio", test_ratio, 0, 1, high_open=True)
+    val_ratio = _check.real("user_item_split", "val_ratio", val_ratio, 0, 1, high_open=True)
     if data.get("num_users") is None:
         raise ValueError("user_item_split: data has no num_users/num_items (load a user-item dataset)")
     nu, ni = int(data.num_users), int(data.num_items)
     s = data.get("split_edge")
+    g = torch.Generator().manual_seed(seed)
     if official and isinstance(s, dict) and s.get("test_pos") is not None and s["test_pos"].numel():
         train, test = s["train_pos"], s["test_pos"]
     else:
         pairs = data.edge_index[:, data.edge_index[0] < nu]
         pairs = undirected_unique(pairs, data.num_nodes)[0]
-        g = torch.Generator().manual_seed(seed)
         r = torch.rand(pairs.size(1), generator=g)
         # rank each interaction within its user by a random key; the top test_ratio of each user go to test
         order = torch.argsort(pairs[0] * 2.0 + r)
@@ -325,7 +368,25 @@ def user_item_split(data: Data, test_ratio: float = 0.2, seed: int = 42, officia
         is_test = rank < (counts[pairs[0]] * test_ratio).floor().long()
         train, test = pairs[:, ~is_test], pairs[:, is_test]
         official = False
-    return RecSplit(_with_edges(data, train), train, test, nu, ni, official=official)
+    val = _no_pairs()
+    if val_ratio > 0:  # nothing drawn otherwise: the split stays the one made before validation existed
+        is_val = _first_of_each_user(train[0], nu, val_ratio, g)
+        train, val = train[:, ~is_val], train[:, is_val]
+    return RecSplit(_with_edges(data, train), train, test, nu, ni, official=official, val_pos=val)
+
+
+def _first_of_each_user(users: Tensor, num_users: int, ratio: float, generator: torch.Generator) -> Tensor:
+    r"""Bool mask [K] over interactions of ``users`` [K]: for each user with :math:`t` interactions, the
+    first :math:`\min(\lfloor \text{ratio} \cdot t \rfloor, t - 1)` in an order drawn by ``generator``
+    (a stable sort by user of a random permutation: exact for any number of users)."""
+    perm = torch.randperm(users.numel(), generator=generator)
+    order = perm[torch.sort(users[perm], stable=True).indices]
+    counts = torch.bincount(users, minlength=num_users)
+    start = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel()) - start[users[order]]
+    take = torch.minimum((counts * ratio).floor().long(), (counts - 1).clamp(min=0))
+    return rank < take[users]
 
 
 REC_KINDS = ("interaction", "user", "item_group")

@@ -342,8 +342,22 @@ class Task:
         return None
 
     #: whether :meth:`heldout_units` are validation data (not test data), so that an unlearning method may
-    #: read them to decide how far to forget (calibrated forgetting, ``docs/calibration.md``)
+    #: read them to decide how far to forget (calibrated forgetting, ``docs/calibration.md``); a task whose
+    #: answer depends on the split (recommendation) overrides :meth:`heldout_is_validation_for`
     heldout_is_validation: bool = False
+
+    def heldout_is_validation_for(self, split) -> bool:
+        """Whether :meth:`heldout_units` of ``split`` are validation data (default:
+        :attr:`heldout_is_validation`; recommendation: whether the split holds validation interactions)."""
+        return self.heldout_is_validation
+
+    def calibration_unavailable(self, split, sampled: bool = False) -> str | None:
+        """Why calibrated forgetting cannot run for ``split`` (``sampled``: on sampled computation graphs), or
+        ``None`` when it can as far as the task is concerned (what it records as ``{"skipped": reason}``)."""
+        if not self.heldout_is_validation_for(split):
+            return (f"task {self.name!r} holds no held-out validation units (its held-out units are test data, "
+                    "which calibration never reads)")
+        return None
 
     @torch.no_grad()
     def membership_scores(self, model: nn.Module, store: GraphStore, split,
@@ -398,8 +412,9 @@ class Task:
         """One line saying what ``split`` holds."""
         return repr(split)
 
-    def make_split(self, data, seed: int):
+    def make_split(self, data, seed: int, **options):
         """``(split, graph)``: the protocol's split of ``data`` and the graph the task's store holds.
+        ``options``: the task's own split options (recommendation: ``val_ratio``); none by default.
 
         Raises:
             ValueError: ``data`` lacks what the task needs (labels, users and items)."""

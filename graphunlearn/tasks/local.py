@@ -64,12 +64,21 @@ class ComputationGraph:
 
     def encode(self, model: nn.Module, where: str = "local computation") -> Tensor:
         """``model``'s representations [n, d] of the graph's nodes (``model(x, edge_index)`` on the subgraph).
+        A model tied to the store's node numbering that says so with an ``on_nodes(nodes)`` context
+        (:meth:`~graphunlearn.models.GNNDelete.on_nodes`: its deletion operators find their nodes by id) runs
+        inside it, told the subgraph's ``nodes``, so that every sampled path (a task's validation,
+        :func:`embed`, calibration) asks it correctly.
 
         Raises:
             ValueError: the model returned another number of rows than the subgraph has nodes (a model that
                 keeps a table of all N nodes must read node ids from ``x``).
         """
-        z = run_model(model, self.x, self.edge_index)
+        on_nodes = getattr(model, "on_nodes", None)
+        if callable(on_nodes):
+            with on_nodes(self.nodes):
+                z = run_model(model, self.x, self.edge_index)
+        else:
+            z = run_model(model, self.x, self.edge_index)
         rows = z[0].size(0) if isinstance(z, (tuple, list)) else z.size(0)
         if rows != self.num_nodes:
             raise ValueError(f"{where}: {type(model).__name__} returned {rows} rows for a sampled computation graph "

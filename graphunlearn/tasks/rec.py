@@ -79,6 +79,34 @@ def _rank_stats(top: Tensor, rows: Tensor, items: Tensor, num_items: int) -> tup
     return recall.sum().item(), (dcg[have] / ideal[have]).sum().item(), int(have.sum())
 
 
+def _val_pos(split) -> Tensor | None:
+    """The split's validation interactions [2, K] (``None`` for a split object without the field)."""
+    return getattr(split, "val_pos", None)
+
+
+def _recall_of(task, model: nn.Module, z: Tensor, kept: Tensor, pairs: Tensor, num_users: int, num_items: int,
+               k: int, batch_users: int = 1024) -> float:
+    """Mean per-user Recall@k of ``pairs`` [2, K] (user, item in store numbering) over their users, every item
+    ranked except the user's ``kept`` [2, E] interactions (:func:`_rank_stats`); only the users of ``pairs``
+    are scored, ``batch_users`` at a time (memory O(batch x items))."""
+    users = torch.unique(pairs[0])
+    row = torch.full((num_users,), -1, dtype=torch.long, device=users.device)
+    row[users] = torch.arange(users.numel(), device=users.device)
+    kept_row, pair_row = row[kept[0]], row[pairs[0]]
+    items = torch.arange(num_users, num_users + num_items, device=z.device)
+    total, count = 0.0, 0
+    for b0 in range(0, users.numel(), batch_users):
+        b1 = min(users.numel(), b0 + batch_users)
+        scores = task.score_matrix(model, z, users[b0:b1], items)
+        mine = (kept_row >= b0) & (kept_row < b1)
+        scores[kept_row[mine] - b0, kept[1, mine] - num_users] = float("-inf")
+        top = scores.topk(min(k, num_items), dim=1).indices
+        inside = (pair_row >= b0) & (pair_row < b1)
+        r, _, c = _rank_stats(top, pair_row[inside] - b0, pairs[1, inside] - num_users, num_items)
+        total, count = total + r, count + c
+    return total / count if count else float("nan")
+
+
 def check_sampled_model(model: nn.Module, where: str) -> None:
     """Refuse a model that cannot run on a sampled computation graph before any step does.
 
@@ -100,8 +128,11 @@ class Recommendation(Task):
 
     Loss: BPR (Rendle et al., UAI 2009), :math:`-\ln\sigma(s_{ui} - s_{uj})` for each live interaction
     :math:`(u, i)` and one item :math:`j` the user has no retained interaction with, in shuffled mini-batches
-    of ``batch_size``, plus ``weight_decay`` times the L2 norm of the batch's embeddings (as LightGCN). No
-    validation interactions: a fixed number of epochs. Units: user-item pairs [2, K] in store numbering.
+    of ``batch_size``, plus ``weight_decay`` times the L2 norm of the batch's embeddings (as LightGCN).
+    Validation (:meth:`validate`): Recall@20 on the split's validation interactions where it has them
+    (``user_item_split(..., val_ratio=...)``), which selects the epoch kept and lets unlearning methods
+    calibrate; without them, no validation: a fixed number of epochs, the last kept. Units: user-item pairs
+    [2, K] in store numbering.
     The scores go through the fused BPR kernel when the decoder is the dot product.
 
     Sampled training (``fit(..., num_neighbors=[...], batch_size=...)``): each step's BPR and L2 terms read
@@ -130,7 +161,9 @@ class Recommendation(Task):
         return cls(split.num_users, split.num_items)
 
     def describe_split(self, split):
-        return (f"{split.num_users} users, {split.num_items} items, {split.train_pos.size(1)} training and "
+        val = _val_pos(split)
+        held = f", {val.size(1)} validation" if val is not None and val.numel() else ""
+        return (f"{split.num_users} users, {split.num_items} items, {split.train_pos.size(1)} training{held} and "
                 f"{split.test_pos.size(1)} test interactions")
 
     def check_trainable(self, store, split, where):
@@ -256,7 +289,67 @@ class Recommendation(Task):
         return self.decode(model, z, units)
 
     def heldout_units(self, split):
-        return split.test_pos  # interactions held out of training
+        """The validation interactions [2, K] where the split has them, else the test interactions (held out
+        of training either way; only the former may be read to decide how far to forget)."""
+        val = _val_pos(split)
+        return val if val is not None and val.numel() else split.test_pos
+
+    def heldout_is_validation_for(self, split) -> bool:
+        """Whether ``split`` holds validation interactions (then they are :meth:`heldout_units`)."""
+        val = _val_pos(split) if split is not None else None
+        return val is not None and val.numel() > 0
+
+    def calibration_unavailable(self, split, sampled: bool = False) -> str | None:
+        """Why calibrated forgetting cannot run: no validation interactions in ``split`` (its held-out
+        interactions are then the test set), or sampled computation graphs (the validation score ranks every
+        item, a pass over the whole graph each check, which sampled unlearning exists to avoid)."""
+        if not self.heldout_is_validation_for(split):
+            return ("the split holds no validation interactions (its held-out interactions are the test set, which "
+                    "calibration never reads); carve them with user_item_split(..., val_ratio=0.1)")
+        if sampled:
+            return ("recommendation's validation score (Recall@20 on the validation interactions) ranks every item, "
+                    "a pass over the whole graph at each check, which sampled computation graphs exist to avoid: "
+                    "calibrate on the whole graph (num_neighbors='full')")
+        return None
+
+    #: the cut-off of the validation metric, Recall@``val_k`` of the validation interactions (as the test's)
+    val_k: int = 20
+
+    @torch.no_grad()
+    def validate(self, model, store, split, num_neighbors=None):
+        r"""Recall@:attr:`val_k` (20) of the validation interactions ``split.val_pos`` on the live graph, as
+        :meth:`evaluate` computes it for the test interactions: for each user with validation interactions,
+        every item is ranked by the model's user-item score except those the user keeps in the live training
+        graph, and the user's recall is the share of their validation items in the top :attr:`val_k`; the
+        mean over those users. Validation interactions of a deleted user or item, or of an item without a
+        live training interaction (out of the catalogue: a revoked licence, or an item seen only in
+        validation), do not count. ``None`` when the split has no validation interactions (today's splits,
+        ``val_ratio=0``) or none counts. Ranking every item needs every item's representation, so this reads
+        the whole live graph also when ``num_neighbors`` is given (sampled training), as :meth:`evaluate`
+        does.
+
+        Raises:
+            graphunlearn.metrics.NonFiniteScoreError: NaN or infinite model outputs.
+        """
+        val = _val_pos(split) if split is not None else None
+        if val is None or not val.numel():
+            return None
+        nu, ni = split.num_users, split.num_items
+        kept = store.edge_index[:, store.edge_mask]
+        in_catalogue = torch.zeros(nu + ni, dtype=torch.bool, device=kept.device)
+        in_catalogue[kept[1]] = True
+        val = val.to(kept.device)
+        val = val[:, store.node_mask[val[0]] & store.node_mask[val[1]] & in_catalogue[val[1]]]
+        if not val.numel():
+            return None
+        was = model.training
+        model.eval()
+        try:
+            z = self.encode(model, store)
+            check_scores("validate.recommendation", "model", z)
+            return _recall_of(self, model, z, kept, val, nu, ni, self.val_k)
+        finally:
+            model.train(was)
 
     # evidence
     @torch.no_grad()
@@ -317,10 +410,13 @@ class Recommendation(Task):
         return out
 
     # splits
-    def make_split(self, data: Data, seed: int) -> tuple[ds.RecSplit, Data]:
+    def make_split(self, data: Data, seed: int, val_ratio: float = 0.0) -> tuple[ds.RecSplit, Data]:
+        """:func:`~graphunlearn.datasets.user_item_split` of ``data`` (its official train/test where it has
+        one) with ``val_ratio`` of each user's training interactions held out for validation (default 0.0:
+        none, the protocol's split)."""
         if data.get("num_users") is None:
             raise ValueError("recommendation needs a user-item dataset (movielens-100k, gowalla)")
-        split = ds.user_item_split(data, seed=seed)
+        split = ds.user_item_split(data, seed=seed, val_ratio=val_ratio)
         return split, split.train_data
 
     def sample_forget(self, store, split, fraction, seed=0, kind="interaction", **_):
@@ -330,20 +426,28 @@ class Recommendation(Task):
         return store.delete_nodes(forget) if forget.dim() == 1 else store.delete_edges(forget, layout="edge_index")
 
     def live_split(self, split, store):
+        val = _val_pos(split)
         return ds.RecSplit(store.live_data(), store.edge_index[:, store.edge_mask], split.test_pos, split.num_users,
-                           split.num_items, split.official)
+                           split.num_items, split.official,
+                           **({"val_pos": val} if val is not None else {}))
 
     def split_keys(self):
+        # val_pos is optional: split files written before validation interactions existed hold none
         return ("train_pos", "test_pos", "num_users", "num_items", "official")
 
     def split_to_dict(self, split):
-        return {"train_pos": split.train_pos, "test_pos": split.test_pos, "num_users": split.num_users,
-                "num_items": split.num_items, "official": split.official}
+        out = {"train_pos": split.train_pos, "test_pos": split.test_pos, "num_users": split.num_users,
+               "num_items": split.num_items, "official": split.official}
+        val = _val_pos(split)
+        if val is not None and val.numel():  # absent when empty: such a file reads as it always did
+            out["val_pos"] = val
+        return out
 
     def split_from_dict(self, blob, store):
+        val = blob.get("val_pos")
         return ds.RecSplit(self.stored_train_data(blob, store), blob["train_pos"], blob["test_pos"],
                            blob["num_users"], blob["num_items"],
-                           blob["official"])
+                           blob["official"], **({"val_pos": val} if val is not None else {}))
 
 
 REC = register_task(Recommendation())

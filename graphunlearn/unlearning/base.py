@@ -107,9 +107,20 @@ def calibrate_switch(default: bool = CALIBRATE) -> dataclasses.Field:
 
 def calibration(options: Options) -> dict:
     """The keyword arguments of :meth:`Context.optimise` that the common calibration options set
-    (``calibrate``, ``calibrate_tolerance``, ``calibrate_every``)."""
+    (``calibrate``, ``calibrate_tolerance``, ``calibrate_every`` and, where the method declares it,
+    ``calibrate_reference``)."""
     return {"calibrate": options.calibrate, "tolerance": options.calibrate_tolerance,
-            "check_every": options.calibrate_every}
+            "check_every": options.calibrate_every, "reference": getattr(options, "calibrate_reference", None)}
+
+
+def calibrate_reference() -> dataclasses.Field:
+    """The common ``calibrate_reference`` option: the validation score eligibility is measured against
+    (``None``, the default: the original's, i.e. the model the call starts from). A stream passes the score of
+    its last retrained (or first) model, so that the tolerance bounds the stream's cumulative loss of utility
+    rather than each request's (``gu.stream``, ``docs/calibration.md``)."""
+    return option(None, float, allow_none=True,
+                  doc="with calibrate: the validation score a checkpoint may lose at most calibrate_tolerance "
+                      "against (None: the original's; gu.stream passes its last retrained model's)")
 
 
 def calibrate_every(default: int = 1) -> dataclasses.Field:
@@ -316,23 +327,26 @@ class Context:
 
     def optimise(self, loss_fn: Callable[[int], Tensor], *, epochs: int, lr: float, params=None,
                  select: bool = True, eval_every: int = 1, calibrate: bool = False,
-                 tolerance: float = CALIBRATE_TOLERANCE, check_every: int = 1) -> dict:
+                 tolerance: float = CALIBRATE_TOLERANCE, check_every: int = 1,
+                 reference: float | None = None, desc: str | None = None) -> dict:
         """The one loop (:func:`~graphunlearn.train.loop.optimise`) on ``self.model``: ``loss_fn(epoch)`` per
         step, the best validation epoch kept when ``select``. With ``calibrate``, :class:`Calibration` decides
         instead: it checks every ``check_every`` epochs (in place of ``eval_every``), stops at the first
         eligible check where the deleted units score like held-out validation units, and keeps the eligible
         checkpoint closest to that (``tolerance``: the validation score a checkpoint may lose against the
-        original's); its decision is ``info["calibration"]`` (where calibration cannot run: the reason, and
-        the usual selection). The methods pass their common options with ``**calibration(options)``.
-        Returns the info a method reports."""
-        cal = Calibration(self, tolerance) if calibrate else None
+        original's, or ``reference`` when given); its decision is ``info["calibration"]`` (where calibration
+        cannot run: the reason, and the usual selection). The methods pass their common options with
+        ``**calibration(options)``. ``desc``: how the progress bar and errors name the loop (default: the
+        method's name; gnndelete names the layer it trains). Returns the info a method reports."""
+        desc = desc or self.method
+        cal = Calibration(self, tolerance, reference=reference) if calibrate else None
         if cal is not None and cal.reason is None:
-            return self._calibrated(loss_fn, cal, epochs, lr, params, check_every)
+            return self._calibrated(loss_fn, cal, epochs, lr, params, check_every, desc)
         run: LoopResult = optimise(self.model, lambda epoch, _batch: loss_fn(epoch), epochs=epochs, lr=lr,
                                    params=params,
                                    validate=(lambda: self._task_validate(self.model))
                                    if select and self.split is not None else None,
-                                   eval_every=eval_every, select=select, progress=self.progress, desc=self.method,
+                                   eval_every=eval_every, select=select, progress=self.progress, desc=desc,
                                    autocast=self.autocast)
         info = {"epochs": run.epochs_run, "selected_epoch": run.best_epoch, "val_score": run.best_val,
                 "losses": run.losses, "computation": self.computation}
@@ -341,7 +355,7 @@ class Context:
         return info
 
     def _calibrated(self, loss_fn: Callable[[int], Tensor], cal: Calibration, epochs: int, lr: float, params,
-                    eval_every: int) -> dict:
+                    eval_every: int, desc: str) -> dict:
         """:meth:`optimise` under :class:`Calibration`: the loop validates every ``eval_every`` epochs, each
         validation is also a calibration check, and the first check that ends the run leaves the loop (the
         loop has no stopping hook but patience, which reads one score)."""
@@ -370,7 +384,7 @@ class Context:
                 losses.clear()
                 try:
                     optimise(self.model, step, epochs=epochs, lr=lr, params=params, validate=validate,
-                             eval_every=eval_every, select=False, progress=self.progress, desc=self.method,
+                             eval_every=eval_every, select=False, progress=self.progress, desc=desc,
                              autocast=self.autocast)
                 except _CalibrationStop:
                     pass
@@ -490,18 +504,21 @@ class Calibration:
     forget-vs-held-out AUROC :math:`m_t` (:func:`matched_auroc` of the deleted units' scores against those of
     the held-out validation units the task names, :meth:`~graphunlearn.tasks.Task.heldout_units`, on the live
     graph) beside the validation score :math:`v_t`. A checkpoint is *eligible* when
-    :math:`v_t \ge v_{\text{orig}} - \text{tolerance}` (the original model's validation score on the live
-    graph). The run stops at the first eligible checkpoint with :math:`m_t \le 0.5` (the deleted units now
-    score no higher than units the model never trained on); the model kept is the eligible checkpoint with
+    :math:`v_t \ge v_{\text{ref}} - \text{tolerance}`, where :math:`v_{\text{ref}}` is the original model's
+    validation score on the live graph, or ``reference`` when given (a stream's last retrained model's). The
+    run stops at the first eligible checkpoint with :math:`m_t \le 0.5` (the deleted units now score no higher
+    than units the model never trained on); the model kept is the eligible checkpoint with
     :math:`|m_t - 0.5|` smallest (the crossing, or the one just before it), else, when none was eligible,
     the best validation checkpoint. A run that stops at its first check after the start crossed inside one
     interval of steps: it starts again from the same weights with the learning rate divided by
     :data:`BACKTRACK_FACTOR`, at most :data:`BACKTRACKS` times.
 
     Read: the deleted units (``Task.forget_units``), the held-out validation units (validation positives for
-    link prediction, live validation nodes for node classification), the validation pairs the task's
-    ``validate`` reads, and the live graph's degrees. A task whose held-out units are not validation data
-    (``Task.heldout_is_validation`` false: recommendation's are its test interactions) is not calibrated.
+    link prediction, live validation nodes for node classification, validation interactions for
+    recommendation), the validation units the task's ``validate`` reads, and the live graph's degrees. A task
+    whose held-out units are not validation data (``Task.calibration_unavailable``: recommendation without
+    validation interactions, whose held-out ones are its test interactions) is not calibrated, nor is
+    recommendation on sampled computation graphs (its validation score ranks every item).
     On sampled computation graphs (``unlearn(num_neighbors=...)``) pair scores come from sampled
     computation graphs of the deleted and the first ``Task.sampled_val_units`` held-out pairs, drawn with a
     fixed seed at every check; node classification asks deleted nodes on the graph before the requests,
@@ -510,8 +527,10 @@ class Calibration:
 
     target = 0.5
 
-    def __init__(self, ctx: Context, tolerance: float, bins: int = CALIBRATION_BINS):
+    def __init__(self, ctx: Context, tolerance: float, bins: int = CALIBRATION_BINS,
+                 reference: float | None = None):
         self.ctx, self.tolerance, self.bins = ctx, float(tolerance), bins
+        self.given_reference = None if reference is None else float(reference)
         self.forget: Tensor | None = None  # deleted pairs [2, F] (pair tasks; node tasks ask the task)
         self.heldout: Tensor | None = None  # held-out validation pairs [2, H]
         self.cov: tuple[Tensor, Tensor] | None = None  # their degree covariates
@@ -528,9 +547,8 @@ class Calibration:
         if split is None:
             self.reason = "no split: no held-out validation units to compare the deleted units with"
             return
-        if not task.heldout_is_validation:
-            self.reason = (f"task {task.name!r} holds no held-out validation units (its held-out units are test "
-                           "data, which calibration never reads)")
+        self.reason = task.calibration_unavailable(split, ctx.local)
+        if self.reason is not None:  # held-out units that are test data, or a task that cannot check on samples
             return
         if task.pairwise:
             forget = task.forget_units(store, ctx.requests, split)
@@ -595,9 +613,10 @@ class Calibration:
         """Measure the original (the eligibility reference) and check ``model`` at epoch 0; ``True`` when the
         rule already stops there (the deleted units score like held-out ones before any step)."""
         ctx = self.ctx
-        self.reference = validated(ctx.method, None, lambda: ctx._task_validate(ctx.original))
+        original_val = validated(ctx.method, None, lambda: ctx._task_validate(ctx.original))
+        self.reference = original_val if self.given_reference is None else self.given_reference
         if _same_weights(model, ctx.original):  # the usual start: epoch 0 is the original, measured once
-            stop = validated(ctx.method, 0, lambda: self.check(0, model, self.reference))
+            stop = validated(ctx.method, 0, lambda: self.check(0, model, original_val))
             self.original_auroc = self.checks[-1]["auroc"]
         else:
             self.original_auroc = validated(ctx.method, None, lambda: self.auroc(ctx.original))
@@ -645,9 +664,11 @@ class Calibration:
         return self.decision()
 
     def decision(self) -> dict:
-        """What calibration decided: ``target``, ``tolerance``, ``reference_val`` (the original's validation
-        score), ``original_auroc``, ``checks`` (epoch, val, auroc, eligible per check), ``stopped_at`` (the
-        epoch the rule stopped, ``None``: the budget ran out), ``selected_epoch``, ``val_score`` and ``auroc``
+        """What calibration decided: ``target``, ``tolerance``, ``reference_val`` (the validation score
+        eligibility was measured against), ``reference`` (``"original"``: the original's; ``"given"``: the
+        ``calibrate_reference`` option's), ``original_auroc``, ``checks`` (epoch, val, auroc, eligible per
+        check), ``stopped_at`` (the epoch the rule stopped, ``None``: the budget ran out), ``selected_epoch``,
+        ``val_score`` and ``auroc``
         of the checkpoint kept, ``fallback`` (no eligible checkpoint: the best validation one was kept), the
         units read and the computation; ``{"skipped": reason}`` where calibration could not run."""
         if self.reason is not None:
@@ -658,6 +679,7 @@ class Calibration:
         forget = self.forget.size(1) if self.forget is not None else None
         heldout = self.heldout.size(1) if self.heldout is not None else None
         return {"target": self.target, "tolerance": self.tolerance, "reference_val": self.reference,
+                "reference": "original" if self.given_reference is None else "given",
                 "original_auroc": self.original_auroc, "checks": list(self.checks),
                 "stopped_at": self.stopped_at, "selected_epoch": epoch,
                 "val_score": kept[1] if kept is not None else None, "auroc": auroc,

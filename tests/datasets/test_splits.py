@@ -417,6 +417,96 @@ def test_user_item_split_random_movielens(movielens):
     assert 19000 < s.test_pos.size(1) <= 20000
 
 
+def split_before_validation(d: Data, test_ratio: float = 0.2, seed: int = 42, official: bool = True):
+    """``(train, test)`` as ``user_item_split`` made them before validation interactions existed (a copy of
+    that code, the oracle of the ``val_ratio=0`` identity)."""
+    nu = int(d.num_users)
+    s = d.get("split_edge")
+    if official and isinstance(s, dict) and s.get("test_pos") is not None and s["test_pos"].numel():
+        return s["train_pos"], s["test_pos"]
+    from graphunlearn.graph import undirected_unique
+
+    p = undirected_unique(d.edge_index[:, d.edge_index[0] < nu], d.num_nodes)[0]
+    r = torch.rand(p.size(1), generator=torch.Generator().manual_seed(seed))
+    order = torch.argsort(p[0] * 2.0 + r)
+    counts = torch.bincount(p[0], minlength=nu)
+    start = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel()) - start[p[0][order]]
+    is_test = rank < (counts[p[0]] * test_ratio).floor().long()
+    return p[:, ~is_test], p[:, is_test]
+
+
+def check_same_as_before(d: Data, **kw):
+    train, test = split_before_validation(d, **kw)
+    for s in (user_item_split(d, **kw), user_item_split(d, val_ratio=0.0, **kw), user_item_split(d, val_ratio=0, **kw)):
+        assert torch.equal(s.train_pos, train) and torch.equal(s.test_pos, test)
+        assert s.val_pos.shape == (2, 0) and s.val_pos.dtype == torch.long
+        assert torch.equal(s.train_data.edge_index, torch.cat([train, train.flip(0)], 1))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 42, 2**40])
+def test_user_item_split_without_validation_is_the_split_it_always_was(seed):
+    d = toy_bipartite(seed=seed % 5)
+    check_same_as_before(d, seed=seed)
+    check_same_as_before(d, seed=seed, test_ratio=0.5)
+
+
+@pytest.mark.parametrize("name,subdir", [("movielens-100k", "rec/ml-100k"), ("gowalla", "rec/gowalla"),
+                                         ("yelp2018", "rec/yelp2018")])
+def test_user_item_split_without_validation_keeps_the_real_splits(data_root, name, subdir):
+    require_dataset(data_root, subdir)
+    d = load(name)
+    check_same_as_before(d, seed=42)  # the official train/test
+    if name == "movielens-100k":
+        for seed in (42, 7):
+            check_same_as_before(d, seed=seed, official=False)
+
+
+def test_user_item_split_carves_validation_from_each_users_training_interactions():
+    # users 0..3 with 1, 2, 5 and 10 interactions; no test set, so training counts are known
+    counts = [1, 2, 5, 10]
+    users = torch.cat([torch.full((c,), u) for u, c in enumerate(counts)])
+    items = 4 + torch.cat([torch.arange(c) for c in counts])
+    d = Data(edge_index=torch.cat([torch.stack([users, items]), torch.stack([items, users])], 1), num_nodes=14)
+    d.num_users, d.num_items = 4, 10
+    for ratio, expected in ((0.5, [0, 1, 2, 5]), (0.9, [0, 1, 4, 9]), (0.2, [0, 0, 1, 2])):
+        s = user_item_split(d, test_ratio=0.0, val_ratio=ratio, seed=3)
+        assert torch.bincount(s.val_pos[0], minlength=4).tolist() == expected  # floor(ratio t), at most t - 1
+        assert torch.bincount(s.train_pos[0], minlength=4).tolist() == [c - e for c, e in zip(counts, expected)]
+        assert pairs(s.train_pos) | pairs(s.val_pos) == pairs(torch.stack([users, items]))
+        assert not pairs(s.train_pos) & pairs(s.val_pos)
+        assert pairs(s.train_data.edge_index) == pairs(s.train_pos) | pairs(s.train_pos.flip(0))  # val not in it
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_user_item_split_validation_never_touches_the_test_set(seed):
+    d = toy_bipartite(seed=seed)
+    before = user_item_split(d, seed=seed)
+    s = user_item_split(d, seed=seed, val_ratio=0.25)
+    assert torch.equal(s.test_pos, before.test_pos)
+    train, val, test = pairs(s.train_pos), pairs(s.val_pos), pairs(s.test_pos)
+    assert train | val == pairs(before.train_pos) and not train & val and not val & test
+    assert s.val_pos.size(1) > 0 and bool((s.val_pos[0] < d.num_users).all() & (s.val_pos[1] >= d.num_users).all())
+    t = torch.bincount(before.train_pos[0], minlength=d.num_users)
+    want = torch.minimum((t * 0.25).floor().long(), (t - 1).clamp(min=0))
+    assert torch.equal(torch.bincount(s.val_pos[0], minlength=d.num_users), want)
+    assert pairs(s.train_data.edge_index) == train | {(v, u) for u, v in train}
+    again = user_item_split(d, seed=seed, val_ratio=0.25)
+    assert torch.equal(again.val_pos, s.val_pos) and torch.equal(again.train_pos, s.train_pos)
+    assert not torch.equal(user_item_split(d, seed=seed + 1, val_ratio=0.25).val_pos, s.val_pos)
+    assert "val=" in repr(s)
+
+
+def test_user_item_split_validation_of_an_official_split(movielens):
+    s = user_item_split(movielens, seed=7, val_ratio=0.1)
+    assert s.official and torch.equal(s.test_pos, movielens.split_edge["test_pos"])
+    official = pairs(movielens.split_edge["train_pos"])
+    assert pairs(s.train_pos) | pairs(s.val_pos) == official and not pairs(s.train_pos) & pairs(s.val_pos)
+    assert 7000 < s.val_pos.size(1) < 8000  # floor(0.1 t) of each of 943 users' ~85 training interactions
+    assert not torch.equal(user_item_split(movielens, seed=8, val_ratio=0.1).val_pos, s.val_pos)
+
+
 def test_sample_negatives_bipartite():
     d = toy_bipartite()
     nu, ni = d.num_users, d.num_items
@@ -537,6 +627,9 @@ def test_split_functions_refuse_bad_arguments():
         (lambda: forget_nodes(ns, num=0), ValueError, "forget_nodes: num must be >= 1"),
         (lambda: forget_nodes(ls, num=1), TypeError, "forget_nodes: split must be a NodeSplit"),
         (lambda: user_item_split(d, test_ratio=1.0), ValueError, r"user_item_split: test_ratio must be .*in \[0, 1\)"),
+        (lambda: user_item_split(d, val_ratio=1.0), ValueError, r"user_item_split: val_ratio must be .*in \[0, 1\)"),
+        (lambda: user_item_split(d, val_ratio=-0.1), ValueError, r"user_item_split: val_ratio must be .*in \[0, 1\)"),
+        (lambda: user_item_split(d, val_ratio="0.1"), TypeError, "user_item_split: val_ratio must be a"),
         (lambda: forget_recommendation(rs, "user", 0.0), ValueError, "forget_recommendation: fraction must be .*in"),
         (lambda: forget_recommendation(rs, "user", 0.1, seed=[1]), TypeError, "forget_recommendation: seed must"),
         (lambda: item_group_interactions(rs, [1.5]), TypeError, "item_group_interactions: items must be integer"),

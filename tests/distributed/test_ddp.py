@@ -77,9 +77,10 @@ def test_every_task_and_method_keeps_the_replicas_identical(two_ranks):
     r0, r1 = _read(two_ranks, "tasks")
     assert set(r0) == {"node", "node/d2dgn", "node/finetune", "node/gnndelete", "node/heldout_distill", "rec",
                        "rec/reverse_bpr", "rec/sampled/reverse_bpr", "link", "link/d2dgn", "link/finetune",
-                       "link/gradient_ascent", "link/gnndelete", "link/sampled/gnndelete", "link/sampled/d2dgn"}
+                       "link/gradient_ascent", "link/gnndelete", "link/gnndelete+cal", "link/sampled/gnndelete",
+                       "link/sampled/d2dgn", "link/sampled/gnndelete+cal"}
     assert r0["link/sampled/d2dgn"][1] == r0["link/sampled/gnndelete"][1] == "sampled [5, 5]"
-    assert r0 == r1  # calibrated d2dgn included: rank 0's stop decision is every rank's
+    assert r0 == r1  # calibrated d2dgn and gnndelete included: rank 0's stop decision is every rank's
 
 
 def test_buffers_and_errors_of_the_computation_stay_what_they_are(two_ranks):

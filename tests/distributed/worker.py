@@ -162,11 +162,14 @@ def scenario_tasks(out: Path, single: bool) -> dict:
     for method in ("d2dgn", "finetune", "gradient_ascent", "gnndelete"):
         found[f"link/{method}"] = weight_hash(gu.unlearn(model, store, req, method, split=split, epochs=2,
                                                          certify=False).model)
+    res = gu.unlearn(model, store, req, "gnndelete", split=split, epochs=3, calibrate=True, certify=False)
+    found["link/gnndelete+cal"] = [weight_hash(res.model), res.info["calibration"]["selected_epoch"]]
     torch.manual_seed(0)
     model = gu.models.GCN(16, hidden_channels=16, out_channels=8)  # trained and unlearned on sampled graphs
     gu.train.fit(model, store, split, epochs=3, batch_size=64, num_neighbors=[5, 5], progress=False)
-    for method, options in (("gnndelete", {"epochs": 2}), ("d2dgn", {"calibrate": True, "epochs": 4})):
-        res = gu.unlearn(model, store, req, method, split=split, certify=False, **options)
+    for method, options in (("gnndelete", {"epochs": 2}), ("d2dgn", {"calibrate": True, "epochs": 4}),
+                            ("gnndelete+cal", {"calibrate": True, "epochs": 3})):
+        res = gu.unlearn(model, store, req, method.split("+")[0], split=split, certify=False, **options)
         found[f"link/sampled/{method}"] = [weight_hash(res.model), res.info["computation"]]
     return found
 

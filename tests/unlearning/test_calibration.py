@@ -15,7 +15,7 @@ from graphunlearn.metrics import roc_auc
 from graphunlearn.unlearning import base
 from graphunlearn.unlearning.base import Calibration, Context, matched_auroc
 
-CALIBRATED = ("d2dgn", "finetune", "gradient_ascent")
+CALIBRATED = ("d2dgn", "finetune", "gradient_ascent", "gnndelete")
 F_IN = 8
 
 
@@ -197,9 +197,12 @@ def test_calibrated_methods_record_the_decision_and_return_the_model_it_names(me
     cal = res.info["calibration"]
     assert cal["forget_units"] == 12 and cal["heldout_units"] == split.val_pos.size(1)
     assert cal["matched_on"] == "endpoint degree" and cal["computation"] == "full graph"
-    assert cal["checks"][0]["epoch"] == 0 and cal["checks"][0]["auroc"] == pytest.approx(cal["original_auroc"])
+    first = cal.get("start_epoch", 0)  # gnndelete calibrates its last layer's loop, after the earlier layers
+    assert cal["checks"][0]["epoch"] == first
+    if first == 0:
+        assert cal["checks"][0]["auroc"] == pytest.approx(cal["original_auroc"])
     assert cal["selected_epoch"] == res.info["selected_epoch"]
-    assert len(cal["checks"]) == res.info["epochs"] + 1
+    assert len(cal["checks"]) == res.info["epochs"] - first + 1
     # the model returned is the checkpoint the decision names: its matched AUROC is the one recorded
     ctx = context(res.model, store, req, split)
     assert Calibration(ctx, 0.05).auroc(res.model) == pytest.approx(cal["auroc"], abs=1e-6)
@@ -241,7 +244,8 @@ def test_calibration_reads_neither_test_units_nor_a_gold_model(method, monkeypat
     assert "skipped" not in cal and cal["checks"]
 
 
-def test_node_calibration_never_reads_test_nodes():
+@pytest.mark.parametrize("method", ("d2dgn", "gnndelete"))
+def test_node_calibration_never_reads_test_nodes(method):
     torch.manual_seed(0)
     data = gu.datasets.synthetic(num_nodes=120, num_classes=3, num_features=F_IN, avg_degree=6, seed=2)
     split = gu.datasets.node_split(data, seed=0)
@@ -250,9 +254,14 @@ def test_node_calibration_never_reads_test_nodes():
     split = dataclasses.replace(split, test_idx=torch.full_like(split.test_idx, 10**6))
     store = gu.GraphStore(data)
     req = store.delete_nodes(split.train_idx[:4])
-    res = gu.unlearn(model, store, req, "d2dgn", split=split, seed=0, epochs=4, calibrate=True)
+    res = gu.unlearn(model, store, req, method, split=split, seed=0, epochs=4, calibrate=True)
     cal = res.info["calibration"]
-    assert cal["matched_on"] is None and len(cal["checks"]) >= 1
+    assert "skipped" not in cal and cal["matched_on"] is None and len(cal["checks"]) >= 1
+    assert cal["forget_units"] is None and cal["selected_epoch"] == res.info["selected_epoch"]
+    # the model returned is the checkpoint the decision names (node units: the deleted nodes asked with
+    # their records against live validation nodes)
+    ctx = Context(res.model, model, store, (req,), gu.tasks.get_task("node"), split, 0, False, None, method="test")
+    assert Calibration(ctx, 0.01).auroc(res.model) == pytest.approx(cal["auroc"], abs=1e-6)
 
 
 def test_sampled_calibration_with_every_neighbour_matches_the_full_graph():
@@ -273,14 +282,174 @@ def test_calibration_off_records_nothing_and_a_task_without_validation_heldout_i
     ctx = context(model, store, req, split)
     ctx.split = None
     assert "no split" in Calibration(ctx, 0.01).reason
-    rec = gu.tasks.get_task("rec")
-    assert not rec.heldout_is_validation  # its held-out interactions are test data: never read
-    with pytest.raises(ValueError, match="calibrate"):  # reverse_bpr has no calibration to switch on
-        gu.methods()["reverse_bpr"].check_options({"calibrate": True})
+    link, node, rec = (gu.tasks.get_task(t) for t in ("link", "node", "rec"))
+    assert link.heldout_is_validation_for(split) and node.heldout_is_validation_for(None)
+    # recommendation: validation interactions where the split has them, else its test interactions (never read)
+    plain, with_val = rec_split(0.0), rec_split()
+    assert not rec.heldout_is_validation_for(plain) and torch.equal(rec.heldout_units(plain), plain.test_pos)
+    assert rec.heldout_is_validation_for(with_val) and torch.equal(rec.heldout_units(with_val), with_val.val_pos)
+
+
+# ----------------------------------------------------------------------------------------------- recommendation
+REC_USERS, REC_ITEMS = 60, 40
+
+
+def rec_split(val_ratio: float = 0.2):
+    data = gu.datasets.load("synthetic-rec", num_users=REC_USERS, num_items=REC_ITEMS, num_groups=3,
+                            interactions_per_user=12, seed=0)
+    return gu.datasets.user_item_split(data, seed=0, val_ratio=val_ratio)
+
+
+@functools.cache
+def rec_setup():
+    """A LightGCN trained with validation interactions (20% of each user's training ones)."""
+    split = rec_split()
+    torch.manual_seed(0)
+    model = gu.models.LightGCN(REC_USERS, REC_ITEMS, embedding_dim=16, num_layers=2)
+    fit = gu.train.fit(model, gu.GraphStore(split.train_data), split, task="rec", epochs=10, seed=0, progress=False)
+    return split, {k: v.clone() for k, v in model.state_dict().items()}, gu.card_of(model), fit
+
+
+def rec_case(split=None):
+    """The model, a store, a request deleting the first 20 training interactions, and ``split``."""
+    base_split, state, card, _ = rec_setup()
+    split = base_split if split is None else split
+    model = gu.models.LightGCN(REC_USERS, REC_ITEMS, embedding_dim=16, num_layers=2)
+    model.load_state_dict(state)
+    gu.models.set_card(model, card)
+    store = gu.GraphStore(base_split.train_data)
+    req = store.delete_edges(base_split.train_pos[:, :20], layout="edge_index")
+    return model.eval(), store, req, split
+
+
+def test_rec_training_selects_its_epoch_on_validation_interactions_only_when_it_has_them():
+    _, _, _, fit = rec_setup()
+    vals = [h["val"] for h in fit.history]
+    assert len(vals) == 10 and fit.best_val == max(vals) and vals[fit.best_epoch - 1] == fit.best_val
+    plain = rec_split(0.0)
+    model = gu.models.LightGCN(REC_USERS, REC_ITEMS, embedding_dim=16, num_layers=2)
+    out = gu.train.fit(model, gu.GraphStore(plain.train_data), plain, task="rec", epochs=3, seed=0, progress=False)
+    assert out.best_val is None and out.best_epoch == 3 and all("val" not in h for h in out.history)
+
+
+def test_rec_validation_is_recall_at_20_of_the_validation_interactions_on_the_live_graph():
+    # users 0, 1; items 2, 3, 4 (scores 3, 2, 1 for both users); training (0, 2), (0, 4), (1, 3);
+    # validation (0, 3), (1, 4). Cut-off 1: user 0 ranks item 3 first (2 and 4 are its own): recall 1;
+    # user 1 ranks item 2 first: recall 0
+    train = torch.tensor([[0, 0, 1], [2, 4, 3]])
+    data = torch_geometric_data(train, 5)
+    split = gu.datasets.RecSplit(data, train, torch.empty(2, 0, dtype=torch.long), 2, 3, official=False,
+                                 val_pos=torch.tensor([[0, 1], [3, 4]]))
+    model = gu.models.MF(2, 3, embedding_dim=1)
+    with torch.no_grad():
+        model.users.weight.fill_(1.0)
+        model.items.weight.copy_(torch.tensor([[3.0], [2.0], [1.0]]))
+    task = type(gu.tasks.get_task("rec"))()  # an unregistered copy whose cut-off can be set
+    task.val_k = 1
+    store = gu.GraphStore(data)
+    assert task.validate(model, store, split) == pytest.approx(0.5)
+    store.delete_edges(torch.tensor([[0], [4]]), layout="edge_index")  # item 4 leaves the catalogue
+    assert task.validate(model, store, split) == pytest.approx(1.0)  # only user 0's validation item counts
+    assert task.validate(model, store, dataclasses.replace(split, val_pos=torch.empty(2, 0, dtype=torch.long))) \
+        is None
+
+
+def torch_geometric_data(pairs, num_nodes):
+    from torch_geometric.data import Data
+
+    return Data(edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=num_nodes)
+
+
+def test_rec_calibration_reads_user_item_scores_and_live_degrees():
+    model, store, req, split = rec_case()
+    ctx = Context(model, model, store, (req,), gu.tasks.get_task("rec"), split, 0, False,
+                  gu.methods()["reverse_bpr"].options_type(), method="test")
+    cal = Calibration(ctx, 0.01)
+    assert cal.reason is None and torch.equal(cal.heldout, split.val_pos)
+    assert torch.equal(cal.forget, split.train_pos[:, :20])
+    live = store.edge_index[:, store.edge_mask]
+    degree = torch.bincount(live.reshape(-1), minlength=REC_USERS + REC_ITEMS).float()
+    for pairs, cov in ((cal.forget, cal.cov[0]), (cal.heldout, cal.cov[1])):
+        assert torch.allclose(cov, torch.log1p(degree[pairs[0]]) + torch.log1p(degree[pairs[1]]))
+    f, h = cal.scores(model)
+    with torch.no_grad():
+        z = gu.tasks.get_task("rec").encode(model, store)
+    assert torch.allclose(f, (z[cal.forget[0]] * z[cal.forget[1]]).sum(1), atol=1e-6)
+    assert torch.allclose(h, (z[split.val_pos[0]] * z[split.val_pos[1]]).sum(1), atol=1e-6)
+
+
+def poisoned_rec(split):
+    """``split`` with its test interactions pointing far out of range: reading them fails."""
+    return dataclasses.replace(split, test_pos=torch.full_like(split.test_pos, 10**6))
+
+
+def test_reverse_bpr_calibrated_never_reads_test_interactions_nor_a_gold_model(monkeypatch):
+    model, store, req, split = rec_case()
+    split = poisoned_rec(split)
+    with pytest.raises(IndexError):  # the poison works: a test interaction cannot be read
+        gu.evaluate.evaluate(model, store, split, req, task="rec")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("calibration asked for a retrained model or for the task's test metrics")
+
+    registry = base._REGISTRY
+    monkeypatch.setitem(registry, "retrain", dataclasses.replace(registry["retrain"], run=forbidden))
+    monkeypatch.setattr(type(gu.tasks.get_task("rec")), "evaluate", forbidden)
+    # certified (the default): the certificate's evidence reads the held-out units too, now validation ones
+    res = gu.unlearn(model, store, req, "reverse_bpr", split=split, seed=0, epochs=6, calibrate=True)
+    cal = res.info["calibration"]
+    assert "skipped" not in cal and cal["checks"] and cal["heldout_units"] == split.val_pos.size(1)
+    assert res.certificate is not None
+
+
+def test_reverse_bpr_records_the_decision_and_returns_the_model_it_names():
+    model, store, req, split = rec_case()
+    res = gu.unlearn(model, store, req, "reverse_bpr", split=split, seed=0, epochs=8, calibrate=True,
+                     calibrate_tolerance=0.05, certify=False)
+    cal = res.info["calibration"]
+    assert cal["forget_units"] == 20 and cal["heldout_units"] == split.val_pos.size(1)
+    assert cal["matched_on"] == "endpoint degree" and cal["computation"] == "full graph"
+    assert cal["original_auroc"] > 0.5 and cal["checks"][0]["epoch"] == 0
+    assert cal["selected_epoch"] == res.info["selected_epoch"] and len(cal["checks"]) == res.info["epochs"] + 1
+    ctx = Context(res.model, model, store, (req,), gu.tasks.get_task("rec"), split, 0, False,
+                  gu.methods()["reverse_bpr"].options_type(), method="test")
+    assert Calibration(ctx, 0.05).auroc(res.model) == pytest.approx(cal["auroc"], abs=1e-6)
+    val = gu.tasks.get_task("rec").validate(res.model, store, split)
+    assert val == pytest.approx(cal["val_score"]) and val >= cal["reference_val"] - 0.05
+    if cal["stopped_at"] is not None:
+        assert cal["checks"][-1]["auroc"] <= 0.5 and cal["checks"][-1]["eligible"]
+    assert all(c["auroc"] > 0.5 or not c["eligible"] for c in cal["checks"][:-1])
+
+
+def test_reverse_bpr_calibration_is_skipped_without_validation_interactions_or_on_samples():
+    for split, num_neighbors, why in ((rec_split(0.0), None, "no validation interactions"),
+                                      (None, [5, 5], "whole graph")):
+        model, store, req, split = rec_case(split)
+        res = gu.unlearn(model, store, req, "reverse_bpr", split=split, seed=0, epochs=2, calibrate=True,
+                         num_neighbors=num_neighbors, certify=False)
+        assert why in res.info["calibration"]["skipped"]
+        assert res.info["epochs"] == 2  # the fixed epochs ran, the last kept
+        assert not torch.equal(res.model.embedding.weight, model.embedding.weight)
+
+
+def test_rec_splits_keep_their_validation_interactions_on_the_way():
+    split = rec_split()
+    task = gu.tasks.get_task("rec")
+    store = gu.GraphStore(split.train_data)
+    again = task.split_from_dict(task.split_to_dict(split), store)
+    assert torch.equal(again.val_pos, split.val_pos) and torch.equal(again.test_pos, split.test_pos)
+    assert "val_pos" not in task.split_to_dict(rec_split(0.0))  # a split without them saves as before
+    assert task.split_from_dict(task.split_to_dict(rec_split(0.0)), store).val_pos.shape == (2, 0)
+    assert torch.equal(task.live_split(split, store).val_pos, split.val_pos)
+    assert torch.equal(task.to_device(split, "cpu").val_pos, split.val_pos)
+    assert f"{split.val_pos.size(1)} validation" in task.describe_split(split)
+    made, _ = task.make_split(gu.datasets.load("synthetic-rec", num_users=REC_USERS, num_items=REC_ITEMS,
+                                               num_groups=3, interactions_per_user=12, seed=0), 0, val_ratio=0.2)
+    assert torch.equal(made.val_pos, split.val_pos)
 
 
 # ----------------------------------------------------------------------------------------------- options
-@pytest.mark.parametrize("method", CALIBRATED)
+@pytest.mark.parametrize("method", CALIBRATED + ("reverse_bpr",))
 def test_calibration_options_are_validated(method):
     m = gu.methods()[method]
     assert {"calibrate", "calibrate_tolerance", "calibrate_every"} <= set(m.options)
@@ -292,3 +461,66 @@ def test_calibration_options_are_validated(method):
             m.check_options({name: value})
     with pytest.raises(TypeError, match="calibrate_every"):
         m.check_options({"calibrate_every": 1.5})
+
+
+# ----------------------------------------------------------------------------------------------- gnndelete
+def scripted_operators(monkeypatch, aurocs, val=0.90):
+    """Calibration of gnndelete scripted: every validation reads ``val``, the wrapped model's matched AUROCs
+    follow ``aurocs`` (epoch 0 first); returns each check's operator weights."""
+    seen = []
+
+    def auroc(self, model):
+        if model is self.ctx.original:
+            return 0.99
+        seen.append([op.weight.detach().clone() for op in model.operators])
+        return aurocs[len(seen) - 1]
+
+    monkeypatch.setattr(Context, "_task_validate", lambda self, model: val)
+    monkeypatch.setattr(Calibration, "auroc", auroc)
+    return seen
+
+
+def test_gnndelete_calibrates_its_last_layer_after_training_the_earlier_ones_as_without_it(monkeypatch):
+    # 3 epochs per layer: layer 1 trains epochs 1-3 unchecked, the checks read the whole wrapped model at
+    # epoch 3 (layer 2's start) and after each of layer 2's epochs; the crossing comes at 5, and 4 is closer
+    # to 0.5 (the overshoot rule keeps it)
+    model, store, req, split = link_case()
+    plain = gu.unlearn(model, store, req, "gnndelete", split=split, seed=0, epochs=3, certify=False)
+    seen = scripted_operators(monkeypatch, [0.8, 0.52, 0.3, 0.2])
+    res = gu.unlearn(model, store, req, "gnndelete", split=split, seed=0, epochs=3, calibrate=True,
+                     certify=False)
+    cal = res.info["calibration"]
+    assert cal["start_epoch"] == 3 and [c["epoch"] for c in cal["checks"]] == [3, 4, 5]
+    assert cal["stopped_at"] == 5 == res.info["epochs"] and len(res.info["losses"]) == 5
+    assert cal["selected_epoch"] == 4 == res.info["selected_epoch"] and res.info["epochs_per_layer"] == 3
+    # layer 1 trained exactly as without calibration; layer 2 starts at the identity and trains with layer 1
+    # frozen (no optimiser momentum carried over)
+    assert torch.equal(seen[0][0], plain.model.operators[0].weight)
+    assert torch.equal(seen[0][1], torch.eye(seen[0][1].size(0)))
+    for t in (1, 2):
+        assert torch.equal(seen[t][0], seen[0][0]) and not torch.equal(seen[t][1], seen[t - 1][1])
+    for op, kept in zip(res.model.operators, seen[1]):  # the model returned is the checkpoint kept
+        assert torch.equal(op.weight, kept)
+
+
+def test_gnndelete_whose_earlier_layers_already_forgot_leaves_the_last_operator_untrained(monkeypatch):
+    seen = scripted_operators(monkeypatch, [0.45])
+    model, store, req, split = link_case()
+    res = gu.unlearn(model, store, req, "gnndelete", split=split, seed=0, epochs=3, calibrate=True,
+                     certify=False)
+    cal = res.info["calibration"]
+    assert cal["stopped_at"] == 3 == cal["selected_epoch"] == res.info["epochs"] and len(res.info["losses"]) == 3
+    ops = res.model.operators
+    assert torch.equal(ops[0].weight, seen[0][0]) and not torch.equal(ops[0].weight, torch.eye(ops[0].weight.size(0)))
+    assert torch.equal(ops[1].weight, torch.eye(ops[1].weight.size(0)))
+
+
+def test_gnndelete_calibration_without_a_split_is_skipped_and_trains_as_without_it():
+    model, store, req, _ = link_case()
+    kw = dict(task="link", seed=0, epochs=2, certify=False)
+    res = gu.unlearn(model, store, req, "gnndelete", calibrate=True, **kw)
+    assert "no split" in res.info["calibration"]["skipped"]
+    plain = gu.unlearn(model, store, req, "gnndelete", **kw)
+    assert "calibration" not in plain.info and res.info["epochs"] == plain.info["epochs"] == 4
+    for a, b in zip(res.model.operators.parameters(), plain.model.operators.parameters()):
+        assert torch.equal(a, b)

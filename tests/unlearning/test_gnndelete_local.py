@@ -2,15 +2,15 @@
 
 What a user relies on: with ``num_neighbors`` every step runs the wrapped model and the frozen reference on
 one sampled computation graph (never the whole graph), the operators act on the right nodes there (with all
-neighbours the sampled layer outputs are the full-graph ones), it still forgets like the full-graph path, and
-node deletion, which needs the whole graph, is refused before any work.
+neighbours the sampled layer outputs are the full-graph ones), it still forgets like the full-graph path, the
+task's sampled validation and calibration read the wrapped model by node id, and node deletion, which needs the
+whole graph, is refused before any work.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,7 +20,7 @@ from graphunlearn.models import GNNDelete
 from graphunlearn.models.backbones import GNN
 from graphunlearn.tasks.local import computation_graph
 from graphunlearn.unlearning.algorithms import gnndelete as method
-from graphunlearn.unlearning.base import Context
+from graphunlearn.unlearning.base import Calibration, Context
 from tests.conftest import assert_close
 
 LINK = gu.tasks.LINK
@@ -160,15 +160,42 @@ def test_on_nodes_maps_the_operators_by_node_id():
             wrapped(view.x, view.edge_index)
 
 
-def test_sampled_validation_is_the_tasks_own_for_an_unchanged_model():
-    """With identity operators the wrapper's sampled validation equals ``LinkTask.validate(num_neighbors=...)``
-    of the base model (same pairs, same neighbourhoods)."""
-    model, store, split, _ = _fresh(num=5)
-    wrapped = GNNDelete(copy.deepcopy(model), [torch.arange(store.num_nodes)] * 2, store.num_nodes, [32, 16])
-    ctx = SimpleNamespace(task=LINK, store=store, split=split, num_neighbors=[3, 3])
-    mine = method.sampled_validation(ctx, wrapped)
-    theirs = LINK.validate(model, store, split, num_neighbors=[3, 3])
-    assert mine == pytest.approx(theirs, abs=1e-6)
+def test_the_tasks_sampled_validation_and_calibration_read_the_operators_by_node_id():
+    """A sampled computation graph tells the wrapper its nodes' ids (``ComputationGraph.encode``), so the task's
+    own sampled validation and calibration's sampled scores of a wrapped model with random operators equal
+    the full-graph ones with all neighbours (GCN: one hop more than its layers), and differ from the base
+    model's (the operators count)."""
+    model, store, split, req = _fresh(num=20)
+    wrapped = _wrapped(store, model)
+    every = [-1, -1, -1]
+    sampled = LINK.validate(wrapped, store, split, num_neighbors=every)
+    assert sampled == pytest.approx(LINK.validate(wrapped, store, split), abs=1e-6)
+    assert sampled != pytest.approx(LINK.validate(model, store, split), abs=1e-3)
+    options = gu.methods()["gnndelete"].options_type()
+
+    def meter(num_neighbors):
+        ctx = Context(wrapped, model, store, (req,), LINK, split, 0, False, options, method="test",
+                      num_neighbors=num_neighbors)
+        return Calibration(ctx, 0.01)
+
+    m = meter(every).auroc(wrapped)
+    assert m == pytest.approx(meter(None).auroc(wrapped), abs=1e-6)
+    assert m != pytest.approx(meter(None).auroc(model), abs=1e-3)
+
+
+def test_calibrated_gnndelete_on_sampled_graphs_records_the_decision_and_returns_the_model_it_names():
+    model, store, split, req = _fresh(num=40)
+    res = gu.unlearn(model, store, req, "gnndelete", split=split, certify=False, num_neighbors=[5, 5], epochs=3,
+                     calibrate=True, calibrate_tolerance=0.05)
+    cal = res.info["calibration"]
+    assert cal["computation"] == res.info["computation"] == "sampled [5, 5]"
+    assert cal["forget_units"] == 40 and cal["matched_on"] == "endpoint degree"
+    assert cal["start_epoch"] == 3 and cal["checks"][0]["epoch"] == 3  # the last layer's loop is calibrated
+    assert cal["selected_epoch"] == res.info["selected_epoch"] and cal["checks"][-1]["epoch"] == res.info["epochs"]
+    ctx = Context(res.model, model, store, (req,), LINK, split, 0, False, None, method="test",
+                  num_neighbors=[5, 5])
+    assert Calibration(ctx, 0.05).auroc(res.model) == pytest.approx(cal["auroc"], abs=1e-6)
+    assert res.info["val_score"] == pytest.approx(ctx.validate(res.model), abs=1e-6)
 
 
 def test_node_deletion_on_sampled_graphs_is_refused_before_any_work(monkeypatch):

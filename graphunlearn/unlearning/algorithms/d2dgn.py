@@ -18,6 +18,7 @@ from ..base import (
     Context,
     Options,
     calibrate_every,
+    calibrate_reference,
     calibrate_switch,
     calibrate_tolerance,
     calibration,
@@ -45,6 +46,7 @@ class D2DGNOptions(Options):
     calibrate: bool = calibrate_switch()
     calibrate_tolerance: float = calibrate_tolerance()
     calibrate_every: int = calibrate_every()
+    calibrate_reference: float | None = calibrate_reference()
 
 
 def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:

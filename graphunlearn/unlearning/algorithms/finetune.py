@@ -8,6 +8,7 @@ from ..base import (
     Context,
     Options,
     calibrate_every,
+    calibrate_reference,
     calibrate_switch,
     calibrate_tolerance,
     calibration,
@@ -26,6 +27,7 @@ class FinetuneOptions(Options):
     calibrate: bool = calibrate_switch()
     calibrate_tolerance: float = calibrate_tolerance()
     calibrate_every: int = calibrate_every()
+    calibrate_reference: float | None = calibrate_reference()
 
 
 @register("finetune", tasks=("link", "node"), options=FinetuneOptions, local=True)

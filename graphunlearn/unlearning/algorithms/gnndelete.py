@@ -9,15 +9,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...metrics import roc_auc
 from ...models import GNNDelete, message_passing_layers
 from ...models.gnndelete import INITS
 from ...tasks import sample_pairs
-from ...tasks.base import deleted_edge_ids, make_generator, pick, val_subset
+from ...tasks.base import deleted_edge_ids, make_generator, pick
 from ...tasks.base import run_model as ask
-from ...tasks.local import computation_graph, retain_sampler
-from ...train.loop import optimise, validated
-from ..base import Context, Options, epochs, option, register
+from ...tasks.local import retain_sampler
+from ..base import (
+    Context,
+    Options,
+    calibrate_every,
+    calibrate_switch,
+    calibrate_tolerance,
+    calibration,
+    epochs,
+    option,
+    register,
+)
 from .heldout_distill import PAIRINGS, forget_set, pair_with_heldout, record_graph
 
 
@@ -36,13 +44,14 @@ class GNNDeleteOptions(Options):
                                   "held-out node of its class (fixed), or of random live nodes (drawn per step)")
     pairing: str = option("rank", choices=PAIRINGS, doc="with node_target='heldout': partners matched by "
                                                         "confidence quantile within the class, or at random")
+    calibrate: bool = calibrate_switch()
+    calibrate_tolerance: float = calibrate_tolerance()
+    calibrate_every: int = calibrate_every()
 
 
 #: affected and retained nodes drawn per step on sampled computation graphs (half from the one-hop
 #: neighbourhood of the deleted edges, half uniformly); in a data-parallel job the ranks share it
 LOCAL_CAP = 1024
-#: distinct nodes per computation graph of the sampled validation (as ``tasks.local.embed``)
-VAL_CHUNK = 4096
 
 
 @register("gnndelete", tasks=("link", "node"), options=GNNDeleteOptions, local=True,
@@ -114,7 +123,15 @@ def run(ctx: Context) -> dict:
     (:func:`~graphunlearn.tasks.node.graph_before`), a graph the sampler, which draws only live slots, does
     not rebuild, and the held-out partners are scored on the whole live graph.
 
-    Defaults and tuning: ``docs/methods.md``.
+    With ``calibrate=True`` (default off) the layers before the last train as without it and the last
+    layer's loop is calibrated (:class:`~graphunlearn.unlearning.base.Calibration`, ``docs/calibration.md``):
+    checks of the whole wrapped model at that layer's start and every ``calibrate_every`` epochs, stopping
+    where the deleted units score like held-out validation units (a start already there leaves the last
+    operator untrained), the checkpoint kept as the rule says; on sampled computation graphs too (edge
+    deletion). The decision is ``info["calibration"]``, its epochs counted in the whole run
+    (``start_epoch``: the last layer's start); without a split it records ``{"skipped": reason}``.
+
+    Defaults and tuning: ``docs/methods.md``; calibration's measurements: ``docs/calibration.md``.
 
     Raises:
         TypeError: the model has no ``MessagePassing`` layer.
@@ -179,43 +196,84 @@ def run(ctx: Context) -> dict:
         affected = [torch.unique(torch.cat([a, df])) for a in affected]
     model = GNNDelete(copy.deepcopy(ctx.original), affected, store.num_nodes, [r.size(1) for r in reference],
                       init=o.init, live=store.node_mask if nodes else None)
-    info = {"epochs": o.epochs * n_layers, "losses": [], "lr": lr, "lam": lam}
+    # S_l as 0/1 weights and the MSE's element counts, per layer: no boolean indexing, no host sync per step
+    counts = [(w.sum() * r.size(1)).clamp(min=1) for w, r in zip(keep, reference)]
+
+    def consistency(h: Tensor, k: int) -> Tensor:
+        if not nodes:
+            rand = sample_pairs(live_nodes, df.size(1), g)
+            return F.mse_loss(torch.cat([h[df[0]], h[df[1]]], 1), torch.cat([h[rand[0]], h[rand[1]]], 1))
+        h_rec = model.layer_outputs(lambda m: ask(m, x_rec, ei_rec), subset=subset)[k][at]
+        target = targets[k] if o.node_target == "heldout" else h[pick(live_nodes, df.numel(), g)]
+        return F.mse_loss(h_rec, target)
+
+    def layer_loss(k: int) -> Tensor:
+        h = model.layer_outputs(run_live)[k]
+        dec = consistency(h, k)
+        ni = ((h - reference[k]).pow(2) * keep[k]).sum() / counts[k]  # MSE over S_l (0 when S_l is empty)
+        return lam * dec + (1 - lam) * ni
+
+    return _train_layers(ctx, model, layer_loss, n_layers, lr, lam)
+
+
+def _train_layers(ctx: Context, model: GNNDelete, layer_loss, n_layers: int, lr: float, lam: float) -> dict:
+    r"""Adam on each layer's operator in turn (``layer_loss(k)``, ``k`` from 0), ``epochs`` epochs per layer,
+    layer :math:`l` with the earlier operators frozen and an optimiser of its own: one
+    :meth:`Context.optimise` per layer on the wrapped model, its epochs counted in the whole run (epoch
+    :math:`t` from 1 trains layer :math:`\lceil t / \text{epochs} \rceil`).
+
+    Without calibration nothing is selected (the operators' loss is the goal): the model after the last
+    epoch. With ``calibrate=True`` the layers before the last train as without it, and the last layer's loop
+    is calibrated (:class:`~graphunlearn.unlearning.base.Calibration`, ``docs/calibration.md``): the rule
+    reads the whole wrapped model at the last layer's start (every earlier operator trained, the last one at
+    its initial value) and after every ``calibrate_every`` of its epochs, stops at the first eligible check
+    where the deleted units score like held-out validation units, and keeps the eligible checkpoint closest to
+    that (a start already there keeps the last operator untrained). Its decision is ``info["calibration"]``,
+    with epochs counted in the whole run (``start_epoch``: the last layer's start, ``epochs * (n_layers -
+    1)``), as ``info["epochs"]`` and ``info["selected_epoch"]`` are."""
+    o = ctx.options
+    per = o.epochs
+    operators = model.operators
+    ctx.model = model  # Context.optimise trains ctx.model: calibration scores the wrapped model, not the original
+    losses: list[float] = []
     for k in range(n_layers):
-        for j, op in enumerate(model.operators):
-            op.requires_grad_(j == k)
-        weight = keep[k]  # S_l as 0/1 weights: no boolean indexing
-        count = (weight.sum() * reference[k].size(1)).clamp(min=1)  # per step, so no host sync either
+        def loss_fn(epoch: int, k: int = k) -> Tensor:
+            for j, op in enumerate(operators):
+                op.requires_grad_(j == k)
+            try:
+                return layer_loss(k)
+            finally:
+                # every operator trainable again once the step's graph is built: the backward still reaches
+                # layer k's alone, and a loop started afterwards (calibration's restart with smaller steps,
+                # DDP's setup, which registers the parameters that require gradients) finds them as it expects
+                operators.requires_grad_(True)
 
-        def consistency(h, k=k):
-            if not nodes:
-                rand = sample_pairs(live_nodes, df.size(1), g)
-                return F.mse_loss(torch.cat([h[df[0]], h[df[1]]], 1), torch.cat([h[rand[0]], h[rand[1]]], 1))
-            h_rec = model.layer_outputs(lambda m: ask(m, x_rec, ei_rec), subset=subset)[k][at]
-            target = targets[k] if o.node_target == "heldout" else h[pick(live_nodes, df.numel(), g)]
-            return F.mse_loss(h_rec, target)
-
-        def loss_fn(epoch, _batch, k=k, weight=weight, count=count, consistency=consistency):
-            h = model.layer_outputs(run_live)[k]
-            dec = consistency(h)
-            ni = ((h - reference[k]).pow(2) * weight).sum() / count  # MSE over S_l (0 when S_l is empty)
-            return lam * dec + (1 - lam) * ni
-
-        info["losses"] += _train_layer(ctx, model, k, loss_fn, lr)
-    for op in model.operators:
-        op.requires_grad_(True)
-    info["model"] = model
-    info["val_score"] = ctx.validate(model)
-    info["computation"] = ctx.computation
+        last = k == n_layers - 1
+        layer = ctx.optimise(loss_fn, epochs=per, lr=lr, params=list(operators[k].parameters()), select=False,
+                             desc=f"gnndelete (layer {k + 1})", **(calibration(o) if last else {}))
+        losses += layer["losses"]
+    earlier = per * (n_layers - 1)
+    info = {**layer, "losses": losses, "epochs": earlier + layer["epochs"],
+            "selected_epoch": earlier + layer["selected_epoch"]}
+    if "checks" in info.get("calibration", {}):
+        _count_from(info["calibration"], earlier)
+    info.update(model=model, lr=lr, lam=lam, epochs_per_layer=per, val_score=ctx.validate(model))
     return info
 
 
-def _train_layer(ctx: Context, model: GNNDelete, k: int, loss_fn, lr: float) -> list[float]:
-    """Adam on layer ``k``'s operator alone for ``epochs`` (no selection: the operators' loss is the goal);
-    returns the losses."""
-    run = optimise(model, loss_fn, epochs=ctx.options.epochs, lr=lr, params=list(model.operators[k].parameters()),
-                   select=False, progress=ctx.progress, desc=f"gnndelete layer {k + 1}",
-                   where=f"gnndelete (layer {k + 1})", autocast=ctx.autocast)
-    return run.losses
+def _count_from(decision: dict, start: int) -> None:
+    """Calibration's epochs, counted in the last layer's loop, as epochs of the whole run (+ ``start``)."""
+    def shift(checks: list[dict]) -> list[dict]:
+        return [{**c, "epoch": c["epoch"] + start} for c in checks]
+
+    decision["checks"] = shift(decision["checks"])
+    for key in ("stopped_at", "selected_epoch"):
+        if decision[key] is not None:
+            decision[key] += start
+    decision["attempts"] = [{**a, "checks": shift(a["checks"]),
+                             "stopped_at": None if a["stopped_at"] is None else a["stopped_at"] + start}
+                            for a in decision["attempts"]]
+    decision["start_epoch"] = start
 
 
 def _run_local(ctx: Context, g: torch.Generator, n_layers: int) -> dict:
@@ -251,55 +309,15 @@ def _run_local(ctx: Context, g: torch.Generator, n_layers: int) -> dict:
                          f"computation graph of {rows} nodes; operators need [num_nodes, d]")
     model = GNNDelete(copy.deepcopy(ctx.original), [near] * n_layers, store.num_nodes,
                       [r.size(1) for r in widths], init=o.init)
-    info = {"epochs": o.epochs * n_layers, "losses": [], "lr": lr, "lam": lam}
-    for k in range(n_layers):
-        for j, op in enumerate(model.operators):
-            op.requires_grad_(j == k)
 
-        def loss_fn(epoch, _batch, k=k):
-            kept = retained(g)  # [cap] nodes: half near the deletion, half uniform
-            rand = sample_pairs(live_nodes, forget.size(1), g)
-            step = ctx.step_graph([forget, rand, kept], g)
-            forget_, rand_, kept_ = step.units
-            ref = reference(step)[k]
-            h = model.layer_outputs(lambda m: step.encode(m), subset=step.graph.nodes)[k]
-            dec = F.mse_loss(torch.cat([h[forget_[0]], h[forget_[1]]], 1), torch.cat([h[rand_[0]], h[rand_[1]]], 1))
-            return lam * dec + (1 - lam) * F.mse_loss(h[kept_], ref[kept_])
+    def layer_loss(k: int) -> Tensor:
+        kept = retained(g)  # [cap] nodes: half near the deletion, half uniform
+        rand = sample_pairs(live_nodes, forget.size(1), g)
+        step = ctx.step_graph([forget, rand, kept], g)
+        forget_, rand_, kept_ = step.units
+        ref = reference(step)[k]
+        h = model.layer_outputs(lambda m: step.encode(m), subset=step.graph.nodes)[k]
+        dec = F.mse_loss(torch.cat([h[forget_[0]], h[forget_[1]]], 1), torch.cat([h[rand_[0]], h[rand_[1]]], 1))
+        return lam * dec + (1 - lam) * F.mse_loss(h[kept_], ref[kept_])
 
-        info["losses"] += _train_layer(ctx, model, k, loss_fn, lr)
-    for op in model.operators:
-        op.requires_grad_(True)
-    info["model"] = model
-    info["val_score"] = None if ctx.split is None else \
-        validated(ctx.method, None, lambda: sampled_validation(ctx, model))
-    info["computation"] = ctx.computation
-    return info
-
-
-@torch.no_grad()
-def sampled_validation(ctx: Context, model: GNNDelete) -> float:
-    """The validation AUROC of ``model`` on sampled computation graphs: what
-    ``LinkTask.validate(num_neighbors=ctx.num_neighbors)`` computes (a fixed subset of at most
-    ``Task.sampled_val_units`` validation pairs of each label, neighbourhoods drawn with seed 0,
-    :data:`VAL_CHUNK` distinct nodes per graph), with the wrapper told each graph's node ids
-    (:meth:`~graphunlearn.models.GNNDelete.on_nodes`), which the task's validation cannot do."""
-    task, store, split = ctx.task, ctx.store, ctx.split
-    was = model.training
-    model.eval()
-    try:
-        pos, neg = split.val_pos, split.val_neg
-        pos = pos[:, val_subset(pos.size(1), task.sampled_val_units, pos.device)]
-        neg = neg[:, val_subset(neg.size(1), task.sampled_val_units, neg.device)]
-        nodes = torch.cat([pos, neg], 1)
-        uniq, inverse = torch.unique(nodes.reshape(-1).to(store.device), return_inverse=True)
-        gen = make_generator(0, store.device)
-        parts = []
-        for start in range(0, uniq.numel(), VAL_CHUNK):
-            graph = computation_graph(store, uniq[start:start + VAL_CHUNK], ctx.num_neighbors, gen)
-            with model.on_nodes(graph.nodes):
-                parts.append(graph.encode(model, "gnndelete (validation)")[:graph.num_seeds])
-        z = torch.cat(parts)[inverse]
-        scores = task.unit_logits(model, z, torch.arange(nodes.numel(), device=z.device).view(2, -1))
-        return roc_auc(scores[:pos.size(1)], scores[pos.size(1):])
-    finally:
-        model.train(was)
+    return _train_layers(ctx, model, layer_loss, n_layers, lr, lam)

@@ -8,6 +8,7 @@ from ..base import (
     Context,
     Options,
     calibrate_every,
+    calibrate_reference,
     calibrate_switch,
     calibrate_tolerance,
     calibration,
@@ -24,6 +25,7 @@ class GradientAscentOptions(Options):
     calibrate: bool = calibrate_switch()
     calibrate_tolerance: float = calibrate_tolerance()
     calibrate_every: int = calibrate_every()
+    calibrate_reference: float | None = calibrate_reference()
 
 
 @register("gradient_ascent", tasks=("link",), options=GradientAscentOptions, local=True)

@@ -10,7 +10,20 @@ from torch import Tensor, nn
 from ...models import fresh_copy
 from ...tasks.base import make_generator
 from ...tasks.rec import check_sampled_model, interactions, sample_negative_items
-from ..base import Context, Options, epochs, fraction, learning_rate, option, register
+from ..base import (
+    Context,
+    Options,
+    calibrate_every,
+    calibrate_reference,
+    calibrate_switch,
+    calibrate_tolerance,
+    calibration,
+    epochs,
+    fraction,
+    learning_rate,
+    option,
+    register,
+)
 
 
 @dataclass
@@ -21,6 +34,10 @@ class ReverseBPROptions(Options):
     batch_size: int = option(4096, int, low=1, doc="retained interactions per epoch")
     weight_decay: float = option(1e-4, float, low=0, doc="L2 penalty on the batch's embeddings")
     reset_deleted: bool = option(True, doc="re-initialise deleted users' and items' own embedding rows")
+    calibrate: bool = calibrate_switch()
+    calibrate_tolerance: float = calibrate_tolerance()
+    calibrate_every: int = calibrate_every()
+    calibrate_reference: float | None = calibrate_reference()
 
 
 def reset_rows(model: nn.Module, nodes: Tensor, num_users: int, num_items: int, seed: int) -> int:
@@ -83,10 +100,18 @@ def run(ctx: Context) -> dict:
 
     with one sampled negative item :math:`j` per interaction, on the fused (reverse) BPR kernel, message
     passing over the retained interactions only. Fixed epochs (each pairs the forget set with a batch of
-    ``batch_size`` retained interactions). Request kinds: interactions (edges), users or items (nodes), item
-    groups (edge or node classes): every deleted user-item edge is in :math:`D_f`. With ``reset_deleted``,
-    deleted users and items first get freshly initialised embedding rows (:func:`reset_rows`). Defaults and
-    tuning: ``docs/methods.md``.
+    ``batch_size`` retained interactions), the last kept. Request kinds: interactions (edges), users or items
+    (nodes), item groups (edge or node classes): every deleted user-item edge is in :math:`D_f`. With
+    ``reset_deleted``, deleted users and items first get freshly initialised embedding rows
+    (:func:`reset_rows`). Defaults and tuning: ``docs/methods.md``.
+
+    With ``calibrate=True`` (default ``False``) ``epochs`` is a cap and calibrated forgetting decides how far
+    to go (:class:`~graphunlearn.unlearning.base.Calibration`, ``docs/calibration.md``): checks every
+    ``calibrate_every`` epochs compare the deleted interactions' user-item scores with those of the split's
+    validation interactions (degree-matched on :math:`\log(1 + d_u) + \log(1 + d_i)`, live degrees) and
+    keep validation Recall@20 within ``calibrate_tolerance`` of the original's. It needs validation
+    interactions (``user_item_split(..., val_ratio=...)``) and the whole graph: without them, or on sampled
+    computation graphs, ``info["calibration"]`` records ``{"skipped": reason}`` and the fixed epochs run.
 
     On sampled computation graphs (``unlearn(num_neighbors=...)``, or the fanouts of a model trained on
     them) each step reads one sampled computation graph of every user and item the step touches (the
@@ -135,6 +160,6 @@ def run(ctx: Context) -> dict:
         reg = (z[users].pow(2).sum() + z[nu + pos].pow(2).sum() + z[nu + neg].pow(2).sum()) / (2 * users.numel())
         return loss + o.weight_decay * reg
 
-    info = ctx.optimise(loss_fn, epochs=o.epochs, lr=o.lr, select=False)
+    info = ctx.optimise(loss_fn, epochs=o.epochs, lr=o.lr, select=False, **calibration(o))
     info["reset_rows"] = reset
     return info

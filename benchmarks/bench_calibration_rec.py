@@ -1,0 +1,164 @@
+"""Calibrated forgetting for recommendation (issue 16, ``docs/calibration.md``): ``reverse_bpr`` with and
+without ``calibrate``, beside gold (retrain) and the original, on MovieLens-100k with LightGCN, the
+``movielens-target`` recipe (2.5% forget sets, 50 training epochs) and validation interactions carved out of
+each user's training ones (``user_item_split(..., val_ratio=0.1)``; the test interactions are the official
+ones, untouched), built the way the benchmark engine builds its cells (``graphunlearn.bench``).
+
+Per (seed, kind, method): Recall@20 and NDCG@20 on the test interactions and Recall@20 on the forgotten ones
+(``evaluate``, the protocol's metrics), the raw forget-vs-held-out AUROC the certificates record
+(``Task.forget_vs_heldout``: here against the validation interactions), the degree-matched one the
+calibration reads (``Calibration.auroc``), validation Recall@20, the unlearning time, and what calibration
+decided (the epoch kept, the epoch it stopped, every check's epoch, validation score, matched AUROC and
+eligibility). Gold and the metrics are computed after the methods ran; no
+method sees them.
+
+    python benchmarks/bench_calibration_rec.py --seeds 7,8,9            # development seeds
+    python benchmarks/bench_calibration_rec.py --seeds 7 --kinds interaction --no-floor --tag steps \
+        --variants '[["reverse_bpr+cal, lr 0.02", {"calibrate": true, "lr": 0.02}], ...]'
+
+Writes ``<out>/movielens-rec-<seeds>.json`` (machine, versions, every row) and ``.md`` (mean ± std per kind
+and method, and the mean distance to gold on forget Recall@20 and on the matched AUROC). Data comes from
+``GRAPHUNLEARN_DATA``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+import graphunlearn as gu  # noqa: E402
+from graphunlearn import datasets, evaluate, train  # noqa: E402
+from graphunlearn.tasks import get_task  # noqa: E402
+from graphunlearn.unlearning.base import Calibration, Context  # noqa: E402
+
+#: (label, options): reverse_bpr with its defaults, with calibration, and with calibration and its epochs as a
+#: cap three times the default (the rule decides where to stop)
+VARIANTS = [("reverse_bpr", {"calibrate": False}), ("reverse_bpr+cal", {"calibrate": True}),
+            ("reverse_bpr+cal, 30 epochs", {"calibrate": True, "epochs": 30})]
+
+
+def meter(model, store, req, split, task) -> Calibration:
+    """The calibration's own measure, built outside any method (for gold and the original too)."""
+    ctx = Context(copy.deepcopy(model), model, store, (req,), task, split, 0, False, None, method="bench")
+    return Calibration(ctx, 0.0)
+
+
+def run(seeds: list[int], kinds: list[str], fraction: float, epochs: int, val_ratio: float, variants,
+        floor: bool, log=print) -> list[dict]:
+    task = get_task("rec")
+    data = datasets.load("movielens-100k")
+    rows = []
+    for seed in seeds:
+        split, graph = task.make_split(data, seed, val_ratio=val_ratio)
+        store0 = gu.GraphStore(graph)
+        torch.manual_seed(seed)
+        original = task.build_model("lightgcn", store0, split)
+        fit = train.fit(original, store0, split, task=task, epochs=epochs, seed=seed, progress=False)
+        log(f"seed {seed}: {task.describe_split(split)}; original kept epoch {fit.best_epoch} "
+            f"(val Recall@20 {fit.best_val:.4f}), {fit.seconds:.1f} s")
+        for kind in kinds:
+            store = gu.GraphStore(graph)
+            req = task.sample_forget(store, split, fraction, seed=seed, kind=kind)
+            results = {label: gu.unlearn(original, store, req, "reverse_bpr", split=split, task=task, seed=seed,
+                                         certify=False, **opts) for label, opts in variants}
+            gold = gu.unlearn(original, store, req, "retrain", split=split, task=task, seed=seed, certify=False)
+            models = {"gold (retrain)": (gold.model, gold)}
+            if floor:  # a second gold (seed + 1): how far two retrainings land apart
+                gold2 = gu.unlearn(original, store, req, "retrain", split=split, task=task, seed=seed + 1,
+                                   certify=False)
+                models["gold2 (retrain, seed + 1)"] = (gold2.model, gold2)
+            models["original"] = (original, None)
+            models.update({label: (r.model, r) for label, r in results.items()})
+            measure = meter(original, store, req, split, task)
+            for label, (model, res) in models.items():
+                ev = evaluate.evaluate(model, store, split, [req], task="rec")
+                cal = (res.info.get("calibration") or {}) if res is not None else {}
+                row = {"seed": seed, "kind": kind, "method": label, "recall@20": ev["recall@20"],
+                       "ndcg@20": ev["ndcg@20"], "forget_recall@20": ev["forget_recall@20"],
+                       "val_recall@20": task.validate(model, store, split),
+                       "fvh_auroc": task.forget_vs_heldout(model, store, split, [req]),
+                       "matched_auroc": measure.auroc(model), "seconds": res.seconds if res is not None else 0.0,
+                       "epochs": res.info.get("epochs") if res is not None else None,
+                       "selected_epoch": res.info.get("selected_epoch") if res is not None else None,
+                       "stopped_at": cal.get("stopped_at"), "skipped": cal.get("skipped"),
+                       "lr": cal.get("lr"), "deleted": int(req.edge_ids.numel()) if req.edge_ids.numel()
+                       else int(req.node_ids.numel()),
+                       "checks": [[c["epoch"], c["val"], c["auroc"], c["eligible"]] for c in cal.get("checks", [])]}
+                rows.append(row)
+                log(f"seed {seed} {kind:12s} {label:26s} recall {row['recall@20']:.4f} forget "
+                    f"{row['forget_recall@20']:.4f} val {row['val_recall@20']:.4f} fvh {row['fvh_auroc']:.3f} "
+                    f"matched {row['matched_auroc']:.3f} {row['seconds']:.2f}s epoch {row['selected_epoch']} "
+                    f"stop {row['stopped_at']}")
+    return rows
+
+
+def _ms(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def table(rows: list[dict]) -> str:
+    """Mean ± std per kind and method, with the mean |method - gold| per seed on forget Recall@20 and on the
+    matched AUROC."""
+    gold = {(r["seed"], r["kind"]): r for r in rows if r["method"] == "gold (retrain)"}
+    out = ["| kind | method | Recall@20 | NDCG@20 | forget Recall@20 | |forget - gold| | val Recall@20 | "
+           "forget-vs-held-out | matched m | |m - gold| | time (s) | epoch kept |", "|---" * 12 + "|"]
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            rs = [r for r in rows if r["kind"] == kind and r["method"] == method]
+            if not rs:
+                continue
+            g = [gold[(r["seed"], kind)] for r in rs]
+            d_f = [abs(r["forget_recall@20"] - x["forget_recall@20"]) for r, x in zip(rs, g)]
+            d_m = [abs(r["matched_auroc"] - x["matched_auroc"]) for r, x in zip(rs, g)]
+            kept = ", ".join(str(r["selected_epoch"]) for r in rs) if rs[0]["selected_epoch"] is not None else "-"
+            out.append(f"| {kind} | {method} | {_ms([r['recall@20'] for r in rs])} | "
+                       f"{_ms([r['ndcg@20'] for r in rs])} | {_ms([r['forget_recall@20'] for r in rs])} | "
+                       f"{statistics.mean(d_f):.4f} | {_ms([r['val_recall@20'] for r in rs])} | "
+                       f"{_ms([r['fvh_auroc'] for r in rs])} | {_ms([r['matched_auroc'] for r in rs])} | "
+                       f"{statistics.mean(d_m):.3f} | {statistics.median(r['seconds'] for r in rs):.2f} | {kept} |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", default="7,8,9")
+    p.add_argument("--kinds", default="item_group,interaction")
+    p.add_argument("--fraction", type=float, default=0.025)
+    p.add_argument("--epochs", type=int, default=50, help="original and gold training epochs (movielens-target)")
+    p.add_argument("--val-ratio", type=float, default=0.1, help="validation share of each user's training interactions")
+    p.add_argument("--no-floor", action="store_true", help="skip the second gold (seed + 1)")
+    p.add_argument("--variants", default=None,
+                   help='JSON list of [label, reverse_bpr options] run instead of VARIANTS')
+    p.add_argument("--tag", default="", help="suffix of the output files' names")
+    p.add_argument("--out", default=str(common.RESULTS / "calibration"))
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    variants = [tuple(v) for v in json.loads(a.variants)] if a.variants else VARIANTS
+    rows = run(seeds, a.kinds.split(","), a.fraction, a.epochs, a.val_ratio, variants, not a.no_floor)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"movielens-rec-{'-'.join(map(str, seeds))}{'-' + a.tag if a.tag else ''}"
+    md = table(rows)
+    (out / f"{name}.json").write_text(json.dumps({"machine": common.machine(), "seeds": seeds,
+                                                     "fraction": a.fraction, "epochs": a.epochs,
+                                                     "val_ratio": a.val_ratio, "kinds": a.kinds.split(","),
+                                                     "variants": variants, "rows": rows}, indent=1))
+    (out / f"{name}.md").write_text(f"MovieLens-100k, LightGCN, {a.fraction:.1%} forget sets, {a.epochs} training "
+                                    f"epochs, val_ratio {a.val_ratio}, seeds {seeds}\n\n{md}\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

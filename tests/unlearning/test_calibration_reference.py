@@ -1,0 +1,81 @@
+"""Calibration's eligibility reference (``calibrate_reference``): a given validation score replaces the
+original's, and a calibrated stream anchors it at its last retrained (or first) model, so that the tolerance
+bounds the stream's cumulative loss of utility (``docs/calibration.md``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import graphunlearn as gu
+from graphunlearn.unlearning.base import Calibration, Context
+
+from .test_calibration import context, link_case, link_model, link_setup, scripted
+
+
+def run_with_reference(monkeypatch, vals, aurocs, reference):
+    model, store, req, split = link_case()
+    model.requires_grad_(True)
+    ctx = context(model, store, req, split)
+    ctx.start_state = {k: v.clone() for k, v in model.state_dict().items()}
+    scripted(monkeypatch, ctx, vals, aurocs, reference=0.90)  # the original validates at 0.90
+    return ctx.optimise(lambda _: sum(p.sum() for p in ctx.model.parameters()), epochs=len(vals) - 1,
+                        lr=0.01, calibrate=True, tolerance=0.01, reference=reference)["calibration"]
+
+
+def test_a_given_reference_replaces_the_originals(monkeypatch):
+    vals, aurocs = [0.93, 0.935, 0.94, 0.945], [0.7, 0.6, 0.45, 0.4]
+    # against the original (0.90) every checkpoint is eligible and the rule stops at the crossing
+    plain = run_with_reference(monkeypatch, vals, aurocs, None)
+    assert plain["reference"] == "original" and plain["reference_val"] == pytest.approx(0.90)
+    assert plain["stopped_at"] == 2 and not plain["fallback"]
+    monkeypatch.undo()
+    # against a stream's anchor of 0.96 none is (0.945 < 0.96 - 0.01): the best validation one is kept
+    anchored = run_with_reference(monkeypatch, vals, aurocs, 0.96)
+    assert anchored["reference"] == "given" and anchored["reference_val"] == pytest.approx(0.96)
+    assert anchored["fallback"] and anchored["stopped_at"] is None and anchored["selected_epoch"] == 3
+    assert not any(c["eligible"] for c in anchored["checks"])
+
+
+@pytest.mark.parametrize("method", ("d2dgn", "finetune", "gradient_ascent", "reverse_bpr"))
+def test_the_option_is_declared_and_checked(method):
+    m = gu.methods()[method]
+    assert m.options["calibrate_reference"] is None
+    assert m.check_options({"calibrate_reference": 0.9}).calibrate_reference == 0.9
+    with pytest.raises(TypeError, match="calibrate_reference"):
+        m.check_options({"calibrate_reference": "high"})
+
+
+def test_a_calibrated_stream_anchors_every_step_at_its_first_model():
+    split = link_setup()[0]
+    model = link_model()
+    store = gu.GraphStore(split.train_data)
+    pairs = split.train_pos[:, :6]
+    requests = [gu.certify.StreamRequest("edges", edges=pairs[:, i:i + 2].t().tolist()) for i in range(0, 6, 2)]
+    baseline = gu.tasks.get_task("link").validate(model, gu.GraphStore(split.train_data), split)
+    seen = []
+    real = Calibration.start
+
+    def start(self, m):
+        seen.append(self.given_reference)
+        return real(self, m)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Calibration, "start", start)
+        out = gu.stream(model, store, requests, split=split, method="gradient_ascent", calibrate=True,
+                        epochs=2)
+    assert len(seen) == 3 and all(r == pytest.approx(baseline) for r in seen)
+    for step in out.steps:
+        assert step.certificate.body["method"]["options"]["calibrate_reference"] == pytest.approx(baseline)
+    # a reference the caller gives is kept
+    seen.clear()
+    store = gu.GraphStore(split.train_data)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Calibration, "start", start)
+        gu.stream(model, store, requests[:1], split=split, method="gradient_ascent", calibrate=True, epochs=2,
+                  calibrate_reference=0.5)
+    assert seen == [0.5]
+    # without calibration nothing is anchored
+    store = gu.GraphStore(split.train_data)
+    out = gu.stream(model, store, requests[:1], split=split, method="gradient_ascent", epochs=2)
+    assert out.steps[0].certificate.body["method"]["options"]["calibrate_reference"] is None
