@@ -182,18 +182,19 @@ def run_stream(name: str, spec: dict, args) -> dict:
         shutil.rmtree(certs)
     checkpoints = checkpoints_of(count, parts)
     utility, forgetting = metric_names(task)
-    steps, rows_cp, current, done, overhead = [], [], model, 0, 0.0
+    steps, rows_cp, current, done, overhead, part = [], [], model, 0, 0.0, None
     for cp in checkpoints:
         t = time.perf_counter()
+        # one stream fed in pieces (resume): the step numbers and seeds, the policy's counts, the calibration
+        # anchor and from_anchor's anchor carry over the checkpoints
         part = stream(current, store, requests[done:cp], split=split, method=spec["method"], task=task,
-                      seed=seed + done, certificates=certs / f"requests-{done + 1:03d}-{cp:03d}", progress=progress,
-                      policy=policy, **options)
+                      seed=seed, certificates=certs / f"requests-{done + 1:03d}-{cp:03d}", progress=progress,
+                      policy=policy, from_anchor=args.from_anchor, resume=part, **options)
         wall = time.perf_counter() - t
         overhead += wall - part.total_seconds
         offset = steps[-1]["cumulative_seconds"] if steps else 0.0
         for s in part.steps:
             row = s.to_dict()
-            row["step"] += done
             row["cumulative_seconds"] += offset
             if row["certificate"] is not None:  # relative to the output folder: results name no machine path
                 row["certificate"] = _relative(row["certificate"], out)
@@ -261,7 +262,8 @@ def run_stream(name: str, spec: dict, args) -> dict:
                          "epochs": epochs, "per_request": spec["per_request"], "checkpoints": checkpoints,
                          "gold_seeds": list(args.gold_seeds), "device": args.device,
                          "requests_file": _relative(req_file, out),
-                         "certificates": _relative(certs, out), "policy": dataclasses.asdict(policy)},
+                         "certificates": _relative(certs, out), "policy": dataclasses.asdict(policy),
+                         "from_anchor": args.from_anchor},
             "summary": summary, "checkpoints": rows_cp, "steps": steps}
     (out / f"{label}.json").write_text(json.dumps(blob, indent=1, default=float))
     keep = ["step", "requests", "refs", "action", "method", "seconds", "cumulative_seconds",
@@ -383,6 +385,9 @@ def main() -> None:
     p.add_argument("--max-requests", type=int, default=None, help="RetrainPolicy max_requests")
     p.add_argument("--max-val-drop", type=float, default=None, help="RetrainPolicy max_val_drop")
     p.add_argument("--tag", default="", help="suffix for the output files (e.g. -policy)")
+    p.add_argument("--from-anchor", action="store_true",
+                   help="each step unlearns every request since the stream's anchor from the anchor (stream(..., "
+                        "from_anchor=True))")
     args = p.parse_args()
     args.option = dict(_option(item) for item in args.option)
     if len(args.gold_seeds) < 2:

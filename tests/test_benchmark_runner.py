@@ -363,3 +363,12 @@ def test_unknown_settings_are_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"unknown settings \['in'\] for task 'node'; known: \['nodes'\]"):
         bench.plan({**bench.load_config("smoke-node"), "settings": ["in"]})
     assert len(bench.plan({**config, "settings": ["in", "out", "hard-degree", "hard-confident"]})) == 4
+    # split options are checked against the task's make_split, ratios in [0, 1)
+    with pytest.raises(ValueError, match=r"unknown split options \['val_ratio'\] for task 'link'"):
+        bench.plan({**config, "split": {"val_ratio": 0.1}})
+    rec = bench.load_config("smoke-rec")
+    with pytest.raises(ValueError, match="split option 'val_ratio' must be a number in \\[0, 1\\), got 1.5"):
+        bench.plan({**rec, "split": {"val_ratio": 1.5}})
+    with pytest.raises(TypeError, match="'split' must be a dict"):
+        bench.plan({**rec, "split": 0.1})
+    assert bench.plan({**rec, "split": {"val_ratio": 0.1}})[0]["split"] == {"val_ratio": 0.1}

@@ -81,6 +81,24 @@ def settings_of(task: Task) -> tuple[str, ...] | None:
     return None
 
 
+def _split_options(task: Task, options) -> dict:
+    """A configuration's ``split`` options, checked before any work: a dict of the keyword arguments the
+    task's ``make_split`` takes (besides ``data`` and ``seed``), a ratio (``*_ratio``) a number in [0, 1)."""
+    if not isinstance(options, dict):
+        raise TypeError(f"benchmark config: 'split' must be a dict of split options, got {type(options).__name__}")
+    params = inspect.signature(task.make_split).parameters
+    known = [n for n, p in params.items() if n not in ("data", "seed")
+             and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"benchmark config: unknown split options {unknown} for task {task.name!r}; known: {known}")
+    for name, value in options.items():
+        if name.endswith("_ratio") and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                        or not 0 <= value < 1):
+            raise ValueError(f"benchmark config: split option {name!r} must be a number in [0, 1), got {value!r}")
+    return dict(options)
+
+
 def plan(config: dict) -> list[dict]:
     """The cells of ``config``: one dict per dataset x backbone x fraction x setting x seed, holding everything
     that determines its result (so its hash is a cache key)."""
@@ -105,7 +123,7 @@ def plan(config: dict) -> list[dict]:
     if task in ATTACKS:  # the attack's shadow model trains this long (a task without an attack has no such key)
         fixed["attack_epochs"] = config.get("attack_epochs", config["epochs"])
     if config.get("split"):  # the task's split options (rec: val_ratio); absent, a cell's key is as before
-        fixed["split"] = dict(config["split"])
+        fixed["split"] = _split_options(get_task(task, where="benchmark config"), config["split"])
     return [dict(dataset=d, backbone=b, fraction=f, setting=s, seed=seed, **fixed)
             for d in config["datasets"] for b in config["backbones"] for f in config["fractions"]
             for s in config["settings"] for seed in config["seeds"]]

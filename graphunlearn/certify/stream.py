@@ -439,7 +439,8 @@ class StreamResult:
     (:class:`StreamStep`), ``total_seconds`` (the methods' wall time summed over the steps), ``total_units``
     (the training units at the start, the budget's denominator), the ``policy``, and ``retrain_due``: the
     reason the next request would be met by a retrain (``"val_drop"`` after a drifting last step), else
-    ``None``."""
+    ``None``. ``state`` holds what a later ``stream(result.model, ..., resume=result)`` continues from (the
+    policy's counts since the last retrain, the validation baseline, the anchor, the requests seen)."""
 
     model: nn.Module
     steps: list[StreamStep] = field(default_factory=list)
@@ -447,6 +448,7 @@ class StreamResult:
     total_units: int = 0
     policy: RetrainPolicy = field(default_factory=RetrainPolicy)
     retrain_due: str | None = None
+    state: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def retrains(self) -> list[int]:
@@ -550,7 +552,7 @@ def _validate(task: Task, model: nn.Module, store: GraphStore, split) -> float |
 def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method: str = "d2dgn",
            task: str | Task | None = None, batch: int = 1, policy: RetrainPolicy | None = None, seed: int = 0,
            certificates: str | os.PathLike | None = None, key: bytes | str | None = None, progress: bool = False,
-           **options) -> StreamResult:
+           from_anchor: bool = False, resume: StreamResult | None = None, **options) -> StreamResult:
     r"""Apply a stream of deletion requests to ``model``, one unlearning per ``batch`` requests, retraining
     from scratch instead whenever ``policy`` says so.
 
@@ -571,7 +573,8 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
         split: the task's split, for validation scores and for retraining (node classification and
             recommendation need it to retrain). Default ``None``.
         method: the unlearning method of ordinary steps (default ``"d2dgn"``). A method that wraps the model
-            (``gnndelete``) cannot unlearn its own output again, so it suits ``batch`` covering the whole stream.
+            (``gnndelete``) cannot unlearn its own output again, so it suits ``batch`` covering the whole stream, or
+            ``from_anchor=True``.
         task: a task name or :class:`~graphunlearn.tasks.Task` (default: the model card's, else the split's).
         batch: requests per step (default 1).
         policy: when to retrain (default ``None``: ``RetrainPolicy()``, never).
@@ -582,6 +585,20 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
             :func:`graphunlearn.certificate.load_key`) before it is written (default ``None``: unsigned).
         progress: show a progress bar over the steps, and the training bar of retraining steps (default
             ``False``).
+        from_anchor: each unlearning step starts again from the *anchor* (the stream's first model, or the
+            model of its last retraining step) and unlearns every request since it, the step's group
+            included: ``unlearn(anchor, store, pending + group, method, ...)``, ``pending`` chosen as a
+            retraining step chooses it (every request of the store that the anchor's card does not list as
+            forgotten). A step then carries no error from earlier steps (an unlearned model is never
+            unlearned again, so a wrapping method such as ``gnndelete`` can serve every step), and its forget
+            set grows with the requests since the anchor. Default ``False``: step :math:`k` unlearns its own
+            group from :math:`\text{model}_{k-1}`.
+        resume: the :class:`StreamResult` of an earlier call to continue (default ``None``: a new stream): the
+            policy's counts since the last retrain, the validation baseline (and so the calibration anchor),
+            the anchor model, the requests seen, the step numbers (so the seeds ``seed + k``) and the position
+            in the stream carry over, so that a stream fed in pieces behaves as one (pass the same ``seed``).
+            ``model`` must be ``resume.model`` and ``from_anchor`` as it was; a :class:`StreamError`'s
+            ``.partial`` resumes too.
         **options: ``method``'s options, checked before anything is registered (a retrain step uses the
             training recipe on the model's card). With ``calibrate=True`` and no ``calibrate_reference``,
             each step's calibration measures eligibility against the validation score of the stream's last
@@ -594,7 +611,8 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
     Raises:
         TypeError: an argument of the wrong type, or options the method refuses by type.
         ValueError: an unknown method or task, a method that does not support the task, options out of range,
-            ``max_val_drop`` without a split or a task with a validation score, or an empty stream.
+            ``max_val_drop`` without a split or a task with a validation score, an empty stream, or a
+            ``resume`` whose model is not ``model`` or whose ``from_anchor`` differs.
         StreamError: (a ``ValueError``) a request that cannot be registered (bad ids, already deleted, another
             store's record, given twice) or a step the method refuses (``ValueError``, ``TypeError`` or
             ``FloatingPointError`` from ``unlearn``); the message names the request's position in the stream
@@ -626,8 +644,15 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
     if isinstance(requests, (DeletionRequest, StreamRequest)) or not isinstance(requests, Iterable):
         raise TypeError(f"{where}: requests must be an iterable of StreamRequest or DeletionRequest, or the path of "
                         f"a request file, got {type(requests).__name__}")
+    checks.check_bool(where, "from_anchor", from_anchor)
+    checks.check_instance(where, "resume", resume, StreamResult, allow_none=True)
+    state = dict(resume.state) if resume is not None else {}
+    if resume is not None and (resume.model is not model or not state):
+        raise ValueError(f"{where}: resume continues the stream that returned it: pass its model (resume.model)")
+    if resume is not None and state["from_anchor"] != from_anchor:
+        raise ValueError(f"{where}: the resumed stream ran with from_anchor={state['from_anchor']}, not {from_anchor}")
     split = task_obj.to_device(split, store.device)
-    baseline = _validate(task_obj, model, store, split)
+    baseline = state["baseline"] if resume is not None else _validate(task_obj, model, store, split)
     if policy.max_val_drop is not None and baseline is None:
         raise ValueError(f"{where}: policy.max_val_drop needs a validation score, but "
                          + ("no split was given (pass split=)" if split is None
@@ -635,7 +660,13 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
     total = len(requests) if isinstance(requests, Sized) else None
     runner = _Runner(store, task_obj, split, method, options, policy, seed, progress,
                      None if certificates is None else Path(certificates), key,
-                     StreamResult(model, total_units=_total_units(task_obj, store, split), policy=policy), baseline)
+                     StreamResult(model, total_units=resume.total_units if resume is not None
+                                  else _total_units(task_obj, store, split), policy=policy), baseline,
+                     anchor=state.get("anchor", model) if from_anchor else None)
+    if resume is not None:
+        runner.units, runner.unlearned, runner.drifted = state["units"], state["unlearned"], state["drifted"]
+        runner.seen, runner.offset, runner.position = set(state["seen"]), state["steps"], state["position"]
+    start = runner.position
     it = iter(requests)
     bar = tqdm(total=None if total is None else math.ceil(total / batch), desc="stream", unit="step",
                disable=not progress, leave=False)
@@ -646,7 +677,8 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
             bar.set_postfix({"action": step.action, "s": f"{step.seconds:.2f}"})
     finally:
         bar.close()
-    if runner.position == 0:
+        runner.result.state = runner.state()  # also on a StreamError: its .partial can be resumed
+    if runner.position == start:
         raise ValueError(f"{where}: no request given: the stream is empty")
     runner.result.retrain_due = "val_drop" if runner.drifted else None
     return runner.result
@@ -658,7 +690,7 @@ class _Runner:
 
     def __init__(self, store: GraphStore, task: Task, split, method: str, options: dict, policy: RetrainPolicy,
                  seed: int, progress: bool, folder: Path | None, key, result: StreamResult,
-                 baseline: float | None):
+                 baseline: float | None, anchor: nn.Module | None = None):
         self.store, self.task, self.split, self.method, self.options = store, task, split, method, options
         self.policy, self.seed, self.progress, self.folder, self.key = policy, seed, progress, folder, key
         self.result = result
@@ -668,6 +700,21 @@ class _Runner:
         self.drifted = False  # the last unlearning fell more than max_val_drop below the baseline
         self.position = 0  # requests taken from the stream so far
         self.seen: set[int] = set()
+        self.anchor = anchor  # from_anchor: the model every unlearning step starts from (None: the last model)
+        self.offset = 0  # steps of the streams this one resumes: step numbers (and seeds) continue from them
+
+    def state(self) -> dict:
+        """What ``stream(..., resume=result)`` continues from (:attr:`StreamResult.state`)."""
+        return {"baseline": self.baseline, "units": self.units, "unlearned": self.unlearned,
+                "drifted": self.drifted, "seen": frozenset(self.seen), "anchor": self.anchor,
+                "from_anchor": self.anchor is not None, "steps": self.offset + len(self.result.steps),
+                "position": self.position}
+
+    def _pending(self, model: nn.Module, group: list[DeletionRequest]) -> list[DeletionRequest]:
+        """The store's live requests that ``model``'s card does not list as forgotten, ``group`` excluded."""
+        card = card_of(model)
+        skip = set(card.forgotten if card else ()) | {r.id for r in group}
+        return [r for r in self.store.requests if not r.redacted and r.id not in skip]
 
     def _anchored(self, options: dict) -> dict:
         """``options`` with ``calibrate_reference`` set to the validation baseline (the last retrained or first
@@ -679,7 +726,7 @@ class _Runner:
 
     def step(self, chunk: list) -> StreamStep:
         """Register ``chunk``, then unlearn it or retrain; append the step to the result and return it."""
-        number = len(self.result.steps) + 1
+        number = self.offset + len(self.result.steps) + 1
         group: list[DeletionRequest] = []
         refs: list[str | None] = []
         arrivals: list[float] = []
@@ -699,13 +746,14 @@ class _Runner:
         reason = self.policy.reason(units=self.units + units, total_units=self.result.total_units,
                                     requests=self.unlearned + len(group), drifted=self.drifted)
         model = self.result.model
-        if reason is None:
+        if reason is None and self.anchor is not None:  # from the anchor: every request since it, again
+            model = self.anchor
+            action, method, options = "unlearn", self.method, self._anchored(self.options)
+            handed = self._pending(model, group) + group
+        elif reason is None:
             action, method, handed, options = "unlearn", self.method, list(group), self._anchored(self.options)
         else:
-            card = card_of(model)
-            skip = set(card.forgotten if card else ()) | {r.id for r in group}
-            pending = [r for r in self.store.requests if not r.redacted and r.id not in skip]
-            action, method, handed, options = "retrain", "retrain", pending + group, {}
+            action, method, handed, options = "retrain", "retrain", self._pending(model, group) + group, {}
         try:
             out = unlearn(model, self.store, handed, method, split=self.split, task=self.task,
                           seed=self.seed + number, progress=self.progress and action == "retrain", **options)
@@ -720,6 +768,8 @@ class _Runner:
         val = _validate(self.task, out.model, self.store, self.split)
         if action == "retrain":
             self.units, self.unlearned, self.baseline, self.drifted = 0, 0, val, False
+            if self.anchor is not None:
+                self.anchor = out.model
         else:
             self.units += units
             self.unlearned += len(group)

@@ -346,6 +346,17 @@ class Task:
     #: answer depends on the split (recommendation) overrides :meth:`heldout_is_validation_for`
     heldout_is_validation: bool = False
 
+    def live_heldout_units(self, split, store: GraphStore) -> Tensor | None:
+        """The :meth:`heldout_units` calibration compares deleted units with: those whose nodes are live in
+        ``store`` (pair units: both endpoints; a held-out pair of a deleted node is no longer a unit the model
+        can be asked about). Recommendation also drops interactions of items out of the catalogue, as its
+        validation score does."""
+        held = self.heldout_units(split)
+        if held is None or not self.pairwise or not held.numel():
+            return held
+        held = held.to(store.node_mask.device)
+        return held[:, store.node_mask[held[0]] & store.node_mask[held[1]]]
+
     def heldout_is_validation_for(self, split) -> bool:
         """Whether :meth:`heldout_units` of ``split`` are validation data (default:
         :attr:`heldout_is_validation`; recommendation: whether the split holds validation interactions)."""

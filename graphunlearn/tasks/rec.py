@@ -312,6 +312,26 @@ class Recommendation(Task):
                     "calibrate on the whole graph (num_neighbors='full')")
         return None
 
+    @staticmethod
+    def _live_val(split, store) -> Tensor | None:
+        """The validation interactions [2, K] that count: both nodes live and the item in the catalogue (it
+        keeps a live training interaction); ``None`` without validation interactions."""
+        val = _val_pos(split) if split is not None else None
+        if val is None or not val.numel():
+            return None
+        kept = store.edge_index[:, store.edge_mask]
+        in_catalogue = torch.zeros(split.num_users + split.num_items, dtype=torch.bool, device=kept.device)
+        in_catalogue[kept[1]] = True
+        val = val.to(kept.device)
+        return val[:, store.node_mask[val[0]] & store.node_mask[val[1]] & in_catalogue[val[1]]]
+
+    def live_heldout_units(self, split, store):
+        """The validation interactions that count in :meth:`validate` (live users and items, items in the
+        catalogue) where the split has them, else the test interactions of live nodes."""
+        if self.heldout_is_validation_for(split):
+            return self._live_val(split, store)
+        return super().live_heldout_units(split, store)
+
     #: the cut-off of the validation metric, Recall@``val_k`` of the validation interactions (as the test's)
     val_k: int = 20
 
@@ -331,17 +351,11 @@ class Recommendation(Task):
         Raises:
             graphunlearn.metrics.NonFiniteScoreError: NaN or infinite model outputs.
         """
-        val = _val_pos(split) if split is not None else None
+        val = self._live_val(split, store)
         if val is None or not val.numel():
             return None
         nu, ni = split.num_users, split.num_items
         kept = store.edge_index[:, store.edge_mask]
-        in_catalogue = torch.zeros(nu + ni, dtype=torch.bool, device=kept.device)
-        in_catalogue[kept[1]] = True
-        val = val.to(kept.device)
-        val = val[:, store.node_mask[val[0]] & store.node_mask[val[1]] & in_catalogue[val[1]]]
-        if not val.numel():
-            return None
         was = model.training
         model.eval()
         try:

@@ -552,7 +552,7 @@ class Calibration:
             return
         if task.pairwise:
             forget = task.forget_units(store, ctx.requests, split)
-            held = task.heldout_units(split)
+            held = task.live_heldout_units(split, store)
             if held is not None and ctx.local:
                 held = held[:, :task.sampled_val_units]
             if not forget.numel() or held is None or not held.numel():

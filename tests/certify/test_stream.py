@@ -236,6 +236,82 @@ def test_retrain_also_forgets_requests_registered_before_the_stream(link_setup):
     assert gu.card_of(res.model).forgotten == (0, 1, 2)
 
 
+def test_from_anchor_unlearns_every_request_since_the_anchor_from_it(link_setup, monkeypatch):
+    import importlib
+
+    stream_module = importlib.import_module("graphunlearn.certify.stream")  # the package's name is the function
+    split, model = link_setup
+    store = gu.GraphStore(split.train_data)
+    calls = []  # (model started from, model returned) of every unlearn call
+    real = stream_module.unlearn
+
+    def spy(m, *args, **kwargs):
+        out = real(m, *args, **kwargs)
+        calls.append((m, out.model))
+        return out
+
+    monkeypatch.setattr(stream_module, "unlearn", spy)
+    # gnndelete wraps the model it unlearns: without the anchor it could not take a second step
+    res = stream(model, store, _edges(store, 30, 5), split=split, policy=RetrainPolicy(max_requests=3),
+                 method="gnndelete", from_anchor=True, epochs=2)
+    assert [s.action for s in res.steps] == ["unlearn", "unlearn", "unlearn", "retrain", "unlearn"]
+    # steps 1-3 start from the first model and forget every request since it
+    assert all(start is model for start, _ in calls[:3])
+    assert [s.forgotten for s in res.steps[:3]] == [(0,), (0, 1), (0, 1, 2)]
+    # the retrain starts from the latest model (it forgot 0-2) and becomes the anchor of step 5
+    assert calls[3][0] is calls[2][1] and res.steps[3].forgotten == (3,)
+    assert calls[4][0] is calls[3][1] and res.steps[4].forgotten == (4,)
+    assert gu.card_of(res.model).forgotten == tuple(range(5))
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="gnndelete"):  # without the anchor its own output is refused
+        stream(model, gu.GraphStore(split.train_data), _edges(store, 30, 2), split=split, method="gnndelete",
+               epochs=2)
+    with pytest.raises(TypeError, match="from_anchor"):
+        stream(model, gu.GraphStore(split.train_data), _edges(store, 30, 1), split=split, from_anchor="yes")
+
+
+def test_a_stream_fed_in_pieces_behaves_as_one(link_setup):
+    split, model = link_setup
+    whole_store, piece_store = gu.GraphStore(split.train_data), gu.GraphStore(split.train_data)
+    policy = RetrainPolicy(max_requests=2)
+    whole = stream(model, whole_store, _edges(whole_store, 40, 5), split=split, policy=policy, epochs=2,
+                   from_anchor=True)
+    reqs = _edges(piece_store, 40, 5)
+    first = stream(model, piece_store, reqs[:2], split=split, policy=policy, epochs=2, from_anchor=True)
+    second = stream(first.model, piece_store, reqs[2:], split=split, policy=policy, epochs=2, from_anchor=True,
+                    resume=first)
+    # the policy's count and the anchor carried over: step 3 retrains in both, step 4 starts from its output;
+    # step numbers (and so seeds) continue, so the pieces compute what the whole stream computes
+    pieces = first.steps + second.steps
+    assert [s.step for s in pieces] == [1, 2, 3, 4, 5]
+    assert [s.action for s in whole.steps] == [s.action for s in pieces]
+    assert [s.forgotten for s in whole.steps] == [s.forgotten for s in pieces]
+    for a, b in zip(whole.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert second.state["anchor"] is not model and second.state["seen"] == frozenset(range(5))
+    with pytest.raises(ValueError, match="resume continues"):
+        stream(model, piece_store, _edges(piece_store, 60, 1), split=split, resume=second, from_anchor=True)
+    with pytest.raises(ValueError, match="from_anchor"):
+        stream(second.model, piece_store, _edges(piece_store, 60, 1), split=split, resume=second)
+    # the requests seen carry over: a DeletionRequest of the first piece is refused as given twice
+    given = piece_store.requests[0]
+    with pytest.raises(StreamError, match="given twice|twice"):
+        stream(second.model, piece_store, [given], split=split, resume=second, from_anchor=True)
+
+
+def test_a_failed_stream_resumes_from_its_partial_result(link_setup):
+    split, model = link_setup
+    store = gu.GraphStore(split.train_data)
+    reqs = _edges(store, 50, 3)
+    bad = StreamRequest("nodes", nodes=[10**6], ref="bad")
+    with pytest.raises(StreamError) as info:
+        stream(model, store, reqs[:2] + [bad], split=split, epochs=2)
+    partial = info.value.partial
+    assert [s.step for s in partial.steps] == [1, 2] and partial.state["position"] == 3
+    more = stream(partial.model, store, reqs[2:], split=split, epochs=2, resume=partial)
+    assert [s.step for s in more.steps] == [3] and gu.card_of(more.model).forgotten == (0, 1, 2)
+
+
 def test_node_stream_counts_training_nodes_only():
     data = gu.datasets.synthetic(num_nodes=100, num_classes=3, num_features=8, avg_degree=5, seed=2)
     split = gu.datasets.node_split(data, seed=0)

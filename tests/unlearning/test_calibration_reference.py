@@ -37,7 +37,7 @@ def test_a_given_reference_replaces_the_originals(monkeypatch):
     assert not any(c["eligible"] for c in anchored["checks"])
 
 
-@pytest.mark.parametrize("method", ("d2dgn", "finetune", "gradient_ascent", "reverse_bpr"))
+@pytest.mark.parametrize("method", ("d2dgn", "finetune", "gradient_ascent", "gnndelete", "reverse_bpr"))
 def test_the_option_is_declared_and_checked(method):
     m = gu.methods()[method]
     assert m.options["calibrate_reference"] is None
@@ -79,3 +79,17 @@ def test_a_calibrated_stream_anchors_every_step_at_its_first_model():
     store = gu.GraphStore(split.train_data)
     out = gu.stream(model, store, requests[:1], split=split, method="gradient_ascent", epochs=2)
     assert out.steps[0].certificate.body["method"]["options"]["calibrate_reference"] is None
+
+
+def test_rec_calibration_compares_with_the_validation_interactions_validate_counts():
+    from .test_calibration import rec_case
+
+    model, store, req, split = rec_case()
+    item = int(split.val_pos[1, 0])
+    gone = store.delete_nodes([item])  # an item leaves: its validation interactions are no longer units
+    ctx = Context(model, model, store, (req, gone), gu.tasks.get_task("rec"),
+                  split, 0, False, gu.methods()["reverse_bpr"].options_type(), method="test")
+    held = Calibration(ctx, 0.01).heldout
+    assert not bool((held[1] == item).any()) and int((split.val_pos[1] == item).sum()) > 0
+    assert torch.equal(held, gu.tasks.get_task("rec")._live_val(split, store))
+    assert held.size(1) < split.val_pos.size(1)

@@ -19,6 +19,7 @@ from ..base import (
     Context,
     Options,
     calibrate_every,
+    calibrate_reference,
     calibrate_switch,
     calibrate_tolerance,
     calibration,
@@ -47,6 +48,7 @@ class GNNDeleteOptions(Options):
     calibrate: bool = calibrate_switch()
     calibrate_tolerance: float = calibrate_tolerance()
     calibrate_every: int = calibrate_every()
+    calibrate_reference: float | None = calibrate_reference()
 
 
 #: affected and retained nodes drawn per step on sampled computation graphs (half from the one-hop
