@@ -1,6 +1,7 @@
 """Calibrated forgetting (issue 16, ``docs/calibration.md``): each learning method with and without
-``calibrate``, beside gold (retrain) and the original, on Cora link prediction (GCN, the protocol's split and
-forget sets), built the way the benchmark engine builds its cells (``graphunlearn.bench``).
+``calibrate``, beside gold (retrain) and the original, on link prediction (GCN, the protocol's split and
+forget sets; Cora by default, ``--dataset`` another link graph), built the way the benchmark engine builds
+its cells (``graphunlearn.bench``).
 
 Per (seed, setting, method): Dt-AUROC and Df-AUROC (``evaluate``, the protocol's metrics), the raw
 forget-vs-held-out AUROC the certificates record (``Task.forget_vs_heldout``), the degree-matched one the
@@ -9,10 +10,11 @@ the epoch it stopped). Gold and the metrics are computed after the methods ran; 
 
     python benchmarks/bench_calibration.py --seeds 7,8,9                  # development seeds
     python benchmarks/bench_calibration.py --seeds 42,21,13,87,100        # the protocol's seeds
+    python benchmarks/bench_calibration.py --dataset amazon-photo --settings in --seeds 7,8,9
     python benchmarks/bench_calibration.py --seeds 7,8,9 --methods gnndelete,gnndelete+cal \
         --out benchmarks/results/calibration/gnndelete                   # gnndelete alone, its own folder
 
-Writes ``<out>/cora-link-<seeds>.json`` (machine, versions, every row) and ``.md`` (mean ± std per setting and
+Writes ``<out>/<dataset>-link-<seeds>.json`` (machine, versions, every row) and ``.md`` (mean ± std per setting and
 method, and the mean distance to gold on Df-AUROC and on the matched AUROC). Data comes from
 ``GRAPHUNLEARN_DATA``.
 """
@@ -52,9 +54,10 @@ def meter(model, store, req, split, task) -> Calibration:
     return Calibration(ctx, 0.0)
 
 
-def run(seeds: list[int], settings: list[str], fraction: float, epochs: int, variants, log=print) -> list[dict]:
+def run(seeds: list[int], settings: list[str], fraction: float, epochs: int, variants, log=print,
+        dataset: str = "cora") -> list[dict]:
     task = get_task("link")
-    data = datasets.load("cora")
+    data = datasets.load(dataset)
     rows = []
     for seed in seeds:
         split, graph = task.make_split(data, seed)
@@ -116,6 +119,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="cora", help="a link graph of gu.datasets.load (default cora)")
     p.add_argument("--seeds", default="7,8,9")
     p.add_argument("--settings", default="in,out")
     p.add_argument("--fraction", type=float, default=0.025)
@@ -130,15 +134,15 @@ def main(argv=None) -> None:
     variants = [(label, method, {**opts, **({"calibrate_tolerance": a.tolerance}
                                             if opts["calibrate"] and a.tolerance is not None else {})})
                 for label, method, opts in VARIANTS if a.methods is None or label in a.methods.split(",")]
-    rows = run(seeds, a.settings.split(","), a.fraction, a.epochs, variants)
+    rows = run(seeds, a.settings.split(","), a.fraction, a.epochs, variants, dataset=a.dataset)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"cora-link-{'-'.join(map(str, seeds))}{'' if a.tolerance is None else f'-tol{a.tolerance:g}'}"
+    name = f"{a.dataset}-link-{'-'.join(map(str, seeds))}{'' if a.tolerance is None else f'-tol{a.tolerance:g}'}"
     md = table(rows)
     (out / f"{name}.json").write_text(json.dumps({"machine": common.machine(), "seeds": seeds,
                                                      "fraction": a.fraction, "epochs": a.epochs,
                                                      "variants": variants, "rows": rows}, indent=1))
-    (out / f"{name}.md").write_text(f"Cora link, GCN, {a.fraction:.1%}, seeds {seeds}, calibrate_tolerance "
+    (out / f"{name}.md").write_text(f"{a.dataset} link, GCN, {a.fraction:.1%}, seeds {seeds}, calibrate_tolerance "
                                 f"{a.tolerance if a.tolerance is not None else 'default'}\n\n{md}\n")
     print(md)
 
