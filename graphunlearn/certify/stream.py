@@ -598,7 +598,8 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
             the anchor model, the requests seen, the step numbers (so the seeds ``seed + k``) and the position
             in the stream carry over, so that a stream fed in pieces behaves as one (pass the same ``seed``).
             ``model`` must be ``resume.model`` and ``from_anchor`` as it was; a :class:`StreamError`'s
-            ``.partial`` resumes too.
+            ``.partial`` resumes too, its first step also unlearning the requests the failed step registered.
+            ``total_seconds`` and ``cumulative_seconds`` count the steps of this call.
         **options: ``method``'s options, checked before anything is registered (a retrain step uses the
             training recipe on the model's card). With ``calibrate=True`` and no ``calibrate_reference``,
             each step's calibration measures eligibility against the validation score of the stream's last
@@ -666,6 +667,7 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
     if resume is not None:
         runner.units, runner.unlearned, runner.drifted = state["units"], state["unlearned"], state["drifted"]
         runner.seen, runner.offset, runner.position = set(state["seen"]), state["steps"], state["position"]
+        runner.carry = list(state["carry"])
     start = runner.position
     it = iter(requests)
     bar = tqdm(total=None if total is None else math.ceil(total / batch), desc="stream", unit="step",
@@ -702,13 +704,14 @@ class _Runner:
         self.seen: set[int] = set()
         self.anchor = anchor  # from_anchor: the model every unlearning step starts from (None: the last model)
         self.offset = 0  # steps of the streams this one resumes: step numbers (and seeds) continue from them
+        self.carry: list[DeletionRequest] = []  # registered by a failed step, not unlearned: the next step's
 
     def state(self) -> dict:
         """What ``stream(..., resume=result)`` continues from (:attr:`StreamResult.state`)."""
         return {"baseline": self.baseline, "units": self.units, "unlearned": self.unlearned,
                 "drifted": self.drifted, "seen": frozenset(self.seen), "anchor": self.anchor,
                 "from_anchor": self.anchor is not None, "steps": self.offset + len(self.result.steps),
-                "position": self.position}
+                "position": self.position, "carry": tuple(self.carry)}
 
     def _pending(self, model: nn.Module, group: list[DeletionRequest]) -> list[DeletionRequest]:
         """The store's live requests that ``model``'s card does not list as forgotten, ``group`` excluded."""
@@ -727,14 +730,17 @@ class _Runner:
     def step(self, chunk: list) -> StreamStep:
         """Register ``chunk``, then unlearn it or retrain; append the step to the result and return it."""
         number = self.offset + len(self.result.steps) + 1
-        group: list[DeletionRequest] = []
-        refs: list[str | None] = []
+        # requests a failed step registered but did not unlearn (a resumed stream's first step takes them)
+        group: list[DeletionRequest] = list(self.carry)
+        refs: list[str | None] = [None] * len(group)
         arrivals: list[float] = []
+        self.carry = []
         for item in chunk:
             self.position += 1
             try:
                 req = _register(item, self.store, self.seen)
             except (ValueError, TypeError) as exc:
+                self.carry = list(group)
                 raise StreamError(_stop_message(self.position, item, number, exc, group), self.result,
                                   self.position, getattr(item, "ref", None), tuple(group)) from exc
             self.seen.add(req.id)
@@ -758,6 +764,7 @@ class _Runner:
             out = unlearn(model, self.store, handed, method, split=self.split, task=self.task,
                           seed=self.seed + number, progress=self.progress and action == "retrain", **options)
         except (ValueError, TypeError, FloatingPointError) as exc:
+            self.carry = list(group)
             first = self.position - len(group) + 1
             named = [r for r in refs if r is not None]
             raise StreamError(f"stream stopped at step {number} (requests {first}..{self.position} of the stream"

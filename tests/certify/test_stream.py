@@ -310,6 +310,15 @@ def test_a_failed_stream_resumes_from_its_partial_result(link_setup):
     assert [s.step for s in partial.steps] == [1, 2] and partial.state["position"] == 3
     more = stream(partial.model, store, reqs[2:], split=split, epochs=2, resume=partial)
     assert [s.step for s in more.steps] == [3] and gu.card_of(more.model).forgotten == (0, 1, 2)
+    # a failed step's requests that were registered are unlearned by the resumed stream's first step
+    store = gu.GraphStore(split.train_data)
+    reqs = _edges(store, 60, 4)
+    with pytest.raises(StreamError) as info:
+        stream(model, store, reqs[:3] + [bad], split=split, batch=2, epochs=2)
+    partial = info.value.partial
+    assert [s.requests for s in partial.steps] == [(0, 1)] and partial.state["carry"]
+    more = stream(partial.model, store, reqs[3:], split=split, batch=2, epochs=2, resume=partial)
+    assert more.steps[0].requests == (2, 3) and gu.card_of(more.model).forgotten == (0, 1, 2, 3)
 
 
 def test_node_stream_counts_training_nodes_only():
