@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from graphunlearn import bench
+from graphunlearn.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,6 +83,22 @@ def test_cache_key_follows_the_whole_configuration(monkeypatch):
     with pytest.raises(ValueError, match="unknown methods"):
         bench.plan({**config, "methods": ["retrain", "nope"]})
 
+
+
+def test_a_backbones_own_defaults_key_its_cells_alone(monkeypatch):
+    """GIN's constructor defaults and the task's recipe entry for it are in its cells' keys (a changed GIN
+    default recomputes GIN cells), and a backbone without any keeps the key it had."""
+    config = {**bench.load_config("smoke"), "backbones": ["gcn", "gin"]}
+    def first(cells):
+        return [next(c for c in cells if c["backbone"] == b) for b in ("gcn", "gin")]
+
+    gcn, gin = first(bench.plan(config))
+    assert "model_options" not in gcn and "backbone_recipe" not in gcn
+    assert gin["model_options"] == {"norm": "layer_norm"} and gin["backbone_recipe"] == {"lr": 0.001, "patience": 100}
+    keys = (bench.cell_key(gcn), bench.cell_key(gin))
+    monkeypatch.setattr(type(get_task("link")), "backbone_recipes", {"gin": {"lr": 0.002}})
+    gcn2, gin2 = first(bench.plan(config))
+    assert bench.cell_key(gcn2) == keys[0] and bench.cell_key(gin2) != keys[1]
 
 def test_targets_are_checked_against_gold():
     rows = []

@@ -48,6 +48,7 @@ import torch
 
 from .. import __version__, datasets, evaluate, train
 from .. import distributed as dist
+from ..models import CONVS, default_options
 from ..models.card import card_of
 from ..store import GraphStore
 from ..tasks import Task, get_task, tasks
@@ -124,9 +125,24 @@ def plan(config: dict) -> list[dict]:
         fixed["attack_epochs"] = config.get("attack_epochs", config["epochs"])
     if config.get("split"):  # the task's split options (rec: val_ratio); absent, a cell's key is as before
         fixed["split"] = _split_options(get_task(task, where="benchmark config"), config["split"])
-    return [dict(dataset=d, backbone=b, fraction=f, setting=s, seed=seed, **fixed)
+    return [dict(dataset=d, backbone=b, fraction=f, setting=s, seed=seed, **fixed, **_backbone_defaults(task, b))
             for d in config["datasets"] for b in config["backbones"] for f in config["fractions"]
             for s in config["settings"] for seed in config["seeds"]]
+
+
+def _backbone_defaults(task: str, backbone: str) -> dict:
+    """What a backbone's cells are built and trained with beyond the config (its constructor defaults,
+    :func:`graphunlearn.models.default_options`, and the task's recipe entries for it,
+    ``Task.backbone_recipes``), so a changed default changes the cells' keys; empty (and the keys as before)
+    for a backbone that has none."""
+    out = {}
+    options = default_options(backbone) if backbone in CONVS else {}
+    if options:
+        out["model_options"] = options
+    recipe = get_task(task, where="benchmark config").backbone_recipes.get(backbone)
+    if recipe:
+        out["backbone_recipe"] = recipe
+    return out
 
 
 def describe() -> list[str]:
@@ -231,7 +247,7 @@ def _unlearn_all(cell: dict, model, store, req, split, progress: bool, task: Tas
 
 
 def _cell_fields(cell: dict) -> dict:
-    dropped = ("methods", "version", "method_options", "train", "eval_revision")
+    dropped = ("methods", "version", "method_options", "train", "eval_revision", "model_options", "backbone_recipe")
     return {k: v for k, v in cell.items() if k not in dropped}
 
 

@@ -32,8 +32,9 @@ def add_parser(subparsers) -> None:
                    + _per_task(lambda t: ", ".join(t.backbones)))
     s.add_argument("--epochs", type=positive_int, help="at most this many epochs; default: the task's recipe ("
                    + _per_task(lambda t: str(t.recipe.get("epochs"))) + ")")
-    s.add_argument("--lr", type=positive_float, help="default: the task's recipe ("
-                   + _per_task(lambda t: str(t.recipe.get("lr"))) + ")")
+    s.add_argument("--lr", type=positive_float, help="default: the task's recipe for the model ("
+                   + _per_task(lambda t: str(t.recipe.get("lr")) + "".join(
+                       f", {b} {r['lr']}" for b, r in t.backbone_recipes.items() if "lr" in r)) + ")")
     s.add_argument("--batch-size", type=positive_int, help="mini-batches of this many training units (link: live "
                    "edges, node: training nodes, rec: interactions; per process under torchrun); default: the "
                    "task's recipe (" + _per_task(lambda t: str(t.recipe.get("batch_size"))) + ")")

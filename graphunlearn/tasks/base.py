@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from .. import checks
 from ..kernels import binary_kl_distill_loss
 from ..metrics import check_finite, roc_auc
+from ..models import backbone_name
 from ..report import Metrics
 from ..requests import DeletionRequest, LiveGraph
 from ..store import GraphStore
@@ -173,6 +174,9 @@ class Task:
     #: default training recipe: epochs, lr, weight_decay, patience (``None``: no early stopping), eval_every,
     #: batch_size (``None``: full batch)
     recipe: dict = {}
+    #: per backbone (a name of :data:`graphunlearn.models.CONVS`), what differs from :attr:`recipe` for it;
+    #: see :meth:`recipe_for`
+    backbone_recipes: dict[str, dict] = {}
     #: whether ``weight_decay`` is an L2 term inside :meth:`loss` (recommendation) instead of Adam's
     l2_in_loss: bool = False
     #: whether the units are node pairs scored by a decoder (link, rec) rather than nodes (node)
@@ -413,6 +417,12 @@ class Task:
             ValueError: an unknown backbone for this task.
         """
         raise NotImplementedError
+
+    def recipe_for(self, model: nn.Module) -> dict:
+        """The default training recipe for ``model``: :attr:`recipe`, with :attr:`backbone_recipes`' entry for
+        its backbone (:func:`graphunlearn.models.backbone_name`: the project's ``GNN`` by its ``conv``, PyG's
+        ``GCN``/``GraphSAGE``/``GIN``/``GAT`` by class) on top; any other model gets :attr:`recipe`."""
+        return {**self.recipe, **self.backbone_recipes.get(backbone_name(model), {})}
 
     def _check_backbone(self, backbone: str) -> None:
         if backbone not in self.backbones:

@@ -13,7 +13,7 @@ from .. import distributed as dist
 from ..datasets import splits as ds
 from ..kernels import kl_distill_loss
 from ..metrics import check_finite, roc_auc
-from ..models import CONVS, GNN
+from ..models import CONVS, GNN, default_options
 from ..nn import as_live
 from ..report import Metrics
 from ..requests import DeletionRequest, bind
@@ -107,7 +107,7 @@ class NodeClassification(Task):
         if store.y is None:
             raise ValueError("node classification needs node labels y; the store has none")
         return GNN(store.num_features, conv=backbone, hidden_channels=hidden_channels,
-                   out_channels=int(store.y.max()) + 1)
+                   out_channels=int(store.y.max()) + 1, **default_options(backbone))
 
     def describe_split(self, split):
         return (f"{split.train_idx.numel()} training, {split.val_idx.numel()} validation, "

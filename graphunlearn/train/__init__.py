@@ -60,7 +60,8 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
         progress: bool = True, checkpoint: str | os.PathLike | None = None, autocast: bool = False,
         _where: str | None = None) -> TrainResult:
     """Train ``model`` for ``task`` on the store's live graph with the task's loss and early stopping on its
-    validation score; arguments left ``None`` take the task's recipe (``task.recipe``).
+    validation score; arguments left ``None`` take the task's recipe for the model (``task.recipe_for(model)``:
+    ``task.recipe``, with a backbone's own entries where ``task.backbone_recipes`` has them).
 
     Args:
         model: any ``nn.Module`` called as ``model(x, edge_index)`` (or with PyG's ``get_embedding``).
@@ -113,7 +114,7 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
     given = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience, eval_every=eval_every,
                  batch_size=batch_size, num_neighbors=_fanouts(where, num_neighbors),
                  steps_per_epoch=steps_per_epoch)
-    recipe = {**task.recipe, **{k: v for k, v in given.items() if v is not None}}
+    recipe = {**task.recipe_for(model), **{k: v for k, v in given.items() if v is not None}}
     check_recipe(where, seed=seed, progress=progress, **recipe)
     fanout = recipe.get("num_neighbors")
     if fanout is not None and not task.sampled_training:
@@ -194,7 +195,8 @@ def _fanouts(where: str, num_neighbors) -> list[int] | None:
 
 def link_prediction(model: nn.Module, store: GraphStore, split=None, **recipe) -> TrainResult:
     """:func:`fit` for link prediction: BCE of the live edges against as many sampled node pairs per epoch,
-    early stopping on validation AUROC (recipe: at most 500 epochs, lr 0.01, patience 50, validation every 5)."""
+    early stopping on validation AUROC (recipe: at most 500 epochs, lr 0.01, patience 50, validation every 5;
+    GIN: lr 0.001, patience 100)."""
     return fit(model, store, split, task="link", _where="train.link_prediction", **recipe)
 
 
