@@ -22,9 +22,7 @@ method, and the mean distance to gold on Df-AUROC and on the matched AUROC). Dat
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -36,7 +34,6 @@ import common  # noqa: E402
 import graphunlearn as gu  # noqa: E402
 from graphunlearn import datasets, evaluate, train  # noqa: E402
 from graphunlearn.tasks import get_task  # noqa: E402
-from graphunlearn.unlearning.base import Calibration, Context  # noqa: E402
 
 #: (label, method, options): every learning method with its defaults, and again with calibration
 VARIANTS = [("d2dgn", "d2dgn", {"calibrate": False}), ("d2dgn+cal", "d2dgn", {"calibrate": True}),
@@ -46,12 +43,6 @@ VARIANTS = [("d2dgn", "d2dgn", {"calibrate": False}), ("d2dgn+cal", "d2dgn", {"c
             # with calibration the budget is a cap: four times the default, the rule decides where to stop
             ("gradient_ascent+cal, 20 epochs", "gradient_ascent", {"calibrate": True, "epochs": 20}),
             ("gnndelete", "gnndelete", {"calibrate": False}), ("gnndelete+cal", "gnndelete", {"calibrate": True})]
-
-
-def meter(model, store, req, split, task) -> Calibration:
-    """The calibration's own measure, built outside any method (for gold and the original too)."""
-    ctx = Context(copy.deepcopy(model), model, store, (req,), task, split, 0, False, None, method="bench")
-    return Calibration(ctx, 0.0)
 
 
 def run(seeds: list[int], settings: list[str], fraction: float, epochs: int, variants, log=print,
@@ -71,7 +62,7 @@ def run(seeds: list[int], settings: list[str], fraction: float, epochs: int, var
             results = {label: gu.unlearn(original, store, req, method, split=split, task=task, seed=seed,
                                          certify=False, **opts) for label, method, opts in variants}
             gold = gu.unlearn(original, store, req, "retrain", split=split, task=task, seed=seed, certify=False)
-            measure = meter(original, store, req, split, task)
+            measure = common.calibration_meter(original, store, req, split, task)
             models = {"gold (retrain)": (gold.model, gold), "original": (original, None)}
             models.update({label: (r.model, r) for label, r in results.items()})
             for label, (model, res) in models.items():
@@ -90,31 +81,13 @@ def run(seeds: list[int], settings: list[str], fraction: float, epochs: int, var
     return rows
 
 
-def _ms(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
-
-
 def table(rows: list[dict]) -> str:
     """Mean ± std per setting and method, with the mean |method - gold| per seed on Df and matched AUROC."""
-    gold = {(r["seed"], r["setting"]): r for r in rows if r["method"] == "gold (retrain)"}
-    out = ["| setting | method | Dt-AUROC | Df-AUROC | |Df - gold| | forget-vs-held-out | matched | "
-           "|matched - gold| | time (s) | epoch kept |", "|---" * 10 + "|"]
-    for setting in dict.fromkeys(r["setting"] for r in rows):
-        for method in dict.fromkeys(r["method"] for r in rows):
-            rs = [r for r in rows if r["setting"] == setting and r["method"] == method]
-            if not rs:
-                continue
-            g = [gold[(r["seed"], setting)] for r in rs]
-            d_df = [abs(r["df_auroc"] - x["df_auroc"]) for r, x in zip(rs, g)]
-            d_m = [abs(r["matched_auroc"] - x["matched_auroc"]) for r, x in zip(rs, g)]
-            kept = ", ".join(str(r["selected_epoch"]) for r in rs) if rs[0]["selected_epoch"] is not None else "-"
-            out.append(f"| {setting} | {method} | {_ms([r['dt_auroc'] for r in rs])} | "
-                       f"{_ms([r['df_auroc'] for r in rs])} | {statistics.mean(d_df):.4f} | "
-                       f"{_ms([r['fvh_auroc'] for r in rs])} | {_ms([r['matched_auroc'] for r in rs])} | "
-                       f"{statistics.mean(d_m):.3f} | {statistics.median(r['seconds'] for r in rs):.2f} | {kept} |")
-    return "\n".join(out)
+    return common.gold_table(rows, "setting", [
+        ("Dt-AUROC", common.column("dt_auroc")), ("Df-AUROC", common.column("df_auroc")),
+        ("|Df - gold|", common.distance("df_auroc")), ("forget-vs-held-out", common.column("fvh_auroc")),
+        ("matched", common.column("matched_auroc")), ("|matched - gold|", common.distance("matched_auroc", 3)),
+        ("time (s)", common.median_seconds), ("epoch kept", common.epochs_kept)])
 
 
 def main(argv=None) -> None:

@@ -24,9 +24,7 @@ and method, and the mean distance to gold on forget Recall@20 and on the matched
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -38,18 +36,11 @@ import common  # noqa: E402
 import graphunlearn as gu  # noqa: E402
 from graphunlearn import datasets, evaluate, train  # noqa: E402
 from graphunlearn.tasks import get_task  # noqa: E402
-from graphunlearn.unlearning.base import Calibration, Context  # noqa: E402
 
 #: (label, options): reverse_bpr with its defaults, with calibration, and with calibration and its epochs as a
 #: cap three times the default (the rule decides where to stop)
 VARIANTS = [("reverse_bpr", {"calibrate": False}), ("reverse_bpr+cal", {"calibrate": True}),
             ("reverse_bpr+cal, 30 epochs", {"calibrate": True, "epochs": 30})]
-
-
-def meter(model, store, req, split, task) -> Calibration:
-    """The calibration's own measure, built outside any method (for gold and the original too)."""
-    ctx = Context(copy.deepcopy(model), model, store, (req,), task, split, 0, False, None, method="bench")
-    return Calibration(ctx, 0.0)
 
 
 def run(seeds: list[int], kinds: list[str], fraction: float, epochs: int, val_ratio: float, variants,
@@ -78,7 +69,7 @@ def run(seeds: list[int], kinds: list[str], fraction: float, epochs: int, val_ra
                 models["gold2 (retrain, seed + 1)"] = (gold2.model, gold2)
             models["original"] = (original, None)
             models.update({label: (r.model, r) for label, r in results.items()})
-            measure = meter(original, store, req, split, task)
+            measure = common.calibration_meter(original, store, req, split, task)
             for label, (model, res) in models.items():
                 ev = evaluate.evaluate(model, store, split, [req], task="rec")
                 cal = (res.info.get("calibration") or {}) if res is not None else {}
@@ -101,33 +92,16 @@ def run(seeds: list[int], kinds: list[str], fraction: float, epochs: int, val_ra
     return rows
 
 
-def _ms(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
-
-
 def table(rows: list[dict]) -> str:
     """Mean ± std per kind and method, with the mean |method - gold| per seed on forget Recall@20 and on the
     matched AUROC."""
-    gold = {(r["seed"], r["kind"]): r for r in rows if r["method"] == "gold (retrain)"}
-    out = ["| kind | method | Recall@20 | NDCG@20 | forget Recall@20 | |forget - gold| | val Recall@20 | "
-           "forget-vs-held-out | matched m | |m - gold| | time (s) | epoch kept |", "|---" * 12 + "|"]
-    for kind in dict.fromkeys(r["kind"] for r in rows):
-        for method in dict.fromkeys(r["method"] for r in rows):
-            rs = [r for r in rows if r["kind"] == kind and r["method"] == method]
-            if not rs:
-                continue
-            g = [gold[(r["seed"], kind)] for r in rs]
-            d_f = [abs(r["forget_recall@20"] - x["forget_recall@20"]) for r, x in zip(rs, g)]
-            d_m = [abs(r["matched_auroc"] - x["matched_auroc"]) for r, x in zip(rs, g)]
-            kept = ", ".join(str(r["selected_epoch"]) for r in rs) if rs[0]["selected_epoch"] is not None else "-"
-            out.append(f"| {kind} | {method} | {_ms([r['recall@20'] for r in rs])} | "
-                       f"{_ms([r['ndcg@20'] for r in rs])} | {_ms([r['forget_recall@20'] for r in rs])} | "
-                       f"{statistics.mean(d_f):.4f} | {_ms([r['val_recall@20'] for r in rs])} | "
-                       f"{_ms([r['fvh_auroc'] for r in rs])} | {_ms([r['matched_auroc'] for r in rs])} | "
-                       f"{statistics.mean(d_m):.3f} | {statistics.median(r['seconds'] for r in rs):.2f} | {kept} |")
-    return "\n".join(out)
+    return common.gold_table(rows, "kind", [
+        ("Recall@20", common.column("recall@20")), ("NDCG@20", common.column("ndcg@20")),
+        ("forget Recall@20", common.column("forget_recall@20")),
+        ("|forget - gold|", common.distance("forget_recall@20")), ("val Recall@20", common.column("val_recall@20")),
+        ("forget-vs-held-out", common.column("fvh_auroc")), ("matched m", common.column("matched_auroc")),
+        ("|m - gold|", common.distance("matched_auroc", 3)), ("time (s)", common.median_seconds),
+        ("epoch kept", common.epochs_kept)])
 
 
 def main(argv=None) -> None:

@@ -87,3 +87,57 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return "" if v is None else str(v)
+
+
+def mean_std(values: list[float]) -> str:
+    """``mean ± std`` (sample std) to four decimals; the value alone for one."""
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def gold_table(rows: list[dict], group: str, columns: list[tuple[str, Callable[[list[dict], list[dict]], str]]],
+               gold: str = "gold (retrain)") -> str:
+    """A markdown table of per-seed result rows: one line per value of ``group`` and method (in first-seen
+    order), the cells given by ``columns``, each a header and a function of the method's rows and gold's rows
+    for the same seeds (paired by position), so a column can read per-seed distances to gold.
+
+    Rows need ``seed``, ``method`` and ``group``; every (seed, group) needs a ``gold`` row (``KeyError``)."""
+    golds = {(r["seed"], r[group]): r for r in rows if r["method"] == gold}
+    out = ["| " + " | ".join([group, "method"] + [h for h, _ in columns]) + " |", "|---" * (len(columns) + 2) + "|"]
+    for value in dict.fromkeys(r[group] for r in rows):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            rs = [r for r in rows if r[group] == value and r["method"] == method]
+            if rs:
+                g = [golds[(r["seed"], value)] for r in rs]
+                out.append("| " + " | ".join([str(value), method] + [fn(rs, g) for _, fn in columns]) + " |")
+    return "\n".join(out)
+
+
+def column(metric: str) -> Callable[[list[dict], list[dict]], str]:
+    """A :func:`gold_table` column: ``metric``'s mean ± std over the seeds."""
+    return lambda rs, _g: mean_std([r[metric] for r in rs])
+
+
+def distance(metric: str, digits: int = 4) -> Callable[[list[dict], list[dict]], str]:
+    """A :func:`gold_table` column: the mean over seeds of ``|method - gold|`` on ``metric``."""
+    return lambda rs, g: f"{statistics.mean(abs(r[metric] - x[metric]) for r, x in zip(rs, g)):.{digits}f}"
+
+
+def median_seconds(rs: list[dict], _g: list[dict]) -> str:
+    return f"{statistics.median(r['seconds'] for r in rs):.2f}"
+
+
+def epochs_kept(rs: list[dict], _g: list[dict]) -> str:
+    return ", ".join(str(r["selected_epoch"]) for r in rs) if rs[0]["selected_epoch"] is not None else "-"
+
+
+def calibration_meter(model, store, req, split, task):
+    """Calibrated forgetting's own measure (:class:`graphunlearn.unlearning.base.Calibration`) of ``req``,
+    built outside any method, so that gold and the original are read by it too."""
+    import copy
+
+    from graphunlearn.unlearning.base import Calibration, Context
+
+    ctx = Context(copy.deepcopy(model), model, store, (req,), task, split, 0, False, None, method="bench")
+    return Calibration(ctx, 0.0)

@@ -389,3 +389,20 @@ def test_unknown_settings_are_refused(tmp_path, capsys):
     with pytest.raises(TypeError, match="'split' must be a dict"):
         bench.plan({**rec, "split": 0.1})
     assert bench.plan({**rec, "split": {"val_ratio": 0.1}})[0]["split"] == {"val_ratio": 0.1}
+
+
+def test_gold_table_pairs_each_method_with_gold_per_seed(monkeypatch):
+    """The calibration benchmarks' tables (benchmarks/common.py): each method's rows beside gold's of the same
+    seeds."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import common
+
+    rows = [{"seed": s, "setting": "in", "method": m, "df": v, "seconds": 1.0, "selected_epoch": None}
+            for s, m, v in [(0, "gold (retrain)", 0.5), (0, "a", 0.7), (1, "gold (retrain)", 0.6), (1, "a", 0.5)]]
+    md = common.gold_table(rows, "setting", [("Df", common.column("df")), ("|Df - gold|", common.distance("df")),
+                                             ("time (s)", common.median_seconds), ("kept", common.epochs_kept)])
+    assert md.splitlines() == ["| setting | method | Df | |Df - gold| | time (s) | kept |", "|---|---|---|---|---|---|",
+                               "| in | gold (retrain) | 0.5500 ± 0.0707 | 0.0000 | 1.00 | - |",
+                               "| in | a | 0.6000 ± 0.1414 | 0.1500 | 1.00 | - |"]
+    with pytest.raises(KeyError):  # a seed without its gold row
+        common.gold_table(rows[1:], "setting", [("Df", common.column("df"))])
