@@ -391,11 +391,14 @@ def test_unknown_settings_are_refused(tmp_path, capsys):
     assert bench.plan({**rec, "split": {"val_ratio": 0.1}})[0]["split"] == {"val_ratio": 0.1}
 
 
-def test_gold_table_pairs_each_method_with_gold_per_seed(monkeypatch):
+def test_gold_table_pairs_each_method_with_gold_per_seed():
     """The calibration benchmarks' tables (benchmarks/common.py): each method's rows beside gold's of the same
     seeds."""
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import common
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_common_under_test", REPO / "benchmarks" / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
 
     rows = [{"seed": s, "setting": "in", "method": m, "df": v, "seconds": 1.0, "selected_epoch": None}
             for s, m, v in [(0, "gold (retrain)", 0.5), (0, "a", 0.7), (1, "gold (retrain)", 0.6), (1, "a", 0.5)]]

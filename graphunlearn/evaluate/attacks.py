@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import checks
-from ..models import fresh_copy
+from ..models import card_of, fresh_copy
 from ..models.card import weight_distance
 from ..store import GraphStore
 from ..tasks import LINK
@@ -38,7 +38,9 @@ def train_mi_attacker(model: nn.Module, store: GraphStore, *, epochs: int = 100,
     """Train a shadow model and an attacker, as ``../shared/PROTOCOL.md`` describes.
 
     The live training edges are split in half: the shadow model (same architecture as ``model``, fresh
-    weights, the link-prediction loop, ``epochs``) trains on one half ("present"); the other half is held
+    weights, the link-prediction loop for ``epochs`` at ``model``'s own learning rate and weight decay: its
+    card's recipe, else the task's recipe for it, ``LINK.recipe_for``) trains on one half ("present"); the
+    other half is held
     out ("absent"). The attacker learns present vs absent from the shadow model's embeddings of up to
     ``max_pairs`` pairs of each kind (a uniform sample: the full halves of ogbl-ddi are 0.5M pairs each).
     """
@@ -63,7 +65,7 @@ def train_mi_attacker(model: nn.Module, store: GraphStore, *, epochs: int = 100,
                         num_nodes=store.num_nodes)
     shadow_store = GraphStore(shadow_graph, undirected=True)
     shadow = fresh_copy(model, seed=seed).requires_grad_(True)
-    fit(shadow, shadow_store, None, task=LINK, epochs=epochs, seed=seed, progress=False)
+    fit(shadow, shadow_store, None, task=LINK, epochs=epochs, seed=seed, progress=False, **_trained_like(model))
     with torch.no_grad():
         z = LINK.encode(shadow.eval(), shadow_store)
     check_scores(where, "the shadow model", z)
@@ -76,6 +78,14 @@ def train_mi_attacker(model: nn.Module, store: GraphStore, *, epochs: int = 100,
                                                                                  labels),
              epochs=attack_steps, lr=0.01, where=f"{where} (attacker)")
     return attacker.eval()
+
+
+def _trained_like(model: nn.Module) -> dict:
+    """The learning rate and weight decay ``model`` was trained with (its card's recipe; without one, the
+    link task's recipe for its backbone), so that the shadow model imitates its training."""
+    card = card_of(model)
+    recipe = card.recipe if card is not None and card.recipe.get("lr") is not None else LINK.recipe_for(model)
+    return {k: recipe[k] for k in ("lr", "weight_decay") if recipe.get(k) is not None}
 
 
 @torch.no_grad()

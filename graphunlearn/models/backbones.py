@@ -66,7 +66,9 @@ class GNN(nn.Module):
         num_nodes: nodes of the learnable embedding table (only with ``in_channels=None``).
         heads: attention heads for GAT (default 1).
         norm: ``"layer_norm"`` puts a LayerNorm inside each GIN convolution's MLP, after its first linear layer
-            (where PyG's ``GIN`` puts its ``norm``); only for ``conv="gin"``; default ``None`` (none). The
+            (where PyG's ``GIN`` puts its ``norm``, though PyG's ``LayerNorm`` by default normalises over the
+            whole graph; this one is ``torch.nn.LayerNorm``, per node, so a sampled computation graph computes
+            what the whole graph does); only for ``conv="gin"``; default ``None`` (none). The
             :func:`GIN` shorthand and the tasks' ``build_model("gin")`` use it: without it GIN's sum
             aggregation over raw features trains erratically (Cora node classification, the node recipe,
             seeds 0-4: test accuracy 0.28-0.72 without, 0.735-0.781 with). Batch normalisation is not offered:

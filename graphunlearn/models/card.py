@@ -182,6 +182,20 @@ def _from_legacy(blob: dict, path) -> dict:
     return {"format": "graphunlearn-model", "card": card, "state_dict": blob["state_dict"]}
 
 
+def _config_difference(card: ModelCard, model: nn.Module) -> str:
+    """Where the card's constructor config and ``model``'s differ (``"", ...`` when they agree or either has
+    none), for the error of weights that do not fit: e.g. a GIN saved without ``norm`` loaded into one
+    built with it."""
+    core = model.base if getattr(model, "wrapper_config", None) is not None else model
+    given = getattr(core, "config", None)
+    if card.config is None or not isinstance(given, dict) or given == card.config:
+        return ""
+    keys = sorted(set(card.config) | set(given), key=str)
+    diff = "; ".join(f"{k}: card {card.config.get(k, 'absent')!r}, model {given.get(k, 'absent')!r}"
+                     for k in keys if card.config.get(k, "absent") != given.get(k, "absent"))
+    return f": its config differs from the card's ({diff}; leave out model= to rebuild it from the card)"
+
+
 def load_model(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
     """The model saved at ``path`` by :func:`save_model`, with its card (:func:`card_of`).
 
@@ -221,8 +235,8 @@ def load_model(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Mo
     try:
         model.load_state_dict(blob["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        raise CorruptFileError(f"{path}: the weights do not fit the {type(model).__name__} given "
-                               f"({' '.join(str(exc).split())[:240]})") from None
+        raise CorruptFileError(f"{path}: the weights do not fit the {type(model).__name__} given"
+                               f"{_config_difference(card, model)} ({' '.join(str(exc).split())[:240]})") from None
     if card.weight_hash is not None and weight_hash(model) != card.weight_hash:
         raise CorruptFileError(f"{path}: the weights do not match the card's weight_hash (the file was altered)")
     model.eval()

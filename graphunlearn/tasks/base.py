@@ -156,8 +156,9 @@ def check_scores(where: str, model_name: str, z) -> None:
 
 
 class Task:
-    """One learning task. Subclasses set :attr:`name`, :attr:`split_type` and :attr:`recipe` and implement the
-    methods that raise ``NotImplementedError`` here.
+    """One learning task. Subclasses set :attr:`name`, :attr:`split_type` and :attr:`recipe` (and, where a
+    backbone trains better otherwise, :attr:`backbone_recipes`) and implement the methods that raise
+    ``NotImplementedError`` here.
 
     Args:
         decoder: for pair tasks, ``decoder(z, pairs) -> logits`` [K] (default: the model's own ``decode``

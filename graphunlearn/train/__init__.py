@@ -70,8 +70,8 @@ def fit(model: nn.Module, store: GraphStore, split=None, *, task: str | Task | N
             prediction for ``epochs`` without selection.
         task: ``"link"``, ``"node"``, ``"rec"`` or a :class:`~graphunlearn.tasks.Task` (default: from the
             split's type).
-        epochs, lr, weight_decay, patience, eval_every, batch_size: the recipe (see each task's ``recipe``;
-            ``patience=None`` in a task's recipe means no early stopping).
+        epochs, lr, weight_decay, patience, eval_every, batch_size: the recipe (see each task's ``recipe``
+            and ``backbone_recipes``; ``patience=None`` in a task's recipe means no early stopping).
         num_neighbors: mini-batch training on sampled computation graphs (link, node and rec tasks): per-hop
             fanouts (``-1``: all neighbours) of the deletion-aware sampler around each batch's units
             (:mod:`graphunlearn.tasks.local`), which needs ``batch_size`` (link: live edges per batch, with as

@@ -43,6 +43,21 @@ def test_bad_norm_is_refused(kwargs, match):
         gu.models.GNN(8, **kwargs)
 
 
+def test_plain_gin_keeps_the_layout_checkpoints_saved_before_norm_have():
+    keys = set(gu.models.GNN(8, conv="gin").state_dict())
+    assert keys == {f"convs.{k}.{name}" for k in (0, 1)
+                    for name in ("eps", "nn.0.weight", "nn.0.bias", "nn.2.weight", "nn.2.bias")}
+    assert {f"convs.{k}.nn.1.weight" for k in (0, 1)} <= set(gu.models.GIN(8).state_dict())  # the LayerNorm
+
+
+def test_an_old_gin_checkpoint_loaded_into_a_new_gin_names_the_difference(tmp_path):
+    gu.models.save_model(tmp_path / "old.pt", gu.models.GNN(8, conv="gin"))
+    with pytest.raises(gu.io.CorruptFileError, match=r"config differs from the card's \(norm: card 'absent', "
+                                                      r"model 'layer_norm'; leave out model="):
+        gu.models.load_model(tmp_path / "old.pt", model=gu.models.GIN(8))
+    assert "norm" not in gu.models.load_model(tmp_path / "old.pt").config  # rebuilt from the card: as saved
+
+
 def test_checkpoint_round_trip_with_and_without_norm(tmp_path):
     for model in (gu.models.GIN(8), gu.models.GNN(8, conv="gin")):  # with norm, and as saved before norm
         gu.models.save_model(tmp_path / "m.pt", model)
@@ -86,3 +101,25 @@ def test_trainer_uses_the_backbone_recipe_and_records_it():
     assert gu.train.link_prediction(gin, store, split, epochs=5, lr=0.02, progress=False).recipe["lr"] == 0.02
     gcn = gu.models.GCN(data.num_features)
     assert gu.train.link_prediction(gcn, store, split, epochs=5, progress=False).recipe["lr"] == 0.01
+
+
+def test_gold_and_the_shadow_model_train_as_the_original_did():
+    """Gold retrains with the recipe on the original's card, and the MIA's shadow model at the original's
+    learning rate: GIN's 0.001 for a GIN trained with the defaults, 0.01 for one trained at 0.01 (e.g. before
+    the backbone recipe existed)."""
+    from graphunlearn.evaluate import attacks
+
+    data = gu.datasets.synthetic(num_nodes=80, seed=1)
+    split = gu.datasets.link_split(data)
+    for lr in (None, 0.01):
+        store = gu.GraphStore(split.train_data)
+        torch.manual_seed(0)
+        gin = gu.models.GIN(data.num_features)
+        gu.train.link_prediction(gin, store, split, epochs=5, lr=lr, progress=False)
+        expected = lr or 0.001
+        assert attacks._trained_like(gin)["lr"] == expected
+        req = store.delete_edges(split.train_data.edge_index[:, :4])
+        gold = gu.unlearn(gin, store, req, "retrain", split=split, seed=0, certify=False, progress=False)
+        assert gu.models.card_of(gold.model).recipe["lr"] == expected
+    assert attacks._trained_like(gu.models.GIN(8))["lr"] == 0.001  # no card: the task's recipe for GIN
+    assert attacks._trained_like(gu.models.GCN(8))["lr"] == 0.01

@@ -50,7 +50,8 @@ class D2DGNOptions(Options):
 
 
 def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
-    """A destroyer trained briefly (20 epochs) on as many uniformly random node pairs as the graph has edges."""
+    """A destroyer trained briefly (20 epochs at the task recipe's learning rate) on as many uniformly random
+    node pairs as the graph has edges."""
     store = ctx.store
     n, m = store.num_nodes, store.num_live_edges
     dev = store.device
@@ -61,7 +62,10 @@ def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
     pairs = torch.unique(torch.stack([pairs.min(0).values, pairs.max(0).values]), dim=1)
     fake = GraphStore(Data(x=store.live_x(), edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=n))
     teacher = fresh_copy(ctx.original, seed=ctx.seed + 1).requires_grad_(True)
-    fit(teacher, fake, None, task=ctx.task, epochs=20, seed=ctx.seed, progress=False, _where="d2dgn (destroyer)")
+    # the task's plain recipe rate (link: 0.01) for every backbone: 20 epochs at a backbone's slower rate
+    # (GIN's 0.001) would leave the destroyer near its initialisation
+    fit(teacher, fake, None, task=ctx.task, epochs=20, lr=ctx.task.recipe["lr"], seed=ctx.seed, progress=False,
+        _where="d2dgn (destroyer)")
     return teacher.eval()
 
 
