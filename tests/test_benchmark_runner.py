@@ -57,6 +57,15 @@ def test_node_and_rec_smoke_configs(tmp_path, name, metrics):
     assert all(0.0 <= r["flip_rate"] <= 1.0 and r["flip_units"] > 0 for r in rows)
     md = bench.write_outputs(rows, tmp_path, config, name=name).read_text()
     assert "gold (retrain)" in md and metrics[0] in md and "| flip_rate |" in md
+    assert "`floor.png`" in md and (tmp_path / "floor.png").stat().st_size > 1000  # the noise floor, drawn
+    assert bench.engine.floor_metrics(rows, config.get("targets", []))[-2:] == list(
+        bench.engine.get_task(name.split("-")[1]).plot_axes)
+    assert not bench.engine.plot_floor(bench.engine.noise_floor(rows), ["no-such-metric"], tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+    plain = [r for r in rows if r["method"] != "gold2"]  # no second gold: no floor, no picture
+    (tmp_path / "floor.png").unlink()
+    assert "floor.png" not in bench.write_outputs(plain, tmp_path, config, name=name).read_text()
+    assert not (tmp_path / "floor.png").exists()
 
 
 def test_cache_key_follows_the_whole_configuration(monkeypatch):

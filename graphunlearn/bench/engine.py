@@ -594,8 +594,8 @@ _EVIDENCE_NOTES = {
 
 def write_outputs(rows: list[dict], out: str | os.PathLike, config: dict | None = None,
                   name: str | None = None) -> Path:
-    """Write ``results.csv``, ``results.json``, ``results.md`` and ``plots.png`` under ``out``; returns the
-    markdown path."""
+    """Write ``results.csv``, ``results.json``, ``results.md`` and ``plots.png`` under ``out``, and
+    ``floor.png`` (:func:`plot_floor`) where cells computed a second gold; returns the markdown path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "results.csv").open("w", newline="") as f:
@@ -636,10 +636,61 @@ def write_outputs(rows: list[dict], out: str | os.PathLike, config: dict | None 
     if refused:
         lines += ["", "Refused cells (the original model never learned, so no method ran; they are not cached):", ""]
         lines += [f"- {label}: {why}" for label, why in refused]
+    if floor:
+        lines += ["", "`floor.png`: the distances above as bars, two golds' distance as a black line per group."]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     if rows:
         plot(rows, out / "plots.png")
+    if floor:
+        plot_floor(floor, floor_metrics(rows, (config or {}).get("targets", [])), out / "floor.png")
     return out / "results.md"
+
+
+def floor_metrics(rows: list[dict], targets: list[dict]) -> list[str]:
+    """The metrics :func:`plot_floor` shows: those the targets name (but time and memory), then the task's
+    scatter axes (``Task.plot_axes``)."""
+    named = [t["metric"] for t in targets if t.get("metric") not in _NO_FLOOR]
+    axes = list(get_task(rows[0].get("task"), where="benchmark rows").plot_axes) if rows else []
+    return list(dict.fromkeys(named + axes))
+
+
+def plot_floor(floor: list[dict], metrics: list[str], path: Path) -> bool:
+    """The noise floor as a picture: per metric (one panel each, those of ``metrics`` that ``floor`` holds),
+    each method's mean distance to gold per group (bars) and two golds' distance (a black line across the
+    group; a bar under it cannot be told from retraining on that metric). ``floor``: :func:`noise_floor`'s
+    rows. Returns whether a plot was written (not when no metric has rows)."""
+    metrics = [m for m in metrics if any(f["metric"] == m for f in floor)]
+    if not metrics:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = {(f["group"], f["method"], f["metric"]): f for f in floor}
+    groups = list(dict.fromkeys(f["group"] for f in floor))
+    methods = [m for m in dict.fromkeys(f["method"] for f in floor) if m != _display(_FLOOR)]
+    width = 0.8 / max(1, len(methods))
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(7.0, 0.9 * len(groups) * max(1, len(methods)) / 2),
+                                                       2.6 * len(metrics)), squeeze=False)
+    for ax, metric in zip(axes[:, 0], metrics):
+        for j, method in enumerate(methods):
+            at = [(i, by[(g, method, metric)]["distance"]) for i, g in enumerate(groups) if (g, method, metric) in by]
+            ax.bar([i - 0.4 + width * (j + 0.5) for i, _ in at], [d for _, d in at], width, label=method)
+        for i, g in enumerate(groups):
+            f = next((by[(g, m, metric)] for m in methods if (g, m, metric) in by), None)
+            if f is not None:
+                ax.hlines(f["floor"], i - 0.45, i + 0.45, colors="black", linewidth=1.5,
+                          label="two golds' distance (floor)" if i == 0 else None)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(groups, fontsize=7, rotation=15, ha="right")
+        ax.set_ylabel(f"|{metric} - gold|" if not metric.startswith("gap_") else metric, fontsize=8)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=min(6, len(labels)), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / (2.6 * len(metrics))))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def plot(rows: list[dict], path: Path) -> None:
