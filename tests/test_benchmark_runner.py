@@ -58,8 +58,9 @@ def test_node_and_rec_smoke_configs(tmp_path, name, metrics):
     md = bench.write_outputs(rows, tmp_path, config, name=name).read_text()
     assert "gold (retrain)" in md and metrics[0] in md and "| flip_rate |" in md
     assert "`floor.png`" in md and (tmp_path / "floor.png").stat().st_size > 1000  # the noise floor, drawn
-    assert bench.engine.floor_metrics(rows, config.get("targets", []))[-2:] == list(
-        bench.engine.get_task(name.split("-")[1]).plot_axes)
+    axes = list(bench.engine.get_task(name.split("-")[1]).plot_axes)
+    targeted = [{"metric": "acc_deleted"}, {"metric": "seconds"}, {"metric": axes[1]}]
+    assert bench.engine.floor_metrics(rows, targeted) == ["acc_deleted", axes[1], axes[0]]  # targets first
     assert not bench.engine.plot_floor(bench.engine.noise_floor(rows), ["no-such-metric"], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
     plain = [r for r in rows if r["method"] != "gold2"]  # no second gold: no floor, no picture
@@ -418,3 +419,16 @@ def test_gold_table_pairs_each_method_with_gold_per_seed():
                                "| in | a | 0.6000 ± 0.1414 | 0.1500 | 1.00 | - |"]
     with pytest.raises(KeyError):  # a seed without its gold row
         common.gold_table(rows[1:], "setting", [("Df", common.column("df"))])
+
+
+def test_plot_floor_edge_cases(tmp_path):
+    """No method but the second gold, or no metric, draws nothing; a method missing from a group or a panel
+    still draws the rest."""
+    row = {"group": "g1", "metric": "dt_auroc", "distance": 0.01, "floor": 0.02, "within": True, "seeds": 5}
+    floor2 = {**row, "method": "gold, seed + 1 (noise floor)"}
+    assert not bench.engine.plot_floor([floor2], ["dt_auroc"], tmp_path / "a.png")
+    assert not (tmp_path / "a.png").exists()
+    rows = [floor2, {**row, "method": "d2dgn"}, {**row, "group": "g2", "method": "unlink"},
+            {**row, "metric": "gap_test_kl", "method": "unlink", "floor": 0.05}]
+    assert bench.engine.plot_floor(rows, ["dt_auroc", "gap_test_kl"], tmp_path / "b.png")
+    assert (tmp_path / "b.png").stat().st_size > 1000

@@ -637,7 +637,8 @@ def write_outputs(rows: list[dict], out: str | os.PathLike, config: dict | None 
         lines += ["", "Refused cells (the original model never learned, so no method ran; they are not cached):", ""]
         lines += [f"- {label}: {why}" for label, why in refused]
     if floor:
-        lines += ["", "`floor.png`: the distances above as bars, two golds' distance as a black line per group."]
+        lines += ["", "`floor.png`: the distances above of the metrics the targets name and the task's scatter "
+                  "axes, as bars, with two golds' distance as a black line across each bar."]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     if rows:
         plot(rows, out / "plots.png")
@@ -656,36 +657,41 @@ def floor_metrics(rows: list[dict], targets: list[dict]) -> list[str]:
 
 def plot_floor(floor: list[dict], metrics: list[str], path: Path) -> bool:
     """The noise floor as a picture: per metric (one panel each, those of ``metrics`` that ``floor`` holds),
-    each method's mean distance to gold per group (bars) and two golds' distance (a black line across the
-    group; a bar under it cannot be told from retraining on that metric). ``floor``: :func:`noise_floor`'s
-    rows. Returns whether a plot was written (not when no metric has rows)."""
+    each method's mean distance to gold per group (bars) and, across each bar, two golds' distance over the
+    same seeds (a black line: a bar under its line cannot be told from retraining on that metric).
+    ``floor``: :func:`noise_floor`'s rows. Returns whether a plot was written (not when no metric, or no
+    method but the second gold, has rows)."""
     metrics = [m for m in metrics if any(f["metric"] == m for f in floor)]
-    if not metrics:
+    methods = [m for m in dict.fromkeys(f["method"] for f in floor) if m != _display(_FLOOR)]
+    if not metrics or not methods:
         return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     by = {(f["group"], f["method"], f["metric"]): f for f in floor}
     groups = list(dict.fromkeys(f["group"] for f in floor))
-    methods = [m for m in dict.fromkeys(f["method"] for f in floor) if m != _display(_FLOOR)]
-    width = 0.8 / max(1, len(methods))
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(7.0, 0.9 * len(groups) * max(1, len(methods)) / 2),
-                                                       2.6 * len(metrics)), squeeze=False)
+    width = 0.8 / len(methods)
+    fig, axes = plt.subplots(len(metrics), 1, squeeze=False,
+                             figsize=(min(24.0, max(7.0, 0.45 * len(groups) * len(methods))), 2.6 * len(metrics)))
     for ax, metric in zip(axes[:, 0], metrics):
         for j, method in enumerate(methods):
-            at = [(i, by[(g, method, metric)]["distance"]) for i, g in enumerate(groups) if (g, method, metric) in by]
-            ax.bar([i - 0.4 + width * (j + 0.5) for i, _ in at], [d for _, d in at], width, label=method)
-        for i, g in enumerate(groups):
-            f = next((by[(g, m, metric)] for m in methods if (g, m, metric) in by), None)
-            if f is not None:
-                ax.hlines(f["floor"], i - 0.45, i + 0.45, colors="black", linewidth=1.5,
-                          label="two golds' distance (floor)" if i == 0 else None)
+            for i, g in enumerate(groups):
+                f = by.get((g, method, metric))
+                if f is None:
+                    continue
+                x = i - 0.4 + width * (j + 0.5)
+                ax.bar(x, f["distance"], width, color=f"C{j}")
+                # the floor over the seeds this method shares with gold and the second gold
+                ax.hlines(f["floor"], x - width / 2, x + width / 2, colors="black", linewidth=1.5)
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels(groups, fontsize=7, rotation=15, ha="right")
         ax.set_ylabel(f"|{metric} - gold|" if not metric.startswith("gap_") else metric, fontsize=8)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles = [Line2D([], [], color="black", linewidth=1.5)] + [Patch(color=f"C{j}") for j in range(len(methods))]
+    labels = ["two golds' distance (floor)"] + methods
     fig.legend(handles, labels, loc="upper center", ncol=min(6, len(labels)), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / (2.6 * len(metrics))))
     fig.savefig(path, dpi=110)
