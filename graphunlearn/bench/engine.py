@@ -48,7 +48,7 @@ import torch
 
 from .. import __version__, datasets, evaluate, train
 from .. import distributed as dist
-from ..models import CONVS, default_options
+from ..models import default_options
 from ..models.card import card_of
 from ..store import GraphStore
 from ..tasks import Task, get_task, tasks
@@ -136,7 +136,7 @@ def _backbone_defaults(task: str, backbone: str) -> dict:
     ``Task.backbone_recipes``), so a changed default changes the cells' keys; empty (and the keys as before)
     for a backbone that has none."""
     out = {}
-    options = default_options(backbone) if backbone in CONVS else {}
+    options = default_options(backbone)
     if options:
         out["model_options"] = options
     recipe = get_task(task, where="benchmark config").backbone_recipes.get(backbone)

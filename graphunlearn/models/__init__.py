@@ -4,7 +4,7 @@
 from .backbones import CONVS, GAT, GCN, GIN, GNN, MF, NORMS, SAGE, LightGCN, backbone_name, default_options
 from .card import ModelCard, card_of, load_model, register_model_class, save_model, set_card, weight_hash
 from .gnndelete import GNNDelete
-from .layers import message_passing_layers
+from .layers import message_passing_layers, unwrapped
 from .reset import fresh_copy, reset_parameters
 
 for _cls in (GNN, LightGCN, MF):
@@ -12,4 +12,4 @@ for _cls in (GNN, LightGCN, MF):
 
 __all__ = ["CONVS", "GAT", "GCN", "GIN", "GNN", "GNNDelete", "LightGCN", "MF", "ModelCard", "NORMS", "SAGE",
            "backbone_name", "card_of", "default_options", "fresh_copy", "load_model", "message_passing_layers",
-           "register_model_class", "reset_parameters", "save_model", "set_card", "weight_hash"]
+           "register_model_class", "reset_parameters", "save_model", "set_card", "unwrapped", "weight_hash"]

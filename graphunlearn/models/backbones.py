@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .. import nn as gnn
 from ..requests import LiveGraph
+from .layers import unwrapped
 
 CONVS = ("gcn", "sage", "gin", "gat")
 #: normalisations a GIN convolution's MLP can hold (see :class:`GNN`'s ``norm``)
@@ -138,7 +139,7 @@ def SAGE(in_channels: int | None, **kwargs) -> GNN:  # noqa: N802
 
 def GIN(in_channels: int | None, **kwargs) -> GNN:  # noqa: N802
     """2-layer GIN with a LayerNorm in each convolution's MLP (``norm="layer_norm"``; see :class:`GNN`)."""
-    return GNN(in_channels, conv="gin", **{"norm": "layer_norm", **kwargs})
+    return GNN(in_channels, conv="gin", **{**default_options("gin"), **kwargs})
 
 
 def default_options(backbone: str) -> dict:
@@ -152,7 +153,7 @@ def backbone_name(model: nn.Module) -> str | None:
     ``GCN``/``GraphSAGE``/``GIN``/``GAT`` by class; a method's wrapper (GNNDelete's, holding the model as
     ``.base``) by the model inside. ``None`` for any other model (the tasks' backbone recipes then do not
     apply)."""
-    core = model.base if getattr(model, "wrapper_config", None) is not None else model
+    core = unwrapped(model)
     if isinstance(core, GNN):
         return core.config["conv"]
     cls = type(core)

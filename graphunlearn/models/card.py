@@ -17,6 +17,7 @@ from torch import nn
 
 from .. import checks
 from ..io import CorruptFileError, atomic_save, safe_load
+from .layers import unwrapped
 
 CARD_VERSION = 1
 _CARDS: weakref.WeakKeyDictionary[nn.Module, ModelCard] = weakref.WeakKeyDictionary()
@@ -151,7 +152,7 @@ def save_model(path: str | os.PathLike, model: nn.Module, card: ModelCard | None
     checks.check_instance("save_model", "model", model, nn.Module)
     card = card or card_of(model) or ModelCard()
     wrapper = getattr(model, "wrapper_config", None)  # a method's wrapper (GNNDelete) around the model as .base
-    core = model.base if wrapper is not None else model
+    core = unwrapped(model)
     if wrapper is not None:
         card = replace(card, wrapper=dict(wrapper))
     name = type(core).__name__
@@ -183,11 +184,10 @@ def _from_legacy(blob: dict, path) -> dict:
 
 
 def _config_difference(card: ModelCard, model: nn.Module) -> str:
-    """Where the card's constructor config and ``model``'s differ (``"", ...`` when they agree or either has
-    none), for the error of weights that do not fit: e.g. a GIN saved without ``norm`` loaded into one
-    built with it."""
-    core = model.base if getattr(model, "wrapper_config", None) is not None else model
-    given = getattr(core, "config", None)
+    """Where the card's constructor config and ``model``'s differ (``""`` when they agree or either has none),
+    for the error of weights that do not fit: e.g. a GIN saved without ``norm`` loaded into one built with
+    it."""
+    given = getattr(unwrapped(model), "config", None)
     if card.config is None or not isinstance(given, dict) or given == card.config:
         return ""
     keys = sorted(set(card.config) | set(given), key=str)

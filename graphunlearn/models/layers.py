@@ -1,4 +1,5 @@
-"""Per-layer access to any PyTorch Geometric model: its message-passing layers, found by their type."""
+"""Per-layer access to any PyTorch Geometric model: its message-passing layers, found by their type, and the
+model inside a method's wrapper."""
 
 from __future__ import annotations
 
@@ -26,3 +27,9 @@ def message_passing_layers(model: nn.Module) -> list[tuple[str, MessagePassing]]
     if not found:
         raise TypeError(f"{type(model).__name__} has no torch_geometric.nn.MessagePassing layer to attach to")
     return found
+
+
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model a method's wrapper holds as ``.base`` (GNNDelete's operators; a wrapper has a
+    ``wrapper_config``), or ``model`` itself when it is not wrapped."""
+    return model.base if getattr(model, "wrapper_config", None) is not None else model

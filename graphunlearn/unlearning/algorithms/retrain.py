@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ...models import ModelCard, fresh_copy, set_card
+from ...models import ModelCard, fresh_copy, set_card, unwrapped
 from ...train import fit
 from ..base import Context, Options, epochs, register
 
@@ -27,8 +27,7 @@ def run(ctx: Context) -> dict:
     fresh copy on the seed the original was built with is the original's initialisation (the protocol's
     "retrained from scratch on the same seed"). A model another method wrapped (GNNDelete's operators) is
     retrained as its ``base``."""
-    base = ctx.original.base if getattr(ctx.original, "wrapper_config", None) is not None else ctx.original
-    model = fresh_copy(base, seed=ctx.seed)
+    model = fresh_copy(unwrapped(ctx.original), seed=ctx.seed)
     model.requires_grad_(True)
     if ctx.train_fn is not None:
         if ctx.options.epochs is not None:
