@@ -61,7 +61,7 @@ def _bad_unlearn_calls(split, node_split, model, store, req):
         (ValueError, "option tau must be a finite number > 0", dict(tau=0.0)),
         (ValueError, "option beta must be a finite number >= 0", dict(beta=-0.5)),
         (TypeError, "option from_scratch must be True or False, got int", dict(from_scratch=1)),
-        (ValueError, r"option destroyer must be one of \['random', 'random_edges'\], got 'zeros'",
+        (ValueError, r"option destroyer must be one of \['random', 'random_edges', 'uniform'\], got 'zeros'",
          dict(destroyer="zeros")),
         (ValueError, "option eval_every must be >= 1", dict(eval_every=0)),
         (ValueError, r"unknown option\(s\) \['alpah'\]", dict(alpah=0.3)),

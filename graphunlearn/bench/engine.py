@@ -115,9 +115,7 @@ def plan(config: dict) -> list[dict]:
     if bad:
         raise ValueError(f"benchmark config: unknown settings {bad} for task {task!r}; known: {list(known)}")
     overrides = config.get("options", {})
-    # every option a method will run with, defaults included, so a changed default changes the key
-    resolved = {m: {**registry[m].options, **overrides.get(m, {})} for m in sorted(config["methods"])}
-    fixed = dict(task=task, epochs=config["epochs"], methods=sorted(config["methods"]), method_options=resolved,
+    fixed = dict(task=task, epochs=config["epochs"], methods=sorted(config["methods"]),
                  train=config.get("train", {}), version=__version__, eval_revision=EVAL_REVISION)
     if config.get("noise_floor", True) and _GOLD in config["methods"]:
         fixed["noise_floor"] = True  # a second gold per cell (seed + 1); configs opt out where gold is costly
@@ -125,7 +123,12 @@ def plan(config: dict) -> list[dict]:
         fixed["attack_epochs"] = config.get("attack_epochs", config["epochs"])
     if config.get("split"):  # the task's split options (rec: val_ratio); absent, a cell's key is as before
         fixed["split"] = _split_options(get_task(task, where="benchmark config"), config["split"])
-    return [dict(dataset=d, backbone=b, fraction=f, setting=s, seed=seed, **fixed, **_backbone_defaults(task, b))
+    # every option a method will run with, defaults (a backbone's own included) too, so a changed default
+    # changes the key
+    resolved = {b: {m: {**registry[m].options_for(b), **overrides.get(m, {})} for m in sorted(config["methods"])}
+                for b in config["backbones"]}
+    return [dict(dataset=d, backbone=b, fraction=f, setting=s, seed=seed, method_options=resolved[b], **fixed,
+                 **_backbone_defaults(task, b))
             for d in config["datasets"] for b in config["backbones"] for f in config["fractions"]
             for s in config["settings"] for seed in config["seeds"]]
 

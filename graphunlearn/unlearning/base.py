@@ -14,7 +14,7 @@ import copy
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -179,6 +179,7 @@ class Method:
     on_wrapped: bool = False
     requires: str = "any model"
     local: bool = False
+    backbone_options: Mapping[str, Mapping] = field(default_factory=dict)
 
     def supports(self, task: Task) -> bool:
         """Whether the method runs on ``task`` (``tasks=("*",)``: any task, through the Task contract alone)."""
@@ -188,6 +189,12 @@ class Method:
     def options(self) -> dict:
         """Option names and defaults (what the CLI lists and the benchmark's cache key holds)."""
         return self.options_type.defaults()
+
+    def options_for(self, backbone: str | None) -> dict:
+        """The defaults a model of ``backbone`` (:func:`graphunlearn.models.backbone_name`: ``"gcn"``, ``"gin"``,
+        ...; ``None`` for a model it does not name) runs with: :attr:`options`, with the method's own entries
+        for that backbone (``register(backbone_options=...)``) where it has them."""
+        return {**self.options, **self.backbone_options.get(backbone, {})}
 
     @property
     def specs(self) -> dict[str, Option]:
@@ -202,13 +209,17 @@ _REGISTRY: dict[str, Method] = {}
 
 
 def register(name: str, *, tasks: Sequence[str], options: type[Options] | None = None,
-             on_wrapped: bool = False, requires: str = "any model", local: bool = False) -> Callable:
+             on_wrapped: bool = False, requires: str = "any model", local: bool = False,
+             backbone_options: Mapping[str, Mapping] | None = None) -> Callable:
     """Register ``run(ctx) -> info`` as unlearning method ``name`` for ``tasks`` (task names, or ``("*",)`` for
     a method that uses only the :class:`~graphunlearn.tasks.Task` contract and so runs on any task, a
     fourth one included) with the options dataclass
     ``options`` (default: none); ``requires`` says in words what it needs of a model; ``local``: its steps
     compute through :meth:`Context.step_graph`, so it runs on sampled computation graphs when asked
-    (``unlearn(num_neighbors=...)``). Refuses a second method of the same name."""
+    (``unlearn(num_neighbors=...)``); ``backbone_options``: defaults that differ for one backbone, by
+    :func:`graphunlearn.models.backbone_name` (``{"gin": {"lr": 0.0005}}``; what the caller passes still wins:
+    :meth:`Method.options_for`). Refuses a second method of the same name, and backbone options the options
+    type refuses."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"register: name must be a non-empty str, got {name!r}")
     known = sorted(registered_tasks())
@@ -218,12 +229,15 @@ def register(name: str, *, tasks: Sequence[str], options: type[Options] | None =
     options = dataclass(options) if not dataclasses.is_dataclass(options) else options
     options.method = name
     options()  # the defaults must pass their own checks
+    backbone_options = {str(b): dict(o) for b, o in (backbone_options or {}).items()}
+    for chosen in backbone_options.values():
+        options.from_dict(chosen)  # and so must each backbone's
 
     def wrap(fn):
         if name in _REGISTRY:
             raise ValueError(f"unlearning method {name!r} is already registered")
         _REGISTRY[name] = Method(name, fn, tuple(tasks), options, (fn.__doc__ or "").strip(), on_wrapped, requires,
-                                 local)
+                                 local, backbone_options)
         return fn
     return wrap
 

@@ -16,6 +16,7 @@ from .. import distributed as dist
 from ..certificate import Certificate, environment, forget_ids_hash, forget_ids_record
 from ..kernels import count_launches
 from ..metrics import roc_auc
+from ..models import backbone_name
 from ..models.card import ModelCard, card_of, set_card, weight_distance, weight_hash
 from ..profiling import PeakMemory
 from ..requests import DeletionRequest
@@ -155,7 +156,8 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     if method not in _REGISTRY:
         raise ValueError(f"unknown unlearning method {method!r}; registered: {sorted(_REGISTRY)}")
     spec = _REGISTRY[method]
-    opts = spec.check_options(options)
+    # a backbone's own defaults (Method.options_for: d2dgn on GIN), then what the caller passed
+    opts = spec.check_options({**spec.backbone_options.get(backbone_name(model), {}), **options})
     card = card_of(model)
     if card is not None:  # a model whose validation stayed at chance learned nothing there is to forget
         card.check_learned(where)

@@ -39,8 +39,9 @@ class D2DGNOptions(Options):
     beta: float = option(1.0, float, low=0, doc="weight of the embedding MSE beside each KL term")
     sample_ratio: float = option(1.0, float, low=0, doc="retained units sampled per affected unit, per epoch")
     from_scratch: bool = option(False, doc="start the student from a fresh initialisation")
-    destroyer: str = option("random", choices=("random", "random_edges"),
-                            doc="a freshly initialised destroyer, or one trained on random edges (link)")
+    destroyer: str = option("random", choices=("random", "random_edges", "uniform"),
+                            doc="a freshly initialised destroyer, one trained on random edges (link), or a uniform "
+                                "one (zero logits and embeddings: every pair 0.5, every class alike)")
     eval_every: int = option(4, int, low=1, doc="epochs between validations")
     max_pairs: int | None = option(None, int, low=1, doc="cap on retained units per epoch (None: no cap)")
     calibrate: bool = calibrate_switch()
@@ -73,7 +74,14 @@ def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
 LOCAL_CAP = 1024
 
 
-@register("d2dgn", tasks=("link", "node"), options=D2DGNOptions, local=True,
+#: GIN's own defaults (chosen on development seeds 0 and 1 of Cora and Amazon Photo: ``docs/methods.md``): a tenth
+#: of GIN's training rate (at the plain 0.005, five times that rate, Dt-AUROC fell 7-35 points), and a uniform
+#: destroyer weighed less: under GIN's sum aggregation a freshly initialised model embeds neighbours alike, so a
+#: random destroyer teaches that the deleted edges are links
+GIN_OPTIONS = dict(lr=0.0001, destroyer="uniform", alpha=0.995)
+
+
+@register("d2dgn", tasks=("link", "node"), options=D2DGNOptions, local=True, backbone_options={"gin": GIN_OPTIONS},
           requires="reset_parameters() on every module holding parameters (for the destroyer)")
 def run(ctx: Context) -> dict:
     r"""Distill to Delete (Sinha et al., arXiv 2309.16173): a student learns from two frozen teachers,
@@ -83,8 +91,9 @@ def run(ctx: Context) -> dict:
           + (1 - \alpha)\, \big[\mathrm{KL}_\tau(T_d \,\|\, S)_{D_f} + \beta\, \mathrm{MSE}(h_S, h_{T_d})_{V_f}\big]
 
     The preserver :math:`T_p` is the original model, the destroyer :math:`T_d` a fresh copy of its
-    architecture (``reset_parameters()``, ``destroyer="random"``) or one trained briefly on random edges
-    (``"random_edges"``, link only). Every model passes messages over the retained graph only. The task
+    architecture (``reset_parameters()``, ``destroyer="random"``), one trained briefly on random edges
+    (``"random_edges"``, link only), or uniform (``"uniform"``: zero logits and embeddings, i.e. probability
+    0.5 for every pair and equal class probabilities, without running a model). Every model passes messages over the retained graph only. The task
     supplies the units and the KL: for link prediction :math:`R` holds the live edges of the affected
     neighbourhood, ``sample_ratio`` times as many other live edges and as many sampled node pairs, with the
     two-class KL on the pair logits, and :math:`D_f` the deleted edges; for node classification :math:`R`
@@ -103,7 +112,9 @@ def run(ctx: Context) -> dict:
     With ``calibrate=True`` the epoch kept is chosen by calibrated forgetting
     (:class:`~graphunlearn.unlearning.base.Calibration`, ``docs/calibration.md``): a check every
     ``calibrate_every`` epochs, stopping where the deleted units score like held-out validation units.
-    Defaults and their tuning: ``docs/methods.md``.
+    Defaults and their tuning: ``docs/methods.md``. A GIN (the project's or PyG's:
+    :func:`~graphunlearn.models.backbone_name`) runs with :data:`GIN_OPTIONS` (``lr=0.0001``,
+    ``destroyer="uniform"``, ``alpha=0.995``) unless the caller sets them.
     """
     o = ctx.options
     g = ctx.generator()
@@ -119,8 +130,10 @@ def run(ctx: Context) -> dict:
                              "'random' with sampled computation graphs (num_neighbors)")
         # drawn alike on every rank of a data-parallel job: the ranks compare the graph it trains on
         destroyer = _random_edge_teacher(ctx, make_generator(ctx.seed, store.device))
-    else:
+    elif o.destroyer == "random":
         destroyer = fresh_copy(ctx.original, seed=ctx.seed + 1).eval()
+    else:  # "uniform": no model; its logits and embeddings are zeros
+        destroyer = None
     tau, alpha, beta = float(o.tau), float(o.alpha), float(o.beta)
     live_nodes = store.live_node_ids()
     if live_nodes.numel() == 0:
@@ -161,12 +174,15 @@ def run(ctx: Context) -> dict:
         loss_r = loss_r + beta * F.mse_loss(h[nodes_], h_p[nodes_])
         loss_f = torch.zeros((), device=h.device)
         if forget.numel() or deleted_nodes.numel():
-            h_d = step.encode(destroyer, frozen=True)
+            h_d = step.encode(destroyer, frozen=True) if destroyer is not None else None
             if forget.numel():
-                loss_f = task.distill_loss(task.unit_logits(ctx.model, h, forget_),
-                                           task.unit_logits(destroyer, h_d, forget_), tau)
+                logits = task.unit_logits(ctx.model, h, forget_)
+                target = (task.unit_logits(destroyer, h_d, forget_) if destroyer is not None
+                          else torch.zeros_like(logits))
+                loss_f = task.distill_loss(logits, target.detach(), tau)
             if deleted_nodes.numel():
-                loss_f = loss_f + beta * F.mse_loss(h[deleted_], h_d[deleted_])
+                target = h_d[deleted_] if h_d is not None else torch.zeros_like(h[deleted_])
+                loss_f = loss_f + beta * F.mse_loss(h[deleted_], target)
         return alpha * loss_r + (1 - alpha) * loss_f
 
     return ctx.optimise(loss_fn, epochs=o.epochs, lr=o.lr, eval_every=o.eval_every, **calibration(o))

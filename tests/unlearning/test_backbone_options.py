@@ -1,0 +1,123 @@
+"""A method's defaults for one backbone (``register(backbone_options=...)``, ``Method.options_for``): d2dgn on GIN
+runs with its own learning rate, destroyer and weighting; the caller's options win; other backbones and the
+benchmark keys of their cells are unchanged; a uniform destroyer is a destroyer whose every output is zero."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch_geometric.nn.models import GIN as PygGIN
+
+import graphunlearn as gu
+from graphunlearn.bench import engine
+from graphunlearn.unlearning import methods, unlearn
+from graphunlearn.unlearning.algorithms import d2dgn
+from graphunlearn.unlearning.base import Options, option, register
+
+
+@pytest.fixture(scope="module")
+def setup():
+    data = gu.datasets.synthetic(num_nodes=120, num_classes=4, num_features=8, avg_degree=6, seed=3)
+    split = gu.datasets.link_split(data, seed=0)
+    models = {}
+    for kind in ("gcn", "gin"):
+        store = gu.GraphStore(split.train_data)
+        torch.manual_seed(0)
+        model = gu.tasks.LINK.build_model(kind, store, split)
+        gu.train.fit(model, store, split, task="link", epochs=15, eval_every=5, progress=False)
+        models[kind] = model
+    return split, models
+
+
+def _request(split):
+    store = gu.GraphStore(split.train_data)
+    return store, store.delete_edges(gu.datasets.forget_edges(split, 0.05, "in", seed=1))
+
+
+def _df_prob(model, store, split):
+    """Mean probability of the deleted edges, message passing on the live graph."""
+    pairs = gu.datasets.forget_edges(split, 0.05, "in", seed=1)
+    with torch.no_grad():
+        z = gu.tasks.encode(model.eval(), store.live())
+        return torch.sigmoid(gu.tasks.dot_product(z, pairs)).mean().item()
+
+
+def test_d2dgn_on_gin_runs_with_gins_own_defaults_and_the_caller_still_wins(setup):
+    split, models = setup
+    spec = methods()["d2dgn"]
+    gin = spec.backbone_options["gin"]
+    assert gin and set(gin) <= set(spec.options)
+    assert any(spec.options[k] != v for k, v in gin.items())  # they differ from the plain defaults
+    store, req = _request(split)
+    res = unlearn(models["gin"], store, req, "d2dgn", split=split, epochs=2, certify=False)
+    assert res.options == {**spec.options_for("gin"), "epochs": 2} == {**spec.options, **gin, "epochs": 2}
+    store, req = _request(split)
+    res = unlearn(models["gin"], store, req, "d2dgn", split=split, epochs=2, lr=0.003, certify=False)
+    assert res.options["lr"] == 0.003 and res.options["destroyer"] == gin.get("destroyer", spec.options["destroyer"])
+    store, req = _request(split)
+    res = unlearn(models["gcn"], store, req, "d2dgn", split=split, epochs=2, certify=False)
+    assert res.options == {**spec.options, "epochs": 2}
+    assert spec.options == spec.options_for("gcn") == spec.options_for(None)
+
+
+def test_pygs_gin_is_a_gin_for_the_methods_too():
+    model = PygGIN(8, 16, num_layers=2, out_channels=8)
+    assert gu.models.backbone_name(model) == "gin"
+    assert methods()["d2dgn"].options_for(gu.models.backbone_name(model)) == methods()["d2dgn"].options_for("gin")
+
+
+def test_benchmark_cells_key_a_backbones_own_defaults_and_leave_the_others_as_they_were():
+    config = dict(task="link", datasets=["synthetic"], backbones=["gcn", "gin"], methods=["d2dgn", "unlink"],
+                  fractions=[0.05], settings=["in"], seeds=[0], epochs=5, options={"d2dgn": {"epochs": 3}})
+    cells = {c["backbone"]: c for c in engine.plan(config)}
+    spec = methods()["d2dgn"]
+    assert cells["gcn"]["method_options"]["d2dgn"] == {**spec.options, "epochs": 3}
+    assert cells["gin"]["method_options"]["d2dgn"] == {**spec.options, **spec.backbone_options["gin"], "epochs": 3}
+    # the config's own options win over the backbone's
+    lr = dict(config, options={"d2dgn": {"lr": 0.002}})
+    assert {c["backbone"]: c for c in engine.plan(lr)}["gin"]["method_options"]["d2dgn"]["lr"] == 0.002
+
+
+def test_register_refuses_backbone_options_its_options_refuse():
+    @dataclasses.dataclass
+    class _Opts(Options):
+        lr: float = option(0.01, float, low=0, low_open=True)
+
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['lrr'\]"):
+        register("_bad_backbone_options", tasks=("link",), options=_Opts, backbone_options={"gin": {"lrr": 1.0}})
+    with pytest.raises(ValueError, match="option lr must be a finite number > 0, got -1"):
+        register("_bad_backbone_options", tasks=("link",), options=_Opts, backbone_options={"gin": {"lr": -1}})
+    assert "_bad_backbone_options" not in methods()
+
+
+def test_uniform_destroyer_is_a_destroyer_whose_every_output_is_zero(setup, monkeypatch):
+    """destroyer="uniform" distils the deleted edges toward probability 0.5 and the deleted nodes' embeddings
+    toward zero: exactly what a destroyer with every parameter zeroed teaches (the GCN's logits and embeddings
+    are then zero), without running one."""
+    split, models = setup
+    model = models["gcn"]
+    store, req = _request(split)
+    uniform = unlearn(model, store, req, "d2dgn", split=split, epochs=3, destroyer="uniform", certify=False)
+    fresh = d2dgn.fresh_copy
+
+    def zeroed(m, seed=None):
+        out = fresh(m, seed=seed)
+        with torch.no_grad():
+            for p in out.parameters():
+                p.zero_()
+        return out
+
+    monkeypatch.setattr(d2dgn, "fresh_copy", zeroed)
+    store, req = _request(split)
+    twin = unlearn(model, store, req, "d2dgn", split=split, epochs=3, destroyer="random", certify=False)
+    for (name, a), b in zip(uniform.model.state_dict().items(), twin.model.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+    # and, weighed enough, it moves the deleted edges toward 0.5 from where the original scored them
+    monkeypatch.undo()
+    store, req = _request(split)
+    pulled = unlearn(model, store, req, "d2dgn", split=split, epochs=20, eval_every=20, alpha=0.2,
+                     destroyer="uniform", certify=False)
+    before = _df_prob(model, store, split)
+    assert abs(_df_prob(pulled.model, store, split) - 0.5) < abs(before - 0.5) / 2
