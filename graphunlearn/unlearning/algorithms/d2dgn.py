@@ -90,17 +90,17 @@ def run(ctx: Context) -> dict:
         L = \alpha \big[\mathrm{KL}_\tau(T_p \,\|\, S)_{R} + \beta\, \mathrm{MSE}(h_S, h_{T_p})_{V_R}\big]
           + (1 - \alpha)\, \big[\mathrm{KL}_\tau(T_d \,\|\, S)_{D_f} + \beta\, \mathrm{MSE}(h_S, h_{T_d})_{V_f}\big]
 
-    The preserver :math:`T_p` is the original model, the destroyer :math:`T_d` a fresh copy of its
-    architecture (``reset_parameters()``, ``destroyer="random"``), one trained briefly on random edges
-    (``"random_edges"``, link only), or uniform (``"uniform"``: zero logits and embeddings, i.e. probability
-    0.5 for every pair and equal class probabilities, without running a model). Every model passes messages over the retained graph only. The task
-    supplies the units and the KL: for link prediction :math:`R` holds the live edges of the affected
+    The preserver :math:`T_p` is the original model, the destroyer :math:`T_d` a fresh copy of its architecture
+    (``reset_parameters()``, ``destroyer="random"``), one trained briefly on random edges (``"random_edges"``, link
+    only), or uniform (``"uniform"``: zero logits and embeddings, i.e. probability 0.5 for every pair and equal
+    class probabilities, without running a model). Every model passes messages over the retained graph only. The
+    task supplies the units and the KL: for link prediction :math:`R` holds the live edges of the affected
     neighbourhood, ``sample_ratio`` times as many other live edges and as many sampled node pairs, with the
-    two-class KL on the pair logits, and :math:`D_f` the deleted edges; for node classification :math:`R`
-    the live affected nodes plus a sample, with the softmax KL over class logits, and :math:`D_f` the deleted
-    nodes. :math:`V_R` are the live affected nodes plus a sample, :math:`V_f` the deleted nodes. ``max_pairs``
-    caps the retained units drawn per epoch. The student starts from the original weights
-    (``from_scratch=True``: a fresh initialisation); the epoch kept is the best on validation.
+    two-class KL on the pair logits, and :math:`D_f` the deleted edges; for node classification :math:`R` the live
+    affected nodes plus a sample, with the softmax KL over class logits, and :math:`D_f` the deleted nodes.
+    :math:`V_R` are the live affected nodes plus a sample, :math:`V_f` the deleted nodes. ``max_pairs`` caps the
+    retained units drawn per epoch. The student starts from the original weights (``from_scratch=True``: a fresh
+    initialisation); the epoch kept is the best on validation.
 
     On sampled computation graphs (``unlearn(num_neighbors=...)``, :mod:`graphunlearn.tasks.local`), each
     step's units are capped at ``max_pairs`` (default 1024): half from the one-hop neighbourhood of the
