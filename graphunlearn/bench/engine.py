@@ -125,7 +125,7 @@ def plan(config: dict) -> list[dict]:
         fixed["split"] = _split_options(get_task(task, where="benchmark config"), config["split"])
     # every option a method will run with, defaults (a backbone's own included) too, so a changed default
     # changes the key
-    resolved = {b: {m: {**registry[m].options_for(b), **overrides.get(m, {})} for m in sorted(config["methods"])}
+    resolved = {b: {m: {**registry[m].options_for(task, b), **overrides.get(m, {})} for m in sorted(config["methods"])}
                 for b in config["backbones"]}
     return [dict(dataset=d, backbone=b, fraction=f, setting=s, seed=seed, method_options=resolved[b], **fixed,
                  **_backbone_defaults(task, b))

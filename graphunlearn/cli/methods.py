@@ -22,8 +22,8 @@ def run(args) -> None:
         for option, spec in m.options_type.specs().items():
             doc = f": {spec.doc}" if spec.doc else ""
             print(f"{'':18s} {option} ({_kind(spec)}, default {defaults[option]!r}){doc}")
-        for backbone, chosen in sorted(m.backbone_options.items()):
-            print(f"{'':18s} on {backbone}: {json.dumps(chosen)}")
+        for where, chosen in sorted(m.backbone_options.items()):  # "gin" (every task) or "link/gin"
+            print(f"{'':18s} on {where}: {json.dumps(chosen)}")
 
 
 def _kind(spec) -> str:

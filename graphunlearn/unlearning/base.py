@@ -190,11 +190,13 @@ class Method:
         """Option names and defaults (what the CLI lists and the benchmark's cache key holds)."""
         return self.options_type.defaults()
 
-    def options_for(self, backbone: str | None) -> dict:
+    def options_for(self, task: str, backbone: str | None) -> dict:
         """The defaults a model of ``backbone`` (:func:`graphunlearn.models.backbone_name`: ``"gcn"``, ``"gin"``,
-        ...; ``None`` for a model it does not name) runs with: :attr:`options`, with the method's own entries
-        for that backbone (``register(backbone_options=...)``) where it has them."""
-        return {**self.options, **self.backbone_options.get(backbone, {})}
+        ...; ``None`` for a model it does not name) runs with on task ``task``: :attr:`options`, updated with the
+        method's entry for the backbone on every task (``register(backbone_options={"gin": ...})``), then with
+        its entry for the backbone on that task (``{"link/gin": ...}``), where it has them."""
+        return {**self.options, **self.backbone_options.get(backbone, {}),
+                **self.backbone_options.get(f"{task}/{backbone}", {})}
 
     @property
     def specs(self) -> dict[str, Option]:
@@ -217,9 +219,9 @@ def register(name: str, *, tasks: Sequence[str], options: type[Options] | None =
     ``options`` (default: none); ``requires`` says in words what it needs of a model; ``local``: its steps
     compute through :meth:`Context.step_graph`, so it runs on sampled computation graphs when asked
     (``unlearn(num_neighbors=...)``); ``backbone_options``: defaults that differ for one backbone, by
-    :func:`graphunlearn.models.backbone_name` (``{"gin": {"lr": 0.0005}}``; what the caller passes still wins:
-    :meth:`Method.options_for`). Refuses a second method of the same name, and backbone options the options
-    type refuses."""
+    :func:`graphunlearn.models.backbone_name`, on every task (``{"gin": {"lr": 0.0005}}``) or on one
+    (``{"link/gin": ...}``); what the caller passes still wins (:meth:`Method.options_for`). Refuses a second
+    method of the same name, and backbone options the options type refuses."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"register: name must be a non-empty str, got {name!r}")
     known = sorted(registered_tasks())

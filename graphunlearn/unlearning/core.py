@@ -156,12 +156,12 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
     if method not in _REGISTRY:
         raise ValueError(f"unknown unlearning method {method!r}; registered: {sorted(_REGISTRY)}")
     spec = _REGISTRY[method]
-    # a backbone's own defaults (Method.options_for: d2dgn on GIN), then what the caller passed
-    opts = spec.check_options({**spec.backbone_options.get(backbone_name(model), {}), **options})
     card = card_of(model)
     if card is not None:  # a model whose validation stayed at chance learned nothing there is to forget
         card.check_learned(where)
     task = resolve_task(model, task, split, where)
+    # the defaults for this backbone on this task (Method.options_for: d2dgn on GIN), then what the caller passed
+    opts = spec.check_options({**spec.options_for(task.name, backbone_name(model)), **options})
     fanout = _computation(where, spec, card, num_neighbors)
     if not spec.supports(task):
         raise ValueError(f"method {method!r} supports tasks {spec.tasks}, not {task.name!r}")

@@ -12,7 +12,7 @@ from torch_geometric.nn.models import GIN as PygGIN
 
 import graphunlearn as gu
 from graphunlearn.bench import engine
-from graphunlearn.unlearning import methods, unlearn
+from graphunlearn.unlearning import base, methods, unlearn
 from graphunlearn.unlearning.algorithms import d2dgn
 from graphunlearn.unlearning.base import Options, option, register
 
@@ -47,25 +47,27 @@ def _df_prob(model, store, split):
 def test_d2dgn_on_gin_runs_with_gins_own_defaults_and_the_caller_still_wins(setup):
     split, models = setup
     spec = methods()["d2dgn"]
-    gin = spec.backbone_options["gin"]
+    gin = spec.backbone_options["link/gin"]
     assert gin and set(gin) <= set(spec.options)
     assert any(spec.options[k] != v for k, v in gin.items())  # they differ from the plain defaults
     store, req = _request(split)
     res = unlearn(models["gin"], store, req, "d2dgn", split=split, epochs=2, certify=False)
-    assert res.options == {**spec.options_for("gin"), "epochs": 2} == {**spec.options, **gin, "epochs": 2}
+    assert res.options == {**spec.options_for("link", "gin"), "epochs": 2} == {**spec.options, **gin, "epochs": 2}
     store, req = _request(split)
     res = unlearn(models["gin"], store, req, "d2dgn", split=split, epochs=2, lr=0.003, certify=False)
     assert res.options["lr"] == 0.003 and res.options["destroyer"] == gin.get("destroyer", spec.options["destroyer"])
     store, req = _request(split)
     res = unlearn(models["gcn"], store, req, "d2dgn", split=split, epochs=2, certify=False)
     assert res.options == {**spec.options, "epochs": 2}
-    assert spec.options == spec.options_for("gcn") == spec.options_for(None)
+    assert spec.options == spec.options_for("link", "gcn") == spec.options_for("link", None)
+    assert spec.options_for("node", "gin") == spec.options  # GIN's entry is for link prediction only
 
 
 def test_pygs_gin_is_a_gin_for_the_methods_too():
     model = PygGIN(8, 16, num_layers=2, out_channels=8)
     assert gu.models.backbone_name(model) == "gin"
-    assert methods()["d2dgn"].options_for(gu.models.backbone_name(model)) == methods()["d2dgn"].options_for("gin")
+    spec = methods()["d2dgn"]
+    assert spec.options_for("link", gu.models.backbone_name(model)) == spec.options_for("link", "gin") != spec.options
 
 
 def test_benchmark_cells_key_a_backbones_own_defaults_and_leave_the_others_as_they_were():
@@ -74,7 +76,7 @@ def test_benchmark_cells_key_a_backbones_own_defaults_and_leave_the_others_as_th
     cells = {c["backbone"]: c for c in engine.plan(config)}
     spec = methods()["d2dgn"]
     assert cells["gcn"]["method_options"]["d2dgn"] == {**spec.options, "epochs": 3}
-    assert cells["gin"]["method_options"]["d2dgn"] == {**spec.options, **spec.backbone_options["gin"], "epochs": 3}
+    assert cells["gin"]["method_options"]["d2dgn"] == {**spec.options, **spec.backbone_options["link/gin"], "epochs": 3}
     # the config's own options win over the backbone's
     lr = dict(config, options={"d2dgn": {"lr": 0.002}})
     assert {c["backbone"]: c for c in engine.plan(lr)}["gin"]["method_options"]["d2dgn"]["lr"] == 0.002
@@ -121,3 +123,18 @@ def test_uniform_destroyer_is_a_destroyer_whose_every_output_is_zero(setup, monk
                      destroyer="uniform", certify=False)
     before = _df_prob(model, store, split)
     assert abs(_df_prob(pulled.model, store, split) - 0.5) < abs(before - 0.5) / 2
+
+
+def test_a_backbones_entry_for_every_task_and_one_for_a_task_combine(monkeypatch):
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))  # the registration ends with the test
+    @dataclasses.dataclass
+    class _Opts(Options):
+        lr: float = option(0.01, float, low=0, low_open=True)
+        alpha: float = option(0.5, float, low=0, high=1)
+
+    register("_combined_backbone_options", tasks=("link", "node"), options=_Opts,
+             backbone_options={"gin": {"lr": 0.001, "alpha": 0.7}, "link/gin": {"alpha": 0.9}})(lambda ctx: {})
+    spec = methods()["_combined_backbone_options"]
+    assert spec.options_for("link", "gin") == {"lr": 0.001, "alpha": 0.9}
+    assert spec.options_for("node", "gin") == {"lr": 0.001, "alpha": 0.7}
+    assert spec.options_for("link", "gcn") == {"lr": 0.01, "alpha": 0.5}

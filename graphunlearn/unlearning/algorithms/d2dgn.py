@@ -74,14 +74,15 @@ def _random_edge_teacher(ctx: Context, g: torch.Generator) -> nn.Module:
 LOCAL_CAP = 1024
 
 
-#: GIN's own defaults (chosen on development seeds 0 and 1 of Cora and Amazon Photo: ``docs/methods.md``): a tenth
-#: of GIN's training rate (at the plain 0.005, five times that rate, Dt-AUROC fell 7-35 points), and a uniform
-#: destroyer weighed less: under GIN's sum aggregation a freshly initialised model embeds neighbours alike, so a
-#: random destroyer teaches that the deleted edges are links
+#: GIN's own defaults for link prediction (chosen on development seeds 0 and 1 of Cora and Amazon Photo:
+#: ``docs/methods.md``): a tenth of GIN's training rate (at the plain 0.005, five times that rate, Dt-AUROC fell
+#: 7-35 points), and a uniform destroyer weighed less: under GIN's sum aggregation a freshly initialised model
+#: embeds neighbours alike, so a random destroyer teaches that the deleted edges are links
 GIN_OPTIONS = dict(lr=0.0001, destroyer="uniform", alpha=0.995)
 
 
-@register("d2dgn", tasks=("link", "node"), options=D2DGNOptions, local=True, backbone_options={"gin": GIN_OPTIONS},
+@register("d2dgn", tasks=("link", "node"), options=D2DGNOptions, local=True,
+          backbone_options={"link/gin": GIN_OPTIONS},
           requires="reset_parameters() on every module holding parameters (for the destroyer)")
 def run(ctx: Context) -> dict:
     r"""Distill to Delete (Sinha et al., arXiv 2309.16173): a student learns from two frozen teachers,
@@ -112,7 +113,7 @@ def run(ctx: Context) -> dict:
     With ``calibrate=True`` the epoch kept is chosen by calibrated forgetting
     (:class:`~graphunlearn.unlearning.base.Calibration`, ``docs/calibration.md``): a check every
     ``calibrate_every`` epochs, stopping where the deleted units score like held-out validation units.
-    Defaults and their tuning: ``docs/methods.md``. A GIN (the project's or PyG's:
+    Defaults and their tuning: ``docs/methods.md``. For link prediction a GIN (the project's or PyG's:
     :func:`~graphunlearn.models.backbone_name`) runs with :data:`GIN_OPTIONS` (``lr=0.0001``,
     ``destroyer="uniform"``, ``alpha=0.995``) unless the caller sets them.
     """
