@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import math
 import numbers
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from .. import checks
 from .. import distributed as dist
 from ..graph import row_slots
 from ..metrics import roc_auc
+from ..models import CONVS
 from ..models.card import ModelCard
 from ..requests import DeletionRequest
 from ..store import GraphStore
@@ -168,8 +170,10 @@ class Options:
 @dataclass(frozen=True)
 class Method:
     """A registered method: its name, ``run(ctx) -> info``, the tasks it supports, its options type, its
-    docstring, whether it may run on a model another method wrapped (``on_wrapped``), and what it needs of
-    a model (``requires``, in words; it refuses models that lack it with a ``TypeError`` naming the gap)."""
+    docstring, whether it may run on a model another method wrapped (``on_wrapped``), what it needs of
+    a model (``requires``, in words; it refuses models that lack it with a ``TypeError`` naming the gap),
+    whether it runs on sampled computation graphs (``local``), and its defaults for particular backbones
+    (``backbone_options``, read-only: :meth:`options_for`)."""
 
     name: str
     run: Callable[[Context], dict]
@@ -179,7 +183,7 @@ class Method:
     on_wrapped: bool = False
     requires: str = "any model"
     local: bool = False
-    backbone_options: Mapping[str, Mapping] = field(default_factory=dict)
+    backbone_options: Mapping[str, Mapping] = field(default_factory=dict, hash=False, compare=False)
 
     def supports(self, task: Task) -> bool:
         """Whether the method runs on ``task`` (``tasks=("*",)``: any task, through the Task contract alone)."""
@@ -187,7 +191,8 @@ class Method:
 
     @property
     def options(self) -> dict:
-        """Option names and defaults (what the CLI lists and the benchmark's cache key holds)."""
+        """Option names and defaults (what the CLI lists; a model of a backbone with entries of its own runs
+        with :meth:`options_for`, which the benchmark's cache keys hold)."""
         return self.options_type.defaults()
 
     def options_for(self, task: str, backbone: str | None) -> dict:
@@ -231,9 +236,7 @@ def register(name: str, *, tasks: Sequence[str], options: type[Options] | None =
     options = dataclass(options) if not dataclasses.is_dataclass(options) else options
     options.method = name
     options()  # the defaults must pass their own checks
-    backbone_options = {str(b): dict(o) for b, o in (backbone_options or {}).items()}
-    for chosen in backbone_options.values():
-        options.from_dict(chosen)  # and so must each backbone's
+    backbone_options = _check_backbone_options(name, backbone_options or {}, tasks, options)
 
     def wrap(fn):
         if name in _REGISTRY:
@@ -242,6 +245,22 @@ def register(name: str, *, tasks: Sequence[str], options: type[Options] | None =
                                  local, backbone_options)
         return fn
     return wrap
+
+
+def _check_backbone_options(name: str, backbone_options: Mapping, tasks: Sequence[str],
+                            options: type[Options]) -> Mapping[str, Mapping]:
+    """``register``'s ``backbone_options``, checked (each key a backbone :func:`graphunlearn.models.backbone_name`
+    can return, optionally after one of the method's tasks and a slash; each entry options the options type
+    accepts) and frozen."""
+    out = {}
+    for key, chosen in backbone_options.items():
+        task, _, backbone = key.rpartition("/") if isinstance(key, str) else ("", "", key)
+        if backbone not in CONVS or (task and task not in tasks and "*" not in tasks):
+            raise ValueError(f"register({name!r}): backbone_options key {key!r} must be a backbone of {list(CONVS)}, "
+                             f"optionally after one of the method's tasks {list(tasks)} and '/' (e.g. 'link/gin')")
+        options.from_dict(dict(chosen))  # the entry must pass the options' own checks
+        out[key] = types.MappingProxyType(dict(chosen))
+    return types.MappingProxyType(out)
 
 
 def methods() -> dict[str, Method]:

@@ -121,7 +121,9 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
             ``num_neighbors``, i.e. the whole graph for a model trained full-batch). ``retrain`` always follows
             the card's recipe.
         **options: the method's options (its options dataclass, :attr:`Method.options_type`): unknown names
-            are an error listing the valid ones; each value is checked for type and range.
+            are an error listing the valid ones; each value is checked for type and range. Options not given
+            take the method's defaults for the model's backbone on this task
+            (:meth:`Method.options_for`, e.g. d2dgn's on a GIN for link prediction), else its plain defaults.
 
     Data-parallel (under ``torchrun``, after :func:`graphunlearn.distributed.init`): every rank calls
     ``unlearn`` with its replica of the store and the same model and arguments. The stores are compared first

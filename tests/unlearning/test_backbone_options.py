@@ -63,6 +63,26 @@ def test_d2dgn_on_gin_runs_with_gins_own_defaults_and_the_caller_still_wins(setu
     assert spec.options_for("node", "gin") == spec.options  # GIN's entry is for link prediction only
 
 
+def test_a_bad_option_on_a_gin_fails_before_any_work(setup):
+    split, models = setup
+    store, req = _request(split)
+    before = store.state_hash()
+    with pytest.raises(ValueError, match="option alpha must be a finite number in"):
+        unlearn(models["gin"], store, req, "d2dgn", split=split, alpha=2.0)
+    with pytest.raises(ValueError, match=r"option destroyer must be one of"):
+        unlearn(models["gin"], store, req, "d2dgn", split=split, destroyer="zero")
+    assert store.state_hash() == before and gu.card_of(models["gin"]).forgotten == ()
+
+
+def test_backbone_options_are_read_only_and_methods_stay_hashable():
+    spec = methods()["d2dgn"]
+    with pytest.raises(TypeError):
+        spec.backbone_options["link/gin"]["lr"] = 1.0
+    with pytest.raises(TypeError):
+        spec.backbone_options["gcn"] = {}
+    assert hash(spec) == hash(methods()["d2dgn"])
+
+
 def test_pygs_gin_is_a_gin_for_the_methods_too():
     model = PygGIN(8, 16, num_layers=2, out_channels=8)
     assert gu.models.backbone_name(model) == "gin"
@@ -87,11 +107,19 @@ def test_register_refuses_backbone_options_its_options_refuse():
     class _Opts(Options):
         lr: float = option(0.01, float, low=0, low_open=True)
 
+    def bad(backbone_options):
+        register("_bad_backbone_options", tasks=("link",), options=_Opts,
+                 backbone_options=backbone_options)(lambda ctx: {})
+
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['lrr'\]"):
-        register("_bad_backbone_options", tasks=("link",), options=_Opts, backbone_options={"gin": {"lrr": 1.0}})
+        bad({"gin": {"lrr": 1.0}})
     with pytest.raises(ValueError, match="option lr must be a finite number > 0, got -1"):
-        register("_bad_backbone_options", tasks=("link",), options=_Opts, backbone_options={"gin": {"lr": -1}})
-    assert "_bad_backbone_options" not in methods()
+        bad({"gin": {"lr": -1}})
+    # a key that could never apply: an unknown backbone, a task the method does not run on, a misspelling
+    for key in ("GIN", "links/gin", "node/gin", "gin/link", "lightgcn"):
+        with pytest.raises(ValueError, match=f"backbone_options key {key!r} must be a backbone of"):
+            bad({key: {"lr": 0.1}})
+    assert "_bad_backbone_options" not in methods()  # nothing was registered
 
 
 def test_uniform_destroyer_is_a_destroyer_whose_every_output_is_zero(setup, monkeypatch):
@@ -138,3 +166,34 @@ def test_a_backbones_entry_for_every_task_and_one_for_a_task_combine(monkeypatch
     assert spec.options_for("link", "gin") == {"lr": 0.001, "alpha": 0.9}
     assert spec.options_for("node", "gin") == {"lr": 0.001, "alpha": 0.7}
     assert spec.options_for("link", "gcn") == {"lr": 0.01, "alpha": 0.5}
+
+
+def test_uniform_destroyer_on_node_classification_is_a_zeroed_destroyer(monkeypatch):
+    """Node classification: the softmax KL toward equal class probabilities and the deleted nodes' embeddings
+    toward zero, as a zeroed destroyer teaches."""
+    data = gu.datasets.synthetic(num_nodes=120, num_classes=4, num_features=8, avg_degree=6, seed=3)
+    split = gu.datasets.node_split(data, seed=0)
+    store = gu.GraphStore(data)
+    torch.manual_seed(0)
+    model = gu.tasks.NODE.build_model("gcn", store, split)
+    gu.train.fit(model, store, split, task="node", epochs=10, eval_every=5, progress=False)
+    doomed = split.train_idx[:4].tolist()
+    runs = []
+    for zero in (False, True):
+        if zero:
+            fresh = d2dgn.fresh_copy
+
+            def zeroed(m, seed=None):
+                out = fresh(m, seed=seed)
+                with torch.no_grad():
+                    for p in out.parameters():
+                        p.zero_()
+                return out
+
+            monkeypatch.setattr(d2dgn, "fresh_copy", zeroed)
+        store = gu.GraphStore(data)
+        req = store.delete_nodes(doomed)
+        runs.append(unlearn(model, store, req, "d2dgn", split=split, epochs=3, certify=False,
+                            destroyer="random" if zero else "uniform").model)
+    for (name, a), b in zip(runs[0].state_dict().items(), runs[1].state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)

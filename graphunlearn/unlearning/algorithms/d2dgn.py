@@ -83,7 +83,8 @@ GIN_OPTIONS = dict(lr=0.0001, destroyer="uniform", alpha=0.995)
 
 @register("d2dgn", tasks=("link", "node"), options=D2DGNOptions, local=True,
           backbone_options={"link/gin": GIN_OPTIONS},
-          requires="reset_parameters() on every module holding parameters (for the destroyer)")
+          requires="reset_parameters() on every module holding parameters (for a random destroyer or "
+                   "from_scratch)")
 def run(ctx: Context) -> dict:
     r"""Distill to Delete (Sinha et al., arXiv 2309.16173): a student learns from two frozen teachers,
 
@@ -124,11 +125,11 @@ def run(ctx: Context) -> dict:
         ctx.model = fresh_copy(ctx.original, seed=ctx.seed).requires_grad_(True)
     if o.destroyer == "random_edges":
         if not task.pairwise:
-            raise ValueError("d2dgn: destroyer='random_edges' trains a predictor of node pairs; use 'random' for "
-                             f"task {task.name!r}")
+            raise ValueError("d2dgn: destroyer='random_edges' trains a predictor of node pairs; use 'random' or "
+                             f"'uniform' for task {task.name!r}")
         if ctx.local:
             raise ValueError("d2dgn: destroyer='random_edges' trains on a random graph as large as the store; use "
-                             "'random' with sampled computation graphs (num_neighbors)")
+                             "'random' or 'uniform' with sampled computation graphs (num_neighbors)")
         # drawn alike on every rank of a data-parallel job: the ranks compare the graph it trains on
         destroyer = _random_edge_teacher(ctx, make_generator(ctx.seed, store.device))
     elif o.destroyer == "random":
