@@ -156,11 +156,14 @@ class Options:
         return {f.name: f.default for f in dataclasses.fields(cls)}
 
     @classmethod
-    def from_dict(cls, values: dict) -> Options:
-        """Options from keyword values; unknown names raise ``ValueError`` listing the valid ones."""
+    def from_dict(cls, values: dict, defaults: dict | None = None) -> Options:
+        """Options from keyword values; unknown names raise ``ValueError`` listing the valid ones with their
+        defaults (``defaults``: those the caller's model runs with, :meth:`Method.options_for`; else the plain
+        ones)."""
         unknown = sorted(set(values) - set(cls.specs()))
         if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for method {cls.method!r}; valid options: {cls.defaults()}")
+            raise ValueError(f"unknown option(s) {unknown} for method {cls.method!r}; valid options: "
+                             f"{defaults if defaults is not None else cls.defaults()}")
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -207,9 +210,10 @@ class Method:
     def specs(self) -> dict[str, Option]:
         return self.options_type.specs()
 
-    def check_options(self, options: dict) -> Options:
-        """Validated options (names and values) as the method's options dataclass."""
-        return self.options_type.from_dict(options)
+    def check_options(self, options: dict, defaults: dict | None = None) -> Options:
+        """Validated options (names and values) as the method's options dataclass: ``options`` over
+        ``defaults`` (the model's, :meth:`options_for`; default: none, the dataclass's own fill in)."""
+        return self.options_type.from_dict({**(defaults or {}), **options}, defaults)
 
 
 _REGISTRY: dict[str, Method] = {}

@@ -163,7 +163,7 @@ def unlearn(model: nn.Module, store: GraphStore, request: DeletionRequest | Sequ
         card.check_learned(where)
     task = resolve_task(model, task, split, where)
     # the defaults for this backbone on this task (Method.options_for: d2dgn on GIN), then what the caller passed
-    opts = spec.check_options({**spec.options_for(task.name, backbone_name(model)), **options})
+    opts = spec.check_options(options, spec.options_for(task.name, backbone_name(model)))
     fanout = _computation(where, spec, card, num_neighbors)
     if not spec.supports(task):
         raise ValueError(f"method {method!r} supports tasks {spec.tasks}, not {task.name!r}")

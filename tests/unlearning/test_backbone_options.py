@@ -71,6 +71,9 @@ def test_a_bad_option_on_a_gin_fails_before_any_work(setup):
         unlearn(models["gin"], store, req, "d2dgn", split=split, alpha=2.0)
     with pytest.raises(ValueError, match=r"option destroyer must be one of"):
         unlearn(models["gin"], store, req, "d2dgn", split=split, destroyer="zero")
+    # an unknown name lists the defaults this model runs with
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['alpah'\].*'lr': 0.0001, .*'destroyer': 'uniform'"):
+        unlearn(models["gin"], store, req, "d2dgn", split=split, alpah=0.5)
     assert store.state_hash() == before and gu.card_of(models["gin"]).forgotten == ()
 
 
@@ -178,22 +181,23 @@ def test_uniform_destroyer_on_node_classification_is_a_zeroed_destroyer(monkeypa
     model = gu.tasks.NODE.build_model("gcn", store, split)
     gu.train.fit(model, store, split, task="node", epochs=10, eval_every=5, progress=False)
     doomed = split.train_idx[:4].tolist()
-    runs = []
-    for zero in (False, True):
-        if zero:
-            fresh = d2dgn.fresh_copy
 
-            def zeroed(m, seed=None):
-                out = fresh(m, seed=seed)
-                with torch.no_grad():
-                    for p in out.parameters():
-                        p.zero_()
-                return out
-
-            monkeypatch.setattr(d2dgn, "fresh_copy", zeroed)
+    def run(destroyer):
         store = gu.GraphStore(data)
         req = store.delete_nodes(doomed)
-        runs.append(unlearn(model, store, req, "d2dgn", split=split, epochs=3, certify=False,
-                            destroyer="random" if zero else "uniform").model)
-    for (name, a), b in zip(runs[0].state_dict().items(), runs[1].state_dict().values()):
+        return unlearn(model, store, req, "d2dgn", split=split, epochs=3, certify=False, destroyer=destroyer).model
+
+    uniform = run("uniform")
+    fresh = d2dgn.fresh_copy
+
+    def zeroed(m, seed=None):
+        out = fresh(m, seed=seed)
+        with torch.no_grad():
+            for p in out.parameters():
+                p.zero_()
+        return out
+
+    monkeypatch.setattr(d2dgn, "fresh_copy", zeroed)
+    twin = run("random")
+    for (name, a), b in zip(uniform.state_dict().items(), twin.state_dict().values()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
