@@ -23,7 +23,7 @@ def run(args) -> None:
             doc = f": {spec.doc}" if spec.doc else ""
             print(f"{'':18s} {option} ({_kind(spec)}, default {defaults[option]!r}){doc}")
         for where, chosen in sorted(m.backbone_options.items()):  # "gin" (every task) or "link/gin"
-            print(f"{'':18s} on {where}: {json.dumps(chosen)}")
+            print(f"{'':18s} on {where}: {json.dumps(dict(chosen))}")
 
 
 def _kind(spec) -> str:

@@ -257,11 +257,15 @@ def _check_backbone_options(name: str, backbone_options: Mapping, tasks: Sequenc
     can return, optionally after one of the method's tasks and a slash; each entry options the options type
     accepts) and frozen."""
     out = {}
+    runs_on = set(registered_tasks()) if "*" in tasks else set(tasks)
     for key, chosen in backbone_options.items():
         task, _, backbone = key.rpartition("/") if isinstance(key, str) else ("", "", key)
-        if backbone not in CONVS or (task and task not in tasks and "*" not in tasks):
+        if backbone not in CONVS or (task and task not in runs_on):
             raise ValueError(f"register({name!r}): backbone_options key {key!r} must be a backbone of {list(CONVS)}, "
-                             f"optionally after one of the method's tasks {list(tasks)} and '/' (e.g. 'link/gin')")
+                             f"optionally after one of the method's tasks {sorted(runs_on)} and '/' (e.g. 'link/gin')")
+        if not isinstance(chosen, Mapping):
+            raise TypeError(f"register({name!r}): backbone_options[{key!r}] must be a mapping of option names to "
+                            f"values, got {type(chosen).__name__}")
         options.from_dict(dict(chosen))  # the entry must pass the options' own checks
         out[key] = types.MappingProxyType(dict(chosen))
     return types.MappingProxyType(out)

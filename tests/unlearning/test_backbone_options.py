@@ -5,6 +5,7 @@ benchmark keys of their cells are unchanged; a uniform destroyer is a destroyer 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -122,6 +123,8 @@ def test_register_refuses_backbone_options_its_options_refuse():
     for key in ("GIN", "links/gin", "node/gin", "gin/link", "lightgcn"):
         with pytest.raises(ValueError, match=f"backbone_options key {key!r} must be a backbone of"):
             bad({key: {"lr": 0.1}})
+    with pytest.raises(TypeError, match=r"backbone_options\['gin'\] must be a mapping"):
+        bad({"gin": 0.1})
     assert "_bad_backbone_options" not in methods()  # nothing was registered
 
 
@@ -201,3 +204,12 @@ def test_uniform_destroyer_on_node_classification_is_a_zeroed_destroyer(monkeypa
     twin = run("random")
     for (name, a), b in zip(uniform.state_dict().items(), twin.state_dict().values()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_graphunlearn_methods_lists_a_backbones_own_defaults(capsys):
+    from graphunlearn.cli import main
+
+    main(["methods"])
+    out = capsys.readouterr().out
+    gin = methods()["d2dgn"].backbone_options["link/gin"]
+    assert f"on link/gin: {json.dumps(dict(gin))}" in out

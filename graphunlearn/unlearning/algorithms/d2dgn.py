@@ -83,8 +83,8 @@ GIN_OPTIONS = dict(lr=0.0001, destroyer="uniform", alpha=0.995)
 
 @register("d2dgn", tasks=("link", "node"), options=D2DGNOptions, local=True,
           backbone_options={"link/gin": GIN_OPTIONS},
-          requires="reset_parameters() on every module holding parameters (for a random destroyer or "
-                   "from_scratch)")
+          requires="reset_parameters() on every module holding parameters (for the destroyers 'random' and "
+                   "'random_edges', and for from_scratch)")
 def run(ctx: Context) -> dict:
     r"""Distill to Delete (Sinha et al., arXiv 2309.16173): a student learns from two frozen teachers,
 
