@@ -128,14 +128,8 @@ def test_register_refuses_backbone_options_its_options_refuse():
     assert "_bad_backbone_options" not in methods()  # nothing was registered
 
 
-def test_uniform_destroyer_is_a_destroyer_whose_every_output_is_zero(setup, monkeypatch):
-    """destroyer="uniform" distils the deleted edges toward probability 0.5 and the deleted nodes' embeddings
-    toward zero: exactly what a destroyer with every parameter zeroed teaches (the GCN's logits and embeddings
-    are then zero), without running one."""
-    split, models = setup
-    model = models["gcn"]
-    store, req = _request(split)
-    uniform = unlearn(model, store, req, "d2dgn", split=split, epochs=3, destroyer="uniform", certify=False)
+def _zero_the_random_destroyer(monkeypatch):
+    """d2dgn's random destroyer, with every parameter zeroed (its logits and embeddings are then zero)."""
     fresh = d2dgn.fresh_copy
 
     def zeroed(m, seed=None):
@@ -146,10 +140,25 @@ def test_uniform_destroyer_is_a_destroyer_whose_every_output_is_zero(setup, monk
         return out
 
     monkeypatch.setattr(d2dgn, "fresh_copy", zeroed)
+
+
+def _same_weights(a, b):
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_uniform_destroyer_is_a_destroyer_whose_every_output_is_zero(setup, monkeypatch):
+    """destroyer="uniform" distils the deleted edges toward probability 0.5 and the deleted nodes' embeddings
+    toward zero: exactly what a destroyer with every parameter zeroed teaches (the GCN's logits and embeddings
+    are then zero), without running one."""
+    split, models = setup
+    model = models["gcn"]
+    store, req = _request(split)
+    uniform = unlearn(model, store, req, "d2dgn", split=split, epochs=3, destroyer="uniform", certify=False)
+    _zero_the_random_destroyer(monkeypatch)
     store, req = _request(split)
     twin = unlearn(model, store, req, "d2dgn", split=split, epochs=3, destroyer="random", certify=False)
-    for (name, a), b in zip(uniform.model.state_dict().items(), twin.model.state_dict().values()):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+    _same_weights(uniform.model, twin.model)
     # and, weighed enough, it moves the deleted edges toward 0.5 from where the original scored them
     monkeypatch.undo()
     store, req = _request(split)
@@ -191,19 +200,9 @@ def test_uniform_destroyer_on_node_classification_is_a_zeroed_destroyer(monkeypa
         return unlearn(model, store, req, "d2dgn", split=split, epochs=3, certify=False, destroyer=destroyer).model
 
     uniform = run("uniform")
-    fresh = d2dgn.fresh_copy
-
-    def zeroed(m, seed=None):
-        out = fresh(m, seed=seed)
-        with torch.no_grad():
-            for p in out.parameters():
-                p.zero_()
-        return out
-
-    monkeypatch.setattr(d2dgn, "fresh_copy", zeroed)
+    _zero_the_random_destroyer(monkeypatch)
     twin = run("random")
-    for (name, a), b in zip(uniform.state_dict().items(), twin.state_dict().values()):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+    _same_weights(uniform, twin)
 
 
 def test_graphunlearn_methods_lists_a_backbones_own_defaults(capsys):
