@@ -156,7 +156,7 @@ def run_stream(name: str, spec: dict, args) -> dict:
     task = get_task(config["task"], where="bench_stream")
     seed = config["seeds"][0] if args.seed is None else args.seed
     count = QUICK["requests"] if args.quick else (args.requests or spec["requests"])
-    epochs = QUICK["epochs"][task.name] if args.quick else config["epochs"]
+    epochs = QUICK["epochs"][task.name] if args.quick else bench.epochs_for(config, config["datasets"][0])
     parts = QUICK["checkpoints"] if args.quick else args.checkpoints
     progress = not args.no_progress
     options = dict(config.get("options", {}).get(spec["method"], {}))

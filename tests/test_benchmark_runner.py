@@ -95,6 +95,33 @@ def test_cache_key_follows_the_whole_configuration(monkeypatch):
 
 
 
+def test_epochs_per_dataset(tmp_path):
+    """``epochs`` may give each dataset its own budget ("*" for the rest); a cell's key holds the integer, so a
+    dataset whose budget equals the old integer keeps its cells, and ``attack_epochs`` follows the dataset's
+    budget unless set. Bad budgets are refused with the dataset named."""
+    config = {**bench.load_config("smoke"), "datasets": ["cora", "synthetic"], "epochs": 7}
+    plain = {c["dataset"]: c for c in bench.plan(config)}
+    mixed = {**config, "epochs": {"*": 7, "synthetic": 11}}
+    cells = {c["dataset"]: c for c in bench.plan(mixed)}
+    assert bench.cell_key(cells["cora"]) == bench.cell_key(plain["cora"])
+    assert cells["synthetic"]["epochs"] == 11 and cells["synthetic"]["attack_epochs"] == 11
+    assert cells["cora"]["attack_epochs"] == 7
+    cells = {c["dataset"]: c for c in bench.plan({**mixed, "attack_epochs": {"cora": 3, "synthetic": 4}})}
+    assert (cells["cora"]["attack_epochs"], cells["synthetic"]["attack_epochs"]) == (3, 4)
+    assert bench.epochs_for(mixed, "cora") == 7 and bench.epochs_for(mixed, "synthetic") == 11
+    bad = tmp_path / "bad.json"
+    for epochs, problem in [({"cora": 7}, r"no budget for datasets \['synthetic'\]"),
+                            ({"*": 7, "pubmed": 3}, r"names datasets the configuration does not run: \['pubmed'\]"),
+                            ({"*": 0}, "every budget must be an integer >= 1"),
+                            ({"*": True}, "every budget must be an integer >= 1"), ([7], "integer >= 1 or an object")]:
+        bad.write_text(json.dumps({**config, "epochs": epochs}))
+        with pytest.raises(ValueError, match=problem):
+            bench.load_config(str(bad))
+    bad.write_text(json.dumps({**config, "attack_epochs": {"cora": 2}}))
+    with pytest.raises(ValueError, match="attack_epochs gives no budget"):
+        bench.load_config(str(bad))
+
+
 def test_a_backbones_own_defaults_key_its_cells_alone(monkeypatch):
     """GIN's constructor defaults and the task's recipe entry for it are in its cells' keys (a changed GIN
     default recomputes GIN cells), and a backbone without any keeps the key it had."""

@@ -7,7 +7,7 @@ reading; the engine reads its own (``graphunlearn.bench.engine.EVAL_REVISION``).
 
 from __future__ import annotations
 
-from .configs import config_dirs, config_label, config_names, load_config
+from .configs import config_dirs, config_label, config_names, epochs_for, load_config
 from .engine import (
     ATTACKS,
     EVAL_REVISION,
@@ -24,5 +24,5 @@ from .engine import (
 )
 
 __all__ = ["ATTACKS", "EVAL_REVISION", "cell_key", "check_targets", "config_dirs", "config_label", "config_names",
-           "describe", "load_config", "machine_info", "plan", "plot", "run", "run_config", "summarise",
+           "describe", "epochs_for", "load_config", "machine_info", "plan", "plot", "run", "run_config", "summarise",
            "write_outputs"]

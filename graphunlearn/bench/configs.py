@@ -9,9 +9,12 @@ one registered at run time) and the grid the engine runs::
 Required keys: ``task``, ``datasets``, ``backbones``, ``methods``, ``fractions``, ``settings`` (``in``/``out``
 for link, what the task's ``sample_forget`` reads, and the hard workloads ``hard-degree``/``hard-confident``,
 drawn by :func:`graphunlearn.datasets.hard_forget_edges`; ``nodes`` for node; ``interaction``/``user``/
-``item_group`` for rec; others are refused by :func:`graphunlearn.bench.plan`), ``seeds`` and ``epochs``.
+``item_group`` for rec; others are refused by :func:`graphunlearn.bench.plan`), ``seeds`` and ``epochs`` (the
+original's and gold's training budget: an integer, or an object giving each dataset its own, with ``"*"`` for
+the datasets it does not name, e.g. ``{"*": 200, "amazon-photo": 500}``; :func:`epochs_for`).
 Optional: ``attack_epochs`` (tasks with an attack in :data:`graphunlearn.bench.engine.ATTACKS`, i.e. link: the
-membership-inference shadow model's epochs, default ``epochs``), ``options`` (method -> option overrides),
+membership-inference shadow model's epochs, an integer or an object as ``epochs``, default ``epochs``),
+``options`` (method -> option overrides),
 ``train`` (extra keyword arguments of :func:`graphunlearn.train.fit`), ``split`` (keyword arguments of the
 task's ``make_split``: ``{"val_ratio": 0.1}`` for rec carves validation interactions out of each user's
 training ones; default none, and a configuration without it keeps its cells' keys), ``targets`` (checks
@@ -135,8 +138,10 @@ def _problem(config) -> str | None:
     if not _list_of(config["seeds"], int) or not all(s >= 0 for s in config["seeds"]):
         return f"seeds must be a non-empty list of integers >= 0, got {config['seeds']!r}"
     for key in ("epochs", "attack_epochs"):
-        if key in config and not (_is(config[key], int) and config[key] >= 1):
-            return f"{key} must be an integer >= 1, got {config[key]!r}"
+        if key in config:
+            problem = _epochs_problem(key, config[key], config["datasets"])
+            if problem:
+                return problem
     options = config.get("options", {})
     if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
         return f"options must map method names to objects of options, got {options!r}"
@@ -155,6 +160,41 @@ def _problem(config) -> str | None:
     if "note" in config and not isinstance(config["note"], str):
         return f"note must be a string, got {config['note']!r}"
     return None
+
+
+def _epochs_problem(key: str, value, names: list) -> str | None:
+    """Why ``value`` is not a budget for every dataset in ``names`` (an integer >= 1, or an object of such
+    integers keyed by dataset name or ``"*"``), or None."""
+    if not isinstance(value, dict):
+        return None if _is(value, int) and value >= 1 else f"{key} must be an integer >= 1 or an object of them " \
+                                                            f"per dataset, got {value!r}"
+    bad = {k: v for k, v in value.items() if not (_is(v, int) and v >= 1)}
+    if bad:
+        return f"{key}: every budget must be an integer >= 1, got {bad!r}"
+    stray = sorted(k for k in value if k != "*" and k not in names)
+    if stray:
+        return f"{key} names datasets the configuration does not run: {stray}; datasets: {names}"
+    missing = [d for d in names if d not in value and "*" not in value]
+    if missing:
+        return f"{key} gives no budget for datasets {missing}: name them or add a \"*\" entry"
+    return None
+
+
+def epochs_for(config: dict, dataset: str, key: str = "epochs") -> int:
+    """The budget ``config`` gives ``dataset`` under ``key`` (``"epochs"`` or ``"attack_epochs"``, which
+    defaults to the dataset's ``epochs``): the integer itself, or the dataset's entry of an object (its
+    ``"*"`` entry when it has none). Raises KeyError when neither names it (a configuration that passed
+    :func:`load_config` always does)."""
+    if key != "epochs" and key not in config:
+        return epochs_for(config, dataset)
+    value = config[key]
+    if not isinstance(value, dict):
+        return value
+    if dataset in value:
+        return value[dataset]
+    if "*" in value:
+        return value["*"]
+    raise KeyError(f"benchmark config: {key} gives no budget for dataset {dataset!r}")
 
 
 def _is(value, kinds) -> bool:

@@ -53,7 +53,7 @@ from ..models.card import card_of
 from ..store import GraphStore
 from ..tasks import Task, get_task, tasks
 from ..unlearning import methods, unlearn
-from .configs import config_label, config_names, load_config
+from .configs import config_label, config_names, epochs_for, load_config
 
 _GOLD = "retrain"
 #: the row of the second gold, retrained with the cell's seed + 1: its distance to gold is the noise floor
@@ -115,20 +115,23 @@ def plan(config: dict) -> list[dict]:
     if bad:
         raise ValueError(f"benchmark config: unknown settings {bad} for task {task!r}; known: {list(known)}")
     overrides = config.get("options", {})
-    fixed = dict(task=task, epochs=config["epochs"], methods=sorted(config["methods"]),
+    fixed = dict(task=task, methods=sorted(config["methods"]),
                  train=config.get("train", {}), version=__version__, eval_revision=EVAL_REVISION)
     if config.get("noise_floor", True) and _GOLD in config["methods"]:
         fixed["noise_floor"] = True  # a second gold per cell (seed + 1); configs opt out where gold is costly
-    if task in ATTACKS:  # the attack's shadow model trains this long (a task without an attack has no such key)
-        fixed["attack_epochs"] = config.get("attack_epochs", config["epochs"])
     if config.get("split"):  # the task's split options (rec: val_ratio); absent, a cell's key is as before
         fixed["split"] = _split_options(get_task(task, where="benchmark config"), config["split"])
     # every option a method will run with, defaults (a backbone's own included) too, so a changed default
     # changes the key
     resolved = {b: {m: {**registry[m].options_for(task, b), **overrides.get(m, {})} for m in sorted(config["methods"])}
                 for b in config["backbones"]}
+    # each dataset's budget (a cell's key holds the integer, so an integer config keeps its keys); the attack's
+    # shadow model trains as long (a task without an attack has no such key)
+    budget = {d: dict(epochs=epochs_for(config, d), **({"attack_epochs": epochs_for(config, d, "attack_epochs")}
+                                                       if task in ATTACKS else {}))
+              for d in config["datasets"]}
     return [dict(dataset=d, backbone=b, fraction=f, setting=s, seed=seed, method_options=resolved[b], **fixed,
-                 **_backbone_defaults(task, b))
+                 **budget[d], **_backbone_defaults(task, b))
             for d in config["datasets"] for b in config["backbones"] for f in config["fractions"]
             for s in config["settings"] for seed in config["seeds"]]
 
