@@ -1,6 +1,7 @@
 """A method's defaults for one backbone (``register(backbone_options=...)``, ``Method.options_for``): d2dgn on GIN
-runs with its own learning rate, destroyer and weighting; the caller's options win; other backbones and the
-benchmark keys of their cells are unchanged; a uniform destroyer is a destroyer whose every output is zero."""
+runs with its own learning rate, destroyer and weighting, on GCN with its own learning rate (link prediction); the
+caller's options win; other backbones, other tasks and the benchmark keys of their cells are unchanged; a uniform
+destroyer is a destroyer whose every output is zero."""
 
 from __future__ import annotations
 
@@ -59,9 +60,10 @@ def test_d2dgn_on_gin_runs_with_gins_own_defaults_and_the_caller_still_wins(setu
     assert res.options["lr"] == 0.003 and res.options["destroyer"] == gin.get("destroyer", spec.options["destroyer"])
     store, req = _request(split)
     res = unlearn(models["gcn"], store, req, "d2dgn", split=split, epochs=2, certify=False)
-    assert res.options == {**spec.options, "epochs": 2}
-    assert spec.options == spec.options_for("link", "gcn") == spec.options_for("link", None)
-    assert spec.options_for("node", "gin") == spec.options  # GIN's entry is for link prediction only
+    assert res.options == {**spec.options, **spec.backbone_options["link/gcn"], "epochs": 2}
+    assert res.options["lr"] == 0.0025 and spec.options["lr"] == 0.005
+    assert spec.options == spec.options_for("link", None) == spec.options_for("link", "gat")  # no entry of their own
+    assert spec.options_for("node", "gin") == spec.options_for("node", "gcn") == spec.options  # link entries only
 
 
 def test_a_bad_option_on_a_gin_fails_before_any_work(setup):
@@ -99,7 +101,7 @@ def test_benchmark_cells_key_a_backbones_own_defaults_and_leave_the_others_as_th
                   fractions=[0.05], settings=["in"], seeds=[0], epochs=5, options={"d2dgn": {"epochs": 3}})
     cells = {c["backbone"]: c for c in engine.plan(config)}
     spec = methods()["d2dgn"]
-    assert cells["gcn"]["method_options"]["d2dgn"] == {**spec.options, "epochs": 3}
+    assert cells["gcn"]["method_options"]["d2dgn"] == {**spec.options, **spec.backbone_options["link/gcn"], "epochs": 3}
     assert cells["gin"]["method_options"]["d2dgn"] == {**spec.options, **spec.backbone_options["link/gin"], "epochs": 3}
     # the config's own options win over the backbone's
     lr = dict(config, options={"d2dgn": {"lr": 0.002}})
@@ -210,5 +212,6 @@ def test_graphunlearn_methods_lists_a_backbones_own_defaults(capsys):
 
     main(["methods"])
     out = capsys.readouterr().out
-    gin = methods()["d2dgn"].backbone_options["link/gin"]
-    assert f"on link/gin: {json.dumps(dict(gin))}" in out
+    for entry in ("link/gcn", "link/gin"):
+        chosen = methods()["d2dgn"].backbone_options[entry]
+        assert f"on {entry}: {json.dumps(dict(chosen))}" in out
