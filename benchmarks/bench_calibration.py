@@ -13,6 +13,7 @@ the epoch it stopped). Gold and the metrics are computed after the methods ran; 
     python benchmarks/bench_calibration.py --dataset amazon-photo --settings in --seeds 7,8,9
     python benchmarks/bench_calibration.py --seeds 7,8,9 --methods gnndelete,gnndelete+cal \
         --out benchmarks/results/calibration/gnndelete                   # gnndelete alone, its own folder
+    python benchmarks/bench_calibration.py --methods none --variant 'd2dgn:{"lr": 0.0025}'   # any method's options
 
 Writes ``<out>/<dataset>-link-<seeds>.json`` (machine, versions, every row) and ``.md`` (mean ± std per setting and
 method, and the mean distance to gold on Df-AUROC and on the matched AUROC). Data comes from
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 import graphunlearn as gu  # noqa: E402
-from graphunlearn import datasets, evaluate, train  # noqa: E402
+from graphunlearn import bench, datasets, evaluate, train  # noqa: E402
 from graphunlearn.tasks import get_task  # noqa: E402
 
 #: (label, method, options): every learning method with its defaults, and again with calibration
@@ -90,14 +91,32 @@ def table(rows: list[dict]) -> str:
         ("time (s)", common.median_seconds), ("epoch kept", common.epochs_kept)])
 
 
+def parse_variant(parser: argparse.ArgumentParser, text: str) -> tuple[str, str, dict]:
+    """``METHOD:JSON`` -> (label, method, options); a bad one stops the run before any work, naming it."""
+    method, sep, options = text.partition(":")
+    try:
+        opts = json.loads(options) if sep else None
+    except json.JSONDecodeError as exc:
+        parser.error(f"--variant {text!r}: the options are not JSON ({exc})")
+    if method not in gu.methods() or not isinstance(opts, dict):
+        parser.error(f"--variant {text!r}: expected METHOD:JSON-object with METHOD one of {sorted(gu.methods())}")
+    return text, method, opts
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="cora", help="a link graph of gu.datasets.load (default cora)")
     p.add_argument("--seeds", default="7,8,9")
     p.add_argument("--settings", default="in,out")
     p.add_argument("--fraction", type=float, default=0.025)
-    p.add_argument("--epochs", type=int, default=200, help="original and gold training epochs (cora-gcn-target)")
-    p.add_argument("--methods", default=None, help="comma-separated labels of VARIANTS (default: all)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="original and gold training epochs (default: the budget link-gcn-grid gives the dataset, "
+                        "200 for a dataset it does not run)")
+    p.add_argument("--methods", default=None, help="comma-separated labels of VARIANTS (default: all; none: only "
+                                                   "the --variant rows)")
+    p.add_argument("--variant", action="append", default=[], metavar="METHOD:JSON",
+                   help='one more row: a method and its options as a JSON object, e.g. d2dgn:{"lr": 0.0025} '
+                        "(repeatable; the row is labelled with the text itself)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="calibrate_tolerance of the calibrated variants (default: the option's default)")
     p.add_argument("--out", default=str(common.RESULTS / "calibration"))
@@ -107,6 +126,10 @@ def main(argv=None) -> None:
     variants = [(label, method, {**opts, **({"calibrate_tolerance": a.tolerance}
                                             if opts["calibrate"] and a.tolerance is not None else {})})
                 for label, method, opts in VARIANTS if a.methods is None or label in a.methods.split(",")]
+    variants += [parse_variant(p, text) for text in a.variant]
+    if a.epochs is None:
+        grid = bench.load_config("link-gcn-grid")
+        a.epochs = bench.epochs_for(grid, a.dataset) if a.dataset in grid["datasets"] else 200
     rows = run(seeds, a.settings.split(","), a.fraction, a.epochs, variants, dataset=a.dataset)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

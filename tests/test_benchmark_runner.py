@@ -98,7 +98,7 @@ def test_cache_key_follows_the_whole_configuration(monkeypatch):
 def test_epochs_per_dataset(tmp_path):
     """``epochs`` may give each dataset its own budget ("*" for the rest); a cell's key holds the integer, so a
     dataset whose budget equals the old integer keeps its cells, and ``attack_epochs`` follows the dataset's
-    budget unless set. Bad budgets are refused with the dataset named."""
+    budget where it gives none. Bad budgets are refused with the dataset named, by load_config and by plan."""
     config = {**bench.load_config("smoke"), "datasets": ["cora", "synthetic"], "epochs": 7}
     plain = {c["dataset"]: c for c in bench.plan(config)}
     mixed = {**config, "epochs": {"*": 7, "synthetic": 11}}
@@ -117,9 +117,14 @@ def test_epochs_per_dataset(tmp_path):
         bad.write_text(json.dumps({**config, "epochs": epochs}))
         with pytest.raises(ValueError, match=problem):
             bench.load_config(str(bad))
-    bad.write_text(json.dumps({**config, "attack_epochs": {"cora": 2}}))
-    with pytest.raises(ValueError, match="attack_epochs gives no budget"):
-        bench.load_config(str(bad))
+    partial = {**mixed, "attack_epochs": {"cora": 2}}  # a dataset it leaves out takes its own epochs
+    bad.write_text(json.dumps(partial))
+    cells = {c["dataset"]: c for c in bench.plan(bench.load_config(str(bad)))}
+    assert (cells["cora"]["attack_epochs"], cells["synthetic"]["attack_epochs"]) == (2, 11)
+    with pytest.raises(ValueError, match=r"benchmark config: epochs gives no budget for datasets \['synthetic'\]"):
+        bench.plan({**config, "epochs": {"cora": 7}})  # a configuration built in code is checked by plan too
+    with pytest.raises(ValueError, match="'epochs' or 'attack_epochs'"):
+        bench.epochs_for(config, "cora", "atack_epochs")
 
 
 def test_a_backbones_own_defaults_key_its_cells_alone(monkeypatch):

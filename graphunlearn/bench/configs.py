@@ -13,7 +13,8 @@ drawn by :func:`graphunlearn.datasets.hard_forget_edges`; ``nodes`` for node; ``
 original's and gold's training budget: an integer, or an object giving each dataset its own, with ``"*"`` for
 the datasets it does not name, e.g. ``{"*": 200, "amazon-photo": 500}``; :func:`epochs_for`).
 Optional: ``attack_epochs`` (tasks with an attack in :data:`graphunlearn.bench.engine.ATTACKS`, i.e. link: the
-membership-inference shadow model's epochs, an integer or an object as ``epochs``, default ``epochs``),
+membership-inference shadow model's epochs, an integer or an object as ``epochs``; a dataset it does not give
+a budget takes its ``epochs``),
 ``options`` (method -> option overrides),
 ``train`` (extra keyword arguments of :func:`graphunlearn.train.fit`), ``split`` (keyword arguments of the
 task's ``make_split``: ``{"val_ratio": 0.1}`` for rec carves validation interactions out of each user's
@@ -137,11 +138,9 @@ def _problem(config) -> str | None:
         return f"fractions must be a non-empty list of numbers in (0, 1], got {config['fractions']!r}"
     if not _list_of(config["seeds"], int) or not all(s >= 0 for s in config["seeds"]):
         return f"seeds must be a non-empty list of integers >= 0, got {config['seeds']!r}"
-    for key in ("epochs", "attack_epochs"):
-        if key in config:
-            problem = _epochs_problem(key, config[key], config["datasets"])
-            if problem:
-                return problem
+    problem = budget_problem(config)
+    if problem:
+        return problem
     options = config.get("options", {})
     if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
         return f"options must map method names to objects of options, got {options!r}"
@@ -163,8 +162,9 @@ def _problem(config) -> str | None:
 
 
 def _epochs_problem(key: str, value, names: list) -> str | None:
-    """Why ``value`` is not a budget for every dataset in ``names`` (an integer >= 1, or an object of such
-    integers keyed by dataset name or ``"*"``), or None."""
+    """Why ``value`` is not a budget under ``key`` for every dataset in ``names`` (an integer >= 1, or an object
+    of such integers keyed by dataset name or ``"*"``; an ``attack_epochs`` object may leave datasets out, which
+    then take their ``epochs``), or None."""
     if not isinstance(value, dict):
         return None if _is(value, int) and value >= 1 else f"{key} must be an integer >= 1 or an object of them " \
                                                             f"per dataset, got {value!r}"
@@ -175,26 +175,42 @@ def _epochs_problem(key: str, value, names: list) -> str | None:
     if stray:
         return f"{key} names datasets the configuration does not run: {stray}; datasets: {names}"
     missing = [d for d in names if d not in value and "*" not in value]
-    if missing:
-        return f"{key} gives no budget for datasets {missing}: name them or add a \"*\" entry"
+    if key == "epochs" and missing:
+        return f"epochs gives no budget for datasets {missing}: name them or add a \"*\" entry"
+    return None
+
+
+def budget_problem(config: dict) -> str | None:
+    """What is wrong with ``config``'s ``epochs`` and ``attack_epochs`` (see :func:`epochs_for`), or None; for
+    callers that build a configuration in code rather than through :func:`load_config`."""
+    for key in ("epochs", "attack_epochs"):
+        if key in config:
+            problem = _epochs_problem(key, config[key], list(config.get("datasets", [])))
+            if problem:
+                return problem
     return None
 
 
 def epochs_for(config: dict, dataset: str, key: str = "epochs") -> int:
-    """The budget ``config`` gives ``dataset`` under ``key`` (``"epochs"`` or ``"attack_epochs"``, which
-    defaults to the dataset's ``epochs``): the integer itself, or the dataset's entry of an object (its
-    ``"*"`` entry when it has none). Raises KeyError when neither names it (a configuration that passed
-    :func:`load_config` always does)."""
-    if key != "epochs" and key not in config:
-        return epochs_for(config, dataset)
-    value = config[key]
-    if not isinstance(value, dict):
+    """The budget ``config`` gives ``dataset`` under ``key``: ``"epochs"`` (the original's and gold's training
+    epochs) or ``"attack_epochs"`` (the attack's shadow model; the dataset's ``epochs`` where the configuration
+    does not set it or its object leaves the dataset out). The value is the integer itself, or the dataset's
+    entry of an object (its ``"*"`` entry when it has none).
+
+    Raises:
+        ValueError: ``key`` is neither, or ``epochs`` gives ``dataset`` no budget (a configuration that passed
+            :func:`load_config` always gives every dataset it runs one).
+    """
+    if key not in ("epochs", "attack_epochs"):
+        raise ValueError(f"benchmark config: a budget is 'epochs' or 'attack_epochs', got {key!r}")
+    value = config.get(key)
+    if isinstance(value, dict):
+        value = value.get(dataset, value.get("*"))
+    if value is not None:
         return value
-    if dataset in value:
-        return value[dataset]
-    if "*" in value:
-        return value["*"]
-    raise KeyError(f"benchmark config: {key} gives no budget for dataset {dataset!r}")
+    if key == "attack_epochs":
+        return epochs_for(config, dataset)
+    raise ValueError(f"benchmark config: epochs gives no budget for dataset {dataset!r}")
 
 
 def _is(value, kinds) -> bool:

@@ -53,7 +53,7 @@ from ..models.card import card_of
 from ..store import GraphStore
 from ..tasks import Task, get_task, tasks
 from ..unlearning import methods, unlearn
-from .configs import config_label, config_names, epochs_for, load_config
+from .configs import budget_problem, config_label, config_names, epochs_for, load_config
 
 _GOLD = "retrain"
 #: the row of the second gold, retrained with the cell's seed + 1: its distance to gold is the noise floor
@@ -102,7 +102,13 @@ def _split_options(task: Task, options) -> dict:
 
 def plan(config: dict) -> list[dict]:
     """The cells of ``config``: one dict per dataset x backbone x fraction x setting x seed, holding everything
-    that determines its result (so its hash is a cache key)."""
+    that determines its result (so its hash is a cache key), the dataset's own budget included (``epochs`` and,
+    for a task with an attack, ``attack_epochs``, each an integer: :func:`~graphunlearn.bench.configs.epochs_for`).
+
+    Raises:
+        ValueError: an unknown task, method or setting, or a budget that misses a dataset or names one the
+            configuration does not run.
+    """
     task = config.get("task")
     if not isinstance(task, str) or task not in tasks():
         raise ValueError(f"benchmark config: task must be one of {sorted(tasks())}, got {task!r}")
@@ -114,6 +120,9 @@ def plan(config: dict) -> list[dict]:
     bad = [s for s in config["settings"] if known is not None and s not in known]
     if bad:
         raise ValueError(f"benchmark config: unknown settings {bad} for task {task!r}; known: {list(known)}")
+    problem = budget_problem(config)
+    if problem:
+        raise ValueError(f"benchmark config: {problem}")
     overrides = config.get("options", {})
     fixed = dict(task=task, methods=sorted(config["methods"]),
                  train=config.get("train", {}), version=__version__, eval_revision=EVAL_REVISION)

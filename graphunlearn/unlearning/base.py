@@ -529,8 +529,9 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
 
 
 #: restarts with smaller steps when the first check after the start already crosses 0.5, and the factor the
-#: learning rate is divided by each time: d2dgn's 0.005 becomes 0.001, the step the Cora stream of 5-edge
-#: requests needed (docs/methods.md), then 0.0002 (docs/calibration.md)
+#: learning rate is divided by each time: d2dgn's plain 0.005 becomes 0.001, the step the Cora stream of 5-edge
+#: requests needed (docs/methods.md, measured when GCN ran the plain rate; on a GCN's link prediction its
+#: 0.0025 now becomes 0.0005), then 0.0002 (docs/calibration.md)
 BACKTRACKS = 2
 BACKTRACK_FACTOR = 5.0
 

@@ -46,7 +46,7 @@ def _df_prob(model, store, split):
         return torch.sigmoid(gu.tasks.dot_product(z, pairs)).mean().item()
 
 
-def test_d2dgn_on_gin_runs_with_gins_own_defaults_and_the_caller_still_wins(setup):
+def test_d2dgn_runs_with_a_backbones_own_defaults_and_the_caller_still_wins(setup):
     split, models = setup
     spec = methods()["d2dgn"]
     gin = spec.backbone_options["link/gin"]
@@ -97,10 +97,11 @@ def test_pygs_gin_is_a_gin_for_the_methods_too():
 
 
 def test_benchmark_cells_key_a_backbones_own_defaults_and_leave_the_others_as_they_were():
-    config = dict(task="link", datasets=["synthetic"], backbones=["gcn", "gin"], methods=["d2dgn", "unlink"],
+    config = dict(task="link", datasets=["synthetic"], backbones=["gcn", "gin", "gat"], methods=["d2dgn", "unlink"],
                   fractions=[0.05], settings=["in"], seeds=[0], epochs=5, options={"d2dgn": {"epochs": 3}})
     cells = {c["backbone"]: c for c in engine.plan(config)}
     spec = methods()["d2dgn"]
+    assert cells["gat"]["method_options"]["d2dgn"] == {**spec.options, "epochs": 3}  # no entry: the plain defaults
     assert cells["gcn"]["method_options"]["d2dgn"] == {**spec.options, **spec.backbone_options["link/gcn"], "epochs": 3}
     assert cells["gin"]["method_options"]["d2dgn"] == {**spec.options, **spec.backbone_options["link/gin"], "epochs": 3}
     # the config's own options win over the backbone's
