@@ -649,7 +649,7 @@ def write_outputs(rows: list[dict], out: str | os.PathLike, config: dict | None 
                   f"{'yes' if f['within'] else 'no'} |" for f in floor]
     refused = sorted({(_label(r), r["refused"]) for r in rows if r.get("refused")})
     if refused:
-        lines += ["", "Refused cells (the original model never learned, so no method ran; they are not cached):", ""]
+        lines += ["", "Refused cells (no method ran, for the reason given; they are not cached):", ""]
         lines += [f"- {label}: {why}" for label, why in refused]
     if floor:
         lines += ["", "`floor.png`: the distances above of the metrics the targets name and the task's scatter "
