@@ -142,6 +142,25 @@ def test_a_backbones_own_defaults_key_its_cells_alone(monkeypatch):
     gcn2, gin2 = first(bench.plan(config))
     assert bench.cell_key(gcn2) == keys[0] and bench.cell_key(gin2) != keys[1]
 
+
+def test_a_changed_base_recipe_keys_its_tasks_cells(monkeypatch):
+    """A task's base recipe is in its cells' keys wherever it differs from the recipe recorded at the
+    evaluation revision: the built-in recipes as they stand add nothing (committed cells keep their keys), a
+    changed one changes the keys of its task's cells alone."""
+    from graphunlearn.bench import engine
+    link, node = bench.load_config("smoke"), bench.load_config("smoke-node")
+    for config in (link, node):
+        assert all("recipe" not in c for c in bench.plan(config))
+    keys = {name: [bench.cell_key(c) for c in bench.plan(config)] for name, config in (("link", link), ("node", node))}
+    task = type(get_task("link"))
+    monkeypatch.setattr(task, "recipe", {**task.recipe, "patience": 100})
+    cells = bench.plan(link)
+    assert all(c["recipe"]["patience"] == 100 for c in cells)
+    assert not set(map(bench.cell_key, cells)) & set(keys["link"])
+    assert [bench.cell_key(c) for c in bench.plan(node)] == keys["node"]
+    monkeypatch.delitem(engine.RECIPES_AT_REVISION, "node")  # a task with no record: its recipe is always keyed
+    assert all(c["recipe"] == type(get_task("node")).recipe for c in bench.plan(node))
+
 def test_targets_are_checked_against_gold():
     rows = []
     for seed, (gold_t, m_t) in zip((1, 2, 3), ((10.0, 1.0), (12.0, 1.0), (11.0, 2.0))):

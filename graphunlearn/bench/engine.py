@@ -63,6 +63,15 @@ _FLOOR = "gold2"
 #: (a second gold is an independent retraining) and rows carry original_val; .3: link rows carry recon_auroc,
 #: every row weight_l2, flip_rate and flip_units (against the original: prediction_change)
 EVAL_REVISION = "2026-11-30.3"
+#: each built-in task's base recipe (``Task.recipe``) as it stood when :data:`EVAL_REVISION` was set. A cell's key
+#: holds its task's base recipe wherever it differs from this (and always for a task not listed here), so a
+#: changed recipe recomputes the cells it trains while the cells of an unchanged one keep their keys; the
+#: next bump of :data:`EVAL_REVISION` updates this record
+RECIPES_AT_REVISION = {
+    "link": dict(epochs=500, lr=0.01, weight_decay=0.0, patience=50, eval_every=5, batch_size=None),
+    "node": dict(epochs=200, lr=0.01, weight_decay=5e-4, patience=50, eval_every=1, batch_size=None),
+    "rec": dict(epochs=50, lr=0.005, weight_decay=1e-4, patience=None, eval_every=1, batch_size=8192),
+}
 #: link settings beside the protocol's random "in"/"out": hard workloads (issue 16), each drawn by
 #: :func:`graphunlearn.datasets.hard_forget_edges` with the kind named here
 HARD_SETTINGS = {"hard-degree": "high_degree", "hard-confident": "confident"}
@@ -103,7 +112,8 @@ def _split_options(task: Task, options) -> dict:
 def plan(config: dict) -> list[dict]:
     """The cells of ``config``: one dict per dataset x backbone x fraction x setting x seed, holding everything
     that determines its result (so its hash is a cache key), the dataset's own budget included (``epochs`` and,
-    for a task with an attack, ``attack_epochs``, each an integer: :func:`~graphunlearn.bench.configs.epochs_for`).
+    for a task with an attack, ``attack_epochs``, each an integer: :func:`~graphunlearn.bench.configs.epochs_for`),
+    and the task's base recipe where it differs from :data:`RECIPES_AT_REVISION`.
 
     Raises:
         ValueError: an unknown task, method or setting, or a budget that misses a dataset or names one the
@@ -128,6 +138,9 @@ def plan(config: dict) -> list[dict]:
                  train=config.get("train", {}), version=__version__, eval_revision=EVAL_REVISION)
     if config.get("noise_floor", True) and _GOLD in config["methods"]:
         fixed["noise_floor"] = True  # a second gold per cell (seed + 1); configs opt out where gold is costly
+    recipe = dict(get_task(task, where="benchmark config").recipe)
+    if recipe != RECIPES_AT_REVISION.get(task):  # a base recipe changed since the revision, or a task's own
+        fixed["recipe"] = recipe
     if config.get("split"):  # the task's split options (rec: val_ratio); absent, a cell's key is as before
         fixed["split"] = _split_options(get_task(task, where="benchmark config"), config["split"])
     # every option a method will run with, defaults (a backbone's own included) too, so a changed default
