@@ -2,7 +2,10 @@
 without ``calibrate``, beside gold (retrain) and the original, on MovieLens-100k with LightGCN, the
 ``movielens-target`` recipe (2.5% forget sets, 50 training epochs) and validation interactions carved out of
 each user's training ones (``user_item_split(..., val_ratio=0.1)``; the test interactions are the official
-ones, untouched), built the way the benchmark engine builds its cells (``graphunlearn.bench``).
+ones, untouched), built the way the benchmark engine builds its cells (``graphunlearn.bench``). With
+``--dataset gowalla --sampled`` (or ``yelp2018``): the original and gold train on sampled computation graphs
+(``benchmarks/bench_rec_sampled.py``'s recipe, ``--epochs`` of 50 sampled steps), plain reverse_bpr unlearns on
+them and the calibrated one on the whole graph (its checks rank every item).
 
 Per (seed, kind, method): Recall@20 and NDCG@20 on the test interactions and Recall@20 on the forgotten ones
 (``evaluate``, the protocol's metrics), the raw forget-vs-held-out AUROC the certificates record
@@ -15,8 +18,11 @@ method sees them.
     python benchmarks/bench_calibration_rec.py --seeds 7,8,9            # development seeds
     python benchmarks/bench_calibration_rec.py --seeds 7 --kinds interaction --no-floor --tag steps \
         --variants '[["reverse_bpr+cal, lr 0.02", {"calibrate": true, "lr": 0.02}], ...]'
+    python benchmarks/bench_calibration_rec.py --dataset gowalla --sampled --epochs 6 --seeds 42 \
+        --kinds interaction
 
-Writes ``<out>/movielens-rec-<seeds>.json`` (machine, versions, every row) and ``.md`` (mean ± std per kind
+Writes ``<out>/<dataset>-rec-<seeds>.json`` (``movielens`` for MovieLens-100k; machine, versions, every row) and
+``.md`` (mean ± std per kind
 and method, and the mean distance to gold on forget Recall@20 and on the matched AUROC). Data comes from
 ``GRAPHUNLEARN_DATA``.
 """
@@ -41,19 +47,27 @@ from graphunlearn.tasks import get_task  # noqa: E402
 #: cap three times the default (the rule decides where to stop)
 VARIANTS = [("reverse_bpr", {"calibrate": False}), ("reverse_bpr+cal", {"calibrate": True}),
             ("reverse_bpr+cal, 30 epochs", {"calibrate": True, "epochs": 30})]
+#: with --sampled: reverse_bpr on sampled computation graphs (the card's fanouts), and calibrated on the whole
+#: graph (recommendation's calibration ranks every item at each check, which sampled graphs do not give)
+VARIANTS_SAMPLED = [("reverse_bpr", {"calibrate": False}),
+                    ("reverse_bpr+cal, whole graph", {"calibrate": True, "num_neighbors": "full"})]
 
 
 def run(seeds: list[int], kinds: list[str], fraction: float, epochs: int, val_ratio: float, variants,
-        floor: bool, log=print) -> list[dict]:
+        floor: bool, log=print, dataset: str = "movielens-100k", sampled: dict | None = None) -> list[dict]:
+    """The rows of every (seed, kind, model); ``sampled``: the original (and so gold, which follows its card)
+    trains on sampled computation graphs with these :func:`graphunlearn.train.fit` arguments (``batch_size``,
+    ``num_neighbors``, ``steps_per_epoch``), ``epochs`` of them."""
     task = get_task("rec")
-    data = datasets.load("movielens-100k")
+    data = datasets.load(dataset)
     rows = []
     for seed in seeds:
         split, graph = task.make_split(data, seed, val_ratio=val_ratio)
         store0 = gu.GraphStore(graph)
         torch.manual_seed(seed)
         original = task.build_model("lightgcn", store0, split)
-        fit = train.fit(original, store0, split, task=task, epochs=epochs, seed=seed, progress=False)
+        fit = train.fit(original, store0, split, task=task, epochs=epochs, seed=seed, progress=False,
+                        **(sampled or {}))
         log(f"seed {seed}: {task.describe_split(split)}; original kept epoch {fit.best_epoch} "
             f"(val Recall@20 {fit.best_val:.4f}), {fit.seconds:.1f} s")
         for kind in kinds:
@@ -81,7 +95,8 @@ def run(seeds: list[int], kinds: list[str], fraction: float, epochs: int, val_ra
                        "epochs": res.info.get("epochs") if res is not None else None,
                        "selected_epoch": res.info.get("selected_epoch") if res is not None else None,
                        "stopped_at": cal.get("stopped_at"), "skipped": cal.get("skipped"),
-                       "lr": cal.get("lr"), "deleted": int(req.edge_ids.numel()) if req.edge_ids.numel()
+                       "lr": cal.get("lr"), "computation": res.info.get("computation") if res is not None
+                       else None, "deleted": int(req.edge_ids.numel()) if req.edge_ids.numel()
                        else int(req.node_ids.numel()),
                        "checks": [[c["epoch"], c["val"], c["auroc"], c["eligible"]] for c in cal.get("checks", [])]}
                 rows.append(row)
@@ -106,6 +121,10 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="movielens-100k", help="a recommendation dataset of gu.datasets.load")
+    p.add_argument("--sampled", action="store_true",
+                   help="train on sampled computation graphs (batch 2048 interactions, fanouts 10,10,10, 50 steps "
+                        "an epoch: benchmarks/bench_rec_sampled.py's recipe) and run VARIANTS_SAMPLED")
     p.add_argument("--seeds", default="7,8,9")
     p.add_argument("--kinds", default="item_group,interaction")
     p.add_argument("--fraction", type=float, default=0.025)
@@ -119,18 +138,24 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in a.seeds.split(",")]
-    variants = [tuple(v) for v in json.loads(a.variants)] if a.variants else VARIANTS
-    rows = run(seeds, a.kinds.split(","), a.fraction, a.epochs, a.val_ratio, variants, not a.no_floor)
+    variants = [tuple(v) for v in json.loads(a.variants)] if a.variants else \
+        (VARIANTS_SAMPLED if a.sampled else VARIANTS)
+    sampled = dict(batch_size=2048, num_neighbors=[10, 10, 10], steps_per_epoch=50) if a.sampled else None
+    rows = run(seeds, a.kinds.split(","), a.fraction, a.epochs, a.val_ratio, variants, not a.no_floor,
+               dataset=a.dataset, sampled=sampled)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"movielens-rec-{'-'.join(map(str, seeds))}{'-' + a.tag if a.tag else ''}"
+    short = "movielens" if a.dataset == "movielens-100k" else a.dataset
+    name = f"{short}-rec-{'-'.join(map(str, seeds))}{'-' + a.tag if a.tag else ''}"
     md = table(rows)
     (out / f"{name}.json").write_text(json.dumps({"machine": common.machine(), "seeds": seeds,
                                                      "fraction": a.fraction, "epochs": a.epochs,
                                                      "val_ratio": a.val_ratio, "kinds": a.kinds.split(","),
-                                                     "variants": variants, "rows": rows}, indent=1))
-    (out / f"{name}.md").write_text(f"MovieLens-100k, LightGCN, {a.fraction:.1%} forget sets, {a.epochs} training "
-                                    f"epochs, val_ratio {a.val_ratio}, seeds {seeds}\n\n{md}\n")
+                                                     "variants": variants, "dataset": a.dataset,
+                                                     "sampled": sampled, "rows": rows}, indent=1))
+    how = f", sampled training {sampled}" if sampled else ""
+    (out / f"{name}.md").write_text(f"{a.dataset}, LightGCN, {a.fraction:.1%} forget sets, {a.epochs} training "
+                                    f"epochs{how}, val_ratio {a.val_ratio}, seeds {seeds}\n\n{md}\n")
     print(md)
 
 
