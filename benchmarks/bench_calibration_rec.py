@@ -18,13 +18,11 @@ method sees them.
     python benchmarks/bench_calibration_rec.py --seeds 7,8,9            # development seeds
     python benchmarks/bench_calibration_rec.py --seeds 7 --kinds interaction --no-floor --tag steps \
         --variants '[["reverse_bpr+cal, lr 0.02", {"calibrate": true, "lr": 0.02}], ...]'
-    python benchmarks/bench_calibration_rec.py --dataset gowalla --sampled --epochs 6 --seeds 42 \
-        --kinds interaction
+    python benchmarks/bench_calibration_rec.py --dataset gowalla --sampled --seeds 42 --kinds user,interaction
 
-Writes ``<out>/<dataset>-rec-<seeds>.json`` (``movielens`` for MovieLens-100k; machine, versions, every row) and
-``.md`` (mean ± std per kind
-and method, and the mean distance to gold on forget Recall@20 and on the matched AUROC). Data comes from
-``GRAPHUNLEARN_DATA``.
+Writes ``<out>/<dataset>-rec-<seeds>[-sampled][-<tag>].json`` (``movielens`` for MovieLens-100k; machine,
+versions, the command line, every row) and ``.md`` (mean ± std per kind and method, and the mean distance to
+gold on forget Recall@20 and on the matched AUROC). Data comes from ``GRAPHUNLEARN_DATA``.
 """
 
 from __future__ import annotations
@@ -55,7 +53,8 @@ VARIANTS_SAMPLED = [("reverse_bpr", {"calibrate": False}),
 
 def run(seeds: list[int], kinds: list[str], fraction: float, epochs: int, val_ratio: float, variants,
         floor: bool, log=print, dataset: str = "movielens-100k", sampled: dict | None = None) -> list[dict]:
-    """The rows of every (seed, kind, model); ``sampled``: the original (and so gold, which follows its card)
+    """The rows of every (seed, kind, model) on recommendation dataset ``dataset``
+    (:func:`graphunlearn.datasets.load`); ``sampled``: the original (and so gold, which follows its card)
     trains on sampled computation graphs with these :func:`graphunlearn.train.fit` arguments (``batch_size``,
     ``num_neighbors``, ``steps_per_epoch``), ``epochs`` of them."""
     task = get_task("rec")
@@ -128,7 +127,9 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", default="7,8,9")
     p.add_argument("--kinds", default="item_group,interaction")
     p.add_argument("--fraction", type=float, default=0.025)
-    p.add_argument("--epochs", type=int, default=50, help="original and gold training epochs (movielens-target)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="original and gold training epochs (default: 50 as movielens-target; 6 with --sampled, each "
+                        "of 50 sampled steps, as bench_rec_sampled.py)")
     p.add_argument("--val-ratio", type=float, default=0.1, help="validation share of each user's training interactions")
     p.add_argument("--no-floor", action="store_true", help="skip the second gold (seed + 1)")
     p.add_argument("--variants", default=None,
@@ -141,20 +142,24 @@ def main(argv=None) -> None:
     variants = [tuple(v) for v in json.loads(a.variants)] if a.variants else \
         (VARIANTS_SAMPLED if a.sampled else VARIANTS)
     sampled = dict(batch_size=2048, num_neighbors=[10, 10, 10], steps_per_epoch=50) if a.sampled else None
+    a.epochs = a.epochs if a.epochs is not None else (6 if a.sampled else 50)
     rows = run(seeds, a.kinds.split(","), a.fraction, a.epochs, a.val_ratio, variants, not a.no_floor,
                dataset=a.dataset, sampled=sampled)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     short = "movielens" if a.dataset == "movielens-100k" else a.dataset
-    name = f"{short}-rec-{'-'.join(map(str, seeds))}{'-' + a.tag if a.tag else ''}"
+    name = f"{short}-rec-{'-'.join(map(str, seeds))}{'-sampled' if a.sampled else ''}{'-' + a.tag if a.tag else ''}"
     md = table(rows)
     (out / f"{name}.json").write_text(json.dumps({"machine": common.machine(), "seeds": seeds,
                                                      "fraction": a.fraction, "epochs": a.epochs,
                                                      "val_ratio": a.val_ratio, "kinds": a.kinds.split(","),
                                                      "variants": variants, "dataset": a.dataset,
-                                                     "sampled": sampled, "rows": rows}, indent=1))
+                                                     "sampled": sampled, "floor": not a.no_floor,
+                                                     "version": gu.__version__, "argv": sys.argv[1:] if argv is None
+                                                     else list(argv), "rows": rows}, indent=1))
     how = f", sampled training {sampled}" if sampled else ""
-    (out / f"{name}.md").write_text(f"{a.dataset}, LightGCN, {a.fraction:.1%} forget sets, {a.epochs} training "
+    label = "MovieLens-100k" if a.dataset == "movielens-100k" else a.dataset
+    (out / f"{name}.md").write_text(f"{label}, LightGCN, {a.fraction:.1%} forget sets, {a.epochs} training "
                                     f"epochs{how}, val_ratio {a.val_ratio}, seeds {seeds}\n\n{md}\n")
     print(md)
 

@@ -148,8 +148,10 @@ def test_a_changed_base_recipe_keys_its_tasks_cells(monkeypatch):
     evaluation revision: the built-in recipes as they stand add nothing (committed cells keep their keys), a
     changed one changes the keys of its task's cells alone."""
     from graphunlearn.bench import engine
+    for name in ("link", "node", "rec"):  # else: bump EVAL_REVISION and update the record (or accept new keys)
+        assert engine.RECIPES_AT_REVISION[name] == type(get_task(name)).recipe, name
     link, node = bench.load_config("smoke"), bench.load_config("smoke-node")
-    for config in (link, node):
+    for config in (link, node, bench.load_config("smoke-rec")):
         assert all("recipe" not in c for c in bench.plan(config))
     keys = {name: [bench.cell_key(c) for c in bench.plan(config)] for name, config in (("link", link), ("node", node))}
     task = type(get_task("link"))
@@ -160,6 +162,7 @@ def test_a_changed_base_recipe_keys_its_tasks_cells(monkeypatch):
     assert [bench.cell_key(c) for c in bench.plan(node)] == keys["node"]
     monkeypatch.delitem(engine.RECIPES_AT_REVISION, "node")  # a task with no record: its recipe is always keyed
     assert all(c["recipe"] == type(get_task("node")).recipe for c in bench.plan(node))
+
 
 def test_targets_are_checked_against_gold():
     rows = []

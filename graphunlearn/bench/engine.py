@@ -64,9 +64,10 @@ _FLOOR = "gold2"
 #: every row weight_l2, flip_rate and flip_units (against the original: prediction_change)
 EVAL_REVISION = "2026-11-30.3"
 #: each built-in task's base recipe (``Task.recipe``) as it stood when :data:`EVAL_REVISION` was set. A cell's key
-#: holds its task's base recipe wherever it differs from this (and always for a task not listed here), so a
-#: changed recipe recomputes the cells it trains while the cells of an unchanged one keep their keys; the
-#: next bump of :data:`EVAL_REVISION` updates this record
+#: holds its task's base recipe (entry ``recipe``) wherever it differs from this, and always for a task not listed
+#: here, so a changed recipe recomputes its task's cells (all of them, even where the configuration overrides
+#: the changed entry) while the cells of an unchanged one keep their keys; the next bump of
+#: :data:`EVAL_REVISION` updates this record. A recipe is hashed as JSON: its values must be JSON values
 RECIPES_AT_REVISION = {
     "link": dict(epochs=500, lr=0.01, weight_decay=0.0, patience=50, eval_every=5, batch_size=None),
     "node": dict(epochs=200, lr=0.01, weight_decay=5e-4, patience=50, eval_every=1, batch_size=None),
@@ -113,7 +114,9 @@ def plan(config: dict) -> list[dict]:
     """The cells of ``config``: one dict per dataset x backbone x fraction x setting x seed, holding everything
     that determines its result (so its hash is a cache key), the dataset's own budget included (``epochs`` and,
     for a task with an attack, ``attack_epochs``, each an integer: :func:`~graphunlearn.bench.configs.epochs_for`),
-    and the task's base recipe where it differs from :data:`RECIPES_AT_REVISION`.
+    and the task's base recipe (entry ``recipe``) where it differs from :data:`RECIPES_AT_REVISION` (always, for
+    a task not recorded there). Code changes (a method, a metric, a loader) are not in the keys: they bump
+    :data:`EVAL_REVISION`.
 
     Raises:
         ValueError: an unknown task, method or setting, or a budget that misses a dataset or names one the
@@ -192,6 +195,7 @@ def run_config(name: str | os.PathLike, out: str | os.PathLike, progress: bool =
 
 
 def cell_key(cell: dict) -> str:
+    """A cell's cache key: the first 16 hex digits of the SHA-256 of its dict as sorted JSON (:func:`plan`)."""
     return hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:16]
 
 
