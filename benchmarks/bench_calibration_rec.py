@@ -162,7 +162,8 @@ def main(argv=None) -> None:
                dataset=a.dataset, sampled=sampled)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    short = "movielens" if a.dataset == "movielens-100k" else a.dataset
+    movielens = a.dataset == "movielens-100k"  # its files keep their earlier names
+    short = "movielens" if movielens else a.dataset
     name = f"{short}-rec-{'-'.join(map(str, seeds))}{'-sampled' if a.sampled else ''}{'-' + a.tag if a.tag else ''}"
     md = table(rows)
     (out / f"{name}.json").write_text(json.dumps({"machine": common.machine(), "seeds": seeds,
@@ -173,7 +174,7 @@ def main(argv=None) -> None:
                                                      "version": gu.__version__, "argv": _argv(argv),
                                                      "rows": rows}, indent=1))
     how = f", sampled training {sampled}" if sampled else ""
-    label = "MovieLens-100k" if a.dataset == "movielens-100k" else a.dataset
+    label = "MovieLens-100k" if movielens else a.dataset
     (out / f"{name}.md").write_text(f"{label}, LightGCN, {a.fraction:.1%} forget sets, {a.epochs} training "
                                     f"epochs{how}, val_ratio {a.val_ratio}, seeds {seeds}\n\n{md}\n")
     print(md)

@@ -67,7 +67,8 @@ EVAL_REVISION = "2026-11-30.3"
 #: holds its task's base recipe (entry ``recipe``) wherever it differs from this, and always for a task not listed
 #: here, so a changed recipe recomputes its task's cells (all of them, even where the configuration overrides
 #: the changed entry) while the cells of an unchanged one keep their keys; the next bump of
-#: :data:`EVAL_REVISION` updates this record. A recipe is hashed as JSON: its values must be JSON values
+#: :data:`EVAL_REVISION` updates this record, and only a bump may (updated alone, it would let cells trained with
+#: the old recipe be reused). A recipe is hashed as JSON: its values must be JSON values
 RECIPES_AT_REVISION = {
     "link": dict(epochs=500, lr=0.01, weight_decay=0.0, patience=50, eval_every=5, batch_size=None),
     "node": dict(epochs=200, lr=0.01, weight_decay=5e-4, patience=50, eval_every=1, batch_size=None),
@@ -129,7 +130,8 @@ def plan(config: dict) -> list[dict]:
     unknown = sorted(set(config["methods"]) - set(registry))
     if unknown:
         raise ValueError(f"benchmark config: unknown methods {unknown}; registered: {sorted(registry)}")
-    known = settings_of(get_task(task, where="benchmark config"))
+    spec = get_task(task, where="benchmark config")
+    known = settings_of(spec)
     bad = [s for s in config["settings"] if known is not None and s not in known]
     if bad:
         raise ValueError(f"benchmark config: unknown settings {bad} for task {task!r}; known: {list(known)}")
@@ -141,11 +143,11 @@ def plan(config: dict) -> list[dict]:
                  train=config.get("train", {}), version=__version__, eval_revision=EVAL_REVISION)
     if config.get("noise_floor", True) and _GOLD in config["methods"]:
         fixed["noise_floor"] = True  # a second gold per cell (seed + 1); configs opt out where gold is costly
-    recipe = dict(get_task(task, where="benchmark config").recipe)
+    recipe = dict(spec.recipe)
     if recipe != RECIPES_AT_REVISION.get(task):  # a base recipe changed since the revision, or a task's own
         fixed["recipe"] = recipe
     if config.get("split"):  # the task's split options (rec: val_ratio); absent, a cell's key is as before
-        fixed["split"] = _split_options(get_task(task, where="benchmark config"), config["split"])
+        fixed["split"] = _split_options(spec, config["split"])
     # every option a method will run with, defaults (a backbone's own included) too, so a changed default
     # changes the key
     resolved = {b: {m: {**registry[m].options_for(task, b), **overrides.get(m, {})} for m in sorted(config["methods"])}
