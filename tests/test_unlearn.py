@@ -408,6 +408,44 @@ def test_reverse_bpr_resets_deleted_users(backbone):
     assert torch.allclose(table(reset.model)[other], table(model)[other], atol=1e-6)
 
 
+
+def test_reverse_bpr_does_not_reverse_the_interactions_of_reset_rows():
+    """A deleted user's fresh row holds nothing learnt from their interactions: by default they are not
+    reversed (no step when nothing else is deleted); ``reverse_reset=True`` reverses them as before, and the
+    interactions of users that stay are reversed either way."""
+    data = gu.datasets.load("synthetic-rec", num_users=60, num_items=40, interactions_per_user=8)
+    split = gu.datasets.user_item_split(data, seed=0)
+    nu = split.num_users
+    torch.manual_seed(0)
+    model = models.LightGCN(nu, split.num_items, embedding_dim=8)
+    train.recommendation(model, gu.GraphStore(split.train_data), split, epochs=5, batch_size=128, progress=False)
+    leaving = torch.tensor([3, 17])
+    fresh = gu.models.fresh_copy(model, seed=0).embedding.weight.detach()
+
+    store = gu.GraphStore(split.train_data)
+    req = store.delete_nodes(leaving)
+    skip = unlearn(model, store, req, "reverse_bpr", split=split, seed=0, epochs=5, lr=0.5)
+    assert skip.info["epochs"] == 0 and skip.info["reversed"] == 0 and skip.info["reset_rows"] == 2
+    # no step: the leaving users' rows are the fresh ones, everyone else's the original's
+    torch.testing.assert_close(skip.model.embedding.weight[leaving].detach(), fresh[leaving], atol=1e-6, rtol=0)
+    others = torch.ones(model.embedding.weight.size(0), dtype=torch.bool)
+    others[leaving] = False
+    torch.testing.assert_close(skip.model.embedding.weight[others].detach(), model.embedding.weight[others].detach())
+    assert skip.certificate is not None
+
+    old = unlearn(model, store, req, "reverse_bpr", split=split, seed=0, epochs=5, lr=0.5, reverse_reset=True)
+    deleted = int((~store.edge_mask).sum())
+    assert old.info["epochs"] == 5 and old.info["reversed"] == deleted > 0
+    assert not torch.allclose(old.model.embedding.weight[leaving], fresh[leaving], atol=1e-3)
+
+    # a user who leaves and an interaction of a user who stays, in one request: only the latter is reversed
+    store = gu.GraphStore(split.train_data)
+    staying = (split.train_pos[0] != 3) & (split.train_pos[0] != 17)
+    pair = split.train_pos[:, staying.nonzero()[0]]
+    reqs = [store.delete_nodes(leaving[:1]), store.delete_edges(pair.view(2, 1), layout="edge_index")]
+    mixed = unlearn(model, store, reqs, "reverse_bpr", split=split, seed=0, epochs=2, lr=0.01)
+    assert mixed.info["epochs"] == 2 and mixed.info["reversed"] == 1 and mixed.info["reset_rows"] == 1
+
 @pytest.mark.parametrize("build", [lambda: models.GCN(8), lambda: models.GAT(8, heads=2), lambda: models.GIN(8),
                                    lambda: models.GNN(None, num_nodes=20), lambda: models.LightGCN(5, 6),
                                    lambda: models.MF(5, 6)])
