@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 import graphunlearn as gu
 from graphunlearn import models, train
@@ -409,42 +410,118 @@ def test_reverse_bpr_resets_deleted_users(backbone):
 
 
 
-def test_reverse_bpr_does_not_reverse_the_interactions_of_reset_rows():
-    """A deleted user's fresh row holds nothing learnt from their interactions: by default they are not
-    reversed (no step when nothing else is deleted); ``reverse_reset=True`` reverses them as before, and the
-    interactions of users that stay are reversed either way."""
+@pytest.fixture(scope="module")
+def rec_small():
     data = gu.datasets.load("synthetic-rec", num_users=60, num_items=40, interactions_per_user=8)
-    split = gu.datasets.user_item_split(data, seed=0)
-    nu = split.num_users
+    return gu.datasets.user_item_split(data, seed=0)
+
+
+def _trained(split, build):
     torch.manual_seed(0)
-    model = models.LightGCN(nu, split.num_items, embedding_dim=8)
+    model = build(split.num_users, split.num_items)
     train.recommendation(model, gu.GraphStore(split.train_data), split, epochs=5, batch_size=128, progress=False)
-    leaving = torch.tensor([3, 17])
-    fresh = gu.models.fresh_copy(model, seed=0).embedding.weight.detach()
+    return model
+
+
+def _table_rows(model, nodes, nu):
+    """The rows of ``nodes`` (store numbering) in LightGCN's one table or MF's two."""
+    if isinstance(model, models.LightGCN):
+        return model.embedding.weight[nodes].detach()
+    return torch.cat([model.users.weight[nodes[nodes < nu]], model.items.weight[nodes[nodes >= nu] - nu]]).detach()
+
+
+@pytest.mark.parametrize("backbone", ["lightgcn", "mf"])
+@pytest.mark.parametrize("side", ["user", "item"])
+def test_reverse_bpr_does_not_reverse_the_interactions_of_reset_rows(rec_small, backbone, side):
+    """A deleted user's or item's fresh row holds nothing learnt from their interactions: by default they are
+    not reversed (no step when nothing else is deleted); ``reverse_reset=True`` reverses them as before; the
+    interactions of nodes that stay are reversed either way, beside a reset row that stays fresh."""
+    split = rec_small
+    nu = split.num_users
+    build = (lambda u, i: models.LightGCN(u, i, embedding_dim=8)) if backbone == "lightgcn" else \
+        (lambda u, i: models.MF(u, i, embedding_dim=8))
+    model = _trained(split, build)
+    leaving = torch.tensor([3, 17]) if side == "user" else torch.tensor([nu + 2, nu + 9])
+    fresh = _table_rows(gu.models.fresh_copy(model, seed=0), leaving, nu)
 
     store = gu.GraphStore(split.train_data)
     req = store.delete_nodes(leaving)
+    deleted = int((~store.edge_mask).sum())
+    assert deleted > 0
     skip = unlearn(model, store, req, "reverse_bpr", split=split, seed=0, epochs=5, lr=0.5)
     assert skip.info["epochs"] == 0 and skip.info["reversed"] == 0 and skip.info["reset_rows"] == 2
-    # no step: the leaving users' rows are the fresh ones, everyone else's the original's
-    torch.testing.assert_close(skip.model.embedding.weight[leaving].detach(), fresh[leaving], atol=1e-6, rtol=0)
-    others = torch.ones(model.embedding.weight.size(0), dtype=torch.bool)
-    others[leaving] = False
-    torch.testing.assert_close(skip.model.embedding.weight[others].detach(), model.embedding.weight[others].detach())
-    assert skip.certificate is not None
+    # no step: the deleted nodes' rows are the fresh ones, everyone else's the original's
+    torch.testing.assert_close(_table_rows(skip.model, leaving, nu), fresh, atol=1e-6, rtol=0)
+    staying = torch.tensor([n for n in range(nu + split.num_items) if n not in leaving.tolist()])
+    torch.testing.assert_close(_table_rows(skip.model, staying, nu), _table_rows(model, staying, nu))
 
     old = unlearn(model, store, req, "reverse_bpr", split=split, seed=0, epochs=5, lr=0.5, reverse_reset=True)
-    deleted = int((~store.edge_mask).sum())
-    assert old.info["epochs"] == 5 and old.info["reversed"] == deleted > 0
-    assert not torch.allclose(old.model.embedding.weight[leaving], fresh[leaving], atol=1e-3)
+    assert old.info["epochs"] == 5 and old.info["reversed"] == deleted
+    assert not torch.allclose(_table_rows(old.model, leaving, nu), fresh, atol=1e-3)
 
-    # a user who leaves and an interaction of a user who stays, in one request: only the latter is reversed
+    # one node leaves and an interaction between two nodes that stay goes: only the latter is reversed
     store = gu.GraphStore(split.train_data)
-    staying = (split.train_pos[0] != 3) & (split.train_pos[0] != 17)
-    pair = split.train_pos[:, staying.nonzero()[0]]
+    pos = split.train_pos
+    keep = ~torch.isin(pos[0], leaving) & ~torch.isin(pos[1], leaving)
+    pair = pos[:, keep.nonzero()[0]]
     reqs = [store.delete_nodes(leaving[:1]), store.delete_edges(pair.view(2, 1), layout="edge_index")]
     mixed = unlearn(model, store, reqs, "reverse_bpr", split=split, seed=0, epochs=2, lr=0.01)
     assert mixed.info["epochs"] == 2 and mixed.info["reversed"] == 1 and mixed.info["reset_rows"] == 1
+    if backbone == "mf" and side == "user":  # MF's rows see only their own gradients: a leaving user gets none
+        torch.testing.assert_close(_table_rows(mixed.model, leaving[:1], nu), fresh[:1], atol=1e-6, rtol=0)
+
+
+class _BareUserVectors(nn.Module):
+    """Users' vectors in a bare parameter (no table to reset), a one-wide user bias table, items in a table."""
+
+    def __init__(self, num_users: int, num_items: int, dim: int = 8):
+        super().__init__()
+        self.user_vectors = nn.Parameter(torch.empty(num_users, dim))
+        self.user_bias = nn.Embedding(num_users, 1)
+        self.items = nn.Embedding(num_items, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        nn.init.normal_(self.user_vectors, std=0.1)
+        nn.init.zeros_(self.user_bias.weight)
+        nn.init.normal_(self.items.weight, std=0.1)
+
+    def forward(self, x=None, edge_index=None):
+        return torch.cat([self.user_vectors + self.user_bias.weight, self.items.weight])
+
+
+def test_reverse_bpr_reverses_what_a_reset_did_not_make_fresh(rec_small):
+    """A user whose learnt vector is in no table (only a one-wide bias is) is not fresh after the reset: their
+    interactions are reversed; an item deleted from a model without a table of items is reversed too."""
+    split = rec_small
+    nu = split.num_users
+    model = _trained(split, _BareUserVectors)
+    store = gu.GraphStore(split.train_data)
+    req = store.delete_nodes([5])
+    res = unlearn(model, store, req, "reverse_bpr", split=split, seed=0, epochs=2, lr=0.01)
+    assert res.info["reset_rows"] == 1 and res.info["reversed"] == int((~store.edge_mask).sum()) > 0
+
+    store = gu.GraphStore(split.train_data)
+    req = store.delete_nodes([nu + 4])
+    res = unlearn(model, store, req, "reverse_bpr", split=split, seed=0, epochs=2, lr=0.01)
+    # items are in a table: the item's row is reset and nothing is left to reverse
+    assert res.info["reset_rows"] == 1 and res.info["reversed"] == 0 and res.info["epochs"] == 0
+
+
+def test_reverse_bpr_on_a_user_whose_interactions_went_before(rec_small):
+    """A user deleted after their interactions: nothing to reverse; the reset is the unlearning, and without
+    ``reset_deleted`` there is nothing to do at all (refused, naming why)."""
+    split = rec_small
+    model = _trained(split, lambda u, i: models.MF(u, i, embedding_dim=8))
+    store = gu.GraphStore(split.train_data)
+    theirs = split.train_pos[:, split.train_pos[0] == 3]
+    store.delete_edges(theirs, layout="edge_index")
+    req = store.delete_nodes([3])
+    res = unlearn(model, store, req, "reverse_bpr", split=split, seed=0)
+    assert res.info["reset_rows"] == 1 and res.info["reversed"] == 0 and res.info["epochs"] == 0
+    with pytest.raises(ValueError, match="no interactions and no user or item"):
+        unlearn(model, store, req, "reverse_bpr", split=split, seed=0, reset_deleted=False)
+
 
 @pytest.mark.parametrize("build", [lambda: models.GCN(8), lambda: models.GAT(8, heads=2), lambda: models.GIN(8),
                                    lambda: models.GNN(None, num_nodes=20), lambda: models.LightGCN(5, 6),

@@ -36,7 +36,8 @@ class ReverseBPROptions(Options):
     reset_deleted: bool = option(True, doc="re-initialise deleted users' and items' own embedding rows")
     reverse_reset: bool = option(False, doc="also reverse the deleted interactions of users and items whose rows "
                                             "reset_deleted re-initialised (pushes a fresh row away from the items "
-                                            "the node had: their items rank below chance, over-forgetting)")
+                                            "the node had: their items rank below chance, over-forgetting); "
+                                            "without reset_deleted every deleted interaction is reversed")
     calibrate: bool = calibrate_switch()
     calibrate_tolerance: float = calibrate_tolerance()
     calibrate_every: int = calibrate_every()
@@ -46,7 +47,9 @@ class ReverseBPROptions(Options):
 def reset_rows(model: nn.Module, nodes: Tensor, num_users: int, num_items: int, seed: int) -> tuple[int, Tensor]:
     """Give the deleted nodes' own embedding rows a fresh initialisation (as a model retrained without them
     would have); returns how many rows were reset and the node ids (store numbering, users then items)
-    whose row was reset in at least one table. Any ``nn.Embedding`` of the model counts: one over all
+    whose representation was reset: those with a row reset in a table of width above 1 (a one-wide table, a
+    bias, is reset too but does not make the node's representation fresh). Any ``nn.Embedding`` of the model
+    counts: one over all
     U + I nodes (LightGCN, PyG's included) takes node ids, one of U rows user ids, one of I rows item ids;
     when U == I a table's name must say which it is (``user``/``item`` in its name, as MF's ``users`` and
     ``items``).
@@ -89,7 +92,8 @@ def reset_rows(model: nn.Module, nodes: Tensor, num_users: int, num_items: int, 
             if rows.numel():
                 dict(model.named_modules())[name].weight[rows] = fresh[name].weight[rows]
                 count += int(rows.numel())
-                done[rows + offset] = True
+                if dict(model.named_modules())[name].embedding_dim > 1:
+                    done[rows + offset] = True
     return count, done.nonzero().view(-1)
 
 
@@ -112,8 +116,9 @@ def run(ctx: Context) -> dict:
     nothing learnt from them, and reversing them only pushes it away from those items, so they rank below
     chance where a retrained model ranks them at chance (forget Recall@20 0.0001 against gold's 0.0084 on
     Gowalla's deleted users, ``docs/methods.md``). When no interaction is left to reverse (a request that
-    deletes users or items only) no step runs: ``info["epochs"]`` is 0 and ``info["reversed"]``, the size of
-    :math:`D_f`, is 0. Defaults and tuning: ``docs/methods.md``.
+    deletes users or items only, on a model whose tables hold both sides' rows) no step runs:
+    ``info["epochs"]`` is 0 and ``info["reversed"]``, the size of :math:`D_f`, is 0; a one-wide table (a
+    bias) does not count as a reset representation. Defaults and tuning: ``docs/methods.md``.
 
     With ``calibrate=True`` (default ``False``) ``epochs`` is a cap and calibrated forgetting decides how far
     to go (:class:`~graphunlearn.unlearning.base.Calibration`, ``docs/calibration.md``): checks every
@@ -121,13 +126,20 @@ def run(ctx: Context) -> dict:
     validation interactions (degree-matched on :math:`\log(1 + d_u) + \log(1 + d_i)`, live degrees) and
     keep validation Recall@20 within ``calibrate_tolerance`` of the original's. It needs validation
     interactions (``user_item_split(..., val_ratio=...)``) and the whole graph: without them, or on sampled
-    computation graphs, ``info["calibration"]`` records ``{"skipped": reason}`` and the fixed epochs run.
+    computation graphs, ``info["calibration"]`` records ``{"skipped": reason}`` and the fixed epochs run;
+    with no interaction left to reverse it records ``{"skipped": reason, "no_step": True}`` and no step runs.
 
     On sampled computation graphs (``unlearn(num_neighbors=...)``, or the fanouts of a model trained on
     them) each step reads one sampled computation graph of every user and item the step touches (the
     forget interactions, the batch of retained ones and their negatives:
     :meth:`~graphunlearn.tasks.rec.Recommendation.encode_for`), so its cost follows the forget set and the
     batch, not the graph; the deleted interactions are absent from the live graph it samples.
+
+    Raises:
+        ValueError: no split; requests that delete no interaction and (with ``reset_deleted``) no user or
+            item.
+        TypeError: with ``reset_deleted``, deleted users or items but no ``nn.Embedding`` table to reset them in
+            (:func:`reset_rows`).
     """
     o = ctx.options
     if ctx.split is None:
@@ -135,8 +147,8 @@ def run(ctx: Context) -> dict:
     nu, ni = ctx.split.num_users, ctx.split.num_items
     g = ctx.generator()
     df = ctx.task.forget_units(ctx.store, ctx.requests, ctx.split)
-    if df.size(1) == 0:
-        raise ValueError("reverse_bpr: the requests delete no interactions")
+    if df.size(1) == 0 and not (o.reset_deleted and ctx.deleted_nodes.numel()):
+        raise ValueError("reverse_bpr: the requests delete no interactions and no user or item")
     if ctx.local:
         check_sampled_model(ctx.model, "reverse_bpr")
     alpha, bs = float(o.alpha), int(o.batch_size)
@@ -152,7 +164,7 @@ def run(ctx: Context) -> dict:
                 "reset_rows": reset, "reversed": 0}
         if o.calibrate:
             info["calibration"] = {"skipped": "no interaction left to reverse: every deleted interaction belongs to "
-                                              "a user or item whose rows were reset"}
+                                              "a user or item whose rows were reset", "no_step": True}
         return info
     mine = ctx.share(df)  # data-parallel: each rank reverses its share of D_f (all of it in one process)
     forget_u, forget_i = mine[0], mine[1] - nu
