@@ -118,21 +118,6 @@ def table(rows: list[dict]) -> str:
         ("epoch kept", common.epochs_kept)])
 
 
-def _argv(argv) -> list[str]:
-    """The command line as recorded: without ``--out`` and its folder (where the files went, not what they
-    measured; a results file holds no absolute path)."""
-    items, out = list(sys.argv[1:] if argv is None else argv), []
-    skip = False
-    for item in items:
-        if skip:
-            skip = False
-        elif item == "--out":
-            skip = True
-        elif not item.startswith("--out="):
-            out.append(item)
-    return out
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="movielens-100k", help="a recommendation dataset of gu.datasets.load")
@@ -171,7 +156,7 @@ def main(argv=None) -> None:
                                                      "val_ratio": a.val_ratio, "kinds": a.kinds.split(","),
                                                      "variants": variants, "dataset": a.dataset,
                                                      "sampled": sampled, "floor": not a.no_floor,
-                                                     "version": gu.__version__, "argv": _argv(argv),
+                                                     "version": gu.__version__, "argv": common.recorded_argv(argv),
                                                      "rows": rows}, indent=1))
     how = f", sampled training {sampled}" if sampled else ""
     label = "MovieLens-100k" if movielens else a.dataset

@@ -95,12 +95,13 @@ def main(argv=None) -> None:
         log(f"{name}: {row}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     machine = common.machine("cpu")
-    info = {"machine": machine, "args": vars(args), "train_s": trained.seconds, "register_s": register_s,
+    recorded = {k: v for k, v in vars(args).items() if k != "out"}  # where the files went is not a result
+    info = {"machine": machine, "args": recorded, "train_s": trained.seconds, "register_s": register_s,
             "request": req.summary(), "peak_rss_gb": peak, "rows": rows}
     (out / "results.json").write_text(json.dumps(info, indent=1))
     gold_s = results["retrain"].seconds
     lines = [f"# {args.dataset}: LightGCN trained and unlearned on sampled computation graphs", "", str(machine), "",
-             f"`python benchmarks/bench_rec_sampled.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
+             f"`python benchmarks/bench_rec_sampled.py {' '.join(common.recorded_argv(argv))}`", "",
              f"Recipe: batch {args.batch_size} interactions, fanouts {list(args.fanout)}, {args.epochs} x "
              f"{args.steps} sampled steps (original and gold). Request: {req.summary()} (registered in "
              f"{register_s * 1e3:.1f} ms). Original trained in {trained.seconds:.1f} s. Peak RSS {peak:.1f} GiB.", "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,23 @@ def timeit(fn: Callable[[], object], device: str = "cpu", repeat: int = 5, warmu
         if len(times) >= 200:
             break
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "n": len(times)}
+
+
+
+def recorded_argv(argv=None) -> list[str]:
+    """A benchmark's command line as its results record it (``argv``, default ``sys.argv[1:]``): without
+    ``--out`` and its folder (where the files went, not what they measured; a results file holds no absolute
+    path)."""
+    items, out = list(sys.argv[1:] if argv is None else argv), []
+    skip = False
+    for item in items:
+        if skip:
+            skip = False
+        elif item == "--out":
+            skip = True
+        elif not item.startswith("--out="):
+            out.append(item)
+    return out
 
 
 def machine(device: str = "cpu") -> dict[str, str]:
