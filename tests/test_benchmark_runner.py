@@ -443,7 +443,7 @@ def test_unknown_settings_are_refused(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match=r"unknown settings \['hard_degree'\] for task 'link'; known: .*hard-degree"):
         bench.plan({**config, "settings": ["in", "hard_degree"]})
-    with pytest.raises(ValueError, match=r"unknown settings \['in'\] for task 'node'; known: \['nodes'\]"):
+    with pytest.raises(ValueError, match=r"unknown settings \['in'\] for task 'node'; known: \['nodes', 'features'\]"):
         bench.plan({**bench.load_config("smoke-node"), "settings": ["in"]})
     assert len(bench.plan({**config, "settings": ["in", "out", "hard-degree", "hard-confident"]})) == 4
     # split options are checked against the task's make_split, ratios in [0, 1)

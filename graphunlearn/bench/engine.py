@@ -81,13 +81,14 @@ HARD_SETTINGS = {"hard-degree": "high_degree", "hard-confident": "confident"}
 
 def settings_of(task: Task) -> tuple[str, ...] | None:
     """The settings a configuration of ``task`` may name, by the task's split type: link ``in``, ``out``,
-    ``hard-degree``, ``hard-confident``; node ``nodes``; rec the kinds of
+    ``hard-degree``, ``hard-confident``; node ``nodes``, ``features`` (every feature value of the drawn training
+    nodes); rec the kinds of
     :func:`~graphunlearn.datasets.forget_recommendation`. ``None`` (not checked) for a task of another split
     type, registered at run time: its own ``sample_forget`` judges the setting."""
     if issubclass(task.split_type, datasets.LinkSplit):
         return ("in", "out", *HARD_SETTINGS)
     if issubclass(task.split_type, datasets.NodeSplit):
-        return ("nodes",)
+        return tuple(getattr(task, "forget_settings", ("nodes",)))  # NodeClassification.forget_settings
     if issubclass(task.split_type, datasets.RecSplit):
         return tuple(datasets.REC_KINDS)
     return None

@@ -21,7 +21,9 @@ def add_parser(subparsers) -> None:
     s.add_argument("--fraction", type=fraction, help="sample this fraction as the forget set (the task's protocol, "
                    "Task.sample_forget): link: of training edges; node: of training nodes; rec: of interactions or "
                    "users (see --kind)")
-    s.add_argument("--setting", choices=["in", "out"], default="in", help="link: where Df lies (default in)")
+    s.add_argument("--setting", choices=["in", "out", "nodes", "features"], default=None,
+                   help="what --fraction samples: link: where Df lies, in or out (default in); node: the nodes "
+                   "(default) or every feature value of them (features)")
     s.add_argument("--kind", choices=list(datasets.REC_KINDS), default="interaction",
                    help="rec: what --fraction samples (default interaction)")
     s.add_argument("--item-group", metavar="GROUP",
@@ -52,7 +54,8 @@ def _delete(args, run: Path, store: GraphStore, split, task: Task):
     if args.item_group is not None:
         req = _delete_item_group(args, run, store)
     elif args.fraction is not None:
-        req = task.sample_forget(store, split, args.fraction, seed=args.seed, setting=args.setting, kind=args.kind)
+        setting = {} if args.setting is None else {"setting": args.setting}  # else the task's own default
+        req = task.sample_forget(store, split, args.fraction, seed=args.seed, kind=args.kind, **setting)
     elif args.features:
         req = store.delete_node_features(_id_list("--features", args.features))
     elif args.edges:

@@ -98,8 +98,8 @@ class NodeClassification(Task):
     recipe = dict(epochs=200, lr=0.01, weight_decay=5e-4, patience=50, eval_every=1, batch_size=None)
     backbones = CONVS
     sampled_training = True
-    headline = ("test_acc", "test_macro_f1", "mia_auroc", "acc_deleted", "gap_test_kl", "gap_hop1_kl", "seconds",
-                "peak_mb")
+    headline = ("test_acc", "test_macro_f1", "mia_auroc", "acc_deleted", "gap_deleted_kl", "gap_test_kl", "gap_hop1_kl",
+                "seconds", "peak_mb")
     plot_axes = ("mia_auroc", "test_acc")
 
     def build_model(self, backbone, store, split, hidden_channels=128, out_channels=64):
@@ -278,7 +278,10 @@ class NodeClassification(Task):
         deletion cannot be told from the outputs (a model that did not change, such as ``unlink``, scores
         exactly 0.5 while not forgetting: read it beside ``acc_deleted`` and the retrain gap). With ``gold``:
         the retrain gap by region (:func:`node_regions`, :func:`~graphunlearn.tasks.base.class_gap`) as
-        ``gap_<region>_<kl|js|l2|fidelity>``; for the deleted nodes both models are asked on the graph before.
+        ``gap_<region>_<kl|js|l2|fidelity>``; for the ``deleted`` region (the deleted nodes and the nodes whose
+        feature values were deleted) both models are asked on the graph before, so an erased feature value is
+        put back as the attacker holding the record would (before 2026-12-01 feature-erased nodes were asked on
+        the live graph, without their values: no committed benchmark deleted features).
 
         Raises:
             ValueError: a store without labels, or NaN or infinite model outputs.
@@ -293,16 +296,20 @@ class NodeClassification(Task):
         out = Metrics("node", {"test_acc": (pred == y).float().mean().item() if test.numel() else float("nan"),
                                "test_macro_f1": macro_f1(pred, y)})
         deleted = deleted_node_ids(requests)
+        # the deleted nodes and the nodes whose feature values were deleted, asked with their records
+        recorded = torch.unique(torch.cat([deleted] + [r.feature_node_ids for r in requests]))
         if gold is not None:
             gold.eval()
-        if deleted.numel():
+        if recorded.numel():
             x_before, before = graph_before(store, requests)
             asked = self._ask(model, x_before, before)
-            check_scores(where, "model (asked on the graph before the requests)", asked[deleted])
-            out["acc_deleted"] = (asked[deleted].argmax(1) == store.y[deleted]).float().mean().item()
+            check_scores(where, "model (asked on the graph before the requests)", asked[recorded])
             if gold is not None:
                 gold_asked = self._ask(gold, x_before, before)
-                check_scores(where, "gold (asked on the graph before the requests)", gold_asked[deleted])
+                check_scores(where, "gold (asked on the graph before the requests)", gold_asked[recorded])
+        if deleted.numel():
+            out["acc_deleted"] = (asked[deleted].argmax(1) == store.y[deleted]).float().mean().item()
+            if gold is not None:
                 out["gold_acc_deleted"] = (gold_asked[deleted].argmax(1) == store.y[deleted]).float().mean().item()
             members = deleted[torch.isin(deleted, split.train_idx)]
             if original is not None and members.numel() and test.numel():
@@ -317,8 +324,8 @@ class NodeClassification(Task):
             gold_logits = self.logits(gold, store)
             check_scores(where, "gold", gold_logits[store.node_mask])
             for region, nodes in node_regions(store, requests, split.test_idx).items():
-                if region == "deleted" and deleted.numel():  # asked as the attacker asks (see above)
-                    gap = class_gap(asked[deleted], gold_asked[deleted])
+                if region == "deleted" and recorded.numel():  # asked as the attacker asks (see above)
+                    gap = class_gap(asked[nodes], gold_asked[nodes])
                 else:
                     gap = class_gap(logits[nodes], gold_logits[nodes])
                 for k, v in gap.items():
@@ -331,9 +338,22 @@ class NodeClassification(Task):
             raise ValueError("node classification needs node labels y; this dataset has none")
         return ds.node_split(data, seed=seed), data
 
-    def sample_forget(self, store, split, fraction, seed=0, **_):
-        """Delete ``fraction`` of the training nodes and return the request."""
-        return store.delete_nodes(ds.forget_nodes(split, fraction=fraction, seed=seed))
+    #: the forget sets :meth:`sample_forget` draws (the benchmark's settings for node classification)
+    forget_settings = ("nodes", "features")
+
+    def sample_forget(self, store, split, fraction, seed=0, setting="nodes", **_):
+        """Delete ``fraction`` of the training nodes (``setting="nodes"``), or every feature value of them
+        (``"features"``: the nodes, their labels and edges stay), drawn by
+        :func:`~graphunlearn.datasets.forget_nodes`, and return the request.
+
+        Raises:
+            ValueError: an unknown ``setting``.
+        """
+        if setting not in self.forget_settings:
+            raise ValueError(f"node classification: unknown forget setting {setting!r}; known: "
+                             f"{list(self.forget_settings)}")
+        nodes = ds.forget_nodes(split, fraction=fraction, seed=seed)
+        return store.delete_nodes(nodes) if setting == "nodes" else store.delete_node_features(nodes)
 
     def live_split(self, split, store):
         def live(idx):

@@ -182,3 +182,37 @@ def test_heldout_distill_needs_held_out_nodes():
     with pytest.raises(ValueError, match="no live labelled held-out"):
         gu.unlearn(model, store, req, "heldout_distill", split=empty, seed=0, epochs=2)
 
+
+
+def test_feature_erased_nodes_are_asked_with_their_values_back():
+    """A ``features`` forget set erases every value of the drawn training nodes (they, their labels and edges
+    stay); the retrain gap of the ``deleted`` region asks both models with those values put back, as for
+    deleted nodes, and the node-only metrics (accuracy on deleted nodes, MIA) stay absent."""
+    from graphunlearn.tasks.base import class_gap
+    from graphunlearn.tasks.node import graph_before
+
+    data = gu.datasets.synthetic(num_nodes=200, num_classes=3, num_features=8, avg_degree=5, seed=0)
+    split = gu.datasets.node_split(data, seed=0)
+    task = gu.tasks.get_task("node")
+    store = gu.GraphStore(data)
+    torch.manual_seed(0)
+    model = gu.models.GCN(8, hidden_channels=16, out_channels=3)
+    gu.train.node_classification(model, store, split, epochs=20, progress=False)
+    req = task.sample_forget(store, split, 0.2, seed=1, setting="features")
+    erased = req.feature_node_ids
+    assert req.kind == "node_features" and req.node_ids.numel() == 0 and erased.numel() > 0
+    assert bool(store.node_mask[erased].all()) and float(store.live_x()[erased].abs().sum()) == 0.0
+    torch.manual_seed(1)
+    gold = gu.models.GCN(8, hidden_channels=16, out_channels=3)
+    gu.train.node_classification(gold, store, split, epochs=20, progress=False)
+    m = gu.evaluate.evaluate(model, store, split, [req], task="node", gold=gold, original=model)
+    assert "acc_deleted" not in m and "mia_auroc" not in m
+    x, edge_index = graph_before(store, [req])
+    assert torch.equal(x[erased], store.x[erased])  # the values are back
+    with torch.no_grad():
+        want = class_gap(model(x, edge_index)[erased], gold(x, edge_index)[erased])
+        live = class_gap(task.logits(model, store)[erased], task.logits(gold, store)[erased])
+    assert m["gap_deleted_kl"] == pytest.approx(want["kl"], rel=1e-5, abs=1e-7)
+    assert abs(want["kl"] - live["kl"]) > 1e-4  # asked on the live graph it would read otherwise
+    with pytest.raises(ValueError, match="unknown forget setting 'edges'"):
+        task.sample_forget(gu.GraphStore(data), split, 0.2, setting="edges")
