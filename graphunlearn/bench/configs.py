@@ -8,10 +8,11 @@ one registered at run time) and the grid the engine runs::
 
 Required keys: ``task``, ``datasets``, ``backbones``, ``methods``, ``fractions``, ``settings`` (``in``/``out``
 for link, what the task's ``sample_forget`` reads, and the hard workloads ``hard-degree``/``hard-confident``,
-drawn by :func:`graphunlearn.datasets.hard_forget_edges`; ``nodes`` for node; ``interaction``/``user``/
-``item_group`` for rec; others are refused by :func:`graphunlearn.bench.plan`), ``seeds`` and ``epochs`` (the
-original's and gold's training budget: an integer, or an object giving each dataset its own, with ``"*"`` for
-the datasets it does not name, e.g. ``{"*": 200, "amazon-photo": 500}``; :func:`epochs_for`).
+drawn by :func:`graphunlearn.datasets.hard_forget_edges`; ``nodes`` or ``features`` (every feature value of
+the drawn training nodes erased) for node; ``interaction``/``user``/``item_group`` for rec; others are
+refused by :func:`graphunlearn.bench.plan`), ``seeds`` and ``epochs`` (the original's and gold's training
+budget: an integer, or an object giving each dataset its own, with ``"*"`` for the datasets it does not name,
+e.g. ``{"*": 200, "amazon-photo": 500}``; :func:`epochs_for`).
 Optional: ``attack_epochs`` (tasks with an attack in :data:`graphunlearn.bench.engine.ATTACKS`, i.e. link: the
 membership-inference shadow model's epochs, an integer or an object as ``epochs``; a dataset it does not give
 a budget takes its ``epochs``),

@@ -61,7 +61,9 @@ _FLOOR = "gold2"
 #: bumped whenever a metric's definition or an evaluation constant changes, so cached cells are recomputed
 #: .1: AUROC/AP from torchmetrics (ties as defined there, NaN refused); .2: retrain trains with unlearn's seed
 #: (a second gold is an independent retraining) and rows carry original_val; .3: link rows carry recon_auroc,
-#: every row weight_l2, flip_rate and flip_units (against the original: prediction_change)
+#: every row weight_l2, flip_rate and flip_units (against the original: prediction_change). Not bumped
+#: (2026-12-01): node evaluation asks feature-erased nodes with their values back; no cell could hold the old
+#: reading, since the node setting ``features`` that erases them came with that change
 EVAL_REVISION = "2026-11-30.3"
 #: each built-in task's base recipe (``Task.recipe``) as it stood when :data:`EVAL_REVISION` was set. A cell's key
 #: holds its task's base recipe (entry ``recipe``) wherever it differs from this, and always for a task not listed

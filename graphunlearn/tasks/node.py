@@ -65,7 +65,8 @@ def node_regions(store: GraphStore, requests: Sequence[DeletionRequest], test_id
 
 def graph_before(store: GraphStore, requests: Sequence[DeletionRequest]) -> tuple[Tensor | None, Tensor]:
     """Features and ``edge_index`` of the graph as it was before ``requests``: the live graph with the
-    requests' own nodes, edges and feature values put back (other requests stay applied)."""
+    requests' own nodes, edges and feature values put back (other requests stay applied: a deleted node's row
+    comes back without the values another request erased)."""
     eids = torch.unique(torch.cat([store.live_edge_ids()] + [r.edge_ids for r in requests]))
     edge_index, orig = store._directed(eids)
     if store.edge_weight is not None:  # the project's layers read weights through the view bound to the tensor
@@ -73,12 +74,20 @@ def graph_before(store: GraphStore, requests: Sequence[DeletionRequest]) -> tupl
     x = store.live_x()
     if x is not None:
         x = x.clone()
+        keep = None if store.feature_mask is None else store.feature_mask.clone()  # False: a value erased
+        cells = []
         for r in requests:
-            x[r.node_ids] = store.x[r.node_ids]
             if r.feature_node_ids.numel():
                 cols = slice(None) if r.feature_columns is None else r.feature_columns.unsqueeze(0)
-                rows = r.feature_node_ids.unsqueeze(1)
-                x[rows, cols] = store.x[rows, cols]
+                cells.append((r.feature_node_ids.unsqueeze(1), cols))
+        if keep is not None:
+            for rows, cols in cells:  # the requests' own erased values come back, others' stay erased
+                keep[rows, cols] = True
+        for r in requests:
+            ids = r.node_ids
+            x[ids] = store.x[ids] if keep is None else store.x[ids] * keep[ids]
+        for rows, cols in cells:
+            x[rows, cols] = store.x[rows, cols]
     return x, edge_index
 
 
@@ -280,8 +289,11 @@ class NodeClassification(Task):
         the retrain gap by region (:func:`node_regions`, :func:`~graphunlearn.tasks.base.class_gap`) as
         ``gap_<region>_<kl|js|l2|fidelity>``; for the ``deleted`` region (the deleted nodes and the nodes whose
         feature values were deleted) both models are asked on the graph before, so an erased feature value is
-        put back as the attacker holding the record would (before 2026-12-01 feature-erased nodes were asked on
-        the live graph, without their values: no committed benchmark deleted features).
+        put back as the attacker holding the record would (before 2026-12-01 a feature-only request's nodes
+        were asked on the live graph, without their values, and with deleted nodes in the same requests
+        the feature-erased ones were left out of the region's gap; no committed benchmark deleted features).
+        ``acc_deleted``, ``gold_acc_deleted`` and ``mia_auroc`` are about deleted nodes only: absent for
+        requests that only erase feature values.
 
         Raises:
             ValueError: a store without labels, or NaN or infinite model outputs.
@@ -347,7 +359,9 @@ class NodeClassification(Task):
         :func:`~graphunlearn.datasets.forget_nodes`, and return the request.
 
         Raises:
-            ValueError: an unknown ``setting``.
+            ValueError: an unknown ``setting``, or a fraction :func:`~graphunlearn.datasets.forget_nodes`
+                refuses; :class:`~graphunlearn.DeletionError` (a ``ValueError``) for ``"features"`` on a store
+                without features.
         """
         if setting not in self.forget_settings:
             raise ValueError(f"node classification: unknown forget setting {setting!r}; known: "

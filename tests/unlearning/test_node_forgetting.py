@@ -216,3 +216,19 @@ def test_feature_erased_nodes_are_asked_with_their_values_back():
     assert abs(want["kl"] - live["kl"]) > 1e-4  # asked on the live graph it would read otherwise
     with pytest.raises(ValueError, match="unknown forget setting 'edges'"):
         task.sample_forget(gu.GraphStore(data), split, 0.2, setting="edges")
+
+
+def test_graph_before_keeps_what_other_requests_erased():
+    """A deleted node's record comes back without the values an earlier request (not asked about) erased; the
+    asked requests' own erased values come back."""
+    from graphunlearn.tasks.node import graph_before
+
+    data = gu.datasets.synthetic(num_nodes=60, num_classes=3, num_features=6, avg_degree=4, seed=0)
+    store = gu.GraphStore(data)
+    erase = store.delete_node_features([3, 4], columns=[0, 1])
+    gone = store.delete_nodes([3])
+    x, _ = graph_before(store, [gone])
+    assert torch.equal(x[3, 2:], data.x[3, 2:]) and float(x[3, :2].abs().sum()) == 0.0  # erased by `erase`
+    assert float(x[4, :2].abs().sum()) == 0.0  # node 4 is live, its erased values stay erased
+    x, _ = graph_before(store, [erase, gone])
+    assert torch.equal(x[3], data.x[3]) and torch.equal(x[4], data.x[4])

@@ -163,7 +163,8 @@ def run(ctx: Context) -> dict:
     df = ctx.task.forget_units(store, ctx.requests, ctx.split)
     nodes = df.dim() == 1  # the units are nodes: node deletion, the deleted nodes asked with their records
     if df.numel() == 0:
-        raise ValueError(f"gnndelete: the requests delete no {'nodes' if nodes else 'edges'}")
+        raise ValueError(f"gnndelete: the requests delete no {'nodes' if nodes else 'edges'} (requests that only erase "
+                         "feature values are not supported: use retrain, finetune or d2dgn)")
     live_nodes = store.live_node_ids()
     # defaults per deletion kind, chosen on development seeds (docs/methods.md): deleted nodes asked with their
     # records sit further from their targets than deleted edges' endpoints do

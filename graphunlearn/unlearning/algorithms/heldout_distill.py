@@ -118,7 +118,8 @@ def forget_set(ctx: Context, where: str) -> Tensor:
     nodes = task.forget_units(store, ctx.requests, split)
     nodes = nodes[y[nodes] >= 0]
     if nodes.numel() == 0:
-        raise ValueError(f"{where}: the requests delete no labelled node; it forgets deleted nodes")
+        raise ValueError(f"{where}: the requests delete no labelled node; it forgets deleted nodes (requests that "
+                         "only erase feature values are not supported: use retrain, finetune or d2dgn)")
     heldout = task.heldout_units(split)
     if heldout is None or not bool((store.node_mask[heldout] & (y[heldout] >= 0)).any()):
         raise ValueError(f"{where}: the split has no live labelled held-out (validation) node to take the targets "
