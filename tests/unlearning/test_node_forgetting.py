@@ -183,7 +183,6 @@ def test_heldout_distill_needs_held_out_nodes():
         gu.unlearn(model, store, req, "heldout_distill", split=empty, seed=0, epochs=2)
 
 
-
 def test_feature_erased_nodes_are_asked_with_their_values_back():
     """A ``features`` forget set erases every value of the drawn training nodes (they, their labels and edges
     stay); the retrain gap of the ``deleted`` region asks both models with those values put back, as for
