@@ -13,12 +13,12 @@ from .report import Metrics, Report
 from .requests import Compaction, DeletionRequest, ForgetSet, LiveGraph
 from .store import DeletionError, GraphStore
 from .train import ChanceLevelWarning
-from .unlearning import UnlearnResult, methods, register, unlearn
+from .unlearning import RequestRefused, UnlearnResult, methods, register, unlearn
 
 __all__ = [
     "Certificate", "ChanceLevelWarning", "Compaction", "CorruptFileError", "DeletionError", "DeletionRequest",
     "ForgetSet", "GraphStore", "HeteroGraphStore", "LiveGraph",
-    "Metrics", "ModelCard", "NonFiniteScoreError", "Report", "StoreLockedError", "UnlearnResult",
+    "Metrics", "ModelCard", "NonFiniteScoreError", "Report", "RequestRefused", "StoreLockedError", "UnlearnResult",
     "attach_evidence", "card_of", "certify", "datasets", "distributed", "evaluate", "kernels", "load_model", "methods",
     "metrics", "models", "nn", "register", "sampling",
     "save_model", "stream", "tasks", "train", "unlearn", "verify", "__version__",

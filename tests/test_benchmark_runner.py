@@ -366,6 +366,31 @@ def test_a_forget_set_the_graph_cannot_supply_refuses_the_cell_before_training(t
     assert "no forget set" in md
 
 
+def test_a_method_that_refuses_the_requests_is_recorded_and_the_cell_runs_on(tmp_path):
+    """heldout_distill does not take a request that only erases feature values: its row says so (refused_by
+    "method"), the other methods of the cell are measured, the cell is cached, results.md lists the refusal,
+    and a target on the refusing method is a miss, not silently skipped."""
+    config = {**bench.load_config("smoke-node"), "settings": ["features"], "epochs": 5,
+              "methods": ["retrain", "unlink", "heldout_distill"],
+              "targets": [{"method": "heldout_distill", "metric": "test_acc", "rule": "abs_gap", "value": 0.05}]}
+    lines = []
+    rows = bench.run(config, tmp_path, progress=False, log=lines.append)
+    by = {r["method"]: r for r in rows}
+    assert set(by) == {"retrain", "gold2", "unlink", "heldout_distill"}
+    refused = by["heldout_distill"]
+    assert refused["refused_by"] == "method" and "test_acc" not in refused
+    assert refused["refused"].startswith("method refused the request: heldout_distill: the requests delete no "
+                                         "labelled node")
+    assert all("refused" not in by[m] and "test_acc" in by[m] for m in ("retrain", "gold2", "unlink"))
+    assert not any("REFUSED" in line for line in lines) and len(list((tmp_path / "cells").glob("*.json"))) == 1
+    md = bench.write_outputs(rows, tmp_path, config, name="smoke-node").read_text()
+    assert "Refused methods" in md and "Refused cells" not in md
+    check = bench.check_targets(rows, config["targets"])
+    assert len(check) == 1 and not check[0]["met"] and check[0]["target"] == "the method refused the requests"
+    again = bench.run(config, tmp_path, progress=False, log=lines.append)  # from the cache
+    assert again == rows and any("cached" in line for line in lines)
+
+
 def _tiny_link(**change) -> dict:
     """The smoke configuration at a few epochs: seconds on the synthetic graph."""
     return {**bench.load_config("smoke"), "epochs": 5, "attack_epochs": 5, **change}
@@ -455,6 +480,35 @@ def test_unknown_settings_are_refused(tmp_path, capsys):
     with pytest.raises(TypeError, match="'split' must be a dict"):
         bench.plan({**rec, "split": 0.1})
     assert bench.plan({**rec, "split": {"val_ratio": 0.1}})[0]["split"] == {"val_ratio": 0.1}
+
+
+def test_settings_are_what_each_task_declares():
+    """settings_of reads the task's forget_settings (plus the engine's hard link workloads for link splits),
+    None where a task declares none; rec's sample_forget takes setting as kind's other name."""
+    import graphunlearn as gu
+    from graphunlearn.bench.engine import settings_of
+
+    assert settings_of(gu.tasks.get_task("link")) == ("in", "out", "hard-degree", "hard-confident")
+    assert settings_of(gu.tasks.get_task("node")) == ("nodes", "features")
+    assert settings_of(gu.tasks.get_task("rec")) == ("interaction", "user", "item_group")
+
+    class Undeclared(gu.tasks.LinkPrediction):
+        forget_settings = None
+
+    class InOnly(gu.tasks.LinkPrediction):
+        forget_settings = ("in",)
+
+    assert settings_of(Undeclared()) is None
+    assert settings_of(InOnly()) == ("in", "hard-degree", "hard-confident")
+    rec = gu.tasks.get_task("rec")
+    split, graph = rec.make_split(gu.datasets.load("synthetic-rec"), 0)
+    store = gu.GraphStore(graph)
+    with pytest.raises(ValueError, match="kind='user' and setting='interaction' name two forget sets"):
+        rec.sample_forget(store, split, 0.05, kind="user", setting="interaction")
+    assert store.requests == []  # refused before anything was registered
+    assert rec.sample_forget(store, split, 0.05, setting="user").kind == "nodes"
+    fresh = gu.GraphStore(graph)
+    assert rec.sample_forget(fresh, split, 0.05, kind="interaction", setting="interaction").kind == "edges"
 
 
 def test_gold_table_pairs_each_method_with_gold_per_seed():

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from graphunlearn.cli import main
+from graphunlearn.io import safe_load
 
 
 def test_cli_end_to_end(tmp_path, capsys):
@@ -63,6 +63,18 @@ def test_cli_node_task(tmp_path, capsys):
     run = str(tmp_path / "node")
     assert main(["split", "--dataset", "synthetic", "--task", "node", "--run", run]) == 0
     assert main(["train", "--run", run, "--epochs", "20", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    for argv, why in ((["--fraction", "0.05", "--setting", "out"],
+                       "--setting out is not a forget setting of this run's task (node); its settings: nodes, "
+                       "features"),
+                      (["--fraction", "0.05", "--kind", "user"],
+                       "--kind user is not a forget setting of this run's task (node)"),
+                      (["--nodes", "5", "--setting", "features"],
+                       "--setting says what --fraction samples; with --nodes"),
+                      (["--fraction", "0.05", "--setting", "nodes", "--kind", "user"], "name two forget sets")):
+        assert main(["delete", "--run", run, *argv]) == 2, argv
+        assert why in capsys.readouterr().err, argv
+    # none of the refused calls registered anything: the next request is number 0
     assert main(["delete", "--run", run, "--fraction", "0.05"]) == 0
     assert main(["delete", "--run", run, "--features", "1,2"]) == 0
     assert main(["unlearn", "--run", run, "--request", "0", "--method", "d2dgn", "--option", "epochs=3",
@@ -72,7 +84,7 @@ def test_cli_node_task(tmp_path, capsys):
                  "--original", "model.pt", "--json", str(out)]) == 0
     row = json.loads(out.read_text())["rows"]["d2dgn-r0.pt"]
     assert 0 <= row["test_acc"] <= 1 and 0 <= row["mia_auroc"] <= 1 and "gap_hop1_kl" in row
-    text = capsys.readouterr().out
+    text += capsys.readouterr().out
     assert "(node)" in text and "request 0: nodes" in text and "request 1: node_features" in text
     assert main(["train", "--run", run, "--model", "lightgcn"]) == 2
     assert "does not fit task 'node'" in capsys.readouterr().err
@@ -109,10 +121,10 @@ def test_cli_rec_split_with_validation_interactions_calibrates(tmp_path, capsys)
     run = str(tmp_path / "rec")
     assert main(["split", "--dataset", "synthetic-rec", "--val-ratio", "0.2", "--run", run]) == 0
     assert " validation and " in capsys.readouterr().out
-    blob = torch.load(tmp_path / "rec" / "split.pt", weights_only=False)
+    blob = safe_load(tmp_path / "rec" / "split.pt")
     assert blob["val_pos"].size(1) > 0
     assert main(["train", "--run", run, "--epochs", "3", "--quiet"]) == 0
-    assert main(["delete", "--run", run, "--fraction", "0.05", "--kind", "interaction"]) == 0
+    assert main(["delete", "--run", run, "--fraction", "0.05", "--setting", "interaction"]) == 0
     assert main(["unlearn", "--run", run, "--request", "0", "--method", "reverse_bpr", "--option", "epochs=3",
                  "--option", "calibrate=True", "--quiet"]) == 0
     capsys.readouterr()

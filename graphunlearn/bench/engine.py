@@ -21,7 +21,10 @@ what is new or changed. An original whose best validation score stayed at chance
 ``validation``, :meth:`~graphunlearn.tasks.Task.learned`) is refused: no method runs on it, the cell's rows
 say why (``refused``), it is reported in the log and in ``results.md``, and it is not cached; so is a cell
 whose forget set the graph cannot supply (``sample_forget`` refuses it: e.g. "out" edges on a graph whose test
-edges' 2-hop neighbourhoods cover nearly every edge), before any training.
+edges' 2-hop neighbourhoods cover nearly every edge), before any training. A method that does not take
+the cell's requests (it raises :class:`~graphunlearn.unlearning.RequestRefused`: ``heldout_distill`` on the
+node setting ``features``) gets a row saying so (``refused``, ``refused_by="method"``) while the cell's other
+methods run; such a cell is cached, and a target on that method counts as missed.
 :func:`write_outputs` writes ``results.csv``, ``results.json``, ``results.md`` (mean +- std over seeds, the
 gold row beside every method, the configuration's quality and speed targets checked, machine and versions in
 the header) and ``plots.png`` (utility vs forgetting; time vs forget fraction).
@@ -52,7 +55,7 @@ from ..models import default_options
 from ..models.card import card_of
 from ..store import GraphStore
 from ..tasks import Task, get_task, tasks
-from ..unlearning import methods, unlearn
+from ..unlearning import RequestRefused, methods, unlearn
 from .configs import budget_problem, config_label, config_names, epochs_for, load_config
 
 _GOLD = "retrain"
@@ -82,18 +85,17 @@ HARD_SETTINGS = {"hard-degree": "high_degree", "hard-confident": "confident"}
 
 
 def settings_of(task: Task) -> tuple[str, ...] | None:
-    """The settings a configuration of ``task`` may name, by the task's split type: link ``in``, ``out``,
-    ``hard-degree``, ``hard-confident``; node ``nodes``, ``features`` (every feature value of the drawn training
-    nodes); rec the kinds of
-    :func:`~graphunlearn.datasets.forget_recommendation`. ``None`` (not checked) for a task of another split
-    type, registered at run time: its own ``sample_forget`` judges the setting."""
-    if issubclass(task.split_type, datasets.LinkSplit):
-        return ("in", "out", *HARD_SETTINGS)
-    if issubclass(task.split_type, datasets.NodeSplit):
-        return tuple(getattr(task, "forget_settings", ("nodes",)))  # NodeClassification.forget_settings
-    if issubclass(task.split_type, datasets.RecSplit):
-        return tuple(datasets.REC_KINDS)
-    return None
+    """The settings a configuration of ``task`` may name: the task's own (:attr:`Task.forget_settings
+    <graphunlearn.tasks.Task.forget_settings>`: link ``in``, ``out``; node ``nodes``, ``features``; rec the
+    kinds of :func:`~graphunlearn.datasets.forget_recommendation`), and for a task split into training, validation
+    and test edges (a :class:`~graphunlearn.datasets.LinkSplit`) the hard workloads the engine draws itself
+    (:data:`HARD_SETTINGS`). ``None`` (not checked) for a task that declares none: its own ``sample_forget``
+    judges the setting."""
+    own = getattr(task, "forget_settings", None)
+    if own is None:
+        return None
+    hard = tuple(HARD_SETTINGS) if issubclass(task.split_type, datasets.LinkSplit) else ()
+    return (*own, *hard)
 
 
 def _split_options(task: Task, options) -> dict:
@@ -234,7 +236,7 @@ def run(config: dict, out: str | os.PathLike, progress: bool = True, log: Callab
         t0 = time.perf_counter()
         cell_rows = _run_cell(cell, cache, progress)
         rows += cell_rows
-        refused = next((r["refused"] for r in cell_rows if r.get("refused")), None)
+        refused = next((r["refused"] for r in cell_rows if r.get("refused") and r.get("refused_by") != "method"), None)
         if refused is not None:  # not cached: once training is fixed, the cell runs
             log(f"[{k}/{len(cells)}] {_label(cell)}: REFUSED, {refused}")
             continue
@@ -278,9 +280,17 @@ def _original(cell: dict, cache: dict, task: Task, graph, split, progress: bool)
 
 
 def _unlearn_all(cell: dict, model, store, req, split, progress: bool, task: Task | None = None) -> dict:
-    return {m: unlearn(model, store, req, m, split=split, task=task, seed=cell["seed"], progress=progress,
-                       **cell["method_options"][m])
-            for m in cell["methods"]}
+    """Every method of the cell: method -> its :class:`~graphunlearn.unlearning.UnlearnResult`, or the
+    :class:`~graphunlearn.unlearning.RequestRefused` it raised (a method that does not take the cell's
+    requests, e.g. ``heldout_distill`` on the node setting ``features``: the other methods still run)."""
+    out = {}
+    for m in cell["methods"]:
+        try:
+            out[m] = unlearn(model, store, req, m, split=split, task=task, seed=cell["seed"], progress=progress,
+                             **cell["method_options"][m])
+        except RequestRefused as exc:
+            out[m] = exc
+    return out
 
 
 def _cell_fields(cell: dict) -> dict:
@@ -297,6 +307,10 @@ def _original_val(model) -> float | None:
 def _rows(cell: dict, results: dict, metrics: Callable, original_val: float | None = None) -> list[dict]:
     rows = []
     for method, res in results.items():
+        if isinstance(res, RequestRefused):  # no model to measure; the row says why (cached: it is the method's)
+            rows.append({**_cell_fields(cell), "method": method, "original_val": original_val,
+                         "refused": f"method refused the request: {res}", "refused_by": "method"})
+            continue
         values = metrics(method, res)
         values["seconds"], values["peak_mb"] = res.seconds, res.peak_mb
         values["backend"] = res.backend  # which kernel backend ran the method ("none": no kernel launched)
@@ -405,7 +419,7 @@ def _run_cell(cell: dict, cache: dict, progress: bool) -> list[dict]:
         if refused is not None:  # unlearn would refuse it too; every method and gold would look alike on it
             return refused
     results = _unlearn_all(cell, model, store, req, split, progress, task)
-    gold = results[_GOLD].model if _GOLD in results else None
+    gold = results[_GOLD].model if not isinstance(results.get(_GOLD, RequestRefused()), RequestRefused) else None
     if gold is not None and cell.get("noise_floor"):  # gold again, another seed: how far two retrainings differ
         results[_FLOOR] = unlearn(model, store, req, _GOLD, split=split, task=task, seed=cell["seed"] + 1,
                                   progress=progress, **cell["method_options"][_GOLD])
@@ -487,7 +501,7 @@ def summarise(rows: list[dict]) -> list[dict]:
             if backends:
                 row["backend"] = ",".join(backends)
             refused = [r["refused"] for r in rs if r.get("refused")]
-            if refused:  # the original never learned, or the graph has no such forget set
+            if refused:  # the original never learned, the graph has no such forget set, or the method refused
                 row["refused"] = f"{len(refused)} seed(s): {refused[0].split(':')[0]}"
             out.append(row)
     return out
@@ -558,6 +572,12 @@ def check_targets(rows: list[dict], targets: list[dict]) -> list[dict]:
             if t["method"] not in by_method or _GOLD not in by_method:
                 continue
             rule, value = t["rule"], float(t["value"])
+            if all(r.get("refused_by") == "method" for r in by_method[t["method"]]):  # never ran: a miss, said
+                nan = float("nan")
+                checks.append({"group": " ".join(str(k) for k in key), "method": t["method"], "metric": t["metric"],
+                               "method_value": nan, "gold_value": nan, "measured": nan,
+                               "target": "the method refused the requests", "met": False})
+                continue
             if rule == "floor_plus":
                 m, g = _floor_distances(by_method, t["method"], t["metric"])
             else:
@@ -669,10 +689,15 @@ def write_outputs(rows: list[dict], out: str | os.PathLike, config: dict | None 
                   "| group | method | metric | distance | floor | within |", "|---|---|---|---|---|---|"]
         lines += [f"| {f['group']} | {f['method']} | {f['metric']} | {f['distance']:.4f} | {f['floor']:.4f} | "
                   f"{'yes' if f['within'] else 'no'} |" for f in floor]
-    refused = sorted({(_label(r), r["refused"]) for r in rows if r.get("refused")})
+    refused = sorted({(_label(r), r["refused"]) for r in rows if r.get("refused") and r.get("refused_by") != "method"})
     if refused:
         lines += ["", "Refused cells (no method ran, for the reason given; they are not cached):", ""]
         lines += [f"- {label}: {why}" for label, why in refused]
+    declined = sorted({(_label(r), r["method"], r["refused"]) for r in rows if r.get("refused_by") == "method"})
+    if declined:
+        lines += ["", "Refused methods (the method does not take the cell's requests; the cell's other methods ran):",
+                  ""]
+        lines += [f"- {label}, {method}: {why}" for label, method, why in declined]
     if floor:
         lines += ["", "`floor.png`: the distances above of the metrics the targets name and the task's scatter "
                   "axes, as bars, with two golds' distance as a black line across each bar."]

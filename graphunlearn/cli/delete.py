@@ -21,11 +21,12 @@ def add_parser(subparsers) -> None:
     s.add_argument("--fraction", type=fraction, help="sample this fraction as the forget set (the task's protocol, "
                    "Task.sample_forget): link: of training edges; node: of training nodes; rec: of interactions or "
                    "users (see --kind)")
-    s.add_argument("--setting", choices=["in", "out", "nodes", "features"], default=None,
-                   help="what --fraction samples: link: where Df lies, in or out (default in); node: the nodes "
-                   "(default) or every feature value of them (features)")
-    s.add_argument("--kind", choices=list(datasets.REC_KINDS), default="interaction",
-                   help="rec: what --fraction samples (default interaction)")
+    s.add_argument("--setting", default=None,
+                   help="what --fraction samples, one of the run's task's forget settings (Task.forget_settings): "
+                   "link: where Df lies, in or out (default in); node: the nodes (default) or every feature value "
+                   "of them (features); rec: interaction (default), user or item_group")
+    s.add_argument("--kind", choices=list(datasets.REC_KINDS), default=None,
+                   help="rec: another name for --setting (default interaction)")
     s.add_argument("--item-group", metavar="GROUP",
                    help="every training interaction with the items of this group (datasets with item groups): a "
                    "MovieLens genre name such as Horror, or its column number")
@@ -46,6 +47,9 @@ def run(args) -> None:
                        "or --item-group")
     if len(given) > 1:
         raise CLIError(f"one deletion per request: give one of {', '.join(given)}, not several")
+    if args.fraction is None and (args.setting is not None or args.kind is not None):
+        raise CLIError(f"--{'setting' if args.setting is not None else 'kind'} says what --fraction samples; "
+                       f"with {given[0]} it means nothing")
     with _opened(run) as (store, split, task):
         print(_delete(args, run, store, split, task).summary())
 
@@ -54,8 +58,9 @@ def _delete(args, run: Path, store: GraphStore, split, task: Task):
     if args.item_group is not None:
         req = _delete_item_group(args, run, store)
     elif args.fraction is not None:
-        setting = {} if args.setting is None else {"setting": args.setting}  # else the task's own default
-        req = task.sample_forget(store, split, args.fraction, seed=args.seed, kind=args.kind, **setting)
+        setting = _setting(args, task)
+        setting = {} if setting is None else {"setting": setting}  # else the task's own default
+        req = task.sample_forget(store, split, args.fraction, seed=args.seed, **setting)
     elif args.features:
         req = store.delete_node_features(_id_list("--features", args.features))
     elif args.edges:
@@ -70,6 +75,20 @@ def _delete(args, run: Path, store: GraphStore, split, task: Task):
         raise CLIError("say what to delete: --fraction, --edges, --nodes, --features, --edge-class, --node-class "
                        "or --item-group")
     return req
+
+
+def _setting(args, task: Task) -> str | None:
+    """The forget setting ``--fraction`` samples (``--setting``, or ``--kind``, its other name), checked against
+    the task's :attr:`~graphunlearn.tasks.Task.forget_settings` before anything is registered; ``None``: the
+    task's default."""
+    if args.setting is not None and args.kind is not None and args.setting != args.kind:
+        raise CLIError(f"--setting {args.setting} and --kind {args.kind} name two forget sets; give one")
+    setting = args.setting if args.setting is not None else args.kind
+    known = task.forget_settings
+    if setting is not None and known is not None and setting not in known:
+        raise CLIError(f"--{'setting' if args.setting is not None else 'kind'} {setting} is not a forget setting of "
+                       f"this run's task ({task.name}); its settings: {', '.join(known)}")
+    return setting
 
 
 def _delete_item_group(args, run: Path, store: GraphStore):

@@ -185,6 +185,10 @@ class Task:
     #: whether :meth:`loss` and :meth:`validate` run on sampled computation graphs when the recipe has
     #: ``num_neighbors`` (mini-batch training on large graphs)
     sampled_training: bool = False
+    #: the forget sets :meth:`sample_forget` draws, by the name it takes as ``setting`` (the first is its
+    #: default); the benchmark's settings and ``graphunlearn delete --setting`` are checked against it.
+    #: ``None``: not declared, and ``sample_forget`` judges the setting itself
+    forget_settings: tuple[str, ...] | None = None
 
     def __init__(self, decoder: Callable[[Tensor, Tensor], Tensor] | None = None):
         if decoder is not None and not callable(decoder):
@@ -443,7 +447,8 @@ class Task:
         raise NotImplementedError
 
     def sample_forget(self, store: GraphStore, split, fraction: float, seed: int = 0, **kind) -> DeletionRequest:
-        """Register the protocol's forget set of ``fraction`` with ``store`` and return the request."""
+        """Register the protocol's forget set of ``fraction`` with ``store`` and return the request; ``setting``
+        (one of :attr:`forget_settings`) says which kind of forget set."""
         raise NotImplementedError
 
     def live_split(self, split, store: GraphStore):

@@ -302,6 +302,9 @@ class LinkPrediction(Task):
         split = ds.link_split(data, seed=seed)
         return split, split.train_data
 
+    #: where the deleted training edges lie: near the test edges (``in``) or away from them (``out``)
+    forget_settings = ("in", "out")
+
     def sample_forget(self, store: GraphStore, split, fraction: float, seed: int = 0, setting: str = "in",
                       **_) -> DeletionRequest:
         """Delete ``fraction`` of the training edges (``setting`` ``"in"``: near the test edges; ``"out"``:

@@ -433,9 +433,21 @@ class Recommendation(Task):
         split = ds.user_item_split(data, seed=seed, val_ratio=val_ratio)
         return split, split.train_data
 
-    def sample_forget(self, store, split, fraction, seed=0, kind="interaction", **_):
-        """Delete a recommendation forget set of ``kind`` (``"interaction"``, ``"user"``, ``"item_group"``;
-        see :func:`~graphunlearn.datasets.forget_recommendation`) and return the request."""
+    #: what a forget set deletes: :data:`~graphunlearn.datasets.REC_KINDS`
+    forget_settings = tuple(ds.REC_KINDS)
+
+    def sample_forget(self, store, split, fraction, seed=0, kind=None, setting=None, **_):
+        """Delete a recommendation forget set of ``kind`` (``"interaction"``, the default, ``"user"``,
+        ``"item_group"``; see :func:`~graphunlearn.datasets.forget_recommendation`) and return the request.
+        ``setting`` is another name for ``kind`` (the name every task's ``sample_forget`` takes).
+
+        Raises:
+            ValueError: ``kind`` and ``setting`` both given and different; an unknown kind or a fraction
+                :func:`~graphunlearn.datasets.forget_recommendation` refuses.
+        """
+        if kind is not None and setting is not None and kind != setting:
+            raise ValueError(f"recommendation: kind={kind!r} and setting={setting!r} name two forget sets; give one")
+        kind = kind or setting or "interaction"
         forget = ds.forget_recommendation(split, kind, fraction, seed=seed)
         return store.delete_nodes(forget) if forget.dim() == 1 else store.delete_edges(forget, layout="edge_index")
 

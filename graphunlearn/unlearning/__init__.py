@@ -13,7 +13,8 @@ from .algorithms import (  # noqa: F401 - register
     reverse_bpr,
     unlink,
 )
-from .base import Context, Method, Option, Options, methods, option, register
+from .base import Context, Method, Option, Options, RequestRefused, methods, option, register
 from .core import UnlearnResult, unlearn
 
-__all__ = ["Context", "Method", "Option", "Options", "UnlearnResult", "methods", "option", "register", "unlearn"]
+__all__ = ["Context", "Method", "Option", "Options", "RequestRefused", "UnlearnResult", "methods", "option", "register",
+           "unlearn"]

@@ -536,6 +536,14 @@ BACKTRACKS = 2
 BACKTRACK_FACTOR = 5.0
 
 
+class RequestRefused(ValueError):
+    """A method was asked to forget requests of a kind it does not take (``heldout_distill`` or ``gnndelete``
+    given requests that only erase feature values; ``gradient_ascent`` given no deleted unit): raised before
+    any change, so nothing is modified. A ``ValueError``, so existing handlers still catch it; the benchmark
+    records the method as refused for that cell (:func:`graphunlearn.bench.run`) instead of stopping the run.
+    A misconfiguration (a missing ``split=``, an unknown option) is a plain ``ValueError``, never this."""
+
+
 class _CalibrationStop(Exception):
     """Raised from a calibration check to leave the loop at the epoch where the rule stops."""
 

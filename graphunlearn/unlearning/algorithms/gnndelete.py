@@ -18,6 +18,7 @@ from ...tasks.local import retain_sampler
 from ..base import (
     Context,
     Options,
+    RequestRefused,
     calibrate_every,
     calibrate_reference,
     calibrate_switch,
@@ -163,8 +164,8 @@ def run(ctx: Context) -> dict:
     df = ctx.task.forget_units(store, ctx.requests, ctx.split)
     nodes = df.dim() == 1  # the units are nodes: node deletion, the deleted nodes asked with their records
     if df.numel() == 0:
-        raise ValueError(f"gnndelete: the requests delete no {'nodes' if nodes else 'edges'} (requests that only erase "
-                         "feature values are not supported: use retrain, finetune or d2dgn)")
+        raise RequestRefused(f"gnndelete: the requests delete no {'nodes' if nodes else 'edges'} (requests that only "
+                             "erase feature values are not supported: use retrain, finetune or d2dgn)")
     live_nodes = store.live_node_ids()
     # defaults per deletion kind, chosen on development seeds (docs/methods.md): deleted nodes asked with their
     # records sit further from their targets than deleted edges' endpoints do
@@ -285,7 +286,7 @@ def _run_local(ctx: Context, g: torch.Generator, n_layers: int) -> dict:
     o, store, task = ctx.options, ctx.store, ctx.task
     df = task.forget_units(store, ctx.requests, ctx.split)
     if df.numel() == 0:
-        raise ValueError("gnndelete: the requests delete no edges")
+        raise RequestRefused("gnndelete: the requests delete no edges")
     lr = o.lr if o.lr is not None else 0.01  # the edge defaults (docs/methods.md)
     lam = o.lam if o.lam is not None else 0.05
     live_nodes = store.live_node_ids()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..base import (
     Context,
     Options,
+    RequestRefused,
     calibrate_every,
     calibrate_reference,
     calibrate_switch,
@@ -39,7 +40,7 @@ def run(ctx: Context) -> dict:
     nothing of its own."""
     units = ctx.task.forget_units(ctx.store, ctx.requests, ctx.split)
     if units.numel() == 0:
-        raise ValueError(f"gradient_ascent needs deleted {ctx.task.name} units; the requests delete none")
+        raise RequestRefused(f"gradient_ascent needs deleted {ctx.task.name} units; the requests delete none")
 
     g = ctx.generator()
     units = ctx.share(units)  # data-parallel: each rank ascends on its share of the forget set

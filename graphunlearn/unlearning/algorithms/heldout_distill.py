@@ -12,7 +12,7 @@ from torch_geometric.utils import k_hop_subgraph
 from ...models import message_passing_layers
 from ...tasks.base import run_model
 from ...tasks.node import graph_before
-from ..base import Context, Options, epochs, fraction, learning_rate, option, register
+from ..base import Context, Options, RequestRefused, epochs, fraction, learning_rate, option, register
 
 PAIRINGS = ("rank", "random")
 
@@ -118,7 +118,7 @@ def forget_set(ctx: Context, where: str) -> Tensor:
     nodes = task.forget_units(store, ctx.requests, split)
     nodes = nodes[y[nodes] >= 0]
     if nodes.numel() == 0:
-        raise ValueError(f"{where}: the requests delete no labelled node; it forgets deleted nodes (requests that "
+        raise RequestRefused(f"{where}: the requests delete no labelled node; it forgets deleted nodes (requests that "
                          "only erase feature values are not supported: use retrain, finetune or d2dgn)")
     heldout = task.heldout_units(split)
     if heldout is None or not bool((store.node_mask[heldout] & (y[heldout] >= 0)).any()):

@@ -13,6 +13,7 @@ from ...tasks.rec import check_sampled_model, interactions, sample_negative_item
 from ..base import (
     Context,
     Options,
+    RequestRefused,
     calibrate_every,
     calibrate_reference,
     calibrate_switch,
@@ -148,7 +149,7 @@ def run(ctx: Context) -> dict:
     g = ctx.generator()
     df = ctx.task.forget_units(ctx.store, ctx.requests, ctx.split)
     if df.size(1) == 0 and not (o.reset_deleted and ctx.deleted_nodes.numel()):
-        raise ValueError("reverse_bpr: the requests delete no interactions and no user or item")
+        raise RequestRefused("reverse_bpr: the requests delete no interactions and no user or item")
     if ctx.local:
         check_sampled_model(ctx.model, "reverse_bpr")
     alpha, bs = float(o.alpha), int(o.batch_size)
