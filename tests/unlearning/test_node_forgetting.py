@@ -171,7 +171,7 @@ def test_a_request_that_deletes_no_node_is_refused(method):
     model, _, split, _ = fresh()
     store = gu.GraphStore(memorising_setup()[0])
     req = store.delete_edges(torch.arange(4))
-    with pytest.raises(ValueError, match=rf"{method}: the requests delete no (labelled )?nodes?"):
+    with pytest.raises(gu.RequestRefused, match=rf"{method}: the requests delete no (labelled )?nodes?"):
         gu.unlearn(model, store, req, method, split=split, seed=0, epochs=2)
     assert store.forgotten == {}
 
@@ -231,3 +231,28 @@ def test_graph_before_keeps_what_other_requests_erased():
     assert float(x[4, :2].abs().sum()) == 0.0  # node 4 is live, its erased values stay erased
     x, _ = graph_before(store, [erase, gone])
     assert torch.equal(x[3], data.x[3]) and torch.equal(x[4], data.x[4])
+
+
+def fresh_erased():
+    """A new store with every feature value of 20 training nodes erased (they, their labels and edges stay),
+    and the trained model."""
+    data, split, state, card = memorising_setup()
+    model = gu.models.GCN(F_IN, hidden_channels=32, out_channels=4)
+    model.load_state_dict(state)
+    gu.models.set_card(model, card)
+    store = gu.GraphStore(data)
+    req = store.delete_node_features(gu.datasets.forget_nodes(split, num=20, seed=0))
+    return model.eval(), store, split, req
+
+
+
+@pytest.mark.parametrize("method", ["heldout_distill", "gnndelete"])
+def test_a_request_that_only_erases_features_is_refused(method):
+    """Both forget deleted nodes; a feature-only request is refused (RequestRefused, which the benchmark records
+    as the method's refusal) and nothing changes. For heldout_distill the refusal is measured, not a gap: gold
+    still trains on those nodes' labels and answers them with their values back as the original does
+    (docs/methods.md), so a held-out target would over-forget them."""
+    model, store, split, req = fresh_erased()
+    with pytest.raises(gu.RequestRefused, match=rf"{method}: the requests delete no (labelled )?nodes?"):
+        gu.unlearn(model, store, req, method, split=split, seed=0, epochs=2)
+    assert store.forgotten == {}
