@@ -5,7 +5,7 @@ each user's training ones (``user_item_split(..., val_ratio=0.1)``; the test int
 ones, untouched), built the way the benchmark engine builds its cells (``graphunlearn.bench``). With
 ``--dataset gowalla --sampled`` (or ``yelp2018``): the original and gold train on sampled computation graphs
 (``benchmarks/bench_rec_sampled.py``'s recipe, ``--epochs`` of 50 sampled steps), plain reverse_bpr unlearns on
-them and the calibrated one on the whole graph (its checks rank every item).
+them, calibrated too (its checks a sampled AUC) and calibrated on the whole graph (its checks rank every item).
 
 Per (seed, kind, method): Recall@20 and NDCG@20 on the test interactions and Recall@20 on the forgotten ones
 (``evaluate``, the protocol's metrics), the raw forget-vs-held-out AUROC the certificates record
@@ -45,9 +45,10 @@ from graphunlearn.tasks import get_task  # noqa: E402
 #: cap three times the default (the rule decides where to stop)
 VARIANTS = [("reverse_bpr", {"calibrate": False}), ("reverse_bpr+cal", {"calibrate": True}),
             ("reverse_bpr+cal, 30 epochs", {"calibrate": True, "epochs": 30})]
-#: with --sampled: reverse_bpr on sampled computation graphs (the card's fanouts), and calibrated on the whole
-#: graph (recommendation's calibration ranks every item at each check, which sampled graphs do not give)
-VARIANTS_SAMPLED = [("reverse_bpr", {"calibrate": False}),
+#: with --sampled: reverse_bpr on sampled computation graphs (the card's fanouts), plain and calibrated (its
+#: checks a sampled AUC, ``Recommendation.sampled_validate``), and calibrated on the whole graph (its checks
+#: Recall@20, every item ranked)
+VARIANTS_SAMPLED = [("reverse_bpr", {"calibrate": False}), ("reverse_bpr+cal, sampled", {"calibrate": True}),
                     ("reverse_bpr+cal, whole graph", {"calibrate": True, "num_neighbors": "full"})]
 
 

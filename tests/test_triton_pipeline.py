@@ -166,8 +166,8 @@ def test_pipeline_matches_across_backends(tmp_path):
         pytest.skip(tri["skip"])
 
     # Errors: only the refusals a method makes by design (gnndelete and gradient_ascent need deleted edges,
-    # so a feature-only request is refused with RequestRefused), and the same on both backends. Anything else is a failure, with
-    # the subprocess's traceback.
+    # so a feature-only request is refused with RequestRefused), and the same on both backends. Anything else
+    # is a failure, with the subprocess's traceback.
     for b, r in res.items():
         unexpected = {k: v for k, v in r["errors"].items() if not (k.startswith("link/features/")
                                                                    and v.startswith("RequestRefused:"))}

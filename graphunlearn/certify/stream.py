@@ -36,7 +36,7 @@ from ..requests import KINDS, DeletionRequest
 from ..store import GraphStore
 from ..tasks import Task
 from ..unlearning import methods, unlearn
-from ..unlearning.core import resolve_task
+from ..unlearning.core import _computation, resolve_task
 
 __all__ = ["RetrainPolicy", "StreamError", "StreamRequest", "StreamResult", "StreamStep", "read_requests", "stream",
            "write_requests"]
@@ -549,6 +549,23 @@ def _validate(task: Task, model: nn.Module, store: GraphStore, split) -> float |
     return None if score is None else float(score)
 
 
+def _calibration_score(task: Task, model: nn.Module, store: GraphStore, split, method: str, options: dict,
+                       baseline: float | None) -> float | None:
+    """The score a calibrating step measures eligibility against when ``model`` anchors the stream: its
+    :meth:`~graphunlearn.tasks.Task.calibration_validate` on the computation the steps run (``unlearn``'s
+    resolution of ``num_neighbors``: the whole graph, where it is ``baseline``, or sampled computation graphs,
+    where recommendation's score is a sampled AUC rather than Recall@20). ``None`` when the steps do not
+    calibrate."""
+    spec = methods()[method]
+    if split is None or not options.get("calibrate") or "calibrate_reference" not in spec.options:
+        return None
+    fanout = _computation("stream", spec, card_of(model), options.get("num_neighbors"))
+    if fanout is None:
+        return baseline
+    score = task.calibration_validate(model, store, split, num_neighbors=fanout)
+    return None if score is None else float(score)
+
+
 def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method: str = "d2dgn",
            task: str | Task | None = None, batch: int = 1, policy: RetrainPolicy | None = None, seed: int = 0,
            certificates: str | os.PathLike | None = None, key: bytes | str | None = None, progress: bool = False,
@@ -602,8 +619,10 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
             ``total_seconds`` and ``cumulative_seconds`` count the steps of this call.
         **options: ``method``'s options, checked before anything is registered (a retrain step uses the
             training recipe on the model's card). With ``calibrate=True`` and no ``calibrate_reference``,
-            each step's calibration measures eligibility against the validation score of the stream's last
-            retrained model (the first model until a step retrains), so that ``calibrate_tolerance`` bounds
+            each step's calibration measures eligibility against the calibration score of the stream's last
+            retrained model (the first model until a step retrains), measured when it took over on the
+            computation the steps run (its validation score; on sampled computation graphs the task's
+            ``calibration_validate``, for recommendation a sampled AUC), so that ``calibrate_tolerance`` bounds
             the stream's cumulative loss of validation utility, not each request's (``docs/calibration.md``).
 
     Returns:
@@ -654,6 +673,8 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
         raise ValueError(f"{where}: the resumed stream ran with from_anchor={state['from_anchor']}, not {from_anchor}")
     split = task_obj.to_device(split, store.device)
     baseline = state["baseline"] if resume is not None else _validate(task_obj, model, store, split)
+    reference = state.get("reference", baseline) if resume is not None else \
+        _calibration_score(task_obj, model, store, split, method, options, baseline)
     if policy.max_val_drop is not None and baseline is None:
         raise ValueError(f"{where}: policy.max_val_drop needs a validation score, but "
                          + ("no split was given (pass split=)" if split is None
@@ -663,7 +684,7 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
                      None if certificates is None else Path(certificates), key,
                      StreamResult(model, total_units=resume.total_units if resume is not None
                                   else _total_units(task_obj, store, split), policy=policy), baseline,
-                     anchor=state.get("anchor", model) if from_anchor else None)
+                     reference, anchor=state.get("anchor", model) if from_anchor else None)
     if resume is not None:
         runner.units, runner.unlearned, runner.drifted = state["units"], state["unlearned"], state["drifted"]
         runner.seen, runner.offset, runner.position = set(state["seen"]), state["steps"], state["position"]
@@ -692,11 +713,12 @@ class _Runner:
 
     def __init__(self, store: GraphStore, task: Task, split, method: str, options: dict, policy: RetrainPolicy,
                  seed: int, progress: bool, folder: Path | None, key, result: StreamResult,
-                 baseline: float | None, anchor: nn.Module | None = None):
+                 baseline: float | None, reference: float | None, anchor: nn.Module | None = None):
         self.store, self.task, self.split, self.method, self.options = store, task, split, method, options
         self.policy, self.seed, self.progress, self.folder, self.key = policy, seed, progress, folder, key
         self.result = result
         self.baseline = baseline
+        self.reference = reference  # calibrate_reference: the anchoring model's score on the steps' computation
         self.units = 0  # training units deleted since the last retrain (the budget's count)
         self.unlearned = 0  # requests unlearned since the last retrain
         self.drifted = False  # the last unlearning fell more than max_val_drop below the baseline
@@ -708,7 +730,8 @@ class _Runner:
 
     def state(self) -> dict:
         """What ``stream(..., resume=result)`` continues from (:attr:`StreamResult.state`)."""
-        return {"baseline": self.baseline, "units": self.units, "unlearned": self.unlearned,
+        return {"baseline": self.baseline, "reference": self.reference, "units": self.units,
+                "unlearned": self.unlearned,
                 "drifted": self.drifted, "seen": frozenset(self.seen), "anchor": self.anchor,
                 "from_anchor": self.anchor is not None, "steps": self.offset + len(self.result.steps),
                 "position": self.position, "carry": tuple(self.carry)}
@@ -720,12 +743,13 @@ class _Runner:
         return [r for r in self.store.requests if not r.redacted and r.id not in skip]
 
     def _anchored(self, options: dict) -> dict:
-        """``options`` with ``calibrate_reference`` set to the validation baseline (the last retrained or first
-        model's score) when the method calibrates, declares that option and the caller did not set it."""
+        """``options`` with ``calibrate_reference`` set to the last retrained (or first) model's calibration
+        score (:func:`_calibration_score`) when the method calibrates, declares that option and the caller did
+        not set it."""
         if not options.get("calibrate") or options.get("calibrate_reference") is not None \
-                or self.baseline is None or "calibrate_reference" not in methods()[self.method].options:
+                or self.reference is None or "calibrate_reference" not in methods()[self.method].options:
             return options
-        return {**options, "calibrate_reference": float(self.baseline)}
+        return {**options, "calibrate_reference": float(self.reference)}
 
     def step(self, chunk: list) -> StreamStep:
         """Register ``chunk``, then unlearn it or retrain; append the step to the result and return it."""
@@ -775,6 +799,8 @@ class _Runner:
         val = _validate(self.task, out.model, self.store, self.split)
         if action == "retrain":
             self.units, self.unlearned, self.baseline, self.drifted = 0, 0, val, False
+            self.reference = _calibration_score(self.task, out.model, self.store, self.split, self.method,
+                                                self.options, val)
             if self.anchor is not None:
                 self.anchor = out.model
         else:

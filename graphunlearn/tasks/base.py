@@ -261,6 +261,16 @@ class Task:
         (never under ``if is_main()``)."""
         return None
 
+    def calibration_validate(self, model: nn.Module, store: GraphStore, split,
+                             num_neighbors: Sequence[int] | None = None) -> float | None:
+        """The validation score calibrated forgetting holds its checkpoints to
+        (:class:`~graphunlearn.unlearning.base.Calibration`'s eligibility, against the original's score
+        measured the same way): :meth:`validate` (on sampled computation graphs with ``num_neighbors``). A task
+        whose :meth:`validate` reads the whole graph even then overrides it with a sampled score."""
+        if num_neighbors is None:
+            return self.validate(model, store, split)
+        return self.validate(model, store, split, num_neighbors=num_neighbors)
+
     #: how far above :meth:`chance_level` a best validation score must reach for the model to have learned
     chance_margin: float = 0.0
     #: the fewest validation units (pairs of each label, nodes) a chance verdict is drawn from: the AUROC of

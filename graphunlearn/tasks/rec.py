@@ -17,7 +17,7 @@ from ..models import MF, LightGCN
 from ..report import Metrics
 from ..requests import DeletionRequest
 from ..store import GraphStore
-from .base import Task, check_scores, deleted_edge_ids, pick, register_task
+from .base import Task, check_scores, deleted_edge_ids, make_generator, pick, register_task, val_subset
 
 _KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -301,16 +301,69 @@ class Recommendation(Task):
 
     def calibration_unavailable(self, split, sampled: bool = False) -> str | None:
         """Why calibrated forgetting cannot run: no validation interactions in ``split`` (its held-out
-        interactions are then the test set), or sampled computation graphs (the validation score ranks every
-        item, a pass over the whole graph each check, which sampled unlearning exists to avoid)."""
+        interactions are then the test set). On sampled computation graphs it runs with
+        :meth:`sampled_validate` as its validation score (:meth:`calibration_validate`)."""
         if not self.heldout_is_validation_for(split):
             return ("the split holds no validation interactions (its held-out interactions are the test set, which "
                     "calibration never reads); carve them with user_item_split(..., val_ratio=0.1)")
-        if sampled:
-            return ("recommendation's validation score (Recall@20 on the validation interactions) ranks every item, "
-                    "a pass over the whole graph at each check, which sampled computation graphs exist to avoid: "
-                    "calibrate on the whole graph (num_neighbors='full')")
         return None
+
+    #: the items each validation interaction's item is compared with by :meth:`sampled_validate`: one uniform
+    #: draw without replacement (seed 0), shared by every interaction and every check
+    sampled_val_items: int = 1000
+
+    def calibration_validate(self, model, store, split, num_neighbors=None):
+        """:meth:`validate` (Recall@20, every item ranked) on the whole graph; with ``num_neighbors``,
+        :meth:`sampled_validate` (a sampled AUC), so that a calibrated run on sampled computation graphs never
+        passes over the whole graph."""
+        if num_neighbors is None:
+            return self.validate(model, store, split)
+        return self.sampled_validate(model, store, split, num_neighbors)
+
+    @torch.no_grad()
+    def sampled_validate(self, model: nn.Module, store: GraphStore, split, num_neighbors: Sequence[int]
+                         ) -> float | None:
+        r"""Sampled AUC of the validation interactions, on sampled computation graphs: for each of at most
+        :attr:`sampled_val_units` (2,048) live validation interactions :math:`(u, i)` (a fixed subset,
+        :func:`~graphunlearn.tasks.base.val_subset`; those :meth:`validate` counts), the share of a fixed uniform
+        sample :math:`J` of :attr:`sampled_val_items` (1,000) items, less :math:`i` and the items :math:`u` keeps
+        in the live training graph, that the model scores below :math:`(u, i)` (ties count half); the mean
+        over the interactions, in [0, 1]. Under uniform item sampling this estimates the full AUC without bias,
+        the one usual ranking metric that item sampling does not distort (Krichene and Rendle, "On Sampled
+        Metrics for Item Recommendation", KDD 2020), where a sampled Recall@20 would not estimate Recall@20.
+        Cost: the sampled computation graphs (``num_neighbors`` per hop, drawn with seed 0) of at most 2,048
+        users, 2,048 items and :math:`|J|` items, and a [2,048, 1,000] score matrix: independent of the
+        graph's size. Not :meth:`validate`'s scale: calibrated forgetting compares it only with the original's
+        own sampled AUC. ``None`` without counted validation interactions.
+
+        Raises:
+            graphunlearn.metrics.NonFiniteScoreError: NaN or infinite model outputs.
+        """
+        val = self._live_val(split, store)
+        if val is None or not val.numel():
+            return None
+        val = val[:, val_subset(val.size(1), self.sampled_val_units, val.device)]
+        nu, ni = split.num_users, split.num_items
+        dev = store.device
+        g = make_generator(0, dev)
+        items = torch.randperm(ni, generator=g, device=dev)[:self.sampled_val_items] + nu
+        was = model.training
+        model.eval()
+        try:
+            z, (u, p, j) = self.encode_for(model, store, [val[0], val[1], items], num_neighbors, g)
+            check_scores("sampled_validate.recommendation", "model", z)
+            pos = self.unit_logits(model, z, torch.stack([u, p]))
+            neg = self.score_matrix(model, z, u, j)  # [K, |J|]
+        finally:
+            model.train(was)
+        kept = store.edge_index[:, store.edge_mask]
+        n = store.num_nodes
+        grid = val[0].unsqueeze(1) * n + items.unsqueeze(0)  # (user, sampled item) keys [K, |J|]
+        counts = ~torch.isin(grid, kept[0] * n + kept[1]) & (items.unsqueeze(0) != val[1].unsqueeze(1))
+        below = (neg < pos.unsqueeze(1)).float() + 0.5 * (neg == pos.unsqueeze(1)).float()
+        per = (below * counts).sum(1) / counts.sum(1).clamp(min=1)
+        has = counts.any(1)
+        return per[has].mean().item() if bool(has.any()) else None
 
     @staticmethod
     def _live_val(split, store) -> Tensor | None:

@@ -412,7 +412,7 @@ class Context:
             return loss
 
         def validate() -> float | None:
-            val = self._task_validate(self.model)
+            val = cal.validate(self.model)
             stop = cal.check(at[0], self.model, val)
             if dist.is_active():  # rank 0's decision, so that every rank leaves the loop at the same check
                 stop = dist.broadcast_object(stop, f"{self.method}: calibration decision")
@@ -569,8 +569,10 @@ class Calibration:
     link prediction, live validation nodes for node classification, validation interactions for
     recommendation), the validation units the task's ``validate`` reads, and the live graph's degrees. A task
     whose held-out units are not validation data (``Task.calibration_unavailable``: recommendation without
-    validation interactions, whose held-out ones are its test interactions) is not calibrated, nor is
-    recommendation on sampled computation graphs (its validation score ranks every item).
+    validation interactions, whose held-out ones are its test interactions) is not calibrated. The validation
+    score is the task's :meth:`~graphunlearn.tasks.Task.calibration_validate`: its ``validate``, except for
+    recommendation on sampled computation graphs, whose ``validate`` ranks every item on the whole graph: there
+    a sampled AUC (:meth:`~graphunlearn.tasks.rec.Recommendation.sampled_validate`).
     On sampled computation graphs (``unlearn(num_neighbors=...)``) pair scores come from sampled
     computation graphs of the deleted and the first ``Task.sampled_val_units`` held-out pairs, drawn with a
     fixed seed at every check; node classification asks deleted nodes on the graph before the requests,
@@ -655,6 +657,12 @@ class Calibration:
         s = s.reshape(-1)
         return s[:self.forget.size(1)], s[self.forget.size(1):]
 
+    def validate(self, model: nn.Module) -> float | None:
+        """The validation score the eligibility reads (:meth:`~graphunlearn.tasks.Task.calibration_validate`:
+        the task's ``validate``; recommendation on sampled computation graphs, a sampled AUC)."""
+        ctx = self.ctx
+        return ctx.task.calibration_validate(model, ctx.store, ctx.split, num_neighbors=ctx.num_neighbors)
+
     def auroc(self, model: nn.Module) -> float:
         """The degree-matched forget-vs-held-out AUROC :math:`m` of ``model`` (:func:`matched_auroc`)."""
         f, h = self.scores(model)
@@ -665,14 +673,14 @@ class Calibration:
         """Measure the original (the eligibility reference) and check ``model`` at epoch 0; ``True`` when the
         rule already stops there (the deleted units score like held-out ones before any step)."""
         ctx = self.ctx
-        original_val = validated(ctx.method, None, lambda: ctx._task_validate(ctx.original))
+        original_val = validated(ctx.method, None, lambda: self.validate(ctx.original))
         self.reference = original_val if self.given_reference is None else self.given_reference
         if _same_weights(model, ctx.original):  # the usual start: epoch 0 is the original, measured once
             stop = validated(ctx.method, 0, lambda: self.check(0, model, original_val))
             self.original_auroc = self.checks[-1]["auroc"]
         else:
             self.original_auroc = validated(ctx.method, None, lambda: self.auroc(ctx.original))
-            val = validated(ctx.method, 0, lambda: ctx._task_validate(model))
+            val = validated(ctx.method, 0, lambda: self.validate(model))
             stop = validated(ctx.method, 0, lambda: self.check(0, model, val))
         self._started = (list(self.checks), self._best, self._fallback)
         return stop

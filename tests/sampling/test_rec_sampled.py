@@ -220,3 +220,68 @@ def test_local_reverse_bpr_forgets_and_retrain_follows_the_card(medium, monkeypa
     assert recipe["num_neighbors"] == [5, 5] and recipe["steps_per_epoch"] == 4
     assert len(graphs) == 2 * 4, "retrain did not train on sampled computation graphs"
     _check_no_deleted(store, graphs, store.edge_index[:, req.edge_ids])
+
+
+def _loop_auc(model, store, split, num_items_sampled: int) -> float:
+    """The sampled AUC of the validation interactions by its definition, one interaction and one item at a
+    time, on the whole live graph, against the first ``num_items_sampled`` items of a seed-0 permutation."""
+    nu, ni = split.num_users, split.num_items
+    sample = set((torch.randperm(ni, generator=torch.Generator().manual_seed(0))[:num_items_sampled] + nu).tolist())
+    val = REC._live_val(split, store)
+    kept = {tuple(e) for e in store.edge_index[:, store.edge_mask].t().tolist()}
+    with torch.no_grad():
+        z = REC.encode(model.eval(), store)
+    total = []
+    for u, i in val.t().tolist():
+        s = float(z[u] @ z[i])
+        others = [j for j in sorted(sample) if j != i and (u, j) not in kept]
+        if others:
+            total.append(sum(1.0 if float(z[u] @ z[j]) < s else 0.5 if float(z[u] @ z[j]) == s else 0.0
+                             for j in others) / len(others))
+    return sum(total) / len(total)
+
+
+def test_the_sampled_validation_score_is_the_sampled_auc(small):
+    """With every neighbour and a catalogue smaller than the item sample, sampled_validate is the AUC of each
+    live validation interaction against every item its user does not keep (ties half), averaged: as the
+    definition computes it one pair at a time on the whole graph; deleted users and items do not count."""
+    data = gu.datasets.load("synthetic-rec", num_users=60, num_items=40, interactions_per_user=8, seed=0)
+    split = gu.datasets.user_item_split(data, seed=0, val_ratio=0.2)
+    store = gu.GraphStore(split.train_data)
+    store.delete_nodes(torch.tensor([3, split.num_users + 7]))
+    torch.manual_seed(0)
+    model = gu.models.LightGCN(split.num_users, split.num_items, embedding_dim=8, num_layers=2).double()
+    gu.train.fit(model, gu.GraphStore(split.train_data), split, epochs=30, seed=0, progress=False)
+    assert REC.sampled_val_items >= split.num_items  # the sample is the whole catalogue here
+    got = REC.sampled_validate(model, store, split, [-1, -1])
+    assert got == pytest.approx(_loop_auc(model, store, split, split.num_items), abs=1e-6)  # float32 shares
+    assert 0.5 < got < 1.0  # a trained model ranks held-out items above the others
+    assert REC.calibration_validate(model, store, split, [-1, -1]) == got
+    assert REC.calibration_validate(model, store, split) == REC.validate(model, store, split)
+    with pytest.MonkeyPatch.context() as mp:  # a sample smaller than the catalogue: the same fixed draw
+        mp.setattr(type(REC), "sampled_val_items", 15)
+        part = REC.sampled_validate(model, store, split, [-1, -1])
+    assert part == pytest.approx(_loop_auc(model, store, split, 15), abs=1e-6) and part != got
+
+
+def test_reverse_bpr_calibrates_on_sampled_graphs_without_a_whole_graph_pass(monkeypatch):
+    """Calibrated reverse_bpr on sampled computation graphs checks with the sampled AUC: it runs (no refusal),
+    its decision records the checks, and the whole-graph validation (every item ranked) is never called."""
+    data = gu.datasets.load("synthetic-rec", num_users=200, num_items=150, interactions_per_user=10, seed=0)
+    split = gu.datasets.user_item_split(data, seed=0, val_ratio=0.2)
+    torch.manual_seed(0)
+    model = gu.models.LightGCN(split.num_users, split.num_items, embedding_dim=16, num_layers=2)
+    gu.train.fit(model, gu.GraphStore(split.train_data), split, epochs=20, seed=0, progress=False)
+    store = gu.GraphStore(split.train_data)
+    req = store.delete_edges(split.train_pos[:, :60], layout="edge_index")
+
+    def whole_graph(*args, **kwargs):
+        raise AssertionError("a whole-graph validation ran during sampled unlearning")
+
+    monkeypatch.setattr(type(REC), "validate", whole_graph)
+    res = gu.unlearn(model, store, req, "reverse_bpr", split=split, seed=0, num_neighbors=[5, 5], calibrate=True,
+                     epochs=6, certify=False)
+    cal = res.info["calibration"]
+    assert "reason" not in cal or cal["reason"] is None, cal
+    assert cal["checks"] and all(0.0 <= c["val"] <= 1.0 for c in cal["checks"]), cal
+    assert cal["computation"] == "sampled [5, 5]" and cal["reference_val"] == cal["checks"][0]["val"]

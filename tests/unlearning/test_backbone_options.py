@@ -62,7 +62,8 @@ def test_d2dgn_runs_with_a_backbones_own_defaults_and_the_caller_still_wins(setu
     res = unlearn(models["gcn"], store, req, "d2dgn", split=split, epochs=2, certify=False)
     assert res.options == {**spec.options, **spec.backbone_options["link/gcn"], "epochs": 2}
     assert res.options["lr"] == 0.0025 and spec.options["lr"] == 0.005
-    assert spec.options == spec.options_for("link", None) == spec.options_for("link", "gat")  # no entry of their own
+    assert spec.options_for("link", "gat")["lr"] == 0.0025
+    assert spec.options == spec.options_for("link", None) == spec.options_for("link", "sage")  # no entry of their own
     assert spec.options_for("node", "gin") == spec.options_for("node", "gcn") == spec.options  # link entries only
 
 
@@ -97,11 +98,13 @@ def test_pygs_gin_is_a_gin_for_the_methods_too():
 
 
 def test_benchmark_cells_key_a_backbones_own_defaults_and_leave_the_others_as_they_were():
-    config = dict(task="link", datasets=["synthetic"], backbones=["gcn", "gin", "gat"], methods=["d2dgn", "unlink"],
-                  fractions=[0.05], settings=["in"], seeds=[0], epochs=5, options={"d2dgn": {"epochs": 3}})
+    config = dict(task="link", datasets=["synthetic"], backbones=["gcn", "gin", "gat", "sage"],
+                  methods=["d2dgn", "unlink"], fractions=[0.05], settings=["in"], seeds=[0], epochs=5,
+                  options={"d2dgn": {"epochs": 3}})
     cells = {c["backbone"]: c for c in engine.plan(config)}
     spec = methods()["d2dgn"]
-    assert cells["gat"]["method_options"]["d2dgn"] == {**spec.options, "epochs": 3}  # no entry: the plain defaults
+    assert cells["sage"]["method_options"]["d2dgn"] == {**spec.options, "epochs": 3}  # no entry: the plain defaults
+    assert cells["gat"]["method_options"]["d2dgn"] == {**spec.options, **spec.backbone_options["link/gat"], "epochs": 3}
     assert cells["gcn"]["method_options"]["d2dgn"] == {**spec.options, **spec.backbone_options["link/gcn"], "epochs": 3}
     assert cells["gin"]["method_options"]["d2dgn"] == {**spec.options, **spec.backbone_options["link/gin"], "epochs": 3}
     # the config's own options win over the backbone's
@@ -213,6 +216,6 @@ def test_graphunlearn_methods_lists_a_backbones_own_defaults(capsys):
 
     main(["methods"])
     out = capsys.readouterr().out
-    for entry in ("link/gcn", "link/gin"):
+    for entry in ("link/gcn", "link/gat", "link/gin"):
         chosen = methods()["d2dgn"].backbone_options[entry]
         assert f"on {entry}: {json.dumps(dict(chosen))}" in out

@@ -81,6 +81,37 @@ def test_a_calibrated_stream_anchors_every_step_at_its_first_model():
     assert out.steps[0].certificate.body["method"]["options"]["calibrate_reference"] is None
 
 
+def test_a_sampled_rec_stream_anchors_at_the_sampled_score():
+    """On sampled computation graphs recommendation calibrates on a sampled AUC, not Recall@20: a stream of a
+    model trained on sampled graphs (its steps sample as its card says) anchors at its first model's sampled AUC
+    (on the store before the requests), not at its validation score."""
+    data = gu.datasets.load("synthetic-rec", num_users=120, num_items=80, interactions_per_user=10, seed=0)
+    split = gu.datasets.user_item_split(data, seed=0, val_ratio=0.2)
+    torch.manual_seed(0)
+    model = gu.models.LightGCN(split.num_users, split.num_items, embedding_dim=8, num_layers=2)
+    gu.train.fit(model, gu.GraphStore(split.train_data), split, epochs=10, seed=0, progress=False,
+                 num_neighbors=[4, 4])
+    rec = gu.tasks.get_task("rec")
+    before = gu.GraphStore(split.train_data)
+    recall, auc = rec.validate(model, before, split), rec.sampled_validate(model, before, split, [4, 4])
+    assert auc != pytest.approx(recall)  # the two scales differ: the test can tell them apart
+    requests = [gu.certify.StreamRequest("edges", edges=split.train_pos[:, i:i + 3].t().tolist())
+                for i in (0, 3)]
+    seen = []
+    real = Calibration.start
+
+    def start(self, m):
+        seen.append(self.given_reference)
+        return real(self, m)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Calibration, "start", start)
+        out = gu.stream(model, gu.GraphStore(split.train_data), requests, split=split, method="reverse_bpr",
+                        calibrate=True, epochs=2)
+    assert seen == [pytest.approx(auc), pytest.approx(auc)]
+    assert out.state["reference"] == pytest.approx(auc) and out.state["baseline"] == pytest.approx(recall)
+
+
 def test_rec_calibration_compares_with_the_validation_interactions_validate_counts():
     from .test_calibration import rec_case
 

@@ -125,10 +125,12 @@ def run(ctx: Context) -> dict:
     to go (:class:`~graphunlearn.unlearning.base.Calibration`, ``docs/calibration.md``): checks every
     ``calibrate_every`` epochs compare the deleted interactions' user-item scores with those of the split's
     validation interactions (degree-matched on :math:`\log(1 + d_u) + \log(1 + d_i)`, live degrees) and
-    keep validation Recall@20 within ``calibrate_tolerance`` of the original's. It needs validation
-    interactions (``user_item_split(..., val_ratio=...)``) and the whole graph: without them, or on sampled
-    computation graphs, ``info["calibration"]`` records ``{"skipped": reason}`` and the fixed epochs run;
-    with no interaction left to reverse it records ``{"skipped": reason, "no_step": True}`` and no step runs.
+    keep validation Recall@20 within ``calibrate_tolerance`` of the original's (on sampled computation
+    graphs a sampled AUC of the validation interactions instead,
+    :meth:`~graphunlearn.tasks.rec.Recommendation.sampled_validate`, so that no check passes over the whole
+    graph). It needs validation interactions (``user_item_split(..., val_ratio=...)``): without them
+    ``info["calibration"]`` records ``{"skipped": reason}`` and the fixed epochs run; with no interaction
+    left to reverse it records ``{"skipped": reason, "no_step": True}`` and no step runs.
 
     On sampled computation graphs (``unlearn(num_neighbors=...)``, or the fanouts of a model trained on
     them) each step reads one sampled computation graph of every user and item the step touches (the
