@@ -342,7 +342,8 @@ def user_item_split(data: Data, test_ratio: float = 0.2, seed: int = 42, officia
 
     Raises:
         TypeError: ``data`` not a ``Data``; a non-number ratio; a bad seed.
-        ValueError: a ratio outside [0, 1); ``data`` without ``num_users``/``num_items``.
+        ValueError: a ratio outside [0, 1); ``data`` without ``num_users``/``num_items``; a ``val_ratio > 0``
+            that holds out no interaction (every user has fewer than ``1 / val_ratio`` training interactions).
     """
     _check.instance("user_item_split", "data", data, Data, "a torch_geometric.data.Data")
     seed = _check.seed("user_item_split", seed)
@@ -371,6 +372,11 @@ def user_item_split(data: Data, test_ratio: float = 0.2, seed: int = 42, officia
     val = _no_pairs()
     if val_ratio > 0:  # nothing drawn otherwise: the split stays the one made before validation existed
         is_val = _first_of_each_user(train[0], nu, val_ratio, g)
+        if not bool(is_val.any()):
+            most = int(torch.bincount(train[0], minlength=nu).max()) if train.numel() else 0
+            raise ValueError(f"user_item_split: val_ratio={val_ratio} holds out no validation interaction: a user "
+                             f"gives floor(val_ratio * t) of their t training interactions, and the most any user "
+                             f"has is {most}" + (f"; use val_ratio >= {1 / most:.4g}" if most > 1 else ""))
         train, val = train[:, ~is_val], train[:, is_val]
     return RecSplit(_with_edges(data, train), train, test, nu, ni, official=official, val_pos=val)
 

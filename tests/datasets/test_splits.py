@@ -479,6 +479,20 @@ def test_user_item_split_carves_validation_from_each_users_training_interactions
         assert pairs(s.train_data.edge_index) == pairs(s.train_pos) | pairs(s.train_pos.flip(0))  # val not in it
 
 
+def test_user_item_split_refuses_a_val_ratio_that_holds_out_nothing():
+    """Every user with fewer than 1 / val_ratio training interactions keeps them all: asking for validation and
+    getting none would leave calibration and early stopping without it, silently."""
+    counts = [3, 8]
+    users = torch.cat([torch.full((c,), u) for u, c in enumerate(counts)])
+    items = 2 + torch.cat([torch.arange(c) for c in counts])
+    d = Data(edge_index=torch.cat([torch.stack([users, items]), torch.stack([items, users])], 1), num_nodes=10)
+    d.num_users, d.num_items = 2, 8
+    with pytest.raises(ValueError, match=r"val_ratio=0.1 holds out no validation interaction.*"
+                                         r"is 8; use val_ratio >= 0.125"):
+        user_item_split(d, test_ratio=0.0, val_ratio=0.1, seed=0)
+    assert user_item_split(d, test_ratio=0.0, val_ratio=0.125, seed=0).val_pos.size(1) == 1
+
+
 @pytest.mark.parametrize("seed", [0, 5])
 def test_user_item_split_validation_never_touches_the_test_set(seed):
     d = toy_bipartite(seed=seed)
