@@ -166,6 +166,21 @@ def test_a_changed_base_recipe_keys_its_tasks_cells(monkeypatch):
     assert all(c["recipe"] == type(get_task("node")).recipe for c in bench.plan(node))
 
 
+def test_a_task_revision_keys_its_tasks_cells_alone(monkeypatch):
+    """A task's own revision (engine.TASK_REVISIONS) is in its cells' keys: bumping rec's recomputes rec cells
+    and leaves the link and node cells' keys as they were (they hold no entry)."""
+    from graphunlearn.bench import engine
+
+    configs = {name: bench.load_config(name) for name in ("smoke", "smoke-node", "smoke-rec")}
+    keys = {name: [bench.cell_key(c) for c in bench.plan(config)] for name, config in configs.items()}
+    assert all(c["task_revision"] == engine.TASK_REVISIONS["rec"] for c in bench.plan(configs["smoke-rec"]))
+    assert not any("task_revision" in c for name in ("smoke", "smoke-node") for c in bench.plan(configs[name]))
+    monkeypatch.setitem(engine.TASK_REVISIONS, "rec", "test")
+    assert not set(bench.cell_key(c) for c in bench.plan(configs["smoke-rec"])) & set(keys["smoke-rec"])
+    for name in ("smoke", "smoke-node"):
+        assert [bench.cell_key(c) for c in bench.plan(configs[name])] == keys[name]
+
+
 def test_targets_are_checked_against_gold():
     rows = []
     for seed, (gold_t, m_t) in zip((1, 2, 3), ((10.0, 1.0), (12.0, 1.0), (11.0, 2.0))):

@@ -281,17 +281,21 @@ def test_recommendation_ranking_by_hand():
     with torch.no_grad():
         model.users.weight.copy_(torch.tensor([[1.0], [-1.0]]))
         model.items.weight.copy_(torch.tensor([[4.0], [3.0], [2.0], [1.0]]))  # items 2, 3, 4, 5
-    req = store.delete_edges([(0, 2)])  # user 0 forgets item 2
+    req = store.delete_edges([(0, 2)])  # user 0 forgets item 2, its only training interaction: out of the catalogue
     m = gu.evaluate.recommendation(model, store, split, req, k=1)
-    # user 0 keeps item 3, so it ranks 2 (4.0) > 4 > 5: top-1 = item 2, which is its forgotten item;
-    # user 1 keeps 4, 5 and ranks 3 (-3) above 2 (-4): top-1 = item 3, its test item
+    # the forget ranking keeps item 2: user 0 keeps item 3 and ranks 2 (4.0) > 4 > 5, top-1 = its forgotten item;
+    # the test ranking leaves item 2 out: user 0's top-1 is item 4, user 1's item 3 (a model retrained without
+    # item 2 would not know it)
     assert m["forget_recall@1"] == pytest.approx(1.0)
-    assert m["recall@1"] == pytest.approx((0 / 2 + 1 / 1) / 2)
-    assert m["ndcg@1"] == pytest.approx((0.0 + 1.0) / 2)
-    # item 3 loses its only training interaction: out of the catalogue, its test pair (1, 3) is not counted
+    assert m["recall@1"] == pytest.approx((1 / 2 + 1 / 1) / 2)
+    assert m["ndcg@1"] == pytest.approx((1.0 + 1.0) / 2)
+    # item 3 loses its only training interaction too: its test pair (1, 3) is not counted, and user 0 (who now
+    # keeps nothing) ranks 4 first among the catalogue's items 4 and 5, 2 first among all
     gone = store.delete_edges([(0, 3)])
     m2 = gu.evaluate.recommendation(model, store, split, [req, gone], k=1)
-    assert m2["recall@1"] == pytest.approx(0.0)  # only user 0's test pairs remain, and it ranks item 2 first
+    assert m2["recall@1"] == pytest.approx(1 / 2)
+    assert m2["forget_recall@1"] == pytest.approx(1 / 2)
+    assert gu.tasks.rec.removed_items(store, nu, ni).tolist() == [True, True, False, False]
 
 
 def test_node_gap_on_deleted_nodes_asks_the_graph_before():

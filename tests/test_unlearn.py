@@ -556,3 +556,41 @@ def test_negative_items_are_uniform_over_the_items_a_user_lacks():
         free = torch.tensor([i for i in range(ni) if i not in mine])
         share = counts[free].float() / 4000 * free.numel()
         assert bool((share - 1).abs().max() < 0.2), f"user {u}: {share.tolist()}"  # 4000 draws: ~0.05 std
+
+
+def test_negative_items_are_those_of_the_graph_rebuilt_without_the_removed_items():
+    """An item out of the catalogue (every training interaction with it deleted, or its node deleted) is never
+    drawn as a negative: the draws equal, item for item, those on a store rebuilt from the retained
+    interactions with the removed items dropped (the same generator seed), and a cold item (never interacted
+    with) stays drawable as it is for the original."""
+    from torch_geometric.data import Data
+
+    from graphunlearn.tasks.rec import removed_items
+
+    g = torch.Generator().manual_seed(3)
+    nu, ni = 12, 10  # item 9 is cold: no training interaction
+    draws = [torch.randint(nu, (60,), generator=g), torch.randint(9, (60,), generator=g) + nu]
+    pairs = torch.unique(torch.stack(draws), dim=1)
+
+    def store_of(p, n_items):
+        return gu.GraphStore(Data(edge_index=torch.cat([p, p.flip(0)], 1), num_nodes=nu + n_items))
+
+    store = store_of(pairs, ni)
+    users = torch.randint(nu, (4000,), generator=g)
+    before = sample_negative_items(users, store, nu, ni, torch.Generator().manual_seed(0))
+    assert set(before.tolist()) >= {2, 5, 9}
+    store.delete_edges(pairs[:, pairs[1] == nu + 2], layout="edge_index")  # a licence revoked for item 2
+    store.delete_nodes([nu + 5])  # item 5 deleted as a node
+    assert removed_items(store, nu, ni).nonzero().squeeze(1).tolist() == [2, 5]
+    after = sample_negative_items(users, store, nu, ni, torch.Generator().manual_seed(0))
+    assert not bool(torch.isin(after, torch.tensor([2, 5])).any()) and 9 in after.tolist()
+    kept_items = torch.tensor([i for i in range(ni) if i not in (2, 5)])
+    renumber = torch.full((nu + ni,), -1, dtype=torch.long)
+    renumber[:nu] = torch.arange(nu)
+    renumber[nu + kept_items] = nu + torch.arange(kept_items.numel())
+    retained = pairs[:, ~torch.isin(pairs[1], torch.tensor([nu + 2, nu + 5]))]
+    rebuilt = store_of(renumber[retained], kept_items.numel())
+    again = sample_negative_items(users, rebuilt, nu, kept_items.numel(), torch.Generator().manual_seed(0))
+    assert torch.equal(kept_items[again], after)
+    live = set(map(tuple, retained.t().tolist()))
+    assert not any((int(u), nu + int(i)) in live for u, i in zip(users, after))  # never a retained interaction

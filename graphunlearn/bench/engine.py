@@ -68,6 +68,12 @@ _FLOOR = "gold2"
 #: (2026-12-01): node evaluation asks feature-erased nodes with their values back; no cell could hold the old
 #: reading, since the node setting ``features`` that erases them came with that change
 EVAL_REVISION = "2026-11-30.3"
+#: a task's own revision, bumped (instead of :data:`EVAL_REVISION`) when a change reaches that task's cells
+#: alone, so the other tasks' cached cells keep their keys; a cell's key holds its task's entry (entry
+#: ``task_revision``) where there is one. rec .1 (2026-12-02): items out of the catalogue after deletions
+#: (``graphunlearn.tasks.rec.removed_items``: a revoked licence) are never drawn as negatives and not ranked
+#: for the test and validation recall
+TASK_REVISIONS = {"rec": "2026-12-02.1"}
 #: each built-in task's base recipe (``Task.recipe``) as it stood when :data:`EVAL_REVISION` was set. A cell's key
 #: holds its task's base recipe (entry ``recipe``) wherever it differs from this, and always for a task not listed
 #: here, so a changed recipe recomputes its task's cells (all of them, even where the configuration overrides
@@ -146,6 +152,8 @@ def plan(config: dict) -> list[dict]:
     overrides = config.get("options", {})
     fixed = dict(task=task, methods=sorted(config["methods"]),
                  train=config.get("train", {}), version=__version__, eval_revision=EVAL_REVISION)
+    if task in TASK_REVISIONS:
+        fixed["task_revision"] = TASK_REVISIONS[task]
     if config.get("noise_floor", True) and _GOLD in config["methods"]:
         fixed["noise_floor"] = True  # a second gold per cell (seed + 1); configs opt out where gold is costly
     recipe = dict(spec.recipe)
@@ -294,7 +302,8 @@ def _unlearn_all(cell: dict, model, store, req, split, progress: bool, task: Tas
 
 
 def _cell_fields(cell: dict) -> dict:
-    dropped = ("methods", "version", "method_options", "train", "eval_revision", "model_options", "backbone_recipe")
+    dropped = ("methods", "version", "method_options", "train", "eval_revision", "task_revision", "model_options",
+               "backbone_recipe")
     return {k: v for k, v in cell.items() if k not in dropped}
 
 

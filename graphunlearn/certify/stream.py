@@ -549,21 +549,52 @@ def _validate(task: Task, model: nn.Module, store: GraphStore, split) -> float |
     return None if score is None else float(score)
 
 
-def _calibration_score(task: Task, model: nn.Module, store: GraphStore, split, method: str, options: dict,
-                       baseline: float | None) -> float | None:
-    """The score a calibrating step measures eligibility against when ``model`` anchors the stream: its
-    :meth:`~graphunlearn.tasks.Task.calibration_validate` on the computation the steps run (``unlearn``'s
-    resolution of ``num_neighbors``: the whole graph, where it is ``baseline``, or sampled computation graphs,
-    where recommendation's score is a sampled AUC rather than Recall@20). ``None`` when the steps do not
-    calibrate."""
+def _reference_on(model: nn.Module, split, method: str, options: dict) -> str | list[int] | None:
+    """What a calibrating step's eligibility is measured on: ``None`` when the steps do not calibrate,
+    ``"whole graph"``, or the fanouts of the sampled computation graphs (``unlearn``'s resolution of
+    ``num_neighbors`` for ``model``)."""
     spec = methods()[method]
     if split is None or not options.get("calibrate") or "calibrate_reference" not in spec.options:
         return None
     fanout = _computation("stream", spec, card_of(model), options.get("num_neighbors"))
-    if fanout is None:
-        return baseline
-    score = task.calibration_validate(model, store, split, num_neighbors=fanout)
+    return "whole graph" if fanout is None else fanout
+
+
+def _calibration_score(task: Task, model: nn.Module, store: GraphStore, split, method: str, options: dict,
+                       baseline: float | None) -> float | None:
+    """The score a calibrating step measures eligibility against when ``model`` anchors the stream: its
+    :meth:`~graphunlearn.tasks.Task.calibration_validate` on the computation the steps run
+    (:func:`_reference_on`: the whole graph, where it is ``baseline``, or sampled computation graphs, where
+    recommendation's score is a sampled AUC rather than Recall@20). ``None`` when the steps do not
+    calibrate."""
+    on = _reference_on(model, split, method, options)
+    if on is None or on == "whole graph":
+        return None if on is None else baseline
+    score = task.calibration_validate(model, store, split, num_neighbors=on)
     return None if score is None else float(score)
+
+
+def _resumed_reference(where: str, state: dict, model: nn.Module, split, method: str, options: dict,
+                       baseline: float | None) -> float | None:
+    """The calibration reference a resumed stream continues with: ``baseline`` on the whole graph (the
+    anchoring model's validation score, which the state keeps), the state's own where it was measured on the
+    same sampled computation graphs.
+
+    Raises:
+        ValueError: the steps calibrate on sampled computation graphs but the resumed stream measured its
+            reference on another computation, or not at all (it did not calibrate, or ran before the
+            reference was kept); the anchoring model is gone, so it cannot be measured again.
+    """
+    on = _reference_on(model, split, method, options)
+    if on is None or on == "whole graph":
+        return None if on is None else baseline
+    was = state.get("reference_on", "no record (a stream from before the reference was kept)")
+    if was != on or state.get("reference") is None:
+        was = "nothing (it did not calibrate)" if was is None else was
+        raise ValueError(f"{where}: these options calibrate on sampled computation graphs (fanouts {on}), but the "
+                         f"resumed stream measured its calibration reference on {was}; the model it anchors on is "
+                         "gone, so resume with the options the stream ran with")
+    return state["reference"]
 
 
 def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method: str = "d2dgn",
@@ -673,8 +704,8 @@ def stream(model: nn.Module, store: GraphStore, requests, *, split=None, method:
         raise ValueError(f"{where}: the resumed stream ran with from_anchor={state['from_anchor']}, not {from_anchor}")
     split = task_obj.to_device(split, store.device)
     baseline = state["baseline"] if resume is not None else _validate(task_obj, model, store, split)
-    reference = state.get("reference", baseline) if resume is not None else \
-        _calibration_score(task_obj, model, store, split, method, options, baseline)
+    reference = _resumed_reference(where, state, model, split, method, options, baseline) if resume is not None \
+        else _calibration_score(task_obj, model, store, split, method, options, baseline)
     if policy.max_val_drop is not None and baseline is None:
         raise ValueError(f"{where}: policy.max_val_drop needs a validation score, but "
                          + ("no split was given (pass split=)" if split is None
@@ -730,7 +761,9 @@ class _Runner:
 
     def state(self) -> dict:
         """What ``stream(..., resume=result)`` continues from (:attr:`StreamResult.state`)."""
-        return {"baseline": self.baseline, "reference": self.reference, "units": self.units,
+        return {"baseline": self.baseline, "reference": self.reference,
+                "reference_on": _reference_on(self.result.model, self.split, self.method, self.options),
+                "units": self.units,
                 "unlearned": self.unlearned,
                 "drifted": self.drifted, "seen": frozenset(self.seen), "anchor": self.anchor,
                 "from_anchor": self.anchor is not None, "steps": self.offset + len(self.result.steps),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -376,9 +377,18 @@ def user_item_split(data: Data, test_ratio: float = 0.2, seed: int = 42, officia
             most = int(torch.bincount(train[0], minlength=nu).max()) if train.numel() else 0
             raise ValueError(f"user_item_split: val_ratio={val_ratio} holds out no validation interaction: a user "
                              f"gives floor(val_ratio * t) of their t training interactions, and the most any user "
-                             f"has is {most}" + (f"; use val_ratio >= {1 / most:.4g}" if most > 1 else ""))
+                             f"has is {most}" + (f"; use val_ratio >= {_least_ratio(most)}" if most > 1 else ""))
         train, val = train[:, ~is_val], train[:, is_val]
     return RecSplit(_with_edges(data, train), train, test, nu, ni, official=official, val_pos=val)
+
+
+def _least_ratio(most: int) -> float:
+    """The smallest ratio with four decimals that holds out one of ``most`` interactions, checked with the
+    arithmetic :func:`_first_of_each_user` uses (a count times the ratio in float32, floored)."""
+    ratio = math.ceil(1e4 / most) / 1e4
+    while float((torch.tensor([most]) * ratio).floor()) < 1:
+        ratio = round(ratio + 1e-4, 4)
+    return ratio
 
 
 def _first_of_each_user(users: Tensor, num_users: int, ratio: float, generator: torch.Generator) -> Tensor:

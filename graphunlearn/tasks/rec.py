@@ -28,40 +28,66 @@ def interactions(store: GraphStore, num_users: int) -> Tensor:
     return torch.stack([pairs[0], pairs[1] - num_users])
 
 
-def _user_index(store: GraphStore, num_users: int, num_items: int) -> tuple[Tensor, Tensor, Tensor]:
-    """``(gaps, start, degree)`` of the live interactions, built once per request (the store's live ids are
-    one object until the next request) and kept beside them: ``gaps`` [K] sorted keys
-    ``user * I + item - j`` where ``j`` is the item's rank among the user's items (the number of items the
-    user lacks below it), ``start`` [U] where each user's keys begin, ``degree`` [U] items per user."""
+def removed_items(store: GraphStore, num_users: int, num_items: int) -> Tensor:
+    """Items out of the catalogue after deletions: bool [I] (items numbered from 0), ``True`` for a deleted item
+    node and for an item the store held training interactions with and now keeps none of (a revoked licence,
+    or its last interaction deleted). A model retrained on a graph rebuilt without the deleted interactions
+    would not know such an item, so training draws no negative among them (:func:`sample_negative_items`) and
+    rankings leave them out (:meth:`Recommendation.evaluate`, :meth:`Recommendation.validate`). An item the
+    store never held an interaction with (cold: seen only in test) stays in, as it is for the original. After
+    ``store.compact()`` the erased interactions are gone from the store, so an item whose every interaction was
+    erased counts as cold again unless its node was deleted: delete the item nodes to keep them out."""
+    live = torch.bincount(store.edge_index[1, store.edge_mask], minlength=num_users + num_items)[num_users:]
+    held = torch.bincount(store.edge_index[1], minlength=num_users + num_items)[num_users:]
+    return ((held > 0) & (live == 0)) | ~store.node_mask[num_users:num_users + num_items]
+
+
+def _user_index(store: GraphStore, num_users: int, num_items: int
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """``(gaps, start, degree, catalogue)`` of the live interactions, built once per request (the store's live
+    ids are one object until the next request) and kept beside them. ``catalogue`` [C] holds the items
+    (numbered from 0) not :func:`removed_items`, ``None`` when that is every item; items are counted by their
+    position in it. ``gaps`` [K] sorted keys ``user * C + position - j`` where ``j`` is the item's rank among
+    the user's items (the number of catalogue items the user lacks below it), ``start`` [U] where each user's
+    keys begin, ``degree`` [U] items per user."""
     live = store.live_edge_ids()
     cached = _KEYS.get(store)
     if cached is not None and cached[0] is live and cached[1] == (num_users, num_items):
         return cached[2]
     pairs = interactions(store, num_users)
-    keys = torch.sort(pairs[0] * num_items + pairs[1]).values
-    users = torch.div(keys, num_items, rounding_mode="floor")
+    removed = removed_items(store, num_users, num_items)
+    catalogue, size, items = None, num_items, pairs[1]
+    if bool(removed.any()) and not bool(removed.all()):  # every item removed (nothing live): any item
+        catalogue = (~removed).nonzero().squeeze(1)
+        position = torch.cumsum(~removed, 0) - 1  # a live interaction's item is never removed
+        size, items = catalogue.numel(), position[pairs[1]]
+    keys = torch.sort(pairs[0] * size + items).values
+    users = torch.div(keys, max(size, 1), rounding_mode="floor")
     degree = torch.bincount(users, minlength=num_users)
     start = torch.cumsum(degree, 0) - degree
     rank = torch.arange(keys.numel(), device=keys.device) - start[users]
-    index = (keys - rank, start, degree)
+    index = (keys - rank, start, degree, catalogue)
     _KEYS[store] = (live, (num_users, num_items), index)
     return index
 
 
 def sample_negative_items(users: Tensor, store: GraphStore, num_users: int, num_items: int,
                           generator: torch.Generator) -> Tensor:
-    r"""One item (numbered from 0) per user, uniform over the items the user has no retained interaction with,
-    exactly and without rejection: draw :math:`r` uniform in :math:`[0, I - d_u)` and return the
-    :math:`r`-th item missing from the user's sorted list :math:`s`, i.e. :math:`r + k` with :math:`k` the
-    number of the user's items with :math:`s_j - j \le r` (one ``searchsorted``; no host sync, no redraws). A
-    user who has interacted with every item gets a uniform item. On the users' device."""
-    gaps, start, degree = _user_index(store, num_users, num_items)
-    free = (num_items - degree[users]).clamp(min=1)
+    r"""One item (numbered from 0) per user, uniform over the catalogue's items (not :func:`removed_items`)
+    the user has no retained interaction with, exactly and without rejection: draw :math:`r` uniform in
+    :math:`[0, C - d_u)` (:math:`C` catalogue items) and return the :math:`r`-th catalogue item missing from the
+    user's sorted list :math:`s` (in catalogue positions), i.e. position :math:`r + k` with :math:`k` the number
+    of the user's items with :math:`s_j - j \le r` (one ``searchsorted``; no host sync, no redraws). A user who
+    has interacted with every catalogue item gets a uniform catalogue item. With nothing removed (the original's
+    training), or every item (nothing live), the draws are over every item. On the users' device."""
+    gaps, start, degree, catalogue = _user_index(store, num_users, num_items)
+    size = num_items if catalogue is None else catalogue.numel()
+    free = (size - degree[users]).clamp(min=1)
     r = (torch.rand(users.numel(), generator=generator, device=users.device) * free).long().clamp(max=free - 1)
-    if gaps.numel() == 0:
-        return r
-    k = torch.searchsorted(gaps, users * num_items + r, right=True) - start[users]
-    return torch.where(degree[users] < num_items, r + k, r)
+    if gaps.numel():
+        k = torch.searchsorted(gaps, users * size + r, right=True) - start[users]
+        r = torch.where(degree[users] < size, r + k, r)
+    return r if catalogue is None else catalogue[r]
 
 
 def _rank_stats(top: Tensor, rows: Tensor, items: Tensor, num_items: int) -> tuple[float, float, int]:
@@ -85,10 +111,10 @@ def _val_pos(split) -> Tensor | None:
 
 
 def _recall_of(task, model: nn.Module, z: Tensor, kept: Tensor, pairs: Tensor, num_users: int, num_items: int,
-               k: int, batch_users: int = 1024) -> float:
+               k: int, batch_users: int = 1024, removed: Tensor | None = None) -> float:
     """Mean per-user Recall@k of ``pairs`` [2, K] (user, item in store numbering) over their users, every item
-    ranked except the user's ``kept`` [2, E] interactions (:func:`_rank_stats`); only the users of ``pairs``
-    are scored, ``batch_users`` at a time (memory O(batch x items))."""
+    ranked except the user's ``kept`` [2, E] interactions and the ``removed`` [I] items (:func:`_rank_stats`);
+    only the users of ``pairs`` are scored, ``batch_users`` at a time (memory O(batch x items))."""
     users = torch.unique(pairs[0])
     row = torch.full((num_users,), -1, dtype=torch.long, device=users.device)
     row[users] = torch.arange(users.numel(), device=users.device)
@@ -100,6 +126,8 @@ def _recall_of(task, model: nn.Module, z: Tensor, kept: Tensor, pairs: Tensor, n
         scores = task.score_matrix(model, z, users[b0:b1], items)
         mine = (kept_row >= b0) & (kept_row < b1)
         scores[kept_row[mine] - b0, kept[1, mine] - num_users] = float("-inf")
+        if removed is not None:
+            scores[:, removed] = float("-inf")
         top = scores.topk(min(k, num_items), dim=1).indices
         inside = (pair_row >= b0) & (pair_row < b1)
         r, _, c = _rank_stats(top, pair_row[inside] - b0, pairs[1, inside] - num_users, num_items)
@@ -323,28 +351,42 @@ class Recommendation(Task):
     @torch.no_grad()
     def sampled_validate(self, model: nn.Module, store: GraphStore, split, num_neighbors: Sequence[int]
                          ) -> float | None:
-        r"""Sampled AUC of the validation interactions, on sampled computation graphs: for each of at most
-        :attr:`sampled_val_units` (2,048) live validation interactions :math:`(u, i)` (a fixed subset,
-        :func:`~graphunlearn.tasks.base.val_subset`; those :meth:`validate` counts), the share of a fixed uniform
-        sample :math:`J` of :attr:`sampled_val_items` (1,000) items, less :math:`i` and the items :math:`u` keeps
-        in the live training graph, that the model scores below :math:`(u, i)` (ties count half); the mean
-        over the interactions, in [0, 1]. Under uniform item sampling this estimates the full AUC without bias,
-        the one usual ranking metric that item sampling does not distort (Krichene and Rendle, "On Sampled
-        Metrics for Item Recommendation", KDD 2020), where a sampled Recall@20 would not estimate Recall@20.
+        r"""Sampled AUC of the validation interactions, on sampled computation graphs: for each validation
+        interaction :math:`(u, i)` among a fixed subset of at most :attr:`sampled_val_units` (2,048) positions of
+        ``split.val_pos`` (:func:`~graphunlearn.tasks.base.val_subset`, drawn before deletions are looked at,
+        so that a deletion changes the subset only by the interactions it removes) that :meth:`validate` would
+        count (live user and item, the item with a live training interaction), the share of a fixed uniform
+        sample :math:`J` of :attr:`sampled_val_items` (1,000) items, less :math:`i`, the items :math:`u` keeps
+        in the live training graph and those out of the catalogue (:func:`removed_items`), that the model
+        scores below :math:`(u, i)` (ties count half); the mean over the interactions, in [0, 1]. Under
+        uniform item sampling this estimates the full AUC without bias, the one usual ranking metric that item
+        sampling does not distort (Krichene and Rendle, "On Sampled Metrics for Item Recommendation", KDD
+        2020), where a sampled Recall@20 would not estimate Recall@20.
         Cost: the sampled computation graphs (``num_neighbors`` per hop, drawn with seed 0) of at most 2,048
-        users, 2,048 items and :math:`|J|` items, and a [2,048, 1,000] score matrix: independent of the
-        graph's size. Not :meth:`validate`'s scale: calibrated forgetting compares it only with the original's
-        own sampled AUC. ``None`` without counted validation interactions.
+        users, 2,048 items and :math:`|J|` items, the store's CSR rows of those users and a [2,048, 1,000]
+        score matrix: independent of the graph's size (the live degrees it reads are built once per request).
+        The item sample is reproducible on one device type (a CPU and a CUDA generator draw different
+        permutations from seed 0). Not :meth:`validate`'s scale: calibrated forgetting compares it only with
+        the original's own sampled AUC. ``None`` without counted validation interactions.
 
         Raises:
             graphunlearn.metrics.NonFiniteScoreError: NaN or infinite model outputs.
         """
-        val = self._live_val(split, store)
+        from ..graph import row_slots
+        from .local import live_degrees
+
+        val = _val_pos(split)
         if val is None or not val.numel():
             return None
-        val = val[:, val_subset(val.size(1), self.sampled_val_units, val.device)]
         nu, ni = split.num_users, split.num_items
         dev = store.device
+        val = val.to(dev)[:, val_subset(val.size(1), self.sampled_val_units, dev)]
+        # the store read at the sampled pairs only (O(their CSR rows), never O(E)): live degrees (cached per
+        # request) give the catalogue, the users' CSR rows the items they keep
+        csr, (degree, _) = store.live_csr(), live_degrees(store)
+        val = val[:, store.node_mask[val[0]] & store.node_mask[val[1]] & (degree[val[1]] > 0)]
+        if not val.numel():
+            return None
         g = make_generator(0, dev)
         items = torch.randperm(ni, generator=g, device=dev)[:self.sampled_val_items] + nu
         was = model.training
@@ -356,10 +398,16 @@ class Recommendation(Task):
             neg = self.score_matrix(model, z, u, j)  # [K, |J|]
         finally:
             model.train(was)
-        kept = store.edge_index[:, store.edge_mask]
+        users = torch.unique(val[0])
+        slots = row_slots(csr.rowptr, users)
+        owner = torch.repeat_interleave(users, csr.rowptr[users + 1] - csr.rowptr[users])
+        live = csr.slot_live[slots] & csr.node_live[csr.col[slots]]
         n = store.num_nodes
+        kept = owner[live] * n + csr.col[slots][live]  # (user, item) keys of the users' live interactions
+        held = csr.rowptr[items + 1] > csr.rowptr[items]  # removed_items, for the sampled items only
+        removed = ~store.node_mask[items] | (held & (degree[items] == 0))
         grid = val[0].unsqueeze(1) * n + items.unsqueeze(0)  # (user, sampled item) keys [K, |J|]
-        counts = ~torch.isin(grid, kept[0] * n + kept[1]) & (items.unsqueeze(0) != val[1].unsqueeze(1))
+        counts = ~torch.isin(grid, kept) & (items.unsqueeze(0) != val[1].unsqueeze(1)) & ~removed.unsqueeze(0)
         below = (neg < pos.unsqueeze(1)).float() + 0.5 * (neg == pos.unsqueeze(1)).float()
         per = (below * counts).sum(1) / counts.sum(1).clamp(min=1)
         has = counts.any(1)
@@ -392,13 +440,14 @@ class Recommendation(Task):
     def validate(self, model, store, split, num_neighbors=None):
         r"""Recall@:attr:`val_k` (20) of the validation interactions ``split.val_pos`` on the live graph, as
         :meth:`evaluate` computes it for the test interactions: for each user with validation interactions,
-        every item is ranked by the model's user-item score except those the user keeps in the live training
-        graph, and the user's recall is the share of their validation items in the top :attr:`val_k`; the
-        mean over those users. Validation interactions of a deleted user or item, or of an item without a
-        live training interaction (out of the catalogue: a revoked licence, or an item seen only in
-        validation), do not count. ``None`` when the split has no validation interactions (today's splits,
-        ``val_ratio=0``) or none counts. Ranking every item needs every item's representation, so this reads
-        the whole live graph also when ``num_neighbors`` is given (sampled training), as :meth:`evaluate`
+        every item in the catalogue is ranked by the model's user-item score except those the user keeps in the
+        live training graph (items out of the catalogue, :func:`removed_items`, are not ranked), and the user's
+        recall is the share of their validation items in the top :attr:`val_k`; the mean over those users.
+        Validation interactions of a deleted user or item, or of an item without a live training interaction
+        (a revoked licence, or an item seen only in validation), do not count. ``None`` when the split has no
+        validation interactions (today's splits, ``val_ratio=0``) or none counts. Ranking every item needs
+        every item's representation, so this reads the whole live graph also when ``num_neighbors`` is given
+        (sampled training), as :meth:`evaluate`
         does.
 
         Raises:
@@ -414,7 +463,7 @@ class Recommendation(Task):
         try:
             z = self.encode(model, store)
             check_scores("validate.recommendation", "model", z)
-            return _recall_of(self, model, z, kept, val, nu, ni, self.val_k)
+            return _recall_of(self, model, z, kept, val, nu, ni, self.val_k, removed=removed_items(store, nu, ni))
         finally:
             model.train(was)
 
@@ -426,10 +475,12 @@ class Recommendation(Task):
         """Recall@k and NDCG@k on the test interactions, and Recall@k on the forgotten interactions
         (``forget_recall@k``: lower is better; compare with the gold model's). Items a user keeps in the
         retained training graph are excluded from that user's ranking; for the forget-set recall they are
-        too, so a forgotten item competes with the items the user has not interacted with. Test interactions
-        count only where both ends are still in the catalogue: a deleted user has nothing left to rank, and
-        an item whose every training interaction the requests deleted (a revoked licence) is out of the
-        catalogue. Users are ranked in batches of ``batch_users`` (memory O(batch x items)). With ``gold``:
+        too, so a forgotten item competes with the items the user has not interacted with. Items out of the
+        catalogue (:func:`removed_items`: a deleted item, or one whose every training interaction was deleted,
+        as a revoked licence leaves it) are not ranked for the test recall, as a model retrained without them
+        would not know them; the forget-set ranking keeps them, so a revoked item the model still ranks high
+        for its former users counts there. Test interactions count only where the user is live and the item in
+        the catalogue. Users are ranked in batches of ``batch_users`` (memory O(batch x items)). With ``gold``:
         the retrain gap by region on user-item scores (two-class, as for links):
         ``gap_<deleted|hop1|hop2|rest|test>_<kl|js|l2|fidelity>``.
 
@@ -443,13 +494,10 @@ class Recommendation(Task):
         z = self.encode(model, store)
         check_scores(where, "model", z)
         deleted = deleted_edge_ids(requests)
-        test = split.test_pos[:, store.node_mask[split.test_pos[0]] & store.node_mask[split.test_pos[1]]]
-        if deleted.numel():
-            live_count = torch.bincount(store.edge_index[1, store.edge_mask], minlength=nu + ni)
-            touched = torch.zeros(nu + ni, dtype=torch.bool, device=z.device)
-            touched[store.edge_index[1, deleted]] = True
-            removed = touched & (live_count == 0)
-            test = test[:, ~removed[test[1]]]
+        removed = removed_items(store, nu, ni)
+        test = split.test_pos.to(z.device)
+        test = test[:, store.node_mask[test[0]] & ~removed[test[1] - nu]]
+        any_removed = bool(removed.any())
         df = store.edge_index[:, deleted]
         kept = store.edge_index[:, store.edge_mask]
         items = torch.arange(nu, nu + ni, device=z.device)
@@ -459,11 +507,14 @@ class Recommendation(Task):
             scores = self.score_matrix(model, z, users, items)
             mine = (kept[0] >= b0) & (kept[0] < b0 + users.numel())
             scores[kept[0, mine] - b0, kept[1, mine] - nu] = float("-inf")
-            top = scores.topk(min(k, ni), dim=1).indices
+            tops = {"forget": scores.topk(min(k, ni), dim=1).indices}
+            if any_removed:
+                scores[:, removed] = float("-inf")
+            tops["test"] = scores.topk(min(k, ni), dim=1).indices if any_removed else tops["forget"]
             for name, pairs in (("test", test), ("forget", df)):
                 inside = (pairs[0] >= b0) & (pairs[0] < b0 + users.numel())
                 if bool(inside.any()):
-                    r, n, c = _rank_stats(top, pairs[0, inside] - b0, pairs[1, inside] - nu, ni)
+                    r, n, c = _rank_stats(tops[name], pairs[0, inside] - b0, pairs[1, inside] - nu, ni)
                     stats[name][0] += r
                     stats[name][1] += n
                     stats[name][2] += c

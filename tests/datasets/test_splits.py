@@ -491,6 +491,15 @@ def test_user_item_split_refuses_a_val_ratio_that_holds_out_nothing():
                                          r"is 8; use val_ratio >= 0.125"):
         user_item_split(d, test_ratio=0.0, val_ratio=0.1, seed=0)
     assert user_item_split(d, test_ratio=0.0, val_ratio=0.125, seed=0).val_pos.size(1) == 1
+    for most in (3, 41):  # 1 / 3 rounds down to 0.3333, and float32 loses 41 * (1 / 41): the advice is checked
+        one = Data(edge_index=torch.stack([torch.zeros(most, dtype=torch.long), 1 + torch.arange(most)]),
+                   num_nodes=1 + most)
+        one.edge_index = torch.cat([one.edge_index, one.edge_index.flip(0)], 1)
+        one.num_users, one.num_items = 1, most
+        with pytest.raises(ValueError, match=f"is {most}; use val_ratio >= ") as info:
+            user_item_split(one, test_ratio=0.0, val_ratio=0.01, seed=0)
+        advice = float(str(info.value).rsplit(">= ", 1)[1])
+        assert user_item_split(one, test_ratio=0.0, val_ratio=advice, seed=0).val_pos.size(1) == 1
 
 
 @pytest.mark.parametrize("seed", [0, 5])

@@ -224,11 +224,17 @@ def test_local_reverse_bpr_forgets_and_retrain_follows_the_card(medium, monkeypa
 
 def _loop_auc(model, store, split, num_items_sampled: int) -> float:
     """The sampled AUC of the validation interactions by its definition, one interaction and one item at a
-    time, on the whole live graph, against the first ``num_items_sampled`` items of a seed-0 permutation."""
+    time, on the whole live graph, against the first ``num_items_sampled`` items of a seed-0 permutation, less
+    the items out of the catalogue (a deleted item node, or an item the store held interactions with and keeps
+    none of)."""
     nu, ni = split.num_users, split.num_items
     sample = set((torch.randperm(ni, generator=torch.Generator().manual_seed(0))[:num_items_sampled] + nu).tolist())
     val = REC._live_val(split, store)
     kept = {tuple(e) for e in store.edge_index[:, store.edge_mask].t().tolist()}
+    held = set(store.edge_index[1].tolist())
+    live_items = {b for _, b in kept}
+    out = {j for j in range(nu, nu + ni) if not bool(store.node_mask[j]) or (j in held and j not in live_items)}
+    sample -= out
     with torch.no_grad():
         z = REC.encode(model.eval(), store)
     total = []
@@ -244,11 +250,15 @@ def _loop_auc(model, store, split, num_items_sampled: int) -> float:
 def test_the_sampled_validation_score_is_the_sampled_auc(small):
     """With every neighbour and a catalogue smaller than the item sample, sampled_validate is the AUC of each
     live validation interaction against every item its user does not keep (ties half), averaged: as the
-    definition computes it one pair at a time on the whole graph; deleted users and items do not count."""
+    definition computes it one pair at a time on the whole graph; deleted users and items, and items out of the
+    catalogue, do not count."""
     data = gu.datasets.load("synthetic-rec", num_users=60, num_items=40, interactions_per_user=8, seed=0)
     split = gu.datasets.user_item_split(data, seed=0, val_ratio=0.2)
     store = gu.GraphStore(split.train_data)
     store.delete_nodes(torch.tensor([3, split.num_users + 7]))
+    revoked = split.train_pos[:, split.train_pos[1] == split.num_users + 11]  # a licence revoked for item 11
+    store.delete_edges(revoked[:, revoked[0] != 3], layout="edge_index")  # user 3's went with the user
+    assert gu.tasks.rec.removed_items(store, split.num_users, split.num_items).nonzero().squeeze(1).tolist() == [7, 11]
     torch.manual_seed(0)
     model = gu.models.LightGCN(split.num_users, split.num_items, embedding_dim=8, num_layers=2).double()
     gu.train.fit(model, gu.GraphStore(split.train_data), split, epochs=30, seed=0, progress=False)

@@ -4,6 +4,8 @@ bounds the stream's cumulative loss of utility (``docs/calibration.md``)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -106,10 +108,29 @@ def test_a_sampled_rec_stream_anchors_at_the_sampled_score():
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Calibration, "start", start)
-        out = gu.stream(model, gu.GraphStore(split.train_data), requests, split=split, method="reverse_bpr",
-                        calibrate=True, epochs=2)
-    assert seen == [pytest.approx(auc), pytest.approx(auc)]
-    assert out.state["reference"] == pytest.approx(auc) and out.state["baseline"] == pytest.approx(recall)
+        store = gu.GraphStore(split.train_data)
+        out = gu.stream(model, store, requests, split=split, method="reverse_bpr", calibrate=True, epochs=2)
+        assert seen == [pytest.approx(auc), pytest.approx(auc)]
+        assert out.state["reference"] == pytest.approx(auc) and out.state["baseline"] == pytest.approx(recall)
+        assert out.state["reference_on"] == [4, 4]
+        more = [gu.certify.StreamRequest("edges", edges=split.train_pos[:, 6:9].t().tolist())]
+        again = gu.stream(out.model, store, more, split=split, method="reverse_bpr", calibrate=True, epochs=2,
+                          resume=out)
+        assert seen[2:] == [pytest.approx(auc)]  # the first model's sampled AUC, kept across the resume
+        # a state with no reference for these sampled graphs (written before it was kept, or by a stream that did
+        # not calibrate): refused before anything is registered, since the anchoring model is gone
+        last = [gu.certify.StreamRequest("edges", edges=split.train_pos[:, 9:12].t().tolist())]
+        old = dataclasses.replace(again, state={k: v for k, v in again.state.items() if k != "reference_on"})
+        plain = gu.stream(again.model, store, last, split=split, method="reverse_bpr", epochs=2, resume=again)
+        assert plain.state["reference_on"] is None and plain.state["reference"] is None
+        live = store.num_live_edges
+        final = [gu.certify.StreamRequest("edges", edges=split.train_pos[:, 12:15].t().tolist())]
+        for resume, problem in [(old, "no record"), (plain, "nothing")]:
+            with pytest.raises(ValueError, match=r"calibrate on sampled computation graphs \(fanouts \[4, 4\]\), but "
+                                                 "the resumed stream measured its calibration reference on " + problem):
+                gu.stream(resume.model, store, final, split=split, method="reverse_bpr", calibrate=True, epochs=2,
+                          resume=resume)
+        assert store.num_live_edges == live
 
 
 def test_rec_calibration_compares_with_the_validation_interactions_validate_counts():
