@@ -296,7 +296,9 @@ def test_pyg_lightgcn_unlearns_interactions(method, rec_data, trained_lightgcn):
 def test_reverse_bpr_reset_deleted_gives_a_deleted_user_a_fresh_row(rec_data, trained_lightgcn):
     split, model = rec_data, trained_lightgcn
     user = int(split.train_pos[0, 0])
-    fresh = gu.models.fresh_copy(model, seed=0).embedding.weight.detach()
+    from graphunlearn.unlearning.algorithms.reverse_bpr import RESET_SEED_OFFSET
+
+    fresh = gu.models.fresh_copy(model, seed=RESET_SEED_OFFSET).embedding.weight.detach()  # seed 0 + the offset
     original = model.embedding.weight.detach()
     rows = {}
     for reset in (True, False):
@@ -332,7 +334,9 @@ def test_reverse_bpr_resets_a_deleted_user_when_users_and_items_are_as_many(squa
     store = gu.GraphStore(split.train_data)
     req = store.delete_nodes([user])
     res = gu.unlearn(model, store, req, "reverse_bpr", split=split, seed=0, epochs=1, lr=1e-9, reset_deleted=True)
-    fresh = gu.models.fresh_copy(model, seed=0)
+    from graphunlearn.unlearning.algorithms.reverse_bpr import RESET_SEED_OFFSET
+
+    fresh = gu.models.fresh_copy(model, seed=RESET_SEED_OFFSET)  # unlearn's seed 0 + the offset
     torch.testing.assert_close(res.model.users.weight[user], fresh.users.weight[user], atol=1e-6, rtol=0)
 
 

@@ -391,12 +391,22 @@ def test_reverse_bpr_resets_deleted_users(backbone):
     store = gu.GraphStore(split.train_data)
     torch.manual_seed(0)
     model = models.LightGCN(nu, ni, embedding_dim=8) if backbone == "lightgcn" else models.MF(nu, ni, embedding_dim=8)
-    train.recommendation(model, store, split, epochs=5, batch_size=128, progress=False)
     leaving = torch.tensor([3, 17])
-    req = store.delete_nodes(leaving)
 
     def rows(m):
         return (m.embedding.weight[leaving] if backbone == "lightgcn" else m.users.weight[leaving]).detach()
+
+    initial = rows(model).clone()  # the rows the items were trained alongside
+    train.recommendation(model, store, split, epochs=5, batch_size=128, progress=False)
+    req = store.delete_nodes(leaving)
+    # the fresh rows are not the initial ones, even with unlearn's seed equal to the one the model was built
+    # after (those would keep the direction the deleted users' items were pulled towards)
+    again = unlearn(model, store, req, "reverse_bpr", split=split, seed=0, epochs=1, lr=1e-9)
+    assert torch.equal(rows(models.fresh_copy(model, seed=0)), initial)  # seed 0 does redraw the initial rows
+    assert not torch.allclose(rows(again.model), initial, atol=1e-3)
+    from graphunlearn.unlearning.algorithms.reverse_bpr import RESET_SEED_OFFSET
+
+    assert torch.equal(rows(again.model), rows(models.fresh_copy(model, seed=RESET_SEED_OFFSET)))
 
     torch.manual_seed(5)
     kept = unlearn(model, store, req, "reverse_bpr", split=split, epochs=1, lr=1e-9, reset_deleted=False)
@@ -442,7 +452,9 @@ def test_reverse_bpr_does_not_reverse_the_interactions_of_reset_rows(rec_small, 
         (lambda u, i: models.MF(u, i, embedding_dim=8))
     model = _trained(split, build)
     leaving = torch.tensor([3, 17]) if side == "user" else torch.tensor([nu + 2, nu + 9])
-    fresh = _table_rows(gu.models.fresh_copy(model, seed=0), leaving, nu)
+    from graphunlearn.unlearning.algorithms.reverse_bpr import RESET_SEED_OFFSET
+
+    fresh = _table_rows(gu.models.fresh_copy(model, seed=RESET_SEED_OFFSET), leaving, nu)  # unlearn's seed 0
 
     store = gu.GraphStore(split.train_data)
     req = store.delete_nodes(leaving)

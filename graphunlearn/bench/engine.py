@@ -72,8 +72,9 @@ EVAL_REVISION = "2026-11-30.3"
 #: alone, so the other tasks' cached cells keep their keys; a cell's key holds its task's entry (entry
 #: ``task_revision``) where there is one. rec .1 (2026-12-02): items out of the catalogue after deletions
 #: (``graphunlearn.tasks.rec.removed_items``: a revoked licence) are never drawn as negatives and not ranked
-#: for the test and validation recall
-TASK_REVISIONS = {"rec": "2026-12-02.1"}
+#: for the test and validation recall; .2: ``reverse_bpr`` draws the rows it resets from another seed than the
+#: original's initialisation (``RESET_SEED_OFFSET``)
+TASK_REVISIONS = {"rec": "2026-12-02.2"}
 #: each built-in task's base recipe (``Task.recipe``) as it stood when :data:`EVAL_REVISION` was set. A cell's key
 #: holds its task's base recipe (entry ``recipe``) wherever it differs from this, and always for a task not listed
 #: here, so a changed recipe recomputes its task's cells (all of them, even where the configuration overrides
