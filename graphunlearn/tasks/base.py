@@ -271,6 +271,17 @@ class Task:
             return self.validate(model, store, split)
         return self.validate(model, store, split, num_neighbors=num_neighbors)
 
+    #: what :meth:`validate` measures, as reports name it (``""``: a task without validation)
+    val_metric: str = ""
+
+    def calibration_metric(self, num_neighbors: Sequence[int] | None = None) -> str:
+        """What :meth:`calibration_validate` measures (with ``num_neighbors``: on sampled computation graphs), as
+        a calibration decision records it (``val_metric``): :attr:`val_metric`, and ``"sampled "`` before it
+        where the score is read on sampled computation graphs."""
+        if num_neighbors is None or not self.val_metric:
+            return self.val_metric
+        return f"sampled {self.val_metric}"
+
     #: how far above :meth:`chance_level` a best validation score must reach for the model to have learned
     chance_margin: float = 0.0
     #: the fewest validation units (pairs of each label, nodes) a chance verdict is drawn from: the AUROC of

@@ -90,6 +90,7 @@ class LinkPrediction(Task):
     """
 
     name = "link"
+    val_metric = "AUROC"  # validation positives against validation negatives
     split_type = ds.LinkSplit
     pairwise = True
     # 500 epochs at most: GCN on the row-normalised Amazon Photo is still improving at 200 (validation AUROC

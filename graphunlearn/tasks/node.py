@@ -103,6 +103,7 @@ class NodeClassification(Task):
     """
 
     name = "node"
+    val_metric = "accuracy"  # on the live validation nodes
     split_type = ds.NodeSplit
     recipe = dict(epochs=200, lr=0.01, weight_decay=5e-4, patience=50, eval_every=1, batch_size=None)
     backbones = CONVS
@@ -175,8 +176,10 @@ class NodeClassification(Task):
         from .local import embed
 
         model.eval()
-        nodes = split.val_idx[store.node_mask[split.val_idx]]
-        nodes = nodes[val_subset(nodes.numel(), self.sampled_val_units, nodes.device)]
+        # the subset is fixed over the split's validation positions before liveness is read, so that deleting
+        # a validation node drops it without drawing the rest anew (every model of a run reads the same nodes)
+        nodes = split.val_idx[val_subset(split.val_idx.numel(), self.sampled_val_units, split.val_idx.device)]
+        nodes = nodes[store.node_mask[nodes]]
         if not nodes.numel():
             return float("nan")
         # data-parallel: each rank classifies its share of the subset; the counts are summed over the ranks

@@ -348,6 +348,16 @@ class Recommendation(Task):
             return self.validate(model, store, split)
         return self.sampled_validate(model, store, split, num_neighbors)
 
+    @property
+    def val_metric(self) -> str:
+        """``"Recall@20"``: Recall@:attr:`val_k` of the validation interactions, every item ranked."""
+        return f"Recall@{self.val_k}"
+
+    def calibration_metric(self, num_neighbors=None):
+        """``"Recall@20"`` on the whole graph; ``"sampled AUC"`` (:meth:`sampled_validate`) with
+        ``num_neighbors``."""
+        return self.val_metric if num_neighbors is None else "sampled AUC"
+
     @torch.no_grad()
     def sampled_validate(self, model: nn.Module, store: GraphStore, split, num_neighbors: Sequence[int]
                          ) -> float | None:

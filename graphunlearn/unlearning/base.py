@@ -725,7 +725,9 @@ class Calibration:
 
     def decision(self) -> dict:
         """What calibration decided: ``target``, ``tolerance``, ``reference_val`` (the validation score
-        eligibility was measured against), ``reference`` (``"original"``: the original's; ``"given"``: the
+        eligibility was measured against), ``val_metric`` (what that score measures,
+        :meth:`~graphunlearn.tasks.Task.calibration_metric`: ``"AUROC"``, ``"accuracy"``, ``"Recall@20"``,
+        ``"sampled AUC"``, ...), ``reference`` (``"original"``: the original's; ``"given"``: the
         ``calibrate_reference`` option's), ``original_auroc``, ``checks`` (epoch, val, auroc, eligible per
         check), ``stopped_at`` (the epoch the rule stopped, ``None``: the budget ran out), ``selected_epoch``,
         ``val_score`` and ``auroc``
@@ -738,7 +740,9 @@ class Calibration:
         auroc = next((c["auroc"] for c in self.checks if c["epoch"] == epoch), None)
         forget = self.forget.size(1) if self.forget is not None else None
         heldout = self.heldout.size(1) if self.heldout is not None else None
+        ctx = self.ctx
         return {"target": self.target, "tolerance": self.tolerance, "reference_val": self.reference,
+                "val_metric": ctx.task.calibration_metric(ctx.num_neighbors),
                 "reference": "original" if self.given_reference is None else "given",
                 "original_auroc": self.original_auroc, "checks": list(self.checks),
                 "stopped_at": self.stopped_at, "selected_epoch": epoch,

@@ -210,6 +210,33 @@ def test_sampled_node_training_learns():
     assert result.best_val > 0.6
 
 
+def test_sampled_node_validation_keeps_its_subset_when_a_validation_node_is_deleted(monkeypatch):
+    """The sampled validation subset is drawn over the split's validation positions before liveness is read:
+    deleting a validation node removes that node from the subset and leaves the rest as they were (drawn over
+    the live nodes instead, the whole subset would be drawn anew)."""
+    data = gu.datasets.load("synthetic", num_nodes=400, avg_degree=10, seed=0)
+    split = gu.datasets.node_split(data, seed=0)
+    store = gu.GraphStore(data)
+    torch.manual_seed(0)
+    model = gu.models.GCN(store.num_features, out_channels=int(data.y.max()) + 1)
+    task = gu.tasks.NODE
+    monkeypatch.setattr(type(task), "sampled_val_units", 8)
+    asked = []
+    real = gu.tasks.local.embed
+
+    def spy(model, store, nodes, *args, **kwargs):
+        asked.append(nodes.clone())
+        return real(model, store, nodes, *args, **kwargs)
+
+    monkeypatch.setattr(gu.tasks.local, "embed", spy)
+    task.validate(model, store, split, num_neighbors=[5, 5])
+    before = asked[-1]
+    assert before.numel() == 8 and split.val_idx.numel() > 8
+    gone = before[3:4]
+    store.delete_nodes(gone)
+    task.validate(model, store, split, num_neighbors=[5, 5])
+    assert torch.equal(asked[-1], torch.cat([before[:3], before[4:]]))
+
 def test_recipe_errors():
     split, store = _link_setup()
     model = gu.models.GCN(store.num_features)

@@ -295,3 +295,4 @@ def test_reverse_bpr_calibrates_on_sampled_graphs_without_a_whole_graph_pass(mon
     assert "reason" not in cal or cal["reason"] is None, cal
     assert cal["checks"] and all(0.0 <= c["val"] <= 1.0 for c in cal["checks"]), cal
     assert cal["computation"] == "sampled [5, 5]" and cal["reference_val"] == cal["checks"][0]["val"]
+    assert cal["val_metric"] == "sampled AUC"

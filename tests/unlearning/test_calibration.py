@@ -198,6 +198,7 @@ def test_calibrated_methods_record_the_decision_and_return_the_model_it_names(me
     cal = res.info["calibration"]
     assert cal["forget_units"] == 12 and cal["heldout_units"] == split.val_pos.size(1)
     assert cal["matched_on"] == "endpoint degree" and cal["computation"] == "full graph"
+    assert cal["val_metric"] == "AUROC"
     first = cal.get("start_epoch", 0)  # gnndelete calibrates its last layer's loop, after the earlier layers
     assert cal["checks"][0]["epoch"] == first
     if first == 0:
@@ -258,6 +259,7 @@ def test_node_calibration_never_reads_test_nodes(method):
     res = gu.unlearn(model, store, req, method, split=split, seed=0, epochs=4, calibrate=True)
     cal = res.info["calibration"]
     assert "skipped" not in cal and cal["matched_on"] is None and len(cal["checks"]) >= 1
+    assert cal["val_metric"] == "accuracy"
     assert cal["forget_units"] is None and cal["selected_epoch"] == res.info["selected_epoch"]
     # the model returned is the checkpoint the decision names (node units: the deleted nodes asked with
     # their records against live validation nodes)
@@ -410,7 +412,7 @@ def test_reverse_bpr_records_the_decision_and_returns_the_model_it_names():
     cal = res.info["calibration"]
     assert cal["forget_units"] == 20 and cal["heldout_units"] == split.val_pos.size(1)
     assert cal["matched_on"] == "endpoint degree" and cal["computation"] == "full graph"
-    assert cal["original_auroc"] > 0.5 and cal["checks"][0]["epoch"] == 0
+    assert cal["original_auroc"] > 0.5 and cal["checks"][0]["epoch"] == 0 and cal["val_metric"] == "Recall@20"
     assert cal["selected_epoch"] == res.info["selected_epoch"] and len(cal["checks"]) == res.info["epochs"] + 1
     ctx = Context(res.model, model, store, (req,), gu.tasks.get_task("rec"), split, 0, False,
                   gu.methods()["reverse_bpr"].options_type(), method="test")

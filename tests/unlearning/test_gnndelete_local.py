@@ -189,6 +189,7 @@ def test_calibrated_gnndelete_on_sampled_graphs_records_the_decision_and_returns
                      calibrate=True, calibrate_tolerance=0.05)
     cal = res.info["calibration"]
     assert cal["computation"] == res.info["computation"] == "sampled [5, 5]"
+    assert cal["val_metric"] == "sampled AUROC"
     assert cal["forget_units"] == 40 and cal["matched_on"] == "endpoint degree"
     assert cal["start_epoch"] == 3 and cal["checks"][0]["epoch"] == 3  # the last layer's loop is calibrated
     assert cal["selected_epoch"] == res.info["selected_epoch"] and cal["checks"][-1]["epoch"] == res.info["epochs"]
