@@ -407,6 +407,12 @@ def test_reverse_bpr_resets_deleted_users(backbone):
     from graphunlearn.unlearning.algorithms.reverse_bpr import RESET_SEED_OFFSET
 
     assert torch.equal(rows(again.model), rows(models.fresh_copy(model, seed=RESET_SEED_OFFSET)))
+    top = gu.checks.SEED_MAX  # the largest seed unlearn takes: the offset wraps into torch's range
+    high = unlearn(model, store, req, "reverse_bpr", split=split, seed=top, epochs=1, lr=1e-9)
+    from graphunlearn.unlearning.algorithms.reverse_bpr import reset_seed
+
+    assert gu.checks.SEED_MIN <= reset_seed(top) < top
+    assert torch.equal(rows(high.model), rows(models.fresh_copy(model, seed=reset_seed(top))))
 
     torch.manual_seed(5)
     kept = unlearn(model, store, req, "reverse_bpr", split=split, epochs=1, lr=1e-9, reset_deleted=False)
@@ -606,3 +612,34 @@ def test_negative_items_are_those_of_the_graph_rebuilt_without_the_removed_items
     assert torch.equal(kept_items[again], after)
     live = set(map(tuple, retained.t().tolist()))
     assert not any((int(u), nu + int(i)) in live for u, i in zip(users, after))  # never a retained interaction
+
+
+def test_deleting_only_cold_item_nodes_takes_them_out_of_the_negatives():
+    """A request that deletes item nodes without live interactions leaves the live edge ids as they were; the
+    negatives drawn after it must still know the catalogue changed (the index is keyed by the live nodes too)."""
+    from torch_geometric.data import Data
+
+    nu, ni = 4, 6  # items 4 and 5 are cold
+    pairs = torch.tensor([[0, 1, 2, 3, 0], [nu + 0, nu + 1, nu + 2, nu + 3, nu + 1]])
+    store = gu.GraphStore(Data(edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=nu + ni))
+    users = torch.arange(nu).repeat_interleave(500)
+    before = sample_negative_items(users, store, nu, ni, torch.Generator().manual_seed(0))
+    assert {4, 5} <= set(before.tolist())
+    store.delete_nodes([nu + 4])
+    after = sample_negative_items(users, store, nu, ni, torch.Generator().manual_seed(0))
+    assert 4 not in after.tolist() and 5 in after.tolist()
+
+
+def test_a_user_with_every_catalogue_item_draws_a_uniform_catalogue_item():
+    """Nothing is missing from such a user's items, so the draw falls back to the whole catalogue, uniformly
+    (not always its first item); other users' draws are as before."""
+    from torch_geometric.data import Data
+
+    nu, ni = 2, 4
+    pairs = torch.tensor([[0, 0, 0, 0, 1], [nu + 0, nu + 1, nu + 2, nu + 3, nu + 0]])
+    store = gu.GraphStore(Data(edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=nu + ni))
+    neg = sample_negative_items(torch.zeros(4000, dtype=torch.long), store, nu, ni, torch.Generator().manual_seed(0))
+    share = torch.bincount(neg, minlength=ni).float() / 1000
+    assert bool((share - 1).abs().max() < 0.15), share.tolist()
+    other = sample_negative_items(torch.ones(3000, dtype=torch.long), store, nu, ni, torch.Generator().manual_seed(0))
+    assert 0 not in other.tolist() and set(other.tolist()) == {1, 2, 3}

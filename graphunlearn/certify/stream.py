@@ -578,7 +578,8 @@ def _resumed_reference(where: str, state: dict, model: nn.Module, split, method:
                        baseline: float | None) -> float | None:
     """The calibration reference a resumed stream continues with: ``baseline`` on the whole graph (the
     anchoring model's validation score, which the state keeps), the state's own where it was measured on the
-    same sampled computation graphs.
+    same sampled computation graphs (``None`` where calibration found nothing to measure there, as the
+    resumed stream did).
 
     Raises:
         ValueError: the steps calibrate on sampled computation graphs but the resumed stream measured its
@@ -589,7 +590,7 @@ def _resumed_reference(where: str, state: dict, model: nn.Module, split, method:
     if on is None or on == "whole graph":
         return None if on is None else baseline
     was = state.get("reference_on", "no record (a stream from before the reference was kept)")
-    if was != on or state.get("reference") is None:
+    if was != on:  # measured on these graphs but found nothing to measure (calibration skipped): None resumes
         was = "nothing (it did not calibrate)" if was is None else was
         raise ValueError(f"{where}: these options calibrate on sampled computation graphs (fanouts {on}), but the "
                          f"resumed stream measured its calibration reference on {was}; the model it anchors on is "

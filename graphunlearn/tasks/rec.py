@@ -37,22 +37,25 @@ def removed_items(store: GraphStore, num_users: int, num_items: int) -> Tensor:
     store never held an interaction with (cold: seen only in test) stays in, as it is for the original. After
     ``store.compact()`` the erased interactions are gone from the store, so an item whose every interaction was
     erased counts as cold again unless its node was deleted: delete the item nodes to keep them out."""
-    live = torch.bincount(store.edge_index[1, store.edge_mask], minlength=num_users + num_items)[num_users:]
-    held = torch.bincount(store.edge_index[1], minlength=num_users + num_items)[num_users:]
+    end = num_users + num_items
+    live = torch.bincount(store.edge_index[1, store.edge_mask], minlength=end)[num_users:end]
+    held = torch.bincount(store.edge_index[1], minlength=end)[num_users:end]
     return ((held > 0) & (live == 0)) | ~store.node_mask[num_users:num_users + num_items]
 
 
 def _user_index(store: GraphStore, num_users: int, num_items: int
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-    """``(gaps, start, degree, catalogue)`` of the live interactions, built once per request (the store's live
-    ids are one object until the next request) and kept beside them. ``catalogue`` [C] holds the items
-    (numbered from 0) not :func:`removed_items`, ``None`` when that is every item; items are counted by their
-    position in it. ``gaps`` [K] sorted keys ``user * C + position - j`` where ``j`` is the item's rank among
-    the user's items (the number of catalogue items the user lacks below it), ``start`` [U] where each user's
-    keys begin, ``degree`` [U] items per user."""
-    live = store.live_edge_ids()
+    """``(gaps, start, degree, catalogue)`` of the live interactions, built once per request (the store's live edge and
+    node ids are one object each until the next request) and kept beside them. ``catalogue`` [C] holds the items
+    (numbered from 0) not :func:`removed_items`, ``None`` when that is every item; items are counted by their position
+    in it. ``gaps`` [K] sorted keys ``user * C + position - j`` where ``j`` is the item's rank among the user's items
+    (the number of catalogue items the user lacks below it), ``start`` [U] where each user's keys begin, ``degree`` [U]
+    items per user."""
+    # the catalogue reads the node mask too: a request that deletes only item nodes without live interactions
+    # (cold items) leaves the live edge ids as they were, so both cached id tensors key the index
+    live = (store.live_edge_ids(), store.live_node_ids())
     cached = _KEYS.get(store)
-    if cached is not None and cached[0] is live and cached[1] == (num_users, num_items):
+    if cached is not None and all(a is b for a, b in zip(cached[0], live)) and cached[1] == (num_users, num_items):
         return cached[2]
     pairs = interactions(store, num_users)
     removed = removed_items(store, num_users, num_items)
@@ -82,11 +85,13 @@ def sample_negative_items(users: Tensor, store: GraphStore, num_users: int, num_
     training), or every item (nothing live), the draws are over every item. On the users' device."""
     gaps, start, degree, catalogue = _user_index(store, num_users, num_items)
     size = num_items if catalogue is None else catalogue.numel()
-    free = (size - degree[users]).clamp(min=1)
-    r = (torch.rand(users.numel(), generator=generator, device=users.device) * free).long().clamp(max=free - 1)
+    free = size - degree[users]
+    open_ = free > 0  # a user with every catalogue item draws over the whole catalogue
+    span = torch.where(open_, free, torch.full_like(free, max(size, 1)))
+    r = (torch.rand(users.numel(), generator=generator, device=users.device) * span).long().clamp(max=span - 1)
     if gaps.numel():
         k = torch.searchsorted(gaps, users * size + r, right=True) - start[users]
-        r = torch.where(degree[users] < size, r + k, r)
+        r = torch.where(open_, r + k, r)
     return r if catalogue is None else catalogue[r]
 
 

@@ -133,6 +133,27 @@ def test_a_sampled_rec_stream_anchors_at_the_sampled_score():
         assert store.num_live_edges == live
 
 
+
+def test_a_sampled_stream_that_found_nothing_to_calibrate_on_resumes():
+    """A split without validation interactions: a calibrating stream on sampled graphs records its reference as
+    measured there and found missing (calibration skipped at every step); resumed with the same options it goes
+    on as it ran, instead of being refused as if it had measured elsewhere."""
+    data = gu.datasets.load("synthetic-rec", num_users=60, num_items=40, interactions_per_user=8, seed=0)
+    split = gu.datasets.user_item_split(data, seed=0)
+    torch.manual_seed(0)
+    model = gu.models.LightGCN(split.num_users, split.num_items, embedding_dim=8, num_layers=2)
+    gu.train.fit(model, gu.GraphStore(split.train_data), split, epochs=3, seed=0, progress=False,
+                 num_neighbors=[4, 4])
+    store = gu.GraphStore(split.train_data)
+    first = [gu.certify.StreamRequest("edges", edges=split.train_pos[:, 0:3].t().tolist())]
+    out = gu.stream(model, store, first, split=split, method="reverse_bpr", calibrate=True, epochs=2)
+    assert out.state["reference_on"] == [4, 4] and out.state["reference"] is None
+    more = [gu.certify.StreamRequest("edges", edges=split.train_pos[:, 3:6].t().tolist())]
+    again = gu.stream(out.model, store, more, split=split, method="reverse_bpr", calibrate=True, epochs=2,
+                      resume=out)
+    assert again.state["reference_on"] == [4, 4] and again.state["reference"] is None
+    assert store.num_live_edges == store.num_edges - 6 and len(again.steps) == 1
+
 def test_rec_calibration_compares_with_the_validation_interactions_validate_counts():
     from .test_calibration import rec_case
 

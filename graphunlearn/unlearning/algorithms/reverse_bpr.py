@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ...checks import SEED_MAX, SEED_MIN
 from ...models import fresh_copy
 from ...tasks.base import make_generator
 from ...tasks.rec import check_sampled_model, interactions, sample_negative_items
@@ -54,15 +55,22 @@ class ReverseBPROptions(Options):
 RESET_SEED_OFFSET = 0x5EED_0000
 
 
+def reset_seed(seed: int) -> int:
+    """The seed the reset rows are drawn from: ``seed + RESET_SEED_OFFSET``, wrapped into the seeds torch takes
+    (:data:`graphunlearn.checks.SEED_MIN` to ``SEED_MAX``) for a seed within the offset of the top."""
+    span = SEED_MAX - SEED_MIN + 1
+    return (seed + RESET_SEED_OFFSET - SEED_MIN) % span + SEED_MIN
+
+
 def reset_rows(model: nn.Module, nodes: Tensor, num_users: int, num_items: int, seed: int) -> tuple[int, Tensor]:
-    """Give the deleted nodes' own embedding rows a fresh initialisation, drawn as ``reset_parameters()`` draws
-    it but from ``seed + RESET_SEED_OFFSET`` (:data:`RESET_SEED_OFFSET`), so not the rows the model started
-    from when it was built after ``torch.manual_seed(seed)``; returns how many rows were reset and the node
-    ids (store numbering, users then items) whose representation was reset: those with a row reset in a table
-    of width above 1 (a one-wide table, a bias, is reset too but does not make the node's representation
-    fresh). Any ``nn.Embedding`` of the model counts: one over all U + I nodes (LightGCN, PyG's included)
-    takes node ids, one of U rows user ids, one of I rows item ids; when U == I a table's name must say which
-    it is (``user``/``item`` in its name, as MF's ``users`` and ``items``).
+    """Give the deleted nodes' own embedding rows a fresh initialisation, drawn as ``reset_parameters()`` draws it but
+    from ``seed + RESET_SEED_OFFSET`` (:data:`RESET_SEED_OFFSET`; :func:`reset_seed`), so not the rows the model
+    started from when it was built after ``torch.manual_seed(seed)``; returns how many rows were reset and the node
+    ids (store numbering, users then items) whose representation was reset: those with a row reset in a table of
+    width above 1 (a one-wide table, a bias, is reset too but does not make the node's representation fresh). Any
+    ``nn.Embedding`` of the model counts: one over all U + I nodes (LightGCN, PyG's included) takes node ids, one of
+    U rows user ids, one of I rows item ids; when U == I a table's name must say which it is (``user``/``item`` in
+    its name, as MF's ``users`` and ``items``).
 
     Raises:
         ValueError: a table of U == I rows whose name does not say whether it holds users or items.
@@ -95,7 +103,7 @@ def reset_rows(model: nn.Module, nodes: Tensor, num_users: int, num_items: int, 
         raise TypeError(f"reverse_bpr: reset_deleted=True re-initialises the deleted nodes' own embedding rows, but "
                         f"{type(model).__name__} keeps none in an nn.Embedding table (nodes, users or items x d) "
                         "that reset_parameters() could re-initialise; pass reset_deleted=False")
-    fresh = dict(fresh_copy(model, seed=seed + RESET_SEED_OFFSET).named_modules())
+    fresh = dict(fresh_copy(model, seed=reset_seed(seed)).named_modules())
     count, done = 0, torch.zeros(num_users + num_items, dtype=torch.bool, device=nodes.device)
     with torch.no_grad():
         for name, rows, offset in plan:
