@@ -643,3 +643,17 @@ def test_a_user_with_every_catalogue_item_draws_a_uniform_catalogue_item():
     assert bool((share - 1).abs().max() < 0.15), share.tolist()
     other = sample_negative_items(torch.ones(3000, dtype=torch.long), store, nu, ni, torch.Generator().manual_seed(0))
     assert 0 not in other.tolist() and set(other.tolist()) == {1, 2, 3}
+
+
+def test_removed_items_reads_only_the_item_rows_of_a_larger_store():
+    """A store holding more nodes than users + items (extra nodes after the items, linked too) gets one flag per
+    item."""
+    from torch_geometric.data import Data
+
+    from graphunlearn.tasks.rec import removed_items
+
+    nu, ni = 3, 4
+    pairs = torch.tensor([[0, 1, 2, 0], [nu + 0, nu + 1, nu + 3, nu + ni + 2]])  # the last: an extra node
+    store = gu.GraphStore(Data(edge_index=torch.cat([pairs, pairs.flip(0)], 1), num_nodes=nu + ni + 5))
+    store.delete_edges(pairs[:, 1:2], layout="edge_index")
+    assert removed_items(store, nu, ni).tolist() == [False, True, False, False]

@@ -40,7 +40,7 @@ def removed_items(store: GraphStore, num_users: int, num_items: int) -> Tensor:
     end = num_users + num_items
     live = torch.bincount(store.edge_index[1, store.edge_mask], minlength=end)[num_users:end]
     held = torch.bincount(store.edge_index[1], minlength=end)[num_users:end]
-    return ((held > 0) & (live == 0)) | ~store.node_mask[num_users:num_users + num_items]
+    return ((held > 0) & (live == 0)) | ~store.node_mask[num_users:end]
 
 
 def _user_index(store: GraphStore, num_users: int, num_items: int
