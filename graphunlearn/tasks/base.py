@@ -387,6 +387,24 @@ class Task:
         held = held.to(store.node_mask.device)
         return held[:, store.node_mask[held[0]] & store.node_mask[held[1]]]
 
+    def sampled_heldout_units(self, split, store: GraphStore) -> Tensor | None:
+        """The held-out pairs calibrated forgetting reads on sampled computation graphs: the fixed subset of at
+        most :attr:`sampled_val_units` positions of :meth:`heldout_units` that sampled validation reads
+        (:func:`val_subset`, seed 0, drawn before liveness is looked at, so that a deletion changes it only by
+        the pairs it removes, and a split's order, sorted by user for instance, never decides which), less
+        those :meth:`sampled_live_pairs` drops. Node tasks (no pairs): :meth:`heldout_units` as they are."""
+        held = self.heldout_units(split)
+        if held is None or not self.pairwise or not held.numel():
+            return held
+        held = held.to(store.node_mask.device)
+        return self.sampled_live_pairs(held[:, val_subset(held.size(1), self.sampled_val_units, held.device)],
+                                       split, store)
+
+    def sampled_live_pairs(self, pairs: Tensor, split, store: GraphStore) -> Tensor:
+        """The pairs [2, K] of ``pairs`` whose two nodes are live in ``store``, read at those nodes only (no
+        pass over the graph); recommendation also drops items out of the catalogue."""
+        return pairs[:, store.node_mask[pairs[0]] & store.node_mask[pairs[1]]]
+
     def heldout_is_validation_for(self, split) -> bool:
         """Whether :meth:`heldout_units` of ``split`` are validation data (default:
         :attr:`heldout_is_validation`; recommendation: whether the split holds validation interactions)."""

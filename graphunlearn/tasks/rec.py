@@ -17,7 +17,7 @@ from ..models import MF, LightGCN
 from ..report import Metrics
 from ..requests import DeletionRequest
 from ..store import GraphStore
-from .base import Task, check_scores, deleted_edge_ids, make_generator, pick, register_task, val_subset
+from .base import Task, check_scores, deleted_edge_ids, make_generator, pick, register_task
 
 _KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -390,18 +390,16 @@ class Recommendation(Task):
         from ..graph import row_slots
         from .local import live_degrees
 
-        val = _val_pos(split)
-        if val is None or not val.numel():
+        if not self.heldout_is_validation_for(split):
             return None
         nu, ni = split.num_users, split.num_items
         dev = store.device
-        val = val.to(dev)[:, val_subset(val.size(1), self.sampled_val_units, dev)]
         # the store read at the sampled pairs only (O(their CSR rows), never O(E)): live degrees (cached per
         # request) give the catalogue, the users' CSR rows the items they keep
-        csr, (degree, _) = store.live_csr(), live_degrees(store)
-        val = val[:, store.node_mask[val[0]] & store.node_mask[val[1]] & (degree[val[1]] > 0)]
+        val = self.sampled_heldout_units(split, store)
         if not val.numel():
             return None
+        csr, (degree, _) = store.live_csr(), live_degrees(store)
         g = make_generator(0, dev)
         items = torch.randperm(ni, generator=g, device=dev)[:self.sampled_val_items] + nu
         was = model.training
@@ -440,6 +438,14 @@ class Recommendation(Task):
         in_catalogue[kept[1]] = True
         val = val.to(kept.device)
         return val[:, store.node_mask[val[0]] & store.node_mask[val[1]] & in_catalogue[val[1]]]
+
+    def sampled_live_pairs(self, pairs, split, store):
+        """The interactions of ``pairs`` that :meth:`validate` counts, read at their nodes only: live user and
+        item, the item with a live training interaction (the store's live degrees, cached per request)."""
+        from .local import live_degrees
+
+        degree, _ = live_degrees(store)
+        return pairs[:, store.node_mask[pairs[0]] & store.node_mask[pairs[1]] & (degree[pairs[1]] > 0)]
 
     def live_heldout_units(self, split, store):
         """The validation interactions that count in :meth:`validate` (live users and items, items in the

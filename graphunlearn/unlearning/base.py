@@ -574,8 +574,9 @@ class Calibration:
     recommendation on sampled computation graphs, whose ``validate`` ranks every item on the whole graph: there
     a sampled AUC (:meth:`~graphunlearn.tasks.rec.Recommendation.sampled_validate`).
     On sampled computation graphs (``unlearn(num_neighbors=...)``) pair scores come from sampled
-    computation graphs of the deleted and the first ``Task.sampled_val_units`` held-out pairs, drawn with a
-    fixed seed at every check; node classification asks deleted nodes on the graph before the requests,
+    computation graphs of the deleted pairs and of the live ones among the held-out pairs sampled validation
+    reads (``Task.sampled_heldout_units``: a fixed random subset of ``Task.sampled_val_units`` positions),
+    drawn with a fixed seed at every check; node classification asks deleted nodes on the graph before the requests,
     which sampled graphs do not rebuild, so it is calibrated on the whole graph only.
     """
 
@@ -606,9 +607,7 @@ class Calibration:
             return
         if task.pairwise:
             forget = task.forget_units(store, ctx.requests, split)
-            held = task.live_heldout_units(split, store)
-            if held is not None and ctx.local:
-                held = held[:, :task.sampled_val_units]
+            held = task.sampled_heldout_units(split, store) if ctx.local else task.live_heldout_units(split, store)
             if not forget.numel() or held is None or not held.numel():
                 self.reason = "no deleted units" if not forget.numel() else "no held-out validation units"
                 return

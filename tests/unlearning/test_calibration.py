@@ -381,6 +381,27 @@ def test_rec_calibration_reads_user_item_scores_and_live_degrees():
     assert torch.allclose(h, (z[split.val_pos[0]] * z[split.val_pos[1]]).sum(1), atol=1e-6)
 
 
+def test_sampled_rec_calibration_reads_the_validation_subset_sampled_validation_reads(monkeypatch):
+    """On sampled computation graphs H is the fixed random subset of validation positions the sampled AUC reads
+    (``val_subset``), less interactions no longer counted, not the first ``sampled_val_units`` live ones: the
+    split's validation interactions are sorted by user, so the first ones are the lowest users' only."""
+    model, store, req, split = rec_case()
+    rec = gu.tasks.get_task("rec")
+    monkeypatch.setattr(type(rec), "sampled_val_units", 6)
+    ctx = Context(model, model, store, (req,), rec, split, 0, False, gu.methods()["reverse_bpr"].options_type(),
+                  method="test", num_neighbors=[-1, -1])
+    held = Calibration(ctx, 0.01).heldout
+    subset = split.val_pos[:, gu.tasks.base.val_subset(split.val_pos.size(1), 6, "cpu")]
+    assert bool((split.val_pos[0].diff() >= 0).all())  # sorted by user
+    assert torch.equal(held, subset) and not torch.equal(held, split.val_pos[:, :6])
+    # a deleted user drops their interactions from the subset; the rest stay where they were
+    gone = int(subset[0, 2])
+    store.delete_nodes([gone])
+    ctx = Context(model, model, store, (req,), rec, split, 0, False, gu.methods()["reverse_bpr"].options_type(),
+                  method="test", num_neighbors=[-1, -1])
+    assert torch.equal(Calibration(ctx, 0.01).heldout, subset[:, subset[0] != gone])
+
+
 def poisoned_rec(split):
     """``split`` with its test interactions pointing far out of range: reading them fails."""
     return dataclasses.replace(split, test_pos=torch.full_like(split.test_pos, 10**6))
