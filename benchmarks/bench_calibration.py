@@ -3,7 +3,8 @@
 forget sets; Cora by default, ``--dataset`` another link graph), built the way the benchmark engine builds
 its cells (``graphunlearn.bench``).
 
-Per (seed, setting, method): Dt-AUROC and Df-AUROC (``evaluate``, the protocol's metrics), the raw
+Per (seed, setting, method): Dt-AUROC and Df-AUROC (``evaluate``, the protocol's metrics; on an ``ogbl-*``
+graph OGB's Hits@K too), the raw
 forget-vs-held-out AUROC the certificates record (``Task.forget_vs_heldout``), the degree-matched one the
 calibration reads (``Calibration.auroc``), the unlearning time, and what calibration decided (the epoch kept,
 the epoch it stopped). Gold and the metrics are computed after the methods ran; no method sees them.
@@ -74,7 +75,8 @@ def run(seeds: list[int], settings: list[str], fraction: float, epochs: int, var
                        "matched_auroc": measure.auroc(model), "seconds": res.seconds if res is not None else 0.0,
                        "epochs": res.info.get("epochs") if res is not None else None,
                        "selected_epoch": res.info.get("selected_epoch") if res is not None else None,
-                       "stopped_at": cal.get("stopped_at"), "deleted": int(req.edge_ids.numel())}
+                       "stopped_at": cal.get("stopped_at"), "deleted": int(req.edge_ids.numel()),
+                       **{k: v for k, v in ev.items() if k.startswith("hits@")}}  # OGB's metric on ogbl-*
                 rows.append(row)
                 log(f"seed {seed} {setting:3s} {label:20s} dt {row['dt_auroc']:.4f} df {row['df_auroc']:.4f} "
                     f"fvh {row['fvh_auroc']:.3f} matched {row['matched_auroc']:.3f} {row['seconds']:.2f}s "
@@ -84,8 +86,10 @@ def run(seeds: list[int], settings: list[str], fraction: float, epochs: int, var
 
 def table(rows: list[dict]) -> str:
     """Mean ± std per setting and method, with the mean |method - gold| per seed on Df and matched AUROC."""
+    hits = sorted({k for r in rows for k in r if k.startswith("hits@")})
     return common.gold_table(rows, "setting", [
-        ("Dt-AUROC", common.column("dt_auroc")), ("Df-AUROC", common.column("df_auroc")),
+        ("Dt-AUROC", common.column("dt_auroc")), *[(k.capitalize(), common.column(k)) for k in hits],
+        ("Df-AUROC", common.column("df_auroc")),
         ("|Df - gold|", common.distance("df_auroc")), ("forget-vs-held-out", common.column("fvh_auroc")),
         ("matched", common.column("matched_auroc")), ("|matched - gold|", common.distance("matched_auroc", 3)),
         ("time (s)", common.median_seconds), ("epoch kept", common.epochs_kept)])
