@@ -7,7 +7,7 @@ Per (seed, setting, method): Dt-AUROC and Df-AUROC (``evaluate``, the protocol's
 graph OGB's Hits@K too), the raw
 forget-vs-held-out AUROC the certificates record (``Task.forget_vs_heldout``), the degree-matched one the
 calibration reads (``Calibration.auroc``), the unlearning time, and what calibration decided (the epoch kept,
-the epoch it stopped). Gold and the metrics are computed after the methods ran; no method sees them.
+the epoch it stopped, every check). Gold and the metrics are computed after the methods ran; no method sees them.
 
     python benchmarks/bench_calibration.py --seeds 7,8,9                  # development seeds
     python benchmarks/bench_calibration.py --seeds 42,21,13,87,100        # the protocol's seeds
@@ -76,6 +76,8 @@ def run(seeds: list[int], settings: list[str], fraction: float, epochs: int, var
                        "epochs": res.info.get("epochs") if res is not None else None,
                        "selected_epoch": res.info.get("selected_epoch") if res is not None else None,
                        "stopped_at": cal.get("stopped_at"), "deleted": int(req.edge_ids.numel()),
+                       # every check: [epoch, validation score, matched AUROC, eligible] (calibrated rows)
+                       "checks": [[c["epoch"], c["val"], c["auroc"], c["eligible"]] for c in cal.get("checks", [])],
                        **{k: v for k, v in ev.items() if k.startswith("hits@")}}  # OGB's metric on ogbl-*
                 rows.append(row)
                 log(f"seed {seed} {setting:3s} {label:20s} dt {row['dt_auroc']:.4f} df {row['df_auroc']:.4f} "
