@@ -11,7 +11,7 @@ from torch_geometric.data import Data
 
 from ...models import fresh_copy
 from ...store import GraphStore
-from ...tasks.base import deleted_edge_ids, make_generator, pick
+from ...tasks.base import deleted_edge_ids, make_generator, pick, run_model
 from ...tasks.local import retain_sampler as local_retain_sampler
 from ...train import fit
 from ..base import (
@@ -28,6 +28,7 @@ from ..base import (
     option,
     register,
 )
+from .heldout_distill import record_graph
 
 
 @dataclass
@@ -44,6 +45,10 @@ class D2DGNOptions(Options):
                                 "one (zero logits and embeddings: every pair 0.5, every class alike)")
     eval_every: int = option(4, int, low=1, doc="epochs between validations")
     max_pairs: int | None = option(None, int, low=1, doc="cap on retained units per epoch (None: no cap)")
+    forget_graph: str = option("records", choices=("records", "live"),
+                               doc="node classification: the forget term asks the deleted nodes with their records "
+                                   "put back, as evaluation and calibration ask them ('records'), or on the live "
+                                   "graph, where they have neither features nor edges ('live')")
     calibrate: bool = calibrate_switch()
     calibrate_tolerance: float = calibrate_tolerance()
     calibrate_every: int = calibrate_every()
@@ -111,7 +116,15 @@ def run(ctx: Context) -> dict:
     task supplies the units and the KL: for link prediction :math:`R` holds the live edges of the affected
     neighbourhood, ``sample_ratio`` times as many other live edges and as many sampled node pairs, with the
     two-class KL on the pair logits, and :math:`D_f` the deleted edges; for node classification :math:`R` the live
-    affected nodes plus a sample, with the softmax KL over class logits, and :math:`D_f` the deleted nodes.
+    affected nodes plus a sample, with the softmax KL over class logits, and :math:`D_f` the deleted nodes, whose
+    forget term (student and destroyer alike, its KL and its MSE) asks them with their records put back
+    (``forget_graph="records"``, the default: their features and edges, as evaluation, calibration and an
+    attacker holding them ask, :func:`~graphunlearn.tasks.node.graph_before`, cut to their
+    :math:`(L+1)`-hop neighbourhood where that gives the same answers,
+    :func:`~graphunlearn.unlearning.algorithms.heldout_distill.record_graph`). On the live graph
+    (``forget_graph="live"``, the behaviour before 2026-12-02) a deleted node has neither features nor edges,
+    so the term reaches little but the biases; on Cora's development seeds it left the deleted nodes' answers
+    as they were (``docs/methods.md``).
     :math:`V_R` are the live affected nodes plus a sample, :math:`V_f` the deleted nodes. ``max_pairs`` caps the
     retained units drawn per epoch. The student starts from the original weights (``from_scratch=True``: a fresh
     initialisation); the epoch kept is the best on validation.
@@ -170,6 +183,20 @@ def run(ctx: Context) -> dict:
 
     # data-parallel: each rank takes its share of the deleted units (ctx.share; all of them in one process)
     forget, deleted_nodes = ctx.share(forget), ctx.share(deleted_nodes)
+    # node classification: the deleted nodes asked with their records put back (their live rows have neither
+    # features nor edges, so a forget term there moves little but biases); the destroyer's answers there are fixed
+    records = None
+    if not task.pairwise and o.forget_graph == "records" and forget.numel():
+        x_rec, ei_rec, at, _, _ = record_graph(ctx, forget)
+        with torch.no_grad():
+            if destroyer is not None:
+                h_rec_d = run_model(destroyer, x_rec, ei_rec)
+                target_logits, target_h = task.unit_logits(destroyer, h_rec_d, at), h_rec_d[at]
+            else:
+                h_rec_o = run_model(ctx.original, x_rec, ei_rec)
+                target_logits = torch.zeros_like(task.unit_logits(ctx.original, h_rec_o, at))
+                target_h = torch.zeros_like(h_rec_o[at])
+        records = (x_rec, ei_rec, at, target_logits, target_h)
 
     def loss_fn(_):
         units = retained(g) if ctx.local else ctx.share(retained(g))
@@ -189,7 +216,12 @@ def run(ctx: Context) -> dict:
                                    task.unit_logits(ctx.original, h_p, units_), tau)
         loss_r = loss_r + beta * F.mse_loss(h[nodes_], h_p[nodes_])
         loss_f = torch.zeros((), device=h.device)
-        if forget.numel() or deleted_nodes.numel():
+        if records is not None:
+            x_rec, ei_rec, at, target_logits, target_h = records
+            h_rec = run_model(ctx.model, x_rec, ei_rec)
+            loss_f = (task.distill_loss(task.unit_logits(ctx.model, h_rec, at), target_logits, tau)
+                      + beta * F.mse_loss(h_rec[at], target_h))
+        elif forget.numel() or deleted_nodes.numel():
             h_d = step.encode(destroyer, frozen=True) if destroyer is not None else None
             if forget.numel():
                 logits = task.unit_logits(ctx.model, h, forget_)
