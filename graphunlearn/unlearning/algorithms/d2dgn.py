@@ -134,7 +134,10 @@ def run(ctx: Context) -> dict:
     deleted elements, half uniformly from the live graph, with as many non-edges for link prediction
     (:math:`V_R` is then their endpoints); the student and both teachers run on the one computation graph of
     every node the step touches, and validation reads sampled computation graphs too. Its cost then follows
-    the deletion, not the graph.
+    the deletion, not the graph, except on node deletion with ``forget_graph="records"``: the record graph is
+    built once (one pass over the live edges) and the forget term runs on the deleted nodes' whole
+    :math:`(L+1)`-hop neighbourhood in it at every step, unsampled (on the whole record graph for a model that
+    cannot be cut to it).
 
     With ``calibrate=True`` the epoch kept is chosen by calibrated forgetting
     (:class:`~graphunlearn.unlearning.base.Calibration`, ``docs/calibration.md``): a check every
@@ -184,7 +187,9 @@ def run(ctx: Context) -> dict:
     # data-parallel: each rank takes its share of the deleted units (ctx.share; all of them in one process)
     forget, deleted_nodes = ctx.share(forget), ctx.share(deleted_nodes)
     # node classification: the deleted nodes asked with their records put back (their live rows have neither
-    # features nor edges, so a forget term there moves little but biases); the destroyer's answers there are fixed
+    # features nor edges, so a forget term there moves little but biases); the destroyer's answers there are
+    # fixed. Built before the loop, even if a calibrated run then takes no step: building it synchronises with
+    # the host, which no step may
     records = None
     if not task.pairwise and o.forget_graph == "records" and forget.numel():
         x_rec, ei_rec, at, _, _ = record_graph(ctx, forget)
