@@ -216,7 +216,9 @@ def run(ctx: Context) -> dict:
             nodes = torch.cat([affected, pick(live_nodes, n_sample, g)])
         else:
             nodes = units.reshape(-1)
-        step = ctx.step_graph([units, forget, nodes, deleted_nodes], g)
+        # the forget term on the records needs no rows of the deleted nodes on the live step graph
+        gone = (forget[:0], deleted_nodes[:0]) if records is not None else (forget, deleted_nodes)
+        step = ctx.step_graph([units, gone[0], nodes, gone[1]], g)
         units_, forget_, nodes_, deleted_ = step.units
         h = step.encode(ctx.model)
         h_p = step.encode(ctx.original, frozen=True)
