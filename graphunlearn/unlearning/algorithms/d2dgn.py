@@ -205,6 +205,8 @@ def run(ctx: Context) -> dict:
         else:  # uniform: zero logits (the original's answers there give the shape) and zero outputs
             target_logits, target_h = torch.zeros_like(rec_logits), None
         records = (x_rec, ei_rec, at, target_logits, target_h)
+    # the step graph's rows of the deleted units: none needed when the forget term reads the records
+    step_forget, step_deleted = (forget[:0], deleted_nodes[:0]) if records is not None else (forget, deleted_nodes)
 
     def loss_fn(_):
         units = retained(g) if ctx.local else ctx.share(retained(g))
@@ -216,9 +218,7 @@ def run(ctx: Context) -> dict:
             nodes = torch.cat([affected, pick(live_nodes, n_sample, g)])
         else:
             nodes = units.reshape(-1)
-        # the forget term on the records needs no rows of the deleted nodes on the live step graph
-        gone = (forget[:0], deleted_nodes[:0]) if records is not None else (forget, deleted_nodes)
-        step = ctx.step_graph([units, gone[0], nodes, gone[1]], g)
+        step = ctx.step_graph([units, step_forget, nodes, step_deleted], g)
         units_, forget_, nodes_, deleted_ = step.units
         h = step.encode(ctx.model)
         h_p = step.encode(ctx.original, frozen=True)
