@@ -483,7 +483,7 @@ def test_unknown_settings_are_refused(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match=r"unknown settings \['hard_degree'\] for task 'link'; known: .*hard-degree"):
         bench.plan({**config, "settings": ["in", "hard_degree"]})
-    with pytest.raises(ValueError, match=r"unknown settings \['in'\] for task 'node'; known: \['nodes', 'features'\]"):
+    with pytest.raises(ValueError, match=r"unknown settings \['in'\] for task 'node'; known: \['nodes', 'features', 'class'\]"):
         bench.plan({**bench.load_config("smoke-node"), "settings": ["in"]})
     assert len(bench.plan({**config, "settings": ["in", "out", "hard-degree", "hard-confident"]})) == 4
     # split options are checked against the task's make_split, ratios in [0, 1)
@@ -504,7 +504,7 @@ def test_settings_are_what_each_task_declares():
     from graphunlearn.bench.engine import settings_of
 
     assert settings_of(gu.tasks.get_task("link")) == ("in", "out", "hard-degree", "hard-confident")
-    assert settings_of(gu.tasks.get_task("node")) == ("nodes", "features")
+    assert settings_of(gu.tasks.get_task("node")) == ("nodes", "features", "class")
     assert settings_of(gu.tasks.get_task("rec")) == ("interaction", "user", "item_group")
 
     class Undeclared(gu.tasks.LinkPrediction):

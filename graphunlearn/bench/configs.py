@@ -8,8 +8,9 @@ one registered at run time) and the grid the engine runs::
 
 Required keys: ``task``, ``datasets``, ``backbones``, ``methods``, ``fractions``, ``settings`` (``in``/``out``
 for link, what the task's ``sample_forget`` reads, and the hard workloads ``hard-degree``/``hard-confident``,
-drawn by :func:`graphunlearn.datasets.hard_forget_edges`; ``nodes`` or ``features`` (every feature value of
-the drawn training nodes erased) for node; ``interaction``/``user``/``item_group`` for rec; others are
+drawn by :func:`graphunlearn.datasets.hard_forget_edges`; ``nodes``, ``features`` (every feature value of
+the drawn training nodes erased) or ``class`` (every node of one class drawn by the seed; the fraction is not
+read) for node; ``interaction``/``user``/``item_group`` for rec; others are
 refused by :func:`graphunlearn.bench.plan`), ``seeds`` and ``epochs`` (the original's and gold's training
 budget: an integer, or an object giving each dataset its own, with ``"*"`` for the datasets it does not name,
 e.g. ``{"*": 200, "amazon-photo": 500}``; :func:`epochs_for`).

@@ -17,7 +17,7 @@ from ..models import CONVS, GNN, default_options
 from ..nn import as_live
 from ..report import Metrics
 from ..requests import DeletionRequest, bind
-from ..store import GraphStore
+from ..store import DeletionError, GraphStore
 from .base import (
     Task,
     affected_nodes,
@@ -63,32 +63,69 @@ def node_regions(store: GraphStore, requests: Sequence[DeletionRequest], test_id
             "rest": ids[live & (region == 3)], "test": test_idx[store.node_mask[test_idx]]}
 
 
-def graph_before(store: GraphStore, requests: Sequence[DeletionRequest]) -> tuple[Tensor | None, Tensor]:
+def graph_before(store: GraphStore, requests: Sequence[DeletionRequest],
+                 rows: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
     """Features and ``edge_index`` of the graph as it was before ``requests``: the live graph with the
     requests' own nodes, edges and feature values put back (other requests stay applied: a deleted node's row
-    comes back without the values another request erased)."""
+    comes back without the values another request erased).
+
+    ``rows`` (1-D node ids [R], optional): return only those feature rows, in that order ([R, F] instead of
+    [N, F]), built without a copy of the whole matrix; ``edge_index`` stays the whole graph's.
+    """
     eids = torch.unique(torch.cat([store.live_edge_ids()] + [r.edge_ids for r in requests]))
     edge_index, orig = store._directed(eids)
     if store.edge_weight is not None:  # the project's layers read weights through the view bound to the tensor
         bind(edge_index, as_live(edge_index, store.num_nodes, store.edge_weight[orig]))
     x = store.live_x()
-    if x is not None:
-        x = x.clone()
-        keep = None if store.feature_mask is None else store.feature_mask.clone()  # False: a value erased
-        cells = []
-        for r in requests:
-            if r.feature_node_ids.numel():
-                cols = slice(None) if r.feature_columns is None else r.feature_columns.unsqueeze(0)
-                cells.append((r.feature_node_ids.unsqueeze(1), cols))
-        if keep is not None:
-            for rows, cols in cells:  # the requests' own erased values come back, others' stay erased
-                keep[rows, cols] = True
-        for r in requests:
-            ids = r.node_ids
-            x[ids] = store.x[ids] if keep is None else store.x[ids] * keep[ids]
-        for rows, cols in cells:
-            x[rows, cols] = store.x[rows, cols]
+    if x is None:
+        return None, edge_index
+    if rows is None:
+        x, pos = x.clone(), None
+    else:  # pos: a node's row in x (-1: not among rows)
+        x = x[rows]
+        pos = torch.full((store.num_nodes,), -1, dtype=torch.long, device=x.device)
+        pos[rows] = torch.arange(rows.numel(), device=x.device)
+
+    def here(ids: Tensor) -> tuple[Tensor, Tensor]:  # the store's ids among the rows, and their rows in x
+        if pos is None:
+            return ids, ids
+        at = pos[ids]
+        return ids[at >= 0], at[at >= 0]
+
+    keep = None if store.feature_mask is None else store.feature_mask.clone()  # False: a value erased
+    cells = []
+    for r in requests:
+        if r.feature_node_ids.numel():
+            cols = slice(None) if r.feature_columns is None else r.feature_columns.unsqueeze(0)
+            cells.append((r.feature_node_ids, cols))
+    if keep is not None:
+        for ids, cols in cells:  # the requests' own erased values come back, others' stay erased
+            keep[ids.unsqueeze(1), cols] = True
+    for r in requests:
+        ids, at = here(r.node_ids)
+        x[at] = store.x[ids] if keep is None else store.x[ids] * keep[ids]
+    for ids, cols in cells:
+        ids, at = here(ids)
+        x[at.unsqueeze(1), cols] = store.x[ids.unsqueeze(1), cols]
     return x, edge_index
+
+
+def draw_node_class(store: GraphStore, split: ds.NodeSplit, seed: int = 0) -> int:
+    """A node class drawn uniformly by ``seed`` among the labels of the live training nodes (labels below
+    zero, unlabelled, are not classes): the class the ``"class"`` forget setting deletes.
+
+    Raises:
+        DeletionError: a store without 1-D labels ``y``, or no live labelled training node.
+    """
+    if store.y is None or store.y.dim() != 1:
+        raise DeletionError("node classification, forget setting 'class': the store has no 1-D node labels y")
+    train = split.train_idx[store.node_mask[split.train_idx]]
+    classes = torch.unique(store.y[train])
+    classes = classes[classes >= 0]
+    if classes.numel() == 0:
+        raise DeletionError("node classification, forget setting 'class': no live labelled training node")
+    g = torch.Generator().manual_seed(seed)
+    return int(classes[torch.randint(classes.numel(), (1,), generator=g)].item())
 
 
 class NodeClassification(Task):
@@ -354,21 +391,27 @@ class NodeClassification(Task):
         return ds.node_split(data, seed=seed), data
 
     #: the forget sets :meth:`sample_forget` draws (the benchmark's settings for node classification)
-    forget_settings = ("nodes", "features")
+    forget_settings = ("nodes", "features", "class")
 
     def sample_forget(self, store, split, fraction, seed=0, setting="nodes", **_):
         """Delete ``fraction`` of the training nodes (``setting="nodes"``), or every feature value of them
         (``"features"``: the nodes, their labels and edges stay), drawn by
-        :func:`~graphunlearn.datasets.forget_nodes`, and return the request.
+        :func:`~graphunlearn.datasets.forget_nodes`, or every node of one class (``"class"``:
+        :meth:`~graphunlearn.GraphStore.delete_node_class`, training, validation, test and unlabelled nodes
+        alike, with their edges; the class is drawn uniformly by ``seed`` among the classes of the live training
+        nodes, and ``fraction`` is not read), and return the request.
 
         Raises:
             ValueError: an unknown ``setting``, or a fraction :func:`~graphunlearn.datasets.forget_nodes`
                 refuses; :class:`~graphunlearn.DeletionError` (a ``ValueError``) for ``"features"`` on a store
-                without features.
+                without features, or ``"class"`` on a store without 1-D labels or without live labelled
+                training nodes.
         """
         if setting not in self.forget_settings:
             raise ValueError(f"node classification: unknown forget setting {setting!r}; known: "
                              f"{list(self.forget_settings)}")
+        if setting == "class":
+            return store.delete_node_class(draw_node_class(store, split, seed))
         nodes = ds.forget_nodes(split, fraction=fraction, seed=seed)
         return store.delete_nodes(nodes) if setting == "nodes" else store.delete_node_features(nodes)
 

@@ -12,11 +12,19 @@ from torch import Tensor, nn
 
 def run_model(model: nn.Module, x: Tensor | None, edge_index: Tensor) -> Tensor:
     """``model.get_embedding(edge_index)`` when the model has that method (PyG's ``LightGCN``), else
-    ``model(x, edge_index)`` (PyG's convention for every ``BasicGNN`` and ``MessagePassing`` stack)."""
+    ``model(x, edge_index)`` (PyG's convention for every ``BasicGNN`` and ``MessagePassing`` stack).
+
+    Raises:
+        TypeError: the model returned something other than one tensor of per-node outputs (a tuple or a
+            dict, say: wrap the model so that its forward returns the tensor the task reads).
+    """
     get_embedding = getattr(model, "get_embedding", None)
-    if callable(get_embedding):
-        return get_embedding(edge_index)
-    return model(x, edge_index)
+    out = get_embedding(edge_index) if callable(get_embedding) else model(x, edge_index)
+    if not isinstance(out, Tensor):
+        call = "get_embedding(edge_index)" if callable(get_embedding) else "forward(x, edge_index)"
+        raise TypeError(f"{type(model).__name__}.{call} returned a {type(out).__name__}; graphunlearn reads one "
+                        "tensor of per-node outputs [N, d]: wrap the model so that it returns that tensor")
+    return out
 
 
 def make_generator(seed: int, device: torch.device | str) -> torch.Generator:

@@ -217,6 +217,49 @@ def test_feature_erased_nodes_are_asked_with_their_values_back():
         task.sample_forget(gu.GraphStore(data), split, 0.2, setting="edges")
 
 
+def test_the_class_setting_deletes_one_class_drawn_by_the_seed():
+    """The ``class`` forget setting deletes every node of one class (training, validation, test alike, with
+    their edges), the class drawn by the seed among the live training nodes' labels; ``fraction`` is not read.
+    A store without labels is refused with nothing changed."""
+    from graphunlearn.tasks.node import draw_node_class
+
+    data = gu.datasets.synthetic(num_nodes=200, num_classes=4, num_features=8, avg_degree=5, seed=0)
+    split = gu.datasets.node_split(data, seed=0)
+    task = gu.tasks.get_task("node")
+    drawn = {draw_node_class(gu.GraphStore(data), split, seed) for seed in range(12)}
+    assert drawn == {0, 1, 2, 3}  # every class can be drawn
+    for seed in (0, 5):
+        store = gu.GraphStore(data)
+        req = task.sample_forget(store, split, 0.9, seed=seed, setting="class")
+        c = draw_node_class(gu.GraphStore(data), split, seed)
+        assert req.kind == "node_class" and torch.equal(req.node_ids, (data.y == c).nonzero().squeeze(1))
+        assert not bool(store.node_mask[data.y == c].any()) and bool(store.node_mask[data.y != c].all())
+        again = gu.GraphStore(data)
+        assert torch.equal(task.sample_forget(again, split, 0.1, seed=seed, setting="class").node_ids, req.node_ids)
+    bare = gu.GraphStore(gu.datasets.synthetic(num_nodes=50, num_classes=3, num_features=4, seed=0))
+    bare.y = None
+    with pytest.raises(gu.DeletionError, match="no 1-D node labels y"):
+        task.sample_forget(bare, split, 0.1, seed=0, setting="class")
+    assert bool(bare.node_mask.all()) and bare.forgotten == {}
+
+
+def test_heldout_distill_forgets_a_deleted_class():
+    """After a whole class is deleted no live held-out node of it is left, so its deleted nodes are paired with
+    held-out nodes of the other classes: asked with their records they stop being answered as that class, as a
+    model retrained without the class (which never learns it) answers them, while the test nodes keep their
+    accuracy."""
+    model, _, split, _ = fresh()
+    data = memorising_setup()[0]
+    store = gu.GraphStore(data)
+    req = gu.tasks.get_task("node").sample_forget(store, split, 0.1, seed=0, setting="class")
+    before = asked_with_records(model, store, split, req)
+    out = gu.unlearn(model, store, req, "heldout_distill", split=split, seed=0)
+    after = asked_with_records(out.model, store, split, req)
+    # here: 0.82 before, 0.20 after; retrained 0.00, finetune 0.80, d2dgn 0.70 (50 nodes, 18 of them training)
+    assert before["acc_deleted"] > 0.5 and after["acc_deleted"] < 0.35, (before, after)
+    assert after["test_acc"] > before["test_acc"] - 0.1, (before, after)
+
+
 def test_graph_before_keeps_what_other_requests_erased():
     """A deleted node's record comes back without the values an earlier request (not asked about) erased; the
     asked requests' own erased values come back."""
@@ -231,6 +274,47 @@ def test_graph_before_keeps_what_other_requests_erased():
     assert float(x[4, :2].abs().sum()) == 0.0  # node 4 is live, its erased values stay erased
     x, _ = graph_before(store, [erase, gone])
     assert torch.equal(x[3], data.x[3]) and torch.equal(x[4], data.x[4])
+
+
+def test_graph_before_rows_are_the_whole_graphs_rows():
+    """``graph_before(..., rows=)`` builds only the rows asked for (record_graph's cut, without a copy of the whole
+    feature matrix) and gives exactly those rows of the whole graph's: deleted nodes with their values back, the
+    asked requests' erased cells back (whole rows and some columns), other requests' erased cells kept erased,
+    rows in any order and rows no request touched."""
+    from graphunlearn.tasks.node import graph_before
+
+    data = gu.datasets.synthetic(num_nodes=60, num_classes=3, num_features=6, avg_degree=4, seed=0)
+    store = gu.GraphStore(data)
+    kept = store.delete_node_features([3, 4], columns=[0, 1])
+    cols = store.delete_node_features([5, 6], columns=[2, 4])
+    whole = store.delete_node_features([7])
+    gone = store.delete_nodes([3, 8, 9])
+    asked = [cols, whole, gone]
+    x_all, ei_all = graph_before(store, asked)
+    for rows in (torch.tensor([9, 3, 4, 5, 7, 20, 0]), torch.arange(60), torch.tensor([11])):
+        x_rows, ei_rows = graph_before(store, asked, rows=rows)
+        assert x_rows.shape == (rows.numel(), 6) and torch.equal(x_rows, x_all[rows]), rows
+        assert torch.equal(ei_rows, ei_all)
+    assert float(x_all[3, :2].abs().sum()) == 0.0 and torch.equal(x_all[3, 2:], data.x[3, 2:])  # `kept` stays
+    assert torch.equal(x_all[[5, 6, 7, 8, 9]], data.x[[5, 6, 7, 8, 9]])
+    assert graph_before(store, [kept], rows=torch.tensor([3, 4]))[0].abs().sum() > 0  # 4's values back
+
+
+def test_a_model_that_returns_a_tuple_gets_a_clear_error():
+    """A model whose forward returns a tuple (embeddings and logits, say) is named with what was returned,
+    before any method reads it."""
+
+    class Pair(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(F_IN, 4)
+
+        def forward(self, x, edge_index):
+            return self.lin(x), x
+
+    data, _, _, _ = memorising_setup()
+    with pytest.raises(TypeError, match=r"Pair.forward\(x, edge_index\) returned a tuple"):
+        run_model(Pair(), data.x, data.edge_index)
 
 
 def fresh_erased():

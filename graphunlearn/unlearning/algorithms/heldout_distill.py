@@ -76,7 +76,8 @@ def record_graph(ctx: Context, nodes: Tensor) -> tuple[Tensor | None, Tensor, Te
                                            num_nodes=store.num_nodes)
     if subset.numel() == store.num_nodes:
         return x_rec, ei_rec, nodes, full, None
-    x_sub = x_rec[subset]
+    x_rec = None  # the whole matrix goes before the cut's rows are built: the peak holds one of them, not both
+    x_sub = graph_before(store, ctx.requests, rows=subset)[0]
     with torch.no_grad():
         try:
             out = run_model(ctx.original, x_sub, ei_sub)
@@ -84,7 +85,7 @@ def record_graph(ctx: Context, nodes: Tensor) -> tuple[Tensor | None, Tensor, Te
         except (RuntimeError, ValueError, IndexError):  # a model tied to the full node count
             cut = None
     if cut is None or cut.shape != full.shape or not torch.allclose(cut, full, rtol=1e-4, atol=1e-4):
-        return x_rec, ei_rec, nodes, full, None
+        return graph_before(store, ctx.requests)[0], ei_rec, nodes, full, None
     return x_sub, ei_sub, at, full, subset
 
 
