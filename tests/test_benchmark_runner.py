@@ -483,9 +483,14 @@ def test_unknown_settings_are_refused(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match=r"unknown settings \['hard_degree'\] for task 'link'; known: .*hard-degree"):
         bench.plan({**config, "settings": ["in", "hard_degree"]})
-    with pytest.raises(ValueError, match=r"unknown settings \['in'\] for task 'node'; known: \['nodes', 'features', 'class'\]"):
+    known = r"known: \['nodes', 'features', 'class'\]"
+    with pytest.raises(ValueError, match=r"unknown settings \['in'\] for task 'node'; " + known):
         bench.plan({**bench.load_config("smoke-node"), "settings": ["in"]})
     assert len(bench.plan({**config, "settings": ["in", "out", "hard-degree", "hard-confident"]})) == 4
+    node = bench.load_config("smoke-node")  # a setting no fraction sizes runs with one fraction, not several
+    with pytest.raises(ValueError, match=r"settings \['class'\] of task 'node' are not sized by a fraction"):
+        bench.plan({**node, "settings": ["nodes", "class"], "fractions": [0.05, 0.1]})
+    assert len(bench.plan({**node, "settings": ["class"], "fractions": [0.1]})) == len(node["seeds"])
     # split options are checked against the task's make_split, ratios in [0, 1)
     with pytest.raises(ValueError, match=r"unknown split options \['val_ratio'\] for task 'link'"):
         bench.plan({**config, "split": {"val_ratio": 0.1}})
@@ -557,3 +562,20 @@ def test_plot_floor_edge_cases(tmp_path):
             {**row, "metric": "gap_test_kl", "method": "unlink", "floor": 0.05}]
     assert bench.engine.plot_floor(rows, ["dt_auroc", "gap_test_kl"], tmp_path / "b.png")
     assert (tmp_path / "b.png").stat().st_size > 1000
+
+
+def test_prediction_change_reads_live_validation_nodes_only():
+    """The "did anything change" units of node classification are the live validation nodes: a deleted class
+    takes its validation nodes with it, and a deleted node (isolated, featureless) is no held-out decision."""
+    import graphunlearn as gu
+    from graphunlearn.bench.engine import _change_units
+
+    task = get_task("node")
+    data = gu.datasets.synthetic(num_nodes=120, num_classes=3, num_features=8, avg_degree=4, seed=0)
+    split = gu.datasets.node_split(data, seed=0)
+    store = gu.GraphStore(data)
+    assert torch.equal(_change_units(task, split, store), split.val_idx)
+    req = task.sample_forget(store, split, 0.1, seed=0, setting="class")
+    units = _change_units(task, split, store)
+    gone = split.val_idx[torch.isin(split.val_idx, req.node_ids)]
+    assert gone.numel() > 0 and torch.equal(units, split.val_idx[store.node_mask[split.val_idx]])

@@ -66,12 +66,16 @@ def test_cli_node_task(tmp_path, capsys):
     text = capsys.readouterr().out
     for argv, why in ((["--fraction", "0.05", "--setting", "out"],
                        "--setting out is not a forget setting of this run's task (node); its settings: nodes, "
-                       "features"),
+                       "features, class"),
                       (["--fraction", "0.05", "--kind", "user"],
                        "--kind user is not a forget setting of this run's task (node)"),
                       (["--nodes", "5", "--setting", "features"],
                        "--setting says what --fraction samples; with --nodes"),
-                      (["--fraction", "0.05", "--setting", "nodes", "--kind", "user"], "name two forget sets")):
+                      (["--fraction", "0.05", "--setting", "nodes", "--kind", "user"], "name two forget sets"),
+                      (["--fraction", "0.05", "--setting", "class"],
+                       "--setting class deletes a whole class, drawn by --seed: --fraction means nothing with it"),
+                      (["--setting", "nodes"], "--setting nodes samples a fraction of the forget units: give "
+                       "--fraction too")):
         assert main(["delete", "--run", run, *argv]) == 2, argv
         assert why in capsys.readouterr().err, argv
     # none of the refused calls registered anything: the next request is number 0
@@ -86,6 +90,8 @@ def test_cli_node_task(tmp_path, capsys):
     assert 0 <= row["test_acc"] <= 1 and 0 <= row["mia_auroc"] <= 1 and "gap_hop1_kl" in row
     text += capsys.readouterr().out
     assert "(node)" in text and "request 0: nodes" in text and "request 1: node_features" in text
+    assert main(["delete", "--run", run, "--setting", "class", "--seed", "1"]) == 0  # one whole class, no fraction
+    assert "request 2: node_class" in capsys.readouterr().out
     assert main(["train", "--run", run, "--model", "lightgcn"]) == 2
     assert "does not fit task 'node'" in capsys.readouterr().err
 

@@ -132,8 +132,8 @@ def plan(config: dict) -> list[dict]:
     :data:`EVAL_REVISION`.
 
     Raises:
-        ValueError: an unknown task, method or setting, or a budget that misses a dataset or names one the
-            configuration does not run.
+        ValueError: an unknown task, method or setting, a setting no fraction sizes beside several fractions,
+            or a budget that misses a dataset or names one the configuration does not run.
     """
     task = config.get("task")
     if not isinstance(task, str) or task not in tasks():
@@ -147,6 +147,11 @@ def plan(config: dict) -> list[dict]:
     bad = [s for s in config["settings"] if known is not None and s not in known]
     if bad:
         raise ValueError(f"benchmark config: unknown settings {bad} for task {task!r}; known: {list(known)}")
+    unsized = [s for s in config["settings"] if s in spec.unsized_settings]
+    if unsized and len(config["fractions"]) > 1:
+        raise ValueError(f"benchmark config: settings {unsized} of task {task!r} are not sized by a fraction (each "
+                         f"cell would repeat for every one of the fractions {config['fractions']}); run them in a "
+                         "configuration with one fraction")
     problem = budget_problem(config)
     if problem:
         raise ValueError(f"benchmark config: {problem}")
@@ -381,12 +386,14 @@ def _sample_forget(cell: dict, task: Task, store, split, model):
     return store.delete_edges(edges, layout="edge_index")
 
 
-def _change_units(task: Task, split):
+def _change_units(task: Task, split, store):
     """The held-out units :func:`~graphunlearn.evaluate.prediction_change` decides on: the task's own
-    (``heldout_units``: validation nodes; validation or test interactions), for link the validation positives
-    and negatives (the positives alone: two trained models call nearly all of them edges, and flips hide).
-    ``None`` when the split holds none."""
+    (``heldout_units``: the live validation nodes, as a request may delete some (the ``class`` setting);
+    validation or test interactions), for link the validation positives and negatives (the positives alone:
+    two trained models call nearly all of them edges, and flips hide). ``None`` when the split holds none."""
     held = task.heldout_units(split)
+    if held is not None and issubclass(task.split_type, datasets.NodeSplit):
+        held = held[store.node_mask[held]]
     if held is None or held.numel() == 0:
         return None
     if issubclass(task.split_type, datasets.LinkSplit):
@@ -436,7 +443,7 @@ def _run_cell(cell: dict, cache: dict, progress: bool) -> list[dict]:
     extra = {"seed": cell["seed"]} if _accepts(task.evaluate, "seed") else {}
     attack = ATTACKS.get(task.name)
     attacked = attack(cell, model, store, req) if attack is not None else None
-    units = _change_units(task, split)
+    units = _change_units(task, split, store)
 
     def metrics(method, res):
         values = dict(evaluate.evaluate(res.model, store, split, req, task=task.name, gold=gold, original=model,

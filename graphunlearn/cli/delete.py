@@ -24,7 +24,8 @@ def add_parser(subparsers) -> None:
     s.add_argument("--setting", default=None,
                    help="what --fraction samples, one of the run's task's forget settings (Task.forget_settings): "
                    "link: where Df lies, in or out (default in); node: the nodes (default) or every feature value "
-                   "of them (features); rec: interaction (default), user or item_group")
+                   "of them (features), or class (every node of one class drawn by --seed; no --fraction); rec: "
+                   "interaction (default), user or item_group")
     s.add_argument("--kind", choices=list(datasets.REC_KINDS), default=None,
                    help="rec: another name for --setting (default interaction)")
     s.add_argument("--item-group", metavar="GROUP",
@@ -42,22 +43,29 @@ def add_parser(subparsers) -> None:
 def run(args) -> None:
     run = _run_dir(args.run)
     given = [f"--{w.replace('_', '-')}" for w in _DELETE_WAYS if getattr(args, w) is not None]
-    if not given:
+    unsized = not given and args.setting is not None  # a setting no fraction sizes (checked on the task below)
+    if not given and not unsized:
         raise CLIError("say what to delete: --fraction, --edges, --nodes, --features, --edge-class, --node-class "
                        "or --item-group")
     if len(given) > 1:
         raise CLIError(f"one deletion per request: give one of {', '.join(given)}, not several")
-    if args.fraction is None and (args.setting is not None or args.kind is not None):
+    if given and args.fraction is None and (args.setting is not None or args.kind is not None):
         raise CLIError(f"--{'setting' if args.setting is not None else 'kind'} says what --fraction samples; "
                        f"with {given[0]} it means nothing")
     with _opened(run) as (store, split, task):
+        setting = _setting(args, task) if args.setting is not None or args.kind is not None else None
+        if unsized and setting not in task.unsized_settings:
+            raise CLIError(f"--setting {setting} samples a fraction of the forget units: give --fraction too")
+        if args.fraction is not None and setting in task.unsized_settings:
+            raise CLIError(f"--setting {setting} deletes a whole {setting}, drawn by --seed: --fraction means "
+                           "nothing with it")
         print(_delete(args, run, store, split, task).summary())
 
 
 def _delete(args, run: Path, store: GraphStore, split, task: Task):
     if args.item_group is not None:
         req = _delete_item_group(args, run, store)
-    elif args.fraction is not None:
+    elif args.fraction is not None or args.setting is not None:  # a fraction, or a setting no fraction sizes
         setting = _setting(args, task)
         setting = {} if setting is None else {"setting": setting}  # else the task's own default
         req = task.sample_forget(store, split, args.fraction, seed=args.seed, **setting)

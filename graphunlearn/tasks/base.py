@@ -189,6 +189,10 @@ class Task:
     #: default); the benchmark's settings and ``graphunlearn delete --setting`` are checked against it.
     #: ``None``: not declared, and ``sample_forget`` judges the setting itself
     forget_settings: tuple[str, ...] | None = None
+    #: the forget settings whose forget set no fraction sizes (node classification's ``class``: one whole class):
+    #: ``sample_forget`` does not read its ``fraction`` there, the benchmark refuses them with more than one
+    #: fraction, and ``graphunlearn delete --setting`` takes them without ``--fraction``
+    unsized_settings: tuple[str, ...] = ()
 
     def __init__(self, decoder: Callable[[Tensor, Tensor], Tensor] | None = None):
         if decoder is not None and not callable(decoder):

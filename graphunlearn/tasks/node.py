@@ -67,10 +67,12 @@ def graph_before(store: GraphStore, requests: Sequence[DeletionRequest],
                  rows: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
     """Features and ``edge_index`` of the graph as it was before ``requests``: the live graph with the
     requests' own nodes, edges and feature values put back (other requests stay applied: a deleted node's row
-    comes back without the values another request erased).
+    comes back without the values another request erased, and a node another request deleted stays deleted,
+    with the values the asked requests erased from it).
 
-    ``rows`` (1-D node ids [R], optional): return only those feature rows, in that order ([R, F] instead of
-    [N, F]), built without a copy of the whole matrix; ``edge_index`` stays the whole graph's.
+    ``rows`` (1-D node ids [R], optional, repeats allowed): return only those feature rows, in that order ([R, F]
+    instead of [N, F]), built without a copy of the whole matrix (nor of the feature mask); ``edge_index`` stays
+    the whole graph's.
     """
     eids = torch.unique(torch.cat([store.live_edge_ids()] + [r.edge_ids for r in requests]))
     edge_index, orig = store._directed(eids)
@@ -79,10 +81,15 @@ def graph_before(store: GraphStore, requests: Sequence[DeletionRequest],
     x = store.live_x()
     if x is None:
         return None, edge_index
+    fm = store.feature_mask  # False: a value erased
     if rows is None:
-        x, pos = x.clone(), None
+        x, keep, pos = x.clone(), None if fm is None else fm.clone(), None
     else:  # pos: a node's row in x (-1: not among rows)
-        x = x[rows]
+        rows = torch.as_tensor(rows, dtype=torch.long, device=x.device).reshape(-1)
+        uniq, inverse = torch.unique(rows, return_inverse=True)
+        if uniq.numel() < rows.numel():  # repeated ids: build each row once, then repeat it
+            return graph_before(store, requests, rows=uniq)[0][inverse], edge_index
+        x, keep = x[rows], None if fm is None else fm[rows]
         pos = torch.full((store.num_nodes,), -1, dtype=torch.long, device=x.device)
         pos[rows] = torch.arange(rows.numel(), device=x.device)
 
@@ -92,20 +99,21 @@ def graph_before(store: GraphStore, requests: Sequence[DeletionRequest],
         at = pos[ids]
         return ids[at >= 0], at[at >= 0]
 
-    keep = None if store.feature_mask is None else store.feature_mask.clone()  # False: a value erased
+    back = torch.cat([r.node_ids for r in requests]) if requests else None  # the nodes put back
     cells = []
     for r in requests:
-        if r.feature_node_ids.numel():
+        ids = r.feature_node_ids
+        if ids.numel():  # a node another request deleted stays deleted, erased values and all
+            ids = ids[store.node_mask[ids] | torch.isin(ids, back)]
             cols = slice(None) if r.feature_columns is None else r.feature_columns.unsqueeze(0)
-            cells.append((r.feature_node_ids, cols))
+            cells.append((*here(ids), cols))
     if keep is not None:
-        for ids, cols in cells:  # the requests' own erased values come back, others' stay erased
-            keep[ids.unsqueeze(1), cols] = True
+        for _, at, cols in cells:  # the requests' own erased values come back, others' stay erased
+            keep[at.unsqueeze(1), cols] = True
     for r in requests:
         ids, at = here(r.node_ids)
-        x[at] = store.x[ids] if keep is None else store.x[ids] * keep[ids]
-    for ids, cols in cells:
-        ids, at = here(ids)
+        x[at] = store.x[ids] if keep is None else store.x[ids] * keep[at]
+    for ids, at, cols in cells:
         x[at.unsqueeze(1), cols] = store.x[ids.unsqueeze(1), cols]
     return x, edge_index
 
@@ -392,6 +400,7 @@ class NodeClassification(Task):
 
     #: the forget sets :meth:`sample_forget` draws (the benchmark's settings for node classification)
     forget_settings = ("nodes", "features", "class")
+    unsized_settings = ("class",)
 
     def sample_forget(self, store, split, fraction, seed=0, setting="nodes", **_):
         """Delete ``fraction`` of the training nodes (``setting="nodes"``), or every feature value of them

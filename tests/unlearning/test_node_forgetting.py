@@ -280,7 +280,8 @@ def test_graph_before_rows_are_the_whole_graphs_rows():
     """``graph_before(..., rows=)`` builds only the rows asked for (record_graph's cut, without a copy of the whole
     feature matrix) and gives exactly those rows of the whole graph's: deleted nodes with their values back, the
     asked requests' erased cells back (whole rows and some columns), other requests' erased cells kept erased,
-    rows in any order and rows no request touched."""
+    rows in any order, repeated, and rows no request touched; a node deleted by a request not asked about stays
+    deleted even where an asked request erased values of it."""
     from graphunlearn.tasks.node import graph_before
 
     data = gu.datasets.synthetic(num_nodes=60, num_classes=3, num_features=6, avg_degree=4, seed=0)
@@ -297,7 +298,10 @@ def test_graph_before_rows_are_the_whole_graphs_rows():
         assert torch.equal(ei_rows, ei_all)
     assert float(x_all[3, :2].abs().sum()) == 0.0 and torch.equal(x_all[3, 2:], data.x[3, 2:])  # `kept` stays
     assert torch.equal(x_all[[5, 6, 7, 8, 9]], data.x[[5, 6, 7, 8, 9]])
-    assert graph_before(store, [kept], rows=torch.tensor([3, 4]))[0].abs().sum() > 0  # 4's values back
+    x_kept = graph_before(store, [kept], rows=torch.tensor([3, 4, 4]))[0]  # repeated ids give repeated rows
+    assert torch.equal(x_kept[1], data.x[4]) and torch.equal(x_kept[2], data.x[4])  # `kept`'s cells come back
+    assert float(x_kept[0].abs().sum()) == 0.0  # node 3 stays deleted: `gone` is not asked about
+    assert torch.equal(graph_before(store, [kept])[0][[3, 4, 4]], x_kept)
 
 
 def test_a_model_that_returns_a_tuple_gets_a_clear_error():

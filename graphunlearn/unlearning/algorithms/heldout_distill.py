@@ -56,7 +56,9 @@ def record_graph(ctx: Context, nodes: Tensor) -> tuple[Tensor | None, Tensor, Te
     ``nodes`` gives the same answers as the whole graph at a fraction of the cost when the deleted nodes are
     few. It is used only when the original model, asked on both, gives the same answers there (a model
     holding one embedding row per node, a store with edge weights, or layers run more than once per forward
-    fall back to the whole graph).
+    fall back to the whole graph). Memory: one feature matrix at a time beside the store's, the whole record
+    graph's [N, F] while the original is asked on it, then the cut's rows [N', F] built from the live features
+    (:func:`~graphunlearn.tasks.node.graph_before` with ``rows``).
 
     Returns ``(x, edge_index, at, logits, subset)``: the graph, the rows of ``nodes`` in its answers [K], the
     original's logits for ``nodes`` on it [K, C], and the store's ids of its nodes [N'] (``None``: the whole
@@ -85,6 +87,7 @@ def record_graph(ctx: Context, nodes: Tensor) -> tuple[Tensor | None, Tensor, Te
         except (RuntimeError, ValueError, IndexError):  # a model tied to the full node count
             cut = None
     if cut is None or cut.shape != full.shape or not torch.allclose(cut, full, rtol=1e-4, atol=1e-4):
+        x_sub = out = None  # dropped before the whole matrix is built again
         return graph_before(store, ctx.requests)[0], ei_rec, nodes, full, None
     return x_sub, ei_sub, at, full, subset
 
