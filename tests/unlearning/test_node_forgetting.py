@@ -244,10 +244,9 @@ def test_the_class_setting_deletes_one_class_drawn_by_the_seed():
 
 
 def test_heldout_distill_forgets_a_deleted_class():
-    """After a whole class is deleted no live held-out node of it is left, so its deleted nodes are paired with
-    held-out nodes of the other classes: asked with their records they stop being answered as that class, as a
-    model retrained without the class (which never learns it) answers them, while the test nodes keep their
-    accuracy."""
+    """After a whole class is deleted no live node of it is left, so its deleted nodes are taught the original's
+    answer with the class taken out: asked with their records they stop being answered as that class, as a model
+    retrained without the class (which never learns it) answers them, while the test nodes keep their accuracy."""
     model, _, split, _ = fresh()
     data = memorising_setup()[0]
     store = gu.GraphStore(data)
@@ -255,9 +254,44 @@ def test_heldout_distill_forgets_a_deleted_class():
     before = asked_with_records(model, store, split, req)
     out = gu.unlearn(model, store, req, "heldout_distill", split=split, seed=0)
     after = asked_with_records(out.model, store, split, req)
-    # here: 0.82 before, 0.20 after; retrained 0.00, finetune 0.80, d2dgn 0.70 (50 nodes, 18 of them training)
+    # here: 0.82 before, 0.18 after (0.20 with partners of other classes); retrained 0.00, finetune 0.80, d2dgn 0.70
+    # (50 nodes, 18 of them training)
     assert before["acc_deleted"] > 0.5 and after["acc_deleted"] < 0.35, (before, after)
     assert after["test_acc"] > before["test_acc"] - 0.1, (before, after)
+
+
+def test_a_deleted_class_is_taken_out_of_every_target():
+    """With every node of a class deleted, heldout_distill's targets (``deleted_classes="mask"``, the default)
+    give that class no probability: the deleted nodes learn the original's own answer on their records with the
+    class taken out, and the live nodes the original's answer without it. Trained long enough, the deleted nodes
+    asked with their records and every live node stop being answered as that class, faster than with partners
+    of other classes; a deletion that leaves every class some live node masks nothing."""
+    from graphunlearn.unlearning.algorithms.heldout_distill import deleted_classes, without_classes
+
+    model, store, split, _ = fresh()
+    assert deleted_classes(store, 4) is None  # 20 training nodes deleted: every class still has live nodes
+    data = memorising_setup()[0]
+    logits = torch.tensor([[2.0, 1.0, -3.0, 0.5]])
+    cut = without_classes(logits, torch.tensor([True, False, False, False]))
+    assert torch.isfinite(cut).all() and float(torch.softmax(cut / 10, 1)[0, 0]) < 1e-40
+    assert torch.equal(cut[:, 1:], logits[:, 1:])
+    seen = {}
+    for how in ("mask", "partners"):
+        store = gu.GraphStore(data)
+        req = gu.tasks.get_task("node").sample_forget(store, split, 0.1, seed=0, setting="class")
+        c = int(data.y[req.node_ids[0]])
+        gone = deleted_classes(store, 4)
+        assert gone.tolist() == [k == c for k in range(4)]
+        out = gu.unlearn(model, store, req, "heldout_distill", split=split, seed=0, epochs=20, deleted_classes=how)
+        x, ei = gu.evaluate.graph_before(store, [req])
+        with torch.no_grad():
+            p_c = float(torch.softmax(run_model(out.model.eval(), x, ei)[req.node_ids], 1)[:, c].mean())
+        live = store.node_mask.nonzero().squeeze(1)
+        live_as_c = int((gu.tasks.get_task("node").logits(out.model, store)[live].argmax(1) == c).sum())
+        seen[how] = (p_c, live_as_c, asked_with_records(out.model, store, split, req)["acc_deleted"])
+    # here: mask p(c) 0.003, partners 0.012; no deleted node nor live node answered as c by either
+    assert seen["mask"][0] < 0.005 and seen["mask"][0] < 0.5 * seen["partners"][0], seen
+    assert seen["mask"][1:] == (0, 0.0), seen
 
 
 def test_graph_before_keeps_what_other_requests_erased():

@@ -92,6 +92,25 @@ def record_graph(ctx: Context, nodes: Tensor) -> tuple[Tensor | None, Tensor, Te
     return x_sub, ei_sub, at, full, subset
 
 
+def deleted_classes(store, num_classes: int) -> Tensor | None:
+    """Classes with labelled nodes in the store but none live (every node of them deleted, as
+    ``delete_node_class`` does) [C] (bool), or ``None`` when there is none."""
+    y = store.y
+    labelled = y >= 0
+    had = torch.zeros(num_classes, dtype=torch.bool, device=y.device)
+    had[y[labelled]] = True
+    alive = torch.zeros_like(had)
+    alive[y[labelled & store.node_mask]] = True
+    gone = had & ~alive
+    return gone if bool(gone.any()) else None
+
+
+def without_classes(logits: Tensor, classes: Tensor) -> Tensor:
+    """``logits`` [K, C] with the ``classes`` [C] (bool) set 1,000 below the smallest logit: their softmax
+    probability is 0 at any temperature up to 10 (exp(-100)), and a distillation target stays finite."""
+    return logits.masked_fill(classes, 0.0) + classes * (logits.detach().min() - 1000.0)
+
+
 def pair_with_heldout(ctx: Context, rec_logits: Tensor, nodes: Tensor, how: str,
                       generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """The held-out partners of the deleted labelled ``nodes`` (:func:`heldout_partners`, scored by the
@@ -142,6 +161,10 @@ class HeldoutDistillOptions(Options):
     ce: float = option(1.0, float, low=0, doc="weight of the cross-entropy on the live training nodes beside "
                                               "the retained distillation")
     sample_ratio: float = option(1.0, float, low=0, doc="retained nodes sampled per affected node, per epoch")
+    deleted_classes: str = option("mask", choices=("mask", "partners"),
+                                  doc="classes left without a live labelled node: 'mask' takes them out of every "
+                                      "target (the original's answers renormalised over the other classes); "
+                                      "'partners': the deleted nodes of such a class take partners of any class")
 
 
 @register("heldout_distill", tasks=("node",), options=HeldoutDistillOptions,
@@ -167,6 +190,15 @@ def run(ctx: Context) -> dict:
     quantile (``pairing="rank"``) keeps the original's ordering: the deleted nodes it was least sure of are
     the ones that inherit the partners it gets wrong.
 
+    A class left without any live labelled node (every node of it deleted, as ``delete_node_class`` does) is one
+    a retrained model never learns, so it never answers it. With ``deleted_classes="mask"`` (default) every
+    target gives such a class no probability (:func:`without_classes`): a deleted node of it is taught the
+    original's own answer on its record with the class taken out (no partner of its class is left, and one of
+    another class would be a random answer), and the retained targets, the original on the live graph, lose the
+    class too, so the live nodes the original called it move to their next answer. ``"partners"``: such nodes
+    take held-out partners of any class, and the retained targets keep the class. Deletions that leave every
+    class a live node are unaffected.
+
     The idea is calibrated distillation towards non-member outputs (as D2DGN's destroyer, Sinha et al., arXiv
     2309.16173, distils deleted units towards an uninformed teacher, but the teacher here is the original on
     held-out nodes, so the deleted nodes end where non-members are rather than at random). It uses only the
@@ -188,6 +220,11 @@ def run(ctx: Context) -> dict:
     x_rec, ei_rec, at, rec_logits, _ = record_graph(ctx, nodes)  # the deleted nodes' records put back
     partners, live_logits = pair_with_heldout(ctx, rec_logits, nodes, o.pairing, g)
     target = live_logits[partners]
+    gone = deleted_classes(store, live_logits.size(1)) if o.deleted_classes == "mask" else None
+    if gone is not None:  # a model retrained without any node of a class never answers it
+        orphans = gone[store.y[nodes]]
+        target = torch.where(orphans.unsqueeze(1), rec_logits, target)  # the original's own answer, class out
+        target, live_logits = without_classes(target, gone), without_classes(live_logits, gone)
     retained = task.retain_sampler(store, ctx.requests, split, o.sample_ratio)
     train = split.train_idx[store.node_mask[split.train_idx]]
     tau, alpha, ce = float(o.tau), float(o.alpha), float(o.ce)
