@@ -387,13 +387,12 @@ def _sample_forget(cell: dict, task: Task, store, split, model):
 
 
 def _change_units(task: Task, split, store):
-    """The held-out units :func:`~graphunlearn.evaluate.prediction_change` decides on: the task's own
-    (``heldout_units``: the live validation nodes, as a request may delete some (the ``class`` setting);
-    validation or test interactions), for link the validation positives and negatives (the positives alone:
-    two trained models call nearly all of them edges, and flips hide). ``None`` when the split holds none."""
-    held = task.heldout_units(split)
-    if held is not None and issubclass(task.split_type, datasets.NodeSplit):
-        held = held[store.node_mask[held]]
+    """The held-out units :func:`~graphunlearn.evaluate.prediction_change` decides on: the task's own (node
+    units: :meth:`~graphunlearn.tasks.Task.live_heldout_units`, the live validation nodes, as a request may delete
+    some, the ``class`` setting; pairs: ``heldout_units``, validation or test interactions), for link the
+    validation positives and negatives (the positives alone: two trained models call nearly all of them edges,
+    and flips hide). ``None`` when the split holds none."""
+    held = task.heldout_units(split) if task.pairwise else task.live_heldout_units(split, store)
     if held is None or held.numel() == 0:
         return None
     if issubclass(task.split_type, datasets.LinkSplit):

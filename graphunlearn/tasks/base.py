@@ -382,13 +382,15 @@ class Task:
 
     def live_heldout_units(self, split, store: GraphStore) -> Tensor | None:
         """The :meth:`heldout_units` calibration compares deleted units with: those whose nodes are live in
-        ``store`` (pair units: both endpoints; a held-out pair of a deleted node is no longer a unit the model
-        can be asked about). Recommendation also drops interactions of items out of the catalogue, as its
-        validation score does."""
+        ``store`` (node units: the node; pair units: both endpoints; a held-out node deleted by a request, as a
+        whole class is, or a held-out pair of a deleted node is no longer a unit the model can be asked about).
+        Recommendation also drops interactions of items out of the catalogue, as its validation score does."""
         held = self.heldout_units(split)
-        if held is None or not self.pairwise or not held.numel():
+        if held is None or not held.numel():
             return held
         held = held.to(store.node_mask.device)
+        if not self.pairwise:
+            return held[store.node_mask[held]]
         return held[:, store.node_mask[held[0]] & store.node_mask[held[1]]]
 
     def sampled_heldout_units(self, split, store: GraphStore) -> Tensor | None:
@@ -396,9 +398,11 @@ class Task:
         most :attr:`sampled_val_units` positions of :meth:`heldout_units` that sampled validation reads
         (:func:`val_subset`, seed 0, drawn before liveness is looked at, so that a deletion changes it only by
         the pairs it removes, and a split's order, sorted by user for instance, never decides which), less
-        those :meth:`sampled_live_pairs` drops. Node tasks (no pairs): :meth:`heldout_units` as they are."""
+        those :meth:`sampled_live_pairs` drops. Node tasks (no pairs): :meth:`live_heldout_units`."""
+        if not self.pairwise:
+            return self.live_heldout_units(split, store)
         held = self.heldout_units(split)
-        if held is None or not self.pairwise or not held.numel():
+        if held is None or not held.numel():
             return held
         held = held.to(store.node_mask.device)
         return self.sampled_live_pairs(held[:, val_subset(held.size(1), self.sampled_val_units, held.device)],
